@@ -1,0 +1,131 @@
+"""Corrections of the register: order § 7 stk. 6 (agency) and stk. 7 (person), and § 6 balancing amounts.
+
+A corrected or cancelled report changes the saldo from that point on; later purchases keep the subsidy
+they got, and every difference between what was granted and what is now due becomes a balancing amount
+in the period where it arose (§ 7 stk. 3; spec/ctr.md § 7 DECISION).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import date
+
+from rules.balancing import repay
+from rules.dispensing import price_lines
+from rules.outcomes import Applied, Parked, PurchaseRecord, Refused
+from rules.scales import Scale, scale_for
+from rules.state import Balance, Period, PersonState
+from rules.subsidy import entitlement
+from schemas.corrections import Correction
+
+
+@dataclass(frozen=True, slots=True)
+class Recomputed:
+    """A correction's effect on one period: the records as now due, and the period's new saldo."""
+
+    records: tuple[PurchaseRecord, ...]
+    period: Period
+    new_balances: tuple[Balance, ...]
+
+
+def apply_balancing(state: PersonState, message: Correction, day: date) -> Applied | Refused:
+    """Register a balancing amount, or settle what the person owes with a voluntary repayment."""
+    assert message.amount is not None
+    if message.action == "repayment":
+        owed = -sum(b.remaining for b in state.balances if b.remaining < 0)
+        if message.amount > owed:
+            return Refused("rule.repayment_exceeds_debt")
+        _, balances = repay(state.balances, message.amount)
+        return Applied(replace(state, balances=balances))
+    arose_on = message.arose_on or day
+    period = state.period
+    arose_in = period.start if period is not None and period.covers(arose_on) else None
+    balance = Balance(
+        balance_id=f"agency:{message.message_id}",
+        amount=message.amount,
+        remaining=message.amount,
+        arose_on=arose_on,
+        arose_in_period=arose_in,
+        origin=f"registered by {message.sender.ordered_by}",
+        skip_once=message.hardship_deferral,
+    )
+    if any(b.balance_id == balance.balance_id for b in state.balances):
+        return Applied(state)
+    return Applied(replace(state, balances=(*state.balances, balance)))
+
+
+def recompute_period(
+    state: PersonState,
+    message: Correction,
+    period: Period,
+    chain: tuple[PurchaseRecord, ...],
+    scales: tuple[Scale, ...],
+) -> Recomputed | Parked | Refused:
+    """Correct or cancel one report and recompute the period's purchases from it on.
+
+    Args:
+        period: the period the corrected report belongs to (current or earlier).
+        chain: every purchase of that period in register order, the corrected one included.
+    """
+    target = next((r for r in chain if r.report_id == message.report_id), None)
+    if target is None:
+        return Refused("rule.correction_of_unknown_report")
+    if target.status == "cancelled":
+        return Refused("rule.report_already_cancelled")
+    if message.action == "correct":
+        assert message.lines is not None
+        priced = price_lines(state, message.lines, target.day)
+        new_basis = priced.basis if priced.any_subsidised else 0
+        terminal_cover = priced.terminal_cover
+    else:
+        new_basis, terminal_cover = 0, 0
+    saldo = 0
+    reached = False
+    records: list[PurchaseRecord] = []
+    balances: list[Balance] = []
+    for record in chain:
+        if record.status == "cancelled":
+            records.append(record)
+            continue
+        if record is target:
+            reached = True
+        if not reached:
+            saldo += record.basis
+            records.append(record)
+            continue
+        basis = new_basis if record is target else record.basis
+        if record.terminal and record is not target:
+            due = record.entitled
+        elif record is target and terminal_cover:
+            due = terminal_cover
+        else:
+            scale = scale_for(record.day, scales)
+            if scale is None:
+                return Parked("rule.unknown_scale: no scale for " + record.day.isoformat(), record.day)
+            due = entitlement(saldo, basis, scale, period.under18)
+        saldo += basis
+        difference = due - record.entitled
+        if difference:
+            balances.append(
+                Balance(
+                    balance_id=f"correction:{message.message_id}:{record.report_id}",
+                    amount=difference,
+                    remaining=difference,
+                    arose_on=record.day,
+                    arose_in_period=period.start,
+                    origin=f"correction ordered by {message.sender.ordered_by}",
+                )
+            )
+        status = record.status
+        if record is target:
+            status = "cancelled" if message.action == "cancel" else "corrected"
+        records.append(replace(record, basis=basis, entitled=due, status=status))
+    return Recomputed(tuple(records), replace(period, saldo=saldo), tuple(balances))
+
+
+def apply_recomputed(state: PersonState, result: Recomputed) -> PersonState:
+    """The person's state after a recomputation: new balances open, and the saldo if it is the current period."""
+    period = state.period
+    if period is not None and period.start == result.period.start:
+        period = result.period
+    return replace(state, period=period, balances=(*state.balances, *result.new_balances))

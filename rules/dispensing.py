@@ -1,0 +1,233 @@
+"""Applying one dispensing report (sale or return) to a person: § 146 subsidy, supplements, § 6, deferral.
+
+Called once per report, in the person's offset order. Pure: the caller supplies the scales, the original
+sale of a return, and the local date; the result says what to register and what to tell the pharmacy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import date
+from decimal import Decimal
+
+from rules.balancing import open_total, settle_at_purchase
+from rules.money import Ore
+from rules.outcomes import Applied, Parked, PurchaseRecord, PurchaseResult, Refused
+from rules.periods import is_under18, period_end
+from rules.scales import Scale, scale_for
+from rules.state import Balance, Period, PersonState
+from rules.subsidy import entitlement, share_of
+from schemas.dispensing import DispensingLine, DispensingReport
+
+HEALTH_SUPPLEMENT_SHARE = Decimal(85)
+"""Helbredstillæg covers 85 % × the supplement percentage of the own payment (spec/ctr.md § 5)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RulesConfig:
+    """The DECISION knobs of spec/ctr.md, in one place."""
+
+    rights_based_coverage: Decimal = Decimal(100)
+
+
+@dataclass(frozen=True, slots=True)
+class _Priced:
+    """A report's lines reduced to what the scale needs: saldo basis and the amounts beside it."""
+
+    any_subsidised: bool
+    basis: Ore  # adds to the saldo and is subsidised on the scale
+    actual: Ore  # everything the pharmacy charged
+    terminal_cover: Ore  # 100 % under a § 148 grant
+    above_basis: Ore  # what the citizen pays in full whatever the scale says
+
+
+def price_lines(state: PersonState, lines: list[DispensingLine], day: date) -> _Priced:
+    """Split a report's lines into the saldo basis and the rest (spec/ctr.md § 2 "Basis", § 4)."""
+    terminal = state.grant("s148_terminal", day) is not None
+    basis = actual = above = 0
+    any_subsidised = False
+    for line in lines:
+        actual += line.actual_price
+        increased = state.grant("s151_increased", day, line.drug_id) is not None
+        single = state.grant("s145_single", day, line.drug_id) is not None
+        if not (line.generally_reimbursed or single or increased):
+            above += line.actual_price
+            continue
+        any_subsidised = True
+        if increased:
+            line_basis = line.actual_price
+        elif line.actual_price >= 0:
+            line_basis = min(line.reimbursement_price, line.actual_price)
+        else:
+            line_basis = max(line.reimbursement_price, line.actual_price)
+        basis += line_basis
+        above += line.actual_price - line_basis
+    return _Priced(any_subsidised, basis, actual, actual if terminal else 0, above)
+
+
+def _open_period(state: PersonState, day: date) -> Period:
+    """The period the purchase on `day` falls in: the current one, or a new one with saldo 0 (§ 3)."""
+    current = state.period
+    if current is not None and current.covers(day):
+        return current
+    return Period(
+        start=day,
+        end=period_end(day),
+        saldo=0,
+        under18=is_under18(state.birth_date, day),
+        previous_end=current.end if current is not None else None,
+    )
+
+
+def apply_dispensing(
+    state: PersonState,
+    report: DispensingReport,
+    day: date,
+    scales: tuple[Scale, ...],
+    config: RulesConfig,
+    original: PurchaseRecord | None = None,
+) -> Applied | Parked | Refused:
+    """Apply a sale or a return on `day` (the Danish local date of payment or invoicing).
+
+    Returns:
+        `Applied` with the new state and the purchase result; `Parked` when no scale is in force on the
+        day; `Refused` when the report contradicts the register (a return of an unknown sale, …).
+    """
+    if state.period is not None and day < state.period.start:
+        return Refused("rule.dated_before_current_period")
+    if report.kind == "return":
+        return _apply_return(state, report, day, scales, original)
+    priced = price_lines(state, report.lines, day)
+    period = state.period if state.period is not None and state.period.covers(day) else None
+    entitled = 0
+    saldo_before = period.saldo if period is not None else 0
+    if priced.any_subsidised:
+        scale = scale_for(day, scales)
+        if scale is None:
+            return Parked("rule.unknown_scale: no subsidy scale in force on " + day.isoformat(), day)
+        period = _open_period(state, day)
+        saldo_before = period.saldo
+        entitled = entitlement(period.saldo, priced.basis, scale, period.under18)
+        period = replace(period, saldo=period.saldo + priced.basis)
+    if priced.terminal_cover:
+        entitled = priced.terminal_cover
+    own_on_basis = 0 if priced.terminal_cover else priced.basis - entitled
+    health = rights = 0
+    if own_on_basis > 0:
+        supplement = state.supplement("health_supplement", day)
+        if supplement is not None and supplement.percentage:
+            health = share_of(own_on_basis, HEALTH_SUPPLEMENT_SHARE, supplement.percentage)
+        if state.supplement("rights_based", day) is not None:
+            rights = share_of(own_on_basis - health, config.rights_based_coverage)
+    applied, balances = settle_at_purchase(state.balances, entitled)
+    subsidy = entitled + applied
+    citizen_pays = priced.actual - subsidy - health - rights
+    agreement = state.agreement_on(day) if report.under_deferral else None
+    if report.under_deferral and agreement is None:
+        return Refused("rule.no_deferral_agreement: under_deferral without an agreement in force")
+    deferred = max(0, citizen_pays - priced.above_basis) if agreement is not None else 0
+    agreements = state.agreements
+    if agreement is not None:
+        grown = replace(agreement, deferred_total=agreement.deferred_total + deferred)
+        agreements = tuple(grown if a is agreement else a for a in agreements)
+    deviation = 0
+    if report.granted_subsidy is not None:
+        deviation = report.granted_subsidy - subsidy
+    if deviation:
+        balances = (
+            *balances,
+            Balance(
+                balance_id=f"deviation:{report.report_id}",
+                amount=-deviation,
+                remaining=-deviation,
+                arose_on=day,
+                arose_in_period=period.start if period is not None else None,
+                origin="deviation",
+            ),
+        )
+    new_state = replace(
+        state,
+        period=period if period is not None else state.period,
+        balances=balances,
+        agreements=agreements,
+    )
+    shown_period = period if period is not None else state.period
+    return Applied(
+        new_state,
+        PurchaseResult(
+            report_id=report.report_id,
+            day=day,
+            subsidised=priced.any_subsidised,
+            terminal=bool(priced.terminal_cover),
+            basis=priced.basis if priced.any_subsidised else 0,
+            subsidy_entitled=entitled,
+            balancing_applied=applied,
+            subsidy=subsidy,
+            health_supplement=health,
+            rights_based=rights,
+            citizen_pays=citizen_pays,
+            deferred_to_agreement=deferred,
+            citizen_pays_at_counter=citizen_pays - deferred,
+            saldo_before=saldo_before,
+            saldo_after=shown_period.saldo if shown_period is not None else 0,
+            period=shown_period,
+            remaining_balancing=open_total(balances),
+            deviation=deviation,
+            agreement_id=agreement.agreement_id if agreement is not None else None,
+        ),
+    )
+
+
+def _apply_return(
+    state: PersonState,
+    report: DispensingReport,
+    day: date,
+    scales: tuple[Scale, ...],
+    original: PurchaseRecord | None,
+) -> Applied | Parked | Refused:
+    """A return: the saldo falls by the returned basis and the subsidy is reversed, F(S − b) − F(S)."""
+    if original is None or original.status == "cancelled":
+        return Refused("rule.return_of_unknown_report")
+    period = state.period
+    if period is None or original.period_start != period.start:
+        if original.basis == 0 and original.terminal:
+            period = state.period
+        else:
+            return Refused("rule.return_outside_current_period")
+    priced = price_lines(state, report.lines, day)
+    if -priced.basis > original.basis - original.returned_basis:
+        return Refused("rule.return_exceeds_sale")
+    reversal = 0
+    if priced.basis and period is not None:
+        scale = scale_for(day, scales)
+        if scale is None:
+            return Parked("rule.unknown_scale: no subsidy scale in force on " + day.isoformat(), day)
+        reversal = entitlement(period.saldo, priced.basis, scale, period.under18)
+        period = replace(period, saldo=period.saldo + priced.basis)
+    if original.terminal:
+        reversal = priced.actual
+    saldo_before = state.period.saldo if state.period is not None else 0
+    return Applied(
+        replace(state, period=period if period is not None else state.period),
+        PurchaseResult(
+            report_id=report.report_id,
+            day=day,
+            subsidised=priced.any_subsidised,
+            terminal=original.terminal,
+            basis=priced.basis,
+            subsidy_entitled=reversal,
+            balancing_applied=0,
+            subsidy=reversal,
+            health_supplement=0,
+            rights_based=0,
+            citizen_pays=priced.actual - reversal,
+            deferred_to_agreement=0,
+            citizen_pays_at_counter=priced.actual - reversal,
+            saldo_before=saldo_before,
+            saldo_after=period.saldo if period is not None else 0,
+            period=period,
+            remaining_balancing=open_total(state.balances),
+            deviation=0,
+            agreement_id=None,
+        ),
+    )

@@ -1,0 +1,93 @@
+"""Identifiers the register accepts: person keys (CPR, substitute ids), pharmacy numbers, P-numbers, municipalities.
+
+Sources: spec/ctr.md § 9. Modulus 11 is not a validity test for CPR numbers (numbers without it have been
+issued since 2007); it is for P-numbers.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+from enum import StrEnum
+
+_TEN_DIGITS = re.compile(r"^\d{10}$")
+_P_NUMBER_WEIGHTS = (4, 3, 2, 7, 6, 5, 4, 3, 2, 1)
+
+
+class PersonKeyKind(StrEnum):
+    CPR = "cpr"
+    SYSTEM_SUBSTITUTE = "system_substitute"  # xxMMYYnnnn, xx 38 or 39
+    FICTITIOUS_SUBSTITUTE = "fictitious_substitute"  # xLLLnnnnnn, x 4 or 5, LLL a country code
+
+
+@dataclass(frozen=True, slots=True)
+class PersonKey:
+    """A normalised person key: ten digits, with its kind and, for a CPR number, the birth date it encodes."""
+
+    value: str
+    kind: PersonKeyKind
+    birth_date: date | None
+
+
+def normalise_person_key(raw: str) -> str:
+    """Strip the optional hyphen of DDMMYY-SSSS; the key on the wire and in the register has ten digits."""
+    return raw.replace("-", "", 1) if len(raw) == 11 and raw[6] == "-" else raw
+
+
+def cpr_century(yy: int, seventh: int) -> int:
+    """The century of a CPR number from its year and 7th digit (spec/ctr.md § 9)."""
+    if seventh <= 3:
+        return 1900
+    if seventh in (4, 9):
+        return 2000 if yy <= 36 else 1900
+    return 2000 if yy <= 57 else 1800
+
+
+def parse_person_key(raw: str) -> PersonKey:
+    """Classify and check a person key.
+
+    Raises:
+        ValueError: not ten digits, or a CPR number whose date does not exist. The message never repeats
+            the key, so it is safe to show to other parties.
+    """
+    value = normalise_person_key(raw)
+    if not _TEN_DIGITS.match(value):
+        raise ValueError("person key must be ten digits (DDMMYYSSSS or a substitute id)")
+    if value[:2] in ("38", "39"):
+        return PersonKey(value, PersonKeyKind.SYSTEM_SUBSTITUTE, None)
+    if value[0] in "45":
+        return PersonKey(value, PersonKeyKind.FICTITIOUS_SUBSTITUTE, None)
+    dd, mm, yy, seventh = int(value[0:2]), int(value[2:4]), int(value[4:6]), int(value[6])
+    try:
+        born = date(cpr_century(yy, seventh) + yy, mm, dd)
+    except ValueError as exc:
+        raise ValueError("CPR number does not encode a valid birth date") from exc
+    return PersonKey(value, PersonKeyKind.CPR, born)
+
+
+def is_pharmacy_number(value: str) -> bool:
+    """Pharmacy number AAAnn: five digits (nn 00 pharmacy, 01-09 branch, 10-99 outlet)."""
+    return len(value) == 5 and value.isdigit()
+
+
+def is_p_number(value: str) -> bool:
+    """Production-unit number: ten digits whose weighted sum is divisible by 11."""
+    if not _TEN_DIGITS.match(value) or value[0] == "0":
+        return False
+    return sum(int(d) * w for d, w in zip(value, _P_NUMBER_WEIGHTS, strict=True)) % 11 == 0
+
+
+DANISH_MUNICIPALITY_CODES: frozenset[int] = frozenset(
+    {
+        101, 147, 151, 153, 155, 157, 159, 161, 163, 165, 167, 169, 173, 175, 183, 185, 187, 190,
+        201, 210, 217, 219, 223, 230, 240, 250, 253, 259, 260, 265, 269, 270,
+        306, 316, 320, 326, 329, 330, 336, 340, 350, 360, 370, 376, 390,
+        400, 410, 411, 420, 430, 440, 450, 461, 479, 480, 482, 492,
+        510, 530, 540, 550, 561, 563, 573, 575, 580,
+        607, 615, 621, 630, 657, 661, 665, 671,
+        706, 707, 710, 727, 730, 740, 741, 746, 751, 756, 760, 766, 773, 779, 787, 791,
+        810, 813, 820, 825, 840, 846, 849, 851, 860,
+    }
+)  # fmt: skip
+"""The 98 municipalities' codes (kommunekoder) and Christiansø (411), as used by Danmarks Statistik."""

@@ -1,0 +1,128 @@
+"""The dated subsidy scales of sundhedsloven § 146 as reference data, and the check a new scale must pass.
+
+A scale (tilskudsskala) gives the band edges T1-T4 for adults and T4c for children. The table is data, not
+code: the scales known from public sources are listed here with their source, and later years arrive on the
+`ctr.subsidy-scales.v1` topic. A date with no scale in force has no answer: `scale_for` returns None and
+the caller parks the purchase (spec/ctr.md § 2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+from rules.money import Ore
+
+CAP_TOLERANCE_ORE: Ore = 10
+"""The own payment at T4 must equal the published cap within 0.10 kr (spec/ctr.md § 2)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Scale:
+    """One scale in force from `effective_from` to `valid_to` (inclusive); amounts in øre."""
+
+    effective_from: date
+    valid_to: date | None
+    t1: Ore
+    t2: Ore
+    t3: Ore
+    t4: Ore | None
+    t4_child: Ore | None
+    own_payment_cap: Ore | None
+    source: str
+
+    def covers(self, day: date) -> bool:
+        return self.effective_from <= day and (self.valid_to is None or day <= self.valid_to)
+
+    def bands(self, under18: bool) -> tuple[tuple[Ore, Decimal], ...]:
+        """The scale as (lower edge, rate) pairs, lowest first; the last band is open-ended."""
+        if under18:
+            bands = [(0, Decimal("0.60")), (self.t2, Decimal("0.75")), (self.t3, Decimal("0.85"))]
+            top = self.t4_child
+        else:
+            bands = [
+                (0, Decimal(0)),
+                (self.t1, Decimal("0.50")),
+                (self.t2, Decimal("0.75")),
+                (self.t3, Decimal("0.85")),
+            ]
+            top = self.t4
+        if top is not None:
+            bands.append((top, Decimal(1)))
+        return tuple(bands)
+
+
+def _kr(amount: int | None) -> Ore | None:
+    return None if amount is None else amount * 100
+
+
+def _year(
+    year: int, t1: int, t2: int, t3: int, t4: int | None, t4c: int | None, cap: int | None, src: str
+) -> Scale:
+    return Scale(
+        date(year, 1, 1), date(year, 12, 31), _kr(t1), _kr(t2), _kr(t3), _kr(t4), _kr(t4c), _kr(cap), src
+    )
+
+
+KNOWN_SCALES: tuple[Scale, ...] = (
+    _year(2011, 865, 1410, 3045, None, None, None, "laegernefruensboege.dk tilskudsregler"),
+    _year(2016, 935, 1535, 3325, 17975, 22115, 3880, "39674828.dk/medicintilskud"),
+    _year(2017, 950, 1565, 3390, 18331, 22541, 3955, "sundhedsguiden.dk; T4c derived from the cap"),
+    _year(2018, 965, 1595, 3455, 18688, 22968, 4030, "aarsapotek.dk/information/medicintilskud"),
+    _year(2019, 980, 1625, 3520, 19078, 23428, 4110, "laegemiddelstyrelsen.dk nyheder 2019"),
+    _year(2020, 995, 1655, 3590, 19465, 23885, 4190, "diabetes.dk; epilepsiforeningen.dk"),
+    _year(2021, 1010, 1685, 3660, 19851, 24341, 4270, "97121344.dk/medicin/tilskudsregler"),
+    _year(2022, 1020, 1705, 3700, 20091, 24628, 4320, "laegemiddelstyrelsen.dk nyheder 2022"),
+    Scale(
+        date(2023, 1, 1), date(2023, 4, 2), 104500, 175000, 379500, 2063600, 2528600, 443500,
+        "vaisenhus-apotek.dk; scleroseforeningen.dk",
+    ),
+    Scale(
+        date(2023, 4, 3), date(2023, 12, 31), 104500, 175000, 379500, 1157000, 1622000, 307500,
+        "pro.medicin.dk/Specielleemner/Emner/318104; lunge.dk (inflation aid from 3 April 2023)",
+    ),
+    _year(2024, 1075, 1805, 3915, 21298, 26085, 4575, "apotekeren.dk; aeldresagen.dk"),
+)
+
+
+def scale_for(day: date, scales: Iterable[Scale]) -> Scale | None:
+    """The scale in force on `day` (a Danish local date), or None: never a guess.
+
+    When two scales cover the day, the one that took effect last wins (a later load supersedes).
+    """
+    found = [s for s in scales if s.covers(day)]
+    return max(found, key=lambda s: s.effective_from) if found else None
+
+
+def scale_problems(scale: Scale) -> list[str]:
+    """Why a scale may not take effect; empty when it may.
+
+    Checks that the band edges increase and that the own payment at T4 (adults) and at T4c (children)
+    equals the stated cap within 0.10 kr.
+    """
+    from rules.subsidy import cumulative_entitlement  # local: subsidy imports Scale
+
+    problems: list[str] = []
+    if scale.valid_to is not None and scale.valid_to < scale.effective_from:
+        problems.append("scale.valid_to_before_effective_from")
+    edges = [scale.t1, scale.t2, scale.t3] + ([scale.t4] if scale.t4 is not None else [])
+    if any(e <= 0 for e in edges) or any(a >= b for a, b in zip(edges, edges[1:], strict=False)):
+        problems.append("scale.bands_not_increasing")
+        return problems
+    if scale.t4_child is not None and scale.t4_child <= scale.t3:
+        problems.append("scale.child_top_not_above_t3")
+        return problems
+    if scale.own_payment_cap is not None:
+        for under18, top in ((False, scale.t4), (True, scale.t4_child)):
+            if top is None:
+                continue
+            own = Decimal(top) - cumulative_entitlement(top, scale, under18)
+            if abs(own - scale.own_payment_cap) > CAP_TOLERANCE_ORE:
+                who = "child" if under18 else "adult"
+                problems.append(
+                    f"scale.cap_mismatch: {who} own payment at the 100% edge is "
+                    f"{own / 100:.2f} kr, stated cap {scale.own_payment_cap / 100:.2f} kr"
+                )
+    return problems

@@ -1,0 +1,73 @@
+"""Building blocks shared by every wire schema: strict base model, person reference, identifier types."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from rules.identifiers import (
+    PersonKeyKind,
+    is_p_number,
+    is_pharmacy_number,
+    normalise_person_key,
+    parse_person_key,
+)
+
+
+class WireModel(BaseModel):
+    """Strict, closed and immutable: an unknown field or a wrongly typed value is a rejection, not a guess."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+
+def _pharmacy_number(value: str) -> str:
+    if not is_pharmacy_number(value):
+        raise ValueError("pharmacy number must be five digits AAAnn")
+    return value
+
+
+def _p_number(value: str) -> str:
+    if not is_p_number(value):
+        raise ValueError("P-number must be ten digits passing modulus 11")
+    return value
+
+
+PharmacyNumber = Annotated[str, AfterValidator(_pharmacy_number)]
+PNumber = Annotated[str, AfterValidator(_p_number)]
+MessageId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:\-]+$")]
+DrugId = Annotated[str, Field(min_length=1, max_length=40)]
+Ore = Annotated[int, Field(description="amount in øre (1/100 DKK)")]
+
+
+class PersonRef(WireModel):
+    """Who the message is about: a CPR number or a substitute id, with the birth date for a substitute.
+
+    Error messages never repeat the key, so a rejection can be shown to the sender's operators.
+    """
+
+    key: Annotated[str, Field(description="CPR number DDMMYYSSSS (hyphen allowed) or substitute id")]
+    birth_date: date | None = Field(
+        default=None, description="required for a substitute id, must agree with a CPR number"
+    )
+
+    @model_validator(mode="after")
+    def _check_key(self) -> PersonRef:
+        parsed = parse_person_key(self.key)
+        if parsed.kind is PersonKeyKind.CPR:
+            if self.birth_date is not None and self.birth_date != parsed.birth_date:
+                raise ValueError("birth_date disagrees with the CPR number")
+        elif self.birth_date is None:
+            raise ValueError("a substitute id needs birth_date")
+        if parsed.value != self.key:
+            object.__setattr__(self, "key", normalise_person_key(self.key))
+        return self
+
+    def born(self) -> date:
+        """The person's birth date, from the CPR number or the supplied date."""
+        if self.birth_date is not None:
+            return self.birth_date
+        parsed = parse_person_key(self.key)
+        assert parsed.birth_date is not None  # a CPR key; substitutes were refused without a date
+        return parsed.birth_date

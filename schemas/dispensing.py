@@ -1,0 +1,59 @@
+"""`ctr.dispensings.v1`: a pharmacy's report of a dispensing (sale or return), keyed by person key.
+
+The fields are those of BEK 764/2025 § 3 stk. 1 nr. 1-5, 8 and 9, which § 7 stk. 1 says the pharmacy
+reports immediately after payment (or invoicing, when that comes first). A person who opts out
+(§ 7 stk. 2) is simply not reported: there is no message for it, and the hub never infers a purchase.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import AwareDatetime, Field, model_validator
+
+from schemas.common import DrugId, MessageId, Ore, PersonRef, PharmacyNumber, PNumber, WireModel
+
+
+class DispensingLine(WireModel):
+    """One medicine in the dispensing: its reimbursement price (tilskudspris) and actual price, in øre."""
+
+    drug_id: DrugId
+    reimbursement_price: Ore = Field(description="tilskudspris in øre; negative on a return")
+    actual_price: Ore = Field(description="the price charged in øre; negative on a return")
+    generally_reimbursed: bool = True
+
+
+class DispensingReport(WireModel):
+    """A dispensing report; `report_id` makes redelivery harmless (it is counted once)."""
+
+    schema_version: Literal[1] = 1
+    report_id: MessageId
+    kind: Literal["sale", "return"] = "sale"
+    return_of: MessageId | None = Field(default=None, description="report id of the sale returned")
+    pharmacy_number: PharmacyNumber
+    pharmacy_site_p_number: PNumber
+    dispensing_id: MessageId
+    ordination_id: MessageId
+    paid_or_invoiced_at: AwareDatetime = Field(
+        description="time of payment, or of invoicing when that came first (§ 3 stk. 1 nr. 4)"
+    )
+    person: PersonRef
+    lines: list[DispensingLine] = Field(min_length=1, max_length=100)
+    granted_subsidy: Ore | None = Field(
+        default=None, description="the § 146 subsidy the pharmacy granted, balancing included"
+    )
+    under_deferral: bool = Field(default=False, description="own payment goes to a henstand agreement")
+
+    @model_validator(mode="after")
+    def _check_kind(self) -> DispensingReport:
+        if self.kind == "return":
+            if self.return_of is None:
+                raise ValueError("a return needs return_of (the report id of the sale)")
+            if any(ln.reimbursement_price > 0 or ln.actual_price > 0 for ln in self.lines):
+                raise ValueError("a return carries negative (or zero) amounts")
+        else:
+            if self.return_of is not None:
+                raise ValueError("return_of is only for kind 'return'")
+            if any(ln.reimbursement_price < 0 or ln.actual_price < 0 for ln in self.lines):
+                raise ValueError("a sale carries no negative amounts")
+        return self

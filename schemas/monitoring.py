@@ -1,0 +1,37 @@
+"""Monitoring topics: the change feed and alerts. They never carry a CPR number, only a keyed pseudonym."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+
+class Change(BaseModel):
+    """`ctr.changes.v1` (keyed by pseudonym): one processed input message and what became of it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    schema_version: Literal[1] = 1
+    source_topic: str
+    message_id: str
+    outcome: Literal["applied", "parked", "duplicate", "rejected"]
+    reason: str | None = None
+    person: str
+    at: datetime
+
+
+class Alert(BaseModel):
+    """`ctr.alerts.v1`: a deadline missed or at risk, or a rejected-message ratio too high."""
+
+    model_config = ConfigDict(frozen=True)
+
+    schema_version: Literal[1] = 1
+    kind: Literal["late_report", "dead_letter_ratio"]
+    source_topic: str
+    message_id: str | None = None
+    reporter: str | None = None
+    person: str | None = None
+    detail: str
+    at: datetime

@@ -1,0 +1,65 @@
+"""`ctr.municipal-grants.v1`: a municipality's health-supplement and rights-based decisions (order § 8).
+
+Health supplement (helbredstillæg) with its supplement percentage, and the rights-based subsidy to own
+payment (lov om aktiv socialpolitik § 82 b) arising or lapsing; both carry the decision time, from which
+the "immediately" deadline runs.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, AwareDatetime, Field, model_validator
+
+from rules.identifiers import DANISH_MUNICIPALITY_CODES
+from schemas.common import MessageId, PersonRef, WireModel
+
+
+def _known_municipality(code: int) -> int:
+    if code not in DANISH_MUNICIPALITY_CODES:
+        raise ValueError("unknown municipality code (kommunekode)")
+    return code
+
+
+MunicipalityCode = Annotated[int, AfterValidator(_known_municipality)]
+
+
+class MunicipalSender(WireModel):
+    municipality_code: MunicipalityCode
+    user: str = Field(min_length=1, max_length=64)
+
+
+class MunicipalDecision(WireModel):
+    """One decision: grant/change/end a supplement, or an entitlement arising/lapsing."""
+
+    schema_version: Literal[1] = 1
+    message_id: MessageId
+    sender: MunicipalSender
+    decided_at: AwareDatetime
+    kind: Literal["health_supplement", "rights_based"]
+    action: Literal["grant", "change", "end"]
+    decision_id: MessageId
+    supplement_percentage: Decimal | None = Field(
+        default=None, description="tillægsprocent 0-100, health supplement only"
+    )
+    valid_from: date
+    valid_to: date | None = None
+    person: PersonRef
+
+    @model_validator(mode="after")
+    def _check(self) -> MunicipalDecision:
+        if self.valid_to is not None and self.valid_to < self.valid_from:
+            raise ValueError("valid_to precedes valid_from")
+        if self.kind == "health_supplement":
+            if self.supplement_percentage is None and self.action != "end":
+                raise ValueError("a health supplement needs supplement_percentage")
+            pct = self.supplement_percentage
+            if pct is not None and not (Decimal(0) <= pct <= Decimal(100)):
+                raise ValueError("supplement_percentage outside 0-100")
+        elif self.supplement_percentage is not None:
+            raise ValueError("supplement_percentage is only for a health supplement")
+        if self.action == "end" and self.valid_to is None:
+            raise ValueError("ending a decision needs valid_to (the last day)")
+        return self
