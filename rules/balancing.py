@@ -13,7 +13,9 @@ from rules.money import Ore
 from rules.state import Balance
 
 
-def settle_at_purchase(balances: tuple[Balance, ...], entitled: Ore) -> tuple[Ore, tuple[Balance, ...]]:
+def settle_at_purchase(
+    balances: tuple[Balance, ...], entitled: Ore
+) -> tuple[Ore, tuple[Balance, ...]]:
     """Apply open balances to a purchase whose due subsidy is `entitled`.
 
     Returns:

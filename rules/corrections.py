@@ -101,7 +101,9 @@ def recompute_period(
         else:
             scale = scale_for(record.day, scales)
             if scale is None:
-                return Parked("rule.unknown_scale: no scale for " + record.day.isoformat(), record.day)
+                return Parked(
+                    "rule.unknown_scale: no scale for " + record.day.isoformat(), record.day
+                )
             due = entitlement(saldo, basis, scale, period.under18)
         saldo += basis
         difference = due - record.entitled

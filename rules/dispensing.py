@@ -104,7 +104,9 @@ def apply_dispensing(
     if priced.any_subsidised:
         scale = scale_for(day, scales)
         if scale is None:
-            return Parked("rule.unknown_scale: no subsidy scale in force on " + day.isoformat(), day)
+            return Parked(
+                "rule.unknown_scale: no subsidy scale in force on " + day.isoformat(), day
+            )
         period = _open_period(state, day)
         saldo_before = period.saldo
         entitled = entitlement(period.saldo, priced.basis, scale, period.under18)
@@ -201,7 +203,9 @@ def _apply_return(
     if priced.basis and period is not None:
         scale = scale_for(day, scales)
         if scale is None:
-            return Parked("rule.unknown_scale: no subsidy scale in force on " + day.isoformat(), day)
+            return Parked(
+                "rule.unknown_scale: no subsidy scale in force on " + day.isoformat(), day
+            )
         reversal = entitlement(period.saldo, priced.basis, scale, period.under18)
         period = replace(period, saldo=period.saldo + priced.basis)
     if original.terminal:

@@ -20,7 +20,9 @@ def apply_grant(state: PersonState, message: IndividualGrant) -> Applied | Refus
     if message.action != "enter" and existing is None:
         return Refused(f"rule.unknown_grant: {message.action} of a grant never entered")
     if existing is not None and existing.kind != message.kind:
-        return Refused("rule.grant_kind_changed: a grant keeps its kind; end it and enter a new one")
+        return Refused(
+            "rule.grant_kind_changed: a grant keeps its kind; end it and enter a new one"
+        )
     if message.action == "end" and existing is not None and message.valid_to > existing.valid_to:
         return Refused("rule.end_after_expiry: end date after the grant's valid_to")
     return Applied(replace(state, grants=(*others, _grant(message))))

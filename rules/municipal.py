@@ -14,7 +14,9 @@ def apply_municipal(state: PersonState, message: MunicipalDecision) -> Applied |
     existing = next((s for s in state.supplements if s.decision_id == message.decision_id), None)
     others = tuple(s for s in state.supplements if s.decision_id != message.decision_id)
     if message.action == "grant" and existing is not None and existing != _supplement(message):
-        return Refused("rule.decision_exists: grant of a decision_id already granted; send 'change'")
+        return Refused(
+            "rule.decision_exists: grant of a decision_id already granted; send 'change'"
+        )
     if message.action != "grant" and existing is None:
         return Refused(f"rule.unknown_decision: {message.action} of a decision never granted")
     if existing is not None and existing.municipality_code != message.sender.municipality_code:

@@ -62,7 +62,15 @@ def _year(
     year: int, t1: int, t2: int, t3: int, t4: int | None, t4c: int | None, cap: int | None, src: str
 ) -> Scale:
     return Scale(
-        date(year, 1, 1), date(year, 12, 31), _kr(t1), _kr(t2), _kr(t3), _kr(t4), _kr(t4c), _kr(cap), src
+        date(year, 1, 1),
+        date(year, 12, 31),
+        _kr(t1),
+        _kr(t2),
+        _kr(t3),
+        _kr(t4),
+        _kr(t4c),
+        _kr(cap),
+        src,
     )
 
 
@@ -76,11 +84,25 @@ KNOWN_SCALES: tuple[Scale, ...] = (
     _year(2021, 1010, 1685, 3660, 19851, 24341, 4270, "97121344.dk/medicin/tilskudsregler"),
     _year(2022, 1020, 1705, 3700, 20091, 24628, 4320, "laegemiddelstyrelsen.dk nyheder 2022"),
     Scale(
-        date(2023, 1, 1), date(2023, 4, 2), 104500, 175000, 379500, 2063600, 2528600, 443500,
+        date(2023, 1, 1),
+        date(2023, 4, 2),
+        104500,
+        175000,
+        379500,
+        2063600,
+        2528600,
+        443500,
         "vaisenhus-apotek.dk; scleroseforeningen.dk",
     ),
     Scale(
-        date(2023, 4, 3), date(2023, 12, 31), 104500, 175000, 379500, 1157000, 1622000, 307500,
+        date(2023, 4, 3),
+        date(2023, 12, 31),
+        104500,
+        175000,
+        379500,
+        1157000,
+        1622000,
+        307500,
         "pro.medicin.dk/Specielleemner/Emner/318104; lunge.dk (inflation aid from 3 April 2023)",
     ),
     _year(2024, 1075, 1805, 3915, 21298, 26085, 4575, "apotekeren.dk; aeldresagen.dk"),

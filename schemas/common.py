@@ -47,7 +47,9 @@ class PersonRef(WireModel):
     Error messages never repeat the key, so a rejection can be shown to the sender's operators.
     """
 
-    key: Annotated[str, Field(description="CPR number DDMMYYSSSS (hyphen allowed) or substitute id")]
+    key: Annotated[
+        str, Field(description="CPR number DDMMYYSSSS (hyphen allowed) or substitute id")
+    ]
     birth_date: date | None = Field(
         default=None, description="required for a substitute id, must agree with a CPR number"
     )

@@ -17,8 +17,12 @@ from schemas.dispensing import DispensingLine
 
 
 class CorrectionSender(WireModel):
-    ordered_by: Literal["agency", "person"] = Field(description="§ 7 stk. 6 (agency) or stk. 7 (person)")
-    reported_by: str = Field(min_length=1, max_length=64, description="agency user or pharmacy number")
+    ordered_by: Literal["agency", "person"] = Field(
+        description="§ 7 stk. 6 (agency) or stk. 7 (person)"
+    )
+    reported_by: str = Field(
+        min_length=1, max_length=64, description="agency user or pharmacy number"
+    )
 
 
 class Correction(WireModel):
@@ -27,12 +31,17 @@ class Correction(WireModel):
     sent_at: AwareDatetime
     sender: CorrectionSender
     action: Literal["correct", "cancel", "balancing", "repayment"]
-    report_id: MessageId | None = Field(default=None, description="the report corrected or cancelled")
+    report_id: MessageId | None = Field(
+        default=None, description="the report corrected or cancelled"
+    )
     lines: list[DispensingLine] | None = Field(default=None, description="corrected lines")
     amount: Ore | None = Field(
-        default=None, description="balancing: + owed to the person, - owed by the person; repayment: > 0"
+        default=None,
+        description="balancing: + owed to the person, - owed by the person; repayment: > 0",
     )
-    hardship_deferral: bool = Field(default=False, description="§ 6 stk. 3: skip the deduction once")
+    hardship_deferral: bool = Field(
+        default=False, description="§ 6 stk. 3: skip the deduction once"
+    )
     arose_on: date | None = Field(default=None, description="balancing: when it arose (its period)")
     person: PersonRef
 
@@ -44,7 +53,9 @@ class Correction(WireModel):
             raise ValueError("correct needs the corrected lines")
         if self.action != "correct" and self.lines is not None:
             raise ValueError("lines belong to 'correct'")
-        if self.lines and any(ln.reimbursement_price < 0 or ln.actual_price < 0 for ln in self.lines):
+        if self.lines and any(
+            ln.reimbursement_price < 0 or ln.actual_price < 0 for ln in self.lines
+        ):
             raise ValueError("corrected lines carry no negative amounts")
         if self.action == "balancing" and not self.amount:
             raise ValueError("balancing needs a non-zero amount")

@@ -24,8 +24,12 @@ class DeferralAgreement(WireModel):
     agreement_id: MessageId
     date: date
     monthly_rate: Ore | None = Field(default=None, ge=1, description="øre per month; on 'entered'")
-    rates: int | None = Field(default=None, ge=1, le=12, description="number of rates; on 'entered'")
-    rates_paid: int | None = Field(default=None, ge=0, le=12, description="on 'settle'; default all")
+    rates: int | None = Field(
+        default=None, ge=1, le=12, description="number of rates; on 'entered'"
+    )
+    rates_paid: int | None = Field(
+        default=None, ge=0, le=12, description="on 'settle'; default all"
+    )
     ended_by_default: bool = False
     person: PersonRef
 

@@ -42,7 +42,9 @@ class DispensingReport(WireModel):
     granted_subsidy: Ore | None = Field(
         default=None, description="the § 146 subsidy the pharmacy granted, balancing included"
     )
-    under_deferral: bool = Field(default=False, description="own payment goes to a henstand agreement")
+    under_deferral: bool = Field(
+        default=False, description="own payment goes to a henstand agreement"
+    )
 
     @model_validator(mode="after")
     def _check_kind(self) -> DispensingReport:

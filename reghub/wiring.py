@@ -1,0 +1,41 @@
+"""Builds the hub's components from `Settings`: the only place that turns settings into constructor values."""
+
+from __future__ import annotations
+
+from rules.dispensing import RulesConfig
+from sinks.register import Register, make_engine
+from streams.apply import ApplyConfig
+from streams.processor import ConsumerConfig, RegisterProcessor
+from streams.topics import TopicNames
+
+from reghub.settings import Settings
+
+
+def topic_names(settings: Settings) -> TopicNames:
+    return TopicNames(settings.topic_prefix)
+
+
+def register(settings: Settings) -> Register:
+    return Register(make_engine(settings.database_url))
+
+
+def processor(settings: Settings, reg: Register | None = None) -> RegisterProcessor:
+    return RegisterProcessor(
+        ConsumerConfig(
+            bootstrap=settings.kafka_bootstrap,
+            group_id=settings.consumer_group,
+            max_records=settings.batch_max_records,
+            fetch_max_wait_ms=settings.fetch_max_wait_ms,
+            session_timeout_ms=settings.kafka_session_timeout_ms,
+            heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
+            retry_backoff_max_s=settings.retry_backoff_max_s,
+        ),
+        ApplyConfig(
+            group_id=settings.consumer_group,
+            report_grace_seconds=settings.report_grace_seconds,
+            pseudonym_secret=settings.pseudonym_key.get_secret_value().encode(),
+            rules=RulesConfig(rights_based_coverage=settings.rights_based_coverage_pct),
+        ),
+        reg or register(settings),
+        topic_names(settings),
+    )

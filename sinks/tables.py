@@ -1,0 +1,217 @@
+"""The register's tables (SQLAlchemy Core): § 3 of BEK 764/2025 as rows, plus the hub's own bookkeeping.
+
+PostgreSQL in production, SQLite for the embedded run; types are chosen to mean the same on both.
+Money columns are BigInteger øre.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+Money = BigInteger
+PersonKeyCol = String(10)
+
+persons = Table(
+    "persons",
+    metadata,
+    Column("person_key", PersonKeyCol, primary_key=True),
+    Column("birth_date", Date, nullable=False),
+    Column("current_period_start", Date),
+    Column("has_extras", Boolean, nullable=False, default=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+subsidy_periods = Table(
+    "subsidy_periods",
+    metadata,
+    Column("person_key", PersonKeyCol, primary_key=True),
+    Column("period_start", Date, primary_key=True),
+    Column("period_end", Date, nullable=False),
+    Column("previous_period_end", Date),
+    Column("under18", Boolean, nullable=False),
+    Column("saldo", Money, nullable=False),
+)
+
+purchases = Table(
+    "purchases",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("report_id", String(64), nullable=False, unique=True),
+    Column("person_key", PersonKeyCol, nullable=False),
+    Column("kind", String(8), nullable=False),
+    Column("return_of", String(64)),
+    Column("pharmacy_number", String(5), nullable=False),
+    Column("pharmacy_site_p_number", String(10), nullable=False),
+    Column("dispensing_id", String(64), nullable=False),
+    Column("ordination_id", String(64), nullable=False),
+    Column("paid_or_invoiced_at", DateTime(timezone=True), nullable=False),
+    Column("day", Date, nullable=False),
+    Column("lines", Text, nullable=False),  # JSON: expenditure per medicine, § 3 stk. 1 nr. 8
+    Column("period_start", Date),
+    Column("period_end", Date),
+    Column("previous_period_end", Date),
+    Column("under18", Boolean),
+    Column("terminal", Boolean, nullable=False),
+    Column("basis", Money, nullable=False),
+    Column("subsidy_entitled", Money, nullable=False),
+    Column("balancing_applied", Money, nullable=False),
+    Column("subsidy", Money, nullable=False),
+    Column("health_supplement", Money, nullable=False),
+    Column("rights_based", Money, nullable=False),
+    Column("citizen_pays", Money, nullable=False),
+    Column("deferred_to_agreement", Money, nullable=False),
+    Column("saldo_after", Money, nullable=False),
+    Column("granted_subsidy", Money),
+    Column("deviation", Money, nullable=False),
+    Column("returned_basis", Money, nullable=False),
+    Column("status", String(12), nullable=False),
+    Column("source_partition", Integer, nullable=False),
+    Column("source_offset", BigInteger, nullable=False),
+    Column("registered_at", DateTime(timezone=True), nullable=False),
+)
+Index("ix_purchases_person_period", purchases.c.person_key, purchases.c.period_start)
+
+processed_messages = Table(
+    "processed_messages",
+    metadata,
+    Column("message_id", String(64), primary_key=True),
+    Column("source_topic", String(120), primary_key=True),
+    Column("outcome", String(12), nullable=False),
+    Column("output", LargeBinary),  # the decision published, to publish again on redelivery
+    Column("processed_at", DateTime(timezone=True), nullable=False),
+)
+
+grants = Table(
+    "grants",
+    metadata,
+    Column("person_key", PersonKeyCol, primary_key=True),
+    Column("grant_id", String(64), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("drug_id", String(40)),
+    Column("valid_from", Date, nullable=False),
+    Column("valid_to", Date, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+supplements = Table(
+    "supplements",
+    metadata,
+    Column("person_key", PersonKeyCol, primary_key=True),
+    Column("decision_id", String(64), primary_key=True),
+    Column("kind", String(20), nullable=False),
+    Column("municipality_code", Integer, nullable=False),
+    Column("percentage", Numeric(5, 2)),
+    Column("valid_from", Date, nullable=False),
+    Column("valid_to", Date),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+balances = Table(
+    "balances",
+    metadata,
+    Column("balance_id", String(160), primary_key=True),
+    Column("person_key", PersonKeyCol, nullable=False, index=True),
+    Column("amount", Money, nullable=False),
+    Column("remaining", Money, nullable=False),
+    Column("arose_on", Date, nullable=False),
+    Column("arose_in_period", Date),
+    Column("origin", String(80), nullable=False),
+    Column("skip_once", Boolean, nullable=False),
+    Column("settled_at_report", String(64)),  # the purchase where the last of it was settled
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+deferral_agreements = Table(
+    "deferral_agreements",
+    metadata,
+    Column("person_key", PersonKeyCol, primary_key=True),
+    Column("agreement_id", String(64), primary_key=True),
+    Column("pharmacy_number", String(5), nullable=False),
+    Column("entered_on", Date, nullable=False),
+    Column("monthly_rate", Money, nullable=False),
+    Column("rates", Integer, nullable=False),
+    Column("ended_on", Date),
+    Column("ended_by_default", Boolean, nullable=False),
+    Column("deferred_total", Money, nullable=False),
+    Column("settled", Boolean, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+corrections = Table(
+    "corrections",
+    metadata,
+    Column("message_id", String(64), primary_key=True),
+    Column("person_key", PersonKeyCol, nullable=False, index=True),
+    Column("action", String(12), nullable=False),
+    Column("report_id", String(64)),
+    Column("ordered_by", String(8), nullable=False),
+    Column("reported_by", String(64), nullable=False),
+    Column("amount", Money),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+)
+
+subsidy_scales = Table(
+    "subsidy_scales",
+    metadata,
+    Column("effective_from", Date, primary_key=True),
+    Column("valid_to", Date),
+    Column("t1", Money, nullable=False),
+    Column("t2", Money, nullable=False),
+    Column("t3", Money, nullable=False),
+    Column("t4", Money),
+    Column("t4_child", Money),
+    Column("own_payment_cap", Money),
+    Column("source", Text, nullable=False),
+    Column("loaded_at", DateTime(timezone=True), nullable=False),
+)
+
+parked_messages = Table(
+    "parked_messages",
+    metadata,
+    Column("message_id", String(64), primary_key=True),
+    Column("source_topic", String(120), primary_key=True),
+    Column("day", Date, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("key", LargeBinary),
+    Column("value", LargeBinary, nullable=False),
+    Column("parked_at", DateTime(timezone=True), nullable=False),
+    Column("replayed_at", DateTime(timezone=True)),
+)
+
+consumer_offsets = Table(
+    "consumer_offsets",
+    metadata,
+    Column("group_id", String(120), primary_key=True),
+    Column("topic", String(120), primary_key=True),
+    Column("partition", Integer, primary_key=True),
+    Column("next_offset", BigInteger, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+schema_migrations = Table(
+    "schema_migrations",
+    metadata,
+    Column("version", Integer, primary_key=True),
+    Column("name", String(120), nullable=False),
+    Column("applied_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("name"),
+)

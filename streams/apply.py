@@ -1,0 +1,425 @@
+"""Step 2 of a batch, `apply`: run the pure rules over the decoded messages, person by person, in order.
+
+Called once per batch inside the register's unit of work (it reads persons, originals and chains from
+it, and writes nothing). It fills a `BatchChanges` for step 3 and a list of outputs for step 4. One
+message that raises is turned into an `internal_error` rejection; the rest of the batch goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+import orjson
+from rules.corrections import apply_balancing, apply_recomputed, recompute_period
+from rules.deferral import apply_deferral
+from rules.dispensing import RulesConfig, apply_dispensing
+from rules.grants import apply_grant
+from rules.municipal import apply_municipal
+from rules.outcomes import Applied, Parked, PurchaseRecord, PurchaseResult, Refused
+from rules.privacy import pseudonym
+from rules.scales import Scale, scale_problems
+from rules.state import PersonState
+from schemas.corrections import Correction
+from schemas.decisions import PurchaseDecision, SettlementStatement
+from schemas.deferrals import DeferralAgreement
+from schemas.dispensing import DispensingReport
+from schemas.grants import IndividualGrant
+from schemas.monitoring import Alert, Change
+from schemas.municipal import MunicipalDecision
+from schemas.scales import SubsidyScale
+from sinks.changes import BatchChanges
+from sinks.publisher import Outgoing
+from sinks.register import RegisterUnitOfWork
+from streams.decode import Decoded, Rejected
+from streams.topics import ALERTS, CHANGES, DEAD_LETTER, DECISIONS, DISPENSINGS, TopicNames
+
+log = logging.getLogger(__name__)
+COPENHAGEN = ZoneInfo("Europe/Copenhagen")
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyConfig:
+    group_id: str
+    report_grace_seconds: int
+    pseudonym_secret: bytes
+    rules: RulesConfig = field(default_factory=RulesConfig)
+
+
+@dataclass
+class Applier:
+    """Applies one batch; holds the batch's changes and outputs while it does."""
+
+    uow: RegisterUnitOfWork
+    names: TopicNames
+    config: ApplyConfig
+    scales: tuple[Scale, ...]
+    changes: BatchChanges = field(default_factory=BatchChanges)
+    outputs: list[Outgoing] = field(default_factory=list)
+    new_scales: list[Scale] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+    _now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    _scales_reloaded: bool = False
+
+    async def run(self, decoded: list[Decoded], rejected: list[Rejected]) -> None:
+        """Apply a batch: rejections first become dead letters; then each message in topic order."""
+        for r in rejected:
+            self.reject(r)
+        known = await self._known(decoded)
+        fresh = [d for d in decoded if not self._duplicate(d, known)]
+        keys = {d.person_key for d in fresh if d.person_key is not None}
+        states = await self.uow.load_states(keys)
+        self.changes.loaded.update({k: states.get(k) for k in keys})
+        self._states: dict[str, PersonState] = dict(states)
+        returned = [
+            d.message.return_of
+            for d in fresh
+            if isinstance(d.message, DispensingReport) and d.message.return_of
+        ]
+        targets = [
+            d.message.report_id
+            for d in fresh
+            if isinstance(d.message, Correction) and d.message.report_id
+        ]
+        self._records = await self.uow.load_purchases(returned + targets)
+        for d in fresh:
+            try:
+                await self._apply_one(d)
+            except Exception:  # one message never stops the partition
+                log.exception("internal error applying %s at %s/%d", d.source.topic,
+                              d.source.partition, d.source.offset)  # fmt: skip
+                self.reject(Rejected(d.source, "internal_error", d.message_id, d.person_key))
+
+    async def _known(
+        self, decoded: list[Decoded]
+    ) -> dict[tuple[str, str], tuple[str, bytes | None]]:
+        by_topic: dict[str, list[str]] = {}
+        for d in decoded:
+            by_topic.setdefault(d.source.topic, []).append(d.message_id)
+        known: dict[tuple[str, str], tuple[str, bytes | None]] = {}
+        for topic, ids in by_topic.items():
+            for mid, value in (await self.uow.known_messages(topic, ids)).items():
+                known[(topic, mid)] = value
+        return known
+
+    def _duplicate(
+        self, d: Decoded, known: dict[tuple[str, str], tuple[str, bytes | None]]
+    ) -> bool:
+        """A message already processed is acknowledged and skipped; its decision is published again."""
+        seen = known.get((d.source.topic, d.message_id))
+        if seen is None or seen[0] == "parked":  # parked ones are re-decided when replayed
+            if seen is None:
+                known[(d.source.topic, d.message_id)] = ("in-batch", None)
+            return False
+        output = seen[1]
+        if output is not None and isinstance(d.message, DispensingReport):
+            decision = orjson.loads(output)
+            decision["status"] = "duplicate"
+            self._emit(DECISIONS, d.message.pharmacy_number.encode(), orjson.dumps(decision))
+        self._change(d, "duplicate")
+        return True
+
+    # -- per message ------------------------------------------------------------------------------
+
+    async def _apply_one(self, d: Decoded) -> None:
+        m = d.message
+        if isinstance(m, SubsidyScale):
+            self._apply_scale(d, m)
+            return
+        key = d.person_key
+        assert key is not None
+        state = self._states.get(key) or PersonState(key, m.person.born())  # type: ignore[attr-defined]
+        if isinstance(m, DispensingReport):
+            await self._apply_dispensing(d, m, state)
+        elif isinstance(m, IndividualGrant):
+            self._settle(d, state, apply_grant(state, m))
+        elif isinstance(m, MunicipalDecision):
+            self._settle(d, state, apply_municipal(state, m))
+        elif isinstance(m, DeferralAgreement):
+            self._apply_deferral(d, m, state)
+        elif isinstance(m, Correction):
+            await self._apply_correction(d, m, state)
+
+    def _settle(
+        self,
+        d: Decoded,
+        state: PersonState,
+        outcome: Applied | Refused,
+        output: bytes | None = None,
+    ) -> None:
+        """Keep an applied message's new state and mark it processed, or reject it."""
+        if isinstance(outcome, Refused):
+            self.reject(Rejected(d.source, outcome.reason, d.message_id, d.person_key))
+            return
+        self._states[state.key] = outcome.state
+        self.changes.keep(outcome.state)
+        self._processed(d, "applied", output)
+        self._change(d, "applied")
+
+    def _apply_scale(self, d: Decoded, m: SubsidyScale) -> None:
+        scale = m.to_scale()
+        problems = scale_problems(scale)
+        if problems:
+            self.reject(Rejected(d.source, "; ".join(problems), d.message_id))
+            return
+        self.changes.scales.append({
+            "effective_from": scale.effective_from, "valid_to": scale.valid_to, "t1": scale.t1,
+            "t2": scale.t2, "t3": scale.t3, "t4": scale.t4, "t4_child": scale.t4_child,
+            "own_payment_cap": scale.own_payment_cap, "source": scale.source, "loaded_at": self._now,
+        })  # fmt: skip
+        self.scales = tuple(s for s in self.scales if s.effective_from != scale.effective_from)
+        self.scales += (scale,)
+        self.new_scales.append(scale)
+        self._processed(d, "applied", None)
+        self._change(d, "applied")
+
+    async def _apply_dispensing(self, d: Decoded, m: DispensingReport, state: PersonState) -> None:
+        day = m.paid_or_invoiced_at.astimezone(COPENHAGEN).date()
+        original = self._original(m.return_of, state.key) if m.return_of else None
+        outcome = apply_dispensing(state, m, day, self.scales, self.config.rules, original)
+        if isinstance(outcome, Parked) and not self._scales_reloaded:
+            # another worker may have loaded the scale since this one read them: look once per batch
+            self._scales_reloaded = True
+            self.scales = await self.uow.load_scales()
+            outcome = apply_dispensing(state, m, day, self.scales, self.config.rules, original)
+        self._late_report(d, m)
+        if isinstance(outcome, Refused):
+            self.reject(Rejected(d.source, outcome.reason, d.message_id, d.person_key))
+            return
+        if isinstance(outcome, Parked):
+            decision = PurchaseDecision(
+                report_id=m.report_id, status="parked", reason=outcome.reason,
+                pharmacy_number=m.pharmacy_number, person_key=state.key,
+            )  # fmt: skip
+            value = decision.model_dump_json().encode()
+            self.changes.parked.append({
+                "message_id": m.report_id, "source_topic": d.source.topic, "day": outcome.day,
+                "reason": outcome.reason, "key": d.source.key, "value": d.source.value,
+                "parked_at": self._now, "replayed_at": None,
+            })  # fmt: skip
+            self._processed(d, "parked", value)
+            self._emit(DECISIONS, m.pharmacy_number.encode(), value)
+            self._change(d, "parked", outcome.reason)
+            return
+        result = outcome.purchase
+        assert result is not None
+        before = {b.balance_id: b.remaining for b in state.balances}
+        for b in outcome.state.balances:
+            if before.get(b.balance_id, b.remaining) != b.remaining:
+                self.changes.settled_by[b.balance_id] = m.report_id
+        self._states[state.key] = outcome.state
+        self.changes.keep(outcome.state)
+        if m.return_of and original is not None:
+            self._note_returned(m.return_of, original, -result.basis)
+        decision = _decision(m, state.key, result)
+        value = decision.model_dump_json().encode()
+        self.changes.purchases.append(_purchase_row(d, m, state.key, result, self._now))
+        self._processed(d, "registered", value)
+        self._emit(DECISIONS, m.pharmacy_number.encode(), value)
+
+    def _apply_deferral(self, d: Decoded, m: DeferralAgreement, state: PersonState) -> None:
+        outcome = apply_deferral(state, m)
+        if isinstance(outcome, Refused):
+            self._settle(d, state, outcome)
+            return
+        applied, statement = outcome
+        output = None
+        if statement is not None:
+            period = state.period
+            output = SettlementStatement(
+                message_id=m.message_id, agreement_id=statement.agreement_id,
+                pharmacy_number=statement.pharmacy_number, person_key=state.key,
+                period_start=period.start if period else None,
+                total_own_payment=statement.total_own_payment,
+                total_rates_paid=statement.total_rates_paid,
+                difference_in_citizens_favour=statement.difference_in_citizens_favour,
+                payout_with_statement=statement.difference_in_citizens_favour > 0,
+            ).model_dump_json().encode()  # fmt: skip
+            self._emit(DECISIONS, m.pharmacy_number.encode(), output)
+        self._settle(d, state, applied, output)
+
+    async def _apply_correction(self, d: Decoded, m: Correction, state: PersonState) -> None:
+        day = m.sent_at.astimezone(COPENHAGEN).date()
+        self.changes.corrections.append({
+            "message_id": m.message_id, "person_key": state.key, "action": m.action,
+            "report_id": m.report_id, "ordered_by": m.sender.ordered_by,
+            "reported_by": m.sender.reported_by, "amount": m.amount, "received_at": self._now,
+        })  # fmt: skip
+        if m.action in ("balancing", "repayment"):
+            self._settle(d, state, apply_balancing(state, m, day))
+            return
+        assert m.report_id is not None
+        target = self._original(m.report_id, state.key)
+        if target is None or target.period_start is None:
+            self.changes.corrections.pop()
+            self.reject(
+                Rejected(d.source, "rule.correction_of_unknown_report", d.message_id, state.key)
+            )
+            return
+        loaded = await self.uow.load_chain(state.key, target.period_start)
+        if loaded is None:
+            self.changes.corrections.pop()
+            self.reject(
+                Rejected(d.source, "rule.correction_of_unknown_report", d.message_id, state.key)
+            )
+            return
+        period, chain = loaded
+        if state.period is not None and state.period.start == period.start:
+            period = state.period  # the saldo as this batch has it
+        pending = tuple(
+            _pending_record(row)
+            for row in self.changes.purchases
+            if row["person_key"] == state.key and row["period_start"] == period.start
+        )
+        result = recompute_period(state, m, period, chain + pending, self.scales)
+        if isinstance(result, Parked | Refused):
+            self.changes.corrections.pop()
+            reason = result.reason
+            self.reject(Rejected(d.source, reason, d.message_id, state.key))
+            return
+        pending_ids = {r.report_id for r in pending}
+        for record in result.records:
+            changed = {
+                "basis": record.basis,
+                "subsidy_entitled": record.entitled,
+                "status": record.status,
+            }
+            if record.report_id in pending_ids:
+                row = next(r for r in self.changes.purchases if r["report_id"] == record.report_id)
+                row.update(changed)
+            else:
+                self.changes.purchase_updates.append({"report_id": record.report_id, **changed})
+        self.changes.periods[(state.key, result.period.start)] = result.period
+        self._settle(d, state, Applied(apply_recomputed(state, result)))
+
+    # -- helpers ----------------------------------------------------------------------------------
+
+    def _original(self, report_id: str, person_key: str) -> PurchaseRecord | None:
+        """A registered purchase of this person, from the register or from earlier in this batch."""
+        for row in reversed(self.changes.purchases):
+            if row["report_id"] == report_id:
+                return _pending_record(row) if row["person_key"] == person_key else None
+        found = self._records.get(report_id)
+        if found is None or found[0] != person_key:
+            return None
+        return found[1]
+
+    def _note_returned(self, report_id: str, original: PurchaseRecord, basis: int) -> None:
+        total = original.returned_basis + basis
+        for row in self.changes.purchases:
+            if row["report_id"] == report_id:
+                row["returned_basis"] = total
+                return
+        self.changes.purchase_updates.append({"report_id": report_id, "returned_basis": total})
+        self._records[report_id] = (
+            self._records[report_id][0],
+            PurchaseRecord(**{**_as_dict(original), "returned_basis": total}),
+        )
+
+    def _late_report(self, d: Decoded, m: DispensingReport) -> None:
+        """§ 7 stk. 1 "immediately": a report received later than the grace after payment is an alert."""
+        delay = d.source.timestamp_ms / 1000 - m.paid_or_invoiced_at.timestamp()
+        if delay > self.config.report_grace_seconds:
+            alert = Alert(
+                kind="late_report", source_topic=d.source.topic, message_id=m.report_id,
+                reporter=m.pharmacy_number, person=self._pseudonym(d.person_key),
+                detail=f"reported {int(delay)} s after payment; due within "
+                f"{self.config.report_grace_seconds} s (§ 7 stk. 1)",
+                at=self._now,
+            )  # fmt: skip
+            self._emit(ALERTS, m.pharmacy_number.encode(), alert.model_dump_json().encode())
+
+    def reject(self, r: Rejected) -> None:
+        """A dead letter: original key and bytes, reason and source position in headers."""
+        s = r.source
+        headers = (
+            ("reghub-reason", r.reason.encode()),
+            ("reghub-source-topic", s.topic.encode()),
+            ("reghub-source-partition", str(s.partition).encode()),
+            ("reghub-source-offset", str(s.offset).encode()),
+            ("reghub-message-id", (r.message_id or "").encode()),
+        )
+        self.outputs.append(Outgoing(self.names(DEAD_LETTER), s.key, s.value or b"", headers))
+        person = r.person_key or (s.key.decode("utf-8", "replace") if s.key else None)
+        change = Change(
+            source_topic=s.topic, message_id=r.message_id or f"offset:{s.partition}:{s.offset}",
+            outcome="rejected", reason=r.reason, person=self._pseudonym(person), at=self._now,
+        )  # fmt: skip
+        self._emit(CHANGES, change.person.encode(), change.model_dump_json().encode())
+        self.counts["rejected"] = self.counts.get("rejected", 0) + 1
+
+    def _processed(self, d: Decoded, outcome: str, output: bytes | None) -> None:
+        self.changes.processed.append({
+            "message_id": d.message_id, "source_topic": d.source.topic, "outcome": outcome,
+            "output": output, "processed_at": self._now,
+        })  # fmt: skip
+        self.counts[outcome] = self.counts.get(outcome, 0) + 1
+
+    def _change(self, d: Decoded, outcome: str, reason: str | None = None) -> None:
+        """The change feed carries every message except a registered dispensing (its decision says it)."""
+        if d.spec is DISPENSINGS and outcome == "registered":
+            return
+        change = Change(
+            source_topic=d.source.topic, message_id=d.message_id, outcome=outcome,  # type: ignore[arg-type]
+            reason=reason, person=self._pseudonym(d.person_key), at=self._now,
+        )  # fmt: skip
+        self._emit(CHANGES, change.person.encode(), change.model_dump_json().encode())
+
+    def _pseudonym(self, person_key: str | None) -> str:
+        return pseudonym(person_key, self.config.pseudonym_secret) if person_key else "unknown"
+
+    def _emit(self, spec: object, key: bytes, value: bytes) -> None:
+        self.outputs.append(Outgoing(self.names(spec), key, value))  # type: ignore[arg-type]
+
+
+def _as_dict(record: PurchaseRecord) -> dict[str, object]:
+    return {f: getattr(record, f) for f in record.__slots__}  # type: ignore[attr-defined]
+
+
+def _pending_record(row: dict[str, object]) -> PurchaseRecord:
+    return PurchaseRecord(
+        report_id=row["report_id"], day=row["day"], period_start=row["period_start"],
+        basis=row["basis"], entitled=row["subsidy_entitled"], terminal=row["terminal"],
+        returned_basis=row["returned_basis"], status=row["status"],
+    )  # type: ignore[arg-type]  # fmt: skip
+
+
+def _decision(m: DispensingReport, person_key: str, r: PurchaseResult) -> PurchaseDecision:
+    p = r.period
+    return PurchaseDecision(
+        report_id=m.report_id, status="registered", pharmacy_number=m.pharmacy_number,
+        person_key=person_key, subsidised=r.subsidised, subsidy_entitled=r.subsidy_entitled,
+        balancing_applied=r.balancing_applied, subsidy=r.subsidy,
+        health_supplement=r.health_supplement, rights_based=r.rights_based,
+        citizen_pays=r.citizen_pays, deferred_to_agreement=r.deferred_to_agreement,
+        citizen_pays_at_counter=r.citizen_pays_at_counter, saldo_before=r.saldo_before,
+        saldo_after=r.saldo_after, period_start=p.start if p else None,
+        period_end=p.end if p else None, previous_period_end=p.previous_end if p else None,
+        under18=p.under18 if p else None, remaining_balancing=r.remaining_balancing,
+        granted_subsidy=m.granted_subsidy, deviation=r.deviation,
+    )  # fmt: skip
+
+
+def _purchase_row(
+    d: Decoded, m: DispensingReport, person_key: str, r: PurchaseResult, now: datetime
+) -> dict[str, object]:
+    p = r.period
+    return {
+        "report_id": m.report_id, "person_key": person_key, "kind": m.kind, "return_of": m.return_of,
+        "pharmacy_number": m.pharmacy_number, "pharmacy_site_p_number": m.pharmacy_site_p_number,
+        "dispensing_id": m.dispensing_id, "ordination_id": m.ordination_id,
+        "paid_or_invoiced_at": m.paid_or_invoiced_at, "day": r.day,
+        "lines": orjson.dumps([ln.model_dump() for ln in m.lines]).decode(),
+        "period_start": p.start if p else None, "period_end": p.end if p else None,
+        "previous_period_end": p.previous_end if p else None, "under18": p.under18 if p else None,
+        "terminal": r.terminal, "basis": r.basis, "subsidy_entitled": r.subsidy_entitled,
+        "balancing_applied": r.balancing_applied, "subsidy": r.subsidy,
+        "health_supplement": r.health_supplement, "rights_based": r.rights_based,
+        "citizen_pays": r.citizen_pays, "deferred_to_agreement": r.deferred_to_agreement,
+        "saldo_after": r.saldo_after, "granted_subsidy": m.granted_subsidy,
+        "deviation": r.deviation, "returned_basis": 0, "status": "registered",
+        "source_partition": d.source.partition, "source_offset": d.source.offset,
+        "registered_at": now,
+    }  # fmt: skip

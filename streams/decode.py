@@ -1,0 +1,87 @@
+"""Step 1 of a batch, `decode`: bytes to a schema model, or a `Rejected` value — decided per message.
+
+Called for every record before batching; must not do I/O. A reason is specific (`schema.<error>`) and
+never contains the message's content, so it is safe to send back to the producer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydantic import BaseModel, ValidationError
+
+from rules.identifiers import normalise_person_key
+from streams.topics import SUBSIDY_SCALES, TopicSpec
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where a message came from: enough to find it again, and the original bytes."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    source: Source
+    spec: TopicSpec
+    message: BaseModel
+
+    @property
+    def message_id(self) -> str:
+        m = self.message
+        return getattr(m, "report_id", None) or m.message_id  # type: ignore[attr-defined]
+
+    @property
+    def person_key(self) -> str | None:
+        person = getattr(self.message, "person", None)
+        return person.key if person is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A message that will not be applied: goes to the dead-letter topic with its reason and bytes."""
+
+    source: Source
+    reason: str
+    message_id: str | None = None
+    person_key: str | None = None
+
+
+def _reason(error: ValidationError) -> str:
+    first = error.errors(include_url=False, include_input=False, include_context=False)[0]
+    where = ".".join(str(part) for part in first["loc"]) or "message"
+    message = first["msg"].removeprefix("Value error, ")
+    more = f" (+{error.error_count() - 1} more)" if error.error_count() > 1 else ""
+    return f"schema.{first['type']}: {where}: {message}{more}"
+
+
+def decode(source: Source, spec: TopicSpec) -> Decoded | Rejected:
+    """Parse and validate one record against its topic's schema; also check the record key."""
+    if source.value is None:
+        return Rejected(source, "schema.empty_value: a message without a value (tombstone)")
+    assert spec.schema is not None
+    try:
+        message = spec.schema.model_validate_json(source.value)
+    except ValidationError as exc:
+        return Rejected(source, _reason(exc))
+    decoded = Decoded(source, spec, message)
+    key = source.key.decode("utf-8", "replace") if source.key is not None else None
+    expected = (
+        message.effective_from.isoformat()  # type: ignore[attr-defined]
+        if spec is SUBSIDY_SCALES
+        else decoded.person_key
+    )
+    if key is None or normalise_person_key(key) != expected:
+        return Rejected(
+            source,
+            f"schema.key_mismatch: the record key must be the message's {spec.key}",
+            decoded.message_id,
+            decoded.person_key,
+        )
+    return decoded

@@ -1,0 +1,232 @@
+"""The register's batch consumer: aiokafka `getmany` → decode → apply → write → publish → commit.
+
+Hosted as a task of the faust app (`streams.app`); it does not depend on faust's acks, agents or tables.
+Each batch pays one handoff and one database transaction, not one per event (design.md, "The hot path").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError, KafkaError
+from sqlalchemy import select
+
+from rules.scales import Scale
+from sinks import tables
+from sinks.publisher import Outgoing, Publisher
+from sinks.register import Register, RegisterUnavailable
+from streams.apply import ApplyConfig, Applier
+from streams.decode import Decoded, Rejected, Source, decode
+from streams.topics import INPUTS, TopicNames
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerConfig:
+    """Batch limits and the consumer's broker settings: small frozen values."""
+
+    bootstrap: str
+    group_id: str
+    max_records: int = 5_000
+    poll_timeout_ms: int = 500
+    fetch_max_wait_ms: int = 50
+    session_timeout_ms: int = 10_000
+    heartbeat_interval_ms: int = 1_000
+    retry_backoff_max_s: float = 30.0
+
+
+@dataclass
+class ProcessorStats:
+    """What the worker has done since it started; read by the health view and the CLI summary."""
+
+    batches: int = 0
+    messages: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
+    failures: int = 0
+    last_batch_at: float | None = None
+
+
+class _SeekToRegisterOffsets(ConsumerRebalanceListener):
+    """On assignment, start each partition where the register says it has read to, if that is further.
+
+    Called by aiokafka inside a rebalance, before fetching resumes; it reads the database once.
+    """
+
+    def __init__(self, processor: RegisterProcessor) -> None:
+        self.processor = processor
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        return None
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        p = self.processor
+        if not assigned or p.consumer is None:
+            return
+        t = tables.consumer_offsets
+        async with p.register.engine.connect() as conn:
+            rows = await conn.execute(
+                select(t.c.topic, t.c.partition, t.c.next_offset).where(
+                    t.c.group_id == p.config.group_id
+                )
+            )
+            stored = {TopicPartition(r.topic, r.partition): r.next_offset for r in rows}
+        for tp in assigned:
+            if tp not in stored:
+                continue
+            committed = await p.consumer.committed(tp)
+            if committed is None or committed < stored[tp]:
+                p.consumer.seek(tp, stored[tp])
+
+
+class RegisterProcessor:
+    """Consumes every CTR input topic in batches and keeps the register.
+
+    `run` loops until `stop` is called. A batch that cannot be written or published is not committed:
+    the consumer seeks back to the batch's first offsets and the batch is retried with backoff.
+    """
+
+    def __init__(
+        self,
+        config: ConsumerConfig,
+        apply_config: ApplyConfig,
+        register: Register,
+        names: TopicNames,
+        on_batch: Callable[[ProcessorStats], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.apply_config = apply_config
+        self.register = register
+        self.names = names
+        self.on_batch = on_batch
+        self.stats = ProcessorStats()
+        self.consumer: AIOKafkaConsumer | None = None
+        self.producer: AIOKafkaProducer | None = None
+        self.scales: tuple[Scale, ...] = ()
+        self._stopping = asyncio.Event()
+        self._specs = {names(spec): spec for spec in INPUTS}
+        self._order = {names(spec): i for i, spec in enumerate(INPUTS)}
+
+    async def start(self) -> None:
+        """Connect to the broker and read the scales.
+
+        Raises:
+            aiokafka.errors.KafkaConnectionError: the broker cannot be reached.
+        """
+        c = self.config
+        async with self.register.unit_of_work() as uow:
+            self.scales = await uow.load_scales()
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers=c.bootstrap, acks="all", linger_ms=5, max_batch_size=256 * 1024
+        )
+        await self.producer.start()
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=c.bootstrap,
+            group_id=c.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=c.session_timeout_ms,
+            heartbeat_interval_ms=c.heartbeat_interval_ms,
+            fetch_max_wait_ms=c.fetch_max_wait_ms,
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+        )
+        self.consumer.subscribe(list(self._specs), listener=_SeekToRegisterOffsets(self))
+        await self.consumer.start()
+        self.publisher = Publisher(self.producer)
+
+    async def stop(self) -> None:
+        self._stopping.set()
+
+    async def close(self) -> None:
+        if self.consumer is not None:
+            await self.consumer.stop()
+        if self.producer is not None:
+            await self.producer.stop()
+
+    async def run(self) -> None:
+        """Fetch and process batches until stopped; never raises on bad input or a failed batch."""
+        assert self.consumer is not None
+        backoff = 0.5
+        while not self._stopping.is_set():
+            batch = await self.consumer.getmany(
+                timeout_ms=self.config.poll_timeout_ms, max_records=self.config.max_records
+            )
+            if not batch:
+                continue
+            try:
+                await self.process(batch)
+                backoff = 0.5
+            except (RegisterUnavailable, KafkaError) as exc:
+                self.stats.failures += 1
+                log.error("batch not committed, will retry in %.1f s: %s", backoff, exc)
+                for tp, records in batch.items():
+                    self.consumer.seek(tp, records[0].offset)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.config.retry_backoff_max_s)
+
+    async def process(self, batch: dict[TopicPartition, list]) -> None:
+        """Run one batch through the five steps. Offsets are committed only after write and publish.
+
+        1. decode — every record to a model or a `Rejected`;
+        2. apply — the rules, person by person, in offset order (topics in `INPUTS` order);
+        3. write — one register transaction, with the consumed offsets;
+        4. publish — dead letters, decisions, changes, alerts, replays; delivery awaited;
+        5. commit — last offset + 1 per partition, always last.
+
+        Raises:
+            RegisterUnavailable: step 3 failed; nothing was written or committed.
+            KafkaError: step 4 failed; the register has the batch, redelivery will be skipped.
+        """
+        assert self.consumer is not None
+        # Step 1
+        decoded: list[Decoded] = []
+        rejected: list[Rejected] = []
+        for tp in sorted(batch, key=lambda tp: self._order[tp.topic]):
+            spec = self._specs[tp.topic]
+            for rec in batch[tp]:
+                source = Source(
+                    tp.topic, tp.partition, rec.offset, rec.key, rec.value, rec.timestamp
+                )
+                item = decode(source, spec)
+                (decoded if isinstance(item, Decoded) else rejected).append(item)
+        offsets = {
+            (tp.topic, tp.partition): records[-1].offset + 1 for tp, records in batch.items()
+        }
+        replays: list[Outgoing] = []
+        async with self.register.unit_of_work() as uow:
+            # Step 2
+            applier = Applier(uow, self.names, self.apply_config, self.scales)
+            await applier.run(decoded, rejected)
+            applier.changes.offsets = offsets
+            # Step 3
+            await uow.write(applier.changes, self.config.group_id)
+            for scale in applier.new_scales:
+                for row in await uow.take_parked(scale.effective_from, scale.valid_to):
+                    replays.append(
+                        Outgoing(row["source_topic"], row["key"], row["value"],
+                                 (("reghub-replay-of", row["message_id"].encode()),))
+                    )  # fmt: skip
+        self.scales = applier.scales
+        # Step 4
+        await self.publisher.publish(applier.outputs + replays)
+        # Step 5
+        try:
+            await self.consumer.commit({TopicPartition(t, p): o for (t, p), o in offsets.items()})
+        except CommitFailedError as exc:  # partitions moved on; the register's offsets stay exact
+            log.warning("offset commit refused after a rebalance: %s", exc)
+        self._count(batch, applier.counts)
+
+    def _count(self, batch: dict[TopicPartition, list], counts: dict[str, int]) -> None:
+        s = self.stats
+        s.batches += 1
+        s.messages += sum(len(r) for r in batch.values())
+        for k, v in counts.items():
+            s.outcomes[k] = s.outcomes.get(k, 0) + v
+        s.last_batch_at = time.time()
+        if self.on_batch is not None:
+            self.on_batch(s)

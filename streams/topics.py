@@ -1,0 +1,76 @@
+"""The one place that knows each topic: its name, key, schema, partitions and configuration."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydantic import BaseModel
+
+from schemas.corrections import Correction
+from schemas.decisions import PurchaseDecision
+from schemas.deferrals import DeferralAgreement
+from schemas.dispensing import DispensingReport
+from schemas.grants import IndividualGrant
+from schemas.monitoring import Alert, Change
+from schemas.municipal import MunicipalDecision
+from schemas.scales import SubsidyScale
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    """A topic: `base` is its versioned name; `schema` the model of its values; `key` what keys it."""
+
+    base: str
+    schema: type[BaseModel] | None
+    key: str
+    sender: str
+    partitions: int | None = None  # None: the configured default
+    compacted: bool = False
+    retention_ms: int = 7 * 24 * 3600 * 1000
+
+
+DISPENSINGS = TopicSpec("ctr.dispensings.v1", DispensingReport, "person key", "pharmacy")
+INDIVIDUAL_GRANTS = TopicSpec("ctr.individual-grants.v1", IndividualGrant, "person key", "LMST")
+MUNICIPAL_GRANTS = TopicSpec(
+    "ctr.municipal-grants.v1", MunicipalDecision, "person key", "municipality"
+)
+DEFERRALS = TopicSpec("ctr.deferrals.v1", DeferralAgreement, "person key", "pharmacy")
+CORRECTIONS = TopicSpec("ctr.corrections.v1", Correction, "person key", "LMST or pharmacy")
+SUBSIDY_SCALES = TopicSpec(
+    "ctr.subsidy-scales.v1", SubsidyScale, "effective_from (ISO date)", "LMST", partitions=1,
+    compacted=True, retention_ms=-1,
+)  # fmt: skip
+DECISIONS = TopicSpec("ctr.decisions.v1", PurchaseDecision, "pharmacy number", "reghub")
+DEAD_LETTER = TopicSpec(
+    "ctr.dead-letter.v1",
+    None,
+    "as the source message",
+    "reghub",
+    retention_ms=30 * 24 * 3600 * 1000,
+)
+CHANGES = TopicSpec("ctr.changes.v1", Change, "person pseudonym", "reghub")
+ALERTS = TopicSpec("ctr.alerts.v1", Alert, "reporter", "reghub")
+
+INPUTS: tuple[TopicSpec, ...] = (
+    SUBSIDY_SCALES, INDIVIDUAL_GRANTS, MUNICIPAL_GRANTS, DEFERRALS, DISPENSINGS, CORRECTIONS,
+)  # fmt: skip
+"""Topics the register consumes, in the order a batch applies them (reference data and grants first)."""
+
+OUTPUTS: tuple[TopicSpec, ...] = (DECISIONS, DEAD_LETTER, CHANGES, ALERTS)
+ALL: tuple[TopicSpec, ...] = INPUTS + OUTPUTS
+
+
+@dataclass(frozen=True, slots=True)
+class TopicNames:
+    """Topic names under a prefix (empty in production; a unique one per test)."""
+
+    prefix: str = ""
+
+    def __call__(self, spec: TopicSpec) -> str:
+        return self.prefix + spec.base
+
+    def spec_of(self, name: str) -> TopicSpec:
+        for spec in ALL:
+            if self(spec) == name:
+                return spec
+        raise KeyError(name)

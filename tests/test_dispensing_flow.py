@@ -1,0 +1,111 @@
+"""End to end through the real broker, the real worker and the real register (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+from sqlalchemy import func, select
+
+from reghub.settings import Settings
+from sinks import tables
+from sinks.register import Register
+from streams.topics import DEAD_LETTER, DECISIONS, DISPENSINGS, TopicNames
+from tests.kafka_helpers import as_json, produce, read_until, running_worker
+
+pytestmark = [pytest.mark.broker, pytest.mark.database]
+
+PERSON = "0505601234"  # a CPR-shaped key: born 5 May 1960
+
+
+def report(report_id: str, price_ore: int, paid_at: str = "2024-04-02T11:00:00+02:00") -> dict:
+    return {
+        "report_id": report_id,
+        "pharmacy_number": "12300",
+        "pharmacy_site_p_number": "1003456788",
+        "dispensing_id": f"d-{report_id}",
+        "ordination_id": "01",
+        "paid_or_invoiced_at": paid_at,
+        "person": {"key": PERSON},
+        "lines": [
+            {"drug_id": "028100", "reimbursement_price": price_ore, "actual_price": price_ore}
+        ],
+    }
+
+
+async def test_a_report_becomes_a_row_and_a_decision(
+    settings: Settings, register: Register
+) -> None:
+    names = TopicNames(settings.topic_prefix)
+    await produce(
+        settings.kafka_bootstrap,
+        names(DISPENSINGS),
+        [(PERSON.encode(), as_json(report("r-1", 400_000)))],
+    )
+    async with running_worker(settings, register):
+        records = await read_until(
+            settings.kafka_bootstrap, names(DECISIONS), lambda r: len(r) >= 1
+        )
+    decision = orjson.loads(records[0].value)
+    assert records[0].key == b"12300"
+    assert decision["status"] == "registered"
+    assert decision["subsidy"] == 201_975  # C06: 4,000 kr on an empty saldo in 2024
+    assert decision["saldo_after"] == 400_000
+    assert decision["period_start"] == "2024-04-02" and decision["period_end"] == "2025-04-01"
+    async with register.engine.connect() as conn:
+        row = (await conn.execute(select(tables.purchases))).one()
+        period = (await conn.execute(select(tables.subsidy_periods))).one()
+    assert row.report_id == "r-1" and row.subsidy == 201_975 and row.person_key == PERSON
+    assert period.saldo == 400_000 and period.under18 is False
+
+
+async def test_the_same_report_twice_counts_once(settings: Settings, register: Register) -> None:
+    names = TopicNames(settings.topic_prefix)
+    same = as_json(report("r-dup", 50_000))
+    await produce(
+        settings.kafka_bootstrap,
+        names(DISPENSINGS),
+        [(PERSON.encode(), same), (PERSON.encode(), same)],
+    )
+    async with running_worker(settings, register):
+        records = await read_until(
+            settings.kafka_bootstrap, names(DECISIONS), lambda r: len(r) >= 1
+        )
+        await produce(settings.kafka_bootstrap, names(DISPENSINGS), [(PERSON.encode(), same)])
+        records = await read_until(
+            settings.kafka_bootstrap, names(DECISIONS), lambda r: len(r) >= 2
+        )
+    statuses = [orjson.loads(r.value)["status"] for r in records]
+    assert statuses == ["registered", "duplicate"]
+    async with register.engine.connect() as conn:
+        count = (await conn.execute(select(func.count()).select_from(tables.purchases))).scalar()
+        saldo = (await conn.execute(select(tables.subsidy_periods.c.saldo))).scalar()
+    assert count == 1
+    assert saldo == 50_000
+
+
+async def test_a_malformed_message_is_dead_lettered_and_the_next_is_processed(
+    settings: Settings, register: Register
+) -> None:
+    names = TopicNames(settings.topic_prefix)
+    broken = b'{"report_id": "r-bad", "lines": ['
+    missing = as_json({k: v for k, v in report("r-missing", 100).items() if k != "pharmacy_number"})
+    await produce(
+        settings.kafka_bootstrap,
+        names(DISPENSINGS),
+        [
+            (PERSON.encode(), broken),
+            (PERSON.encode(), missing),
+            (PERSON.encode(), as_json(report("r-good", 10_000))),
+        ],
+    )
+    async with running_worker(settings, register):
+        dead = await read_until(settings.kafka_bootstrap, names(DEAD_LETTER), lambda r: len(r) >= 2)
+        good = await read_until(settings.kafka_bootstrap, names(DECISIONS), lambda r: len(r) >= 1)
+    headers = [dict(r.headers) for r in dead]
+    assert [r.value for r in dead] == [broken, missing]
+    assert headers[0]["reghub-reason"].startswith(b"schema.json_invalid")
+    assert headers[1]["reghub-reason"] == b"schema.missing: pharmacy_number: Field required"
+    assert {h["reghub-source-offset"] for h in headers} == {b"0", b"1"}
+    assert all(h["reghub-source-topic"] == names(DISPENSINGS).encode() for h in headers)
+    assert all(PERSON.encode() not in h["reghub-reason"] for h in headers)
+    assert orjson.loads(good[0].value)["report_id"] == "r-good"
