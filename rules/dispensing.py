@@ -96,7 +96,7 @@ def apply_dispensing(
     if state.period is not None and day < state.period.start:
         return Refused("rule.dated_before_current_period")
     if report.kind == "return":
-        return _apply_return(state, report, day, scales, original)
+        return _apply_return(state, report, day, scales, original, config)
     priced = price_lines(state, report.lines, day)
     period = state.period if state.period is not None and state.period.covers(day) else None
     entitled = 0
@@ -114,13 +114,7 @@ def apply_dispensing(
     if priced.terminal_cover:
         entitled = priced.terminal_cover
     own_on_basis = 0 if priced.terminal_cover else priced.basis - entitled
-    health = rights = 0
-    if own_on_basis > 0:
-        supplement = state.supplement("health_supplement", day)
-        if supplement is not None and supplement.percentage:
-            health = share_of(own_on_basis, HEALTH_SUPPLEMENT_SHARE, supplement.percentage)
-        if state.supplement("rights_based", day) is not None:
-            rights = share_of(own_on_basis - health, config.rights_based_coverage)
+    health, rights = _supplements(state, day, max(own_on_basis, 0), config)
     applied, balances = settle_at_purchase(state.balances, entitled)
     subsidy = entitled + applied
     citizen_pays = priced.actual - subsidy - health - rights
@@ -186,6 +180,7 @@ def _apply_return(
     day: date,
     scales: tuple[Scale, ...],
     original: PurchaseRecord | None,
+    config: RulesConfig,
 ) -> Applied | Parked | Refused:
     """A return: the saldo falls by the returned basis and the subsidy is reversed, F(S − b) − F(S)."""
     if original is None or original.status == "cancelled":
@@ -210,6 +205,9 @@ def _apply_return(
         period = replace(period, saldo=period.saldo + priced.basis)
     if original.terminal:
         reversal = priced.actual
+    own = 0 if original.terminal else priced.basis - reversal
+    health, rights = _supplements(state, day, min(own, 0), config)
+    refund = priced.actual - reversal - health - rights
     saldo_before = state.period.saldo if state.period is not None else 0
     return Applied(
         replace(state, period=period if period is not None else state.period),
@@ -222,11 +220,11 @@ def _apply_return(
             subsidy_entitled=reversal,
             balancing_applied=0,
             subsidy=reversal,
-            health_supplement=0,
-            rights_based=0,
-            citizen_pays=priced.actual - reversal,
+            health_supplement=health,
+            rights_based=rights,
+            citizen_pays=refund,
             deferred_to_agreement=0,
-            citizen_pays_at_counter=priced.actual - reversal,
+            citizen_pays_at_counter=refund,
             saldo_before=saldo_before,
             saldo_after=period.saldo if period is not None else 0,
             period=period,
@@ -235,3 +233,21 @@ def _apply_return(
             agreement_id=None,
         ),
     )
+
+
+def _supplements(
+    state: PersonState, day: date, own_on_basis: Ore, config: RulesConfig
+) -> tuple[Ore, Ore]:
+    """Helbredstillæg and the rights-based subsidy on the own payment within the basis (spec § 5).
+
+    A negative own payment (a return) reverses them the same way.
+    """
+    health = rights = 0
+    if own_on_basis == 0:
+        return 0, 0
+    supplement = state.supplement("health_supplement", day)
+    if supplement is not None and supplement.percentage:
+        health = share_of(own_on_basis, HEALTH_SUPPLEMENT_SHARE, supplement.percentage)
+    if state.supplement("rights_based", day) is not None:
+        rights = share_of(own_on_basis - health, config.rights_based_coverage)
+    return health, rights

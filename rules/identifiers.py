@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 
-_TEN_DIGITS = re.compile(r"^\d{10}$")
+_TEN_DIGITS = re.compile(r"[0-9]{10}")
 _P_NUMBER_WEIGHTS = (4, 3, 2, 7, 6, 5, 4, 3, 2, 1)
 
 
@@ -52,7 +52,7 @@ def parse_person_key(raw: str) -> PersonKey:
             the key, so it is safe to show to other parties.
     """
     value = normalise_person_key(raw)
-    if not _TEN_DIGITS.match(value):
+    if not _TEN_DIGITS.fullmatch(value):
         raise ValueError("person key must be ten digits (DDMMYYSSSS or a substitute id)")
     if value[:2] in ("38", "39"):
         return PersonKey(value, PersonKeyKind.SYSTEM_SUBSTITUTE, None)
@@ -68,12 +68,12 @@ def parse_person_key(raw: str) -> PersonKey:
 
 def is_pharmacy_number(value: str) -> bool:
     """Pharmacy number AAAnn: five digits (nn 00 pharmacy, 01-09 branch, 10-99 outlet)."""
-    return len(value) == 5 and value.isdigit()
+    return re.fullmatch(r"[0-9]{5}", value) is not None
 
 
 def is_p_number(value: str) -> bool:
     """Production-unit number: ten digits whose weighted sum is divisible by 11."""
-    if not _TEN_DIGITS.match(value) or value[0] == "0":
+    if not _TEN_DIGITS.fullmatch(value) or value[0] == "0":
         return False
     return sum(int(d) * w for d, w in zip(value, _P_NUMBER_WEIGHTS, strict=True)) % 11 == 0
 

@@ -23,6 +23,8 @@ def kroner_to_ore(text: str | Decimal) -> Ore:
         value = Decimal(str(text)) * 100
     except InvalidOperation as exc:
         raise ValueError(f"not an amount: {text!r}") from exc
+    if not value.is_finite():
+        raise ValueError(f"not an amount: {text!r}")
     if value != value.to_integral_value():
         raise ValueError(f"amount has fractions of an øre: {text!r}")
     return int(value)

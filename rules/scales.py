@@ -114,8 +114,8 @@ def scale_for(day: date, scales: Iterable[Scale]) -> Scale | None:
 
     When two scales cover the day, the one that took effect last wins (a later load supersedes).
     """
-    found = [s for s in scales if s.covers(day)]
-    return max(found, key=lambda s: s.effective_from) if found else None
+    found = [(s.effective_from, i, s) for i, s in enumerate(scales) if s.covers(day)]
+    return max(found, key=lambda f: f[:2])[2] if found else None
 
 
 def scale_problems(scale: Scale) -> list[str]:

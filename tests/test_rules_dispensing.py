@@ -1,7 +1,8 @@
-"""Unit tests of `rules/dispensing.apply_dispensing`: one dispensing report applied to a person's state.
+"""Unit tests of `rules/dispensing.apply_dispensing`: one dispensing report applied to a person.
 
-Each test names what it checks: the order (BEK 764/2025) § 3, § 6, § 7, sundhedsloven §§ 145-151 via
-spec/ctr.md §§ 2-7. Person keys are fictitious substitute ids with a birth date. Pure: no I/O is allowed.
+Each test names what it checks: the order (BEK 764/2025) § 3, § 6, § 7, sundhedsloven §§ 145-151
+via spec/ctr.md §§ 2-7. Person keys are fictitious substitute ids with a birth date.
+Pure: no I/O is allowed while these run.
 """
 
 from __future__ import annotations
@@ -160,7 +161,10 @@ def test_child_first_purchase_is_flagged_under18() -> None:
 
 
 def test_under18_flag_is_fixed_at_the_period_start() -> None:
-    """Order § 3 stk. 1 nr. 6; spec § 3: turning 18 mid-period changes nothing until the next period."""
+    """Order § 3 stk. 1 nr. 6; spec § 3.
+
+    Turning 18 mid-period changes nothing until the next period.
+    """
     born = date(2006, 3, 1)
     state, first = bought(person(born), report("r1", date(2024, 2, 29), line("500"), born=born))
     state, later = bought(state, report("r2", date(2024, 6, 3), line("500"), born=born))
@@ -170,7 +174,10 @@ def test_under18_flag_is_fixed_at_the_period_start() -> None:
 
 
 def test_purchase_on_the_18th_birthday_opens_an_adult_period() -> None:
-    """Order § 3 stk. 1 nr. 6: under 18 "ved periodens begyndelse" — 18 on the start date is adult."""
+    """Order § 3 stk. 1 nr. 6.
+
+    Under 18 "ved periodens begyndelse" — 18 on the start date is adult.
+    """
     born = date(2006, 3, 1)
     state, result = bought(person(born), report("r1", date(2024, 3, 1), line("500"), born=born))
     assert state.period is not None and state.period.under18 is False
@@ -178,7 +185,10 @@ def test_purchase_on_the_18th_birthday_opens_an_adult_period() -> None:
 
 
 def test_last_day_stays_in_the_period_and_the_next_day_opens_a_new_one() -> None:
-    """Order § 3 stk. 1 nr. 7; spec § 3: a new period starts with saldo 0 and the previous end recorded."""
+    """Order § 3 stk. 1 nr. 7; spec § 3.
+
+    A new period starts with saldo 0 and the previous end recorded.
+    """
     state = in_period(date(2022, 3, 1), "4000", end=date(2023, 2, 28))
     state, last_day = bought(state, report("r1", date(2023, 2, 28), line("100")))
     assert last_day.subsidy == kr("85")
@@ -202,7 +212,10 @@ def test_purchase_dated_before_the_current_period_is_refused() -> None:
 
 
 def test_inflation_aid_switch_3_april_2023_without_retroactive_recompute() -> None:
-    """spec § 2 "Which scale": the scale on the purchase's date; earlier purchases never recomputed."""
+    """spec § 2 "Which scale".
+
+    The scale on the purchase's date; earlier purchases never recomputed.
+    """
     state, first = bought(person(), report("r1", date(2023, 1, 5), line("12000")))
     state, before = bought(state, report("r2", date(2023, 3, 31), line("500")))
     state, after = bought(state, report("r3", date(2023, 4, 3), line("500")))
@@ -214,7 +227,10 @@ def test_inflation_aid_switch_3_april_2023_without_retroactive_recompute() -> No
 
 
 def test_1_january_indexation_applies_the_new_scale_to_the_running_saldo() -> None:
-    """spec § 2: on 1 January a running saldo may fall back into a lower band (2021 T1 1,010; 2022 1,020)."""
+    """spec § 2.
+
+    On 1 January a running saldo may fall back into a lower band (2021 T1 1,010; 2022 1,020).
+    """
     state, autumn = bought(person(), report("r1", date(2021, 11, 1), line("1015")))
     state, january = bought(state, report("r2", date(2022, 1, 10), line("100")))
     assert autumn.subsidy == kr("2.50")
@@ -224,7 +240,10 @@ def test_1_january_indexation_applies_the_new_scale_to_the_running_saldo() -> No
 
 
 def test_purchase_without_a_scale_is_parked() -> None:
-    """spec § 2: "A purchase whose date has no scale is not guessed: it is parked with a clear reason"."""
+    """spec § 2.
+
+    "A purchase whose date has no scale is not guessed: it is parked with a clear reason".
+    """
     state = person()
     outcome = apply(state, report("r1", date(2025, 1, 2), line("100")))
     assert isinstance(outcome, Parked)
@@ -246,7 +265,10 @@ def test_non_subsidised_purchase_needs_no_scale() -> None:
 
 
 def test_price_above_the_reimbursement_price_is_paid_in_full_by_the_citizen() -> None:
-    """spec § 2 "Basis": the reimbursement price capped by the actual price; the rest is paid in full."""
+    """spec § 2 "Basis".
+
+    The reimbursement price capped by the actual price; the rest is paid in full.
+    """
     state, result = bought(
         in_period(date(2024, 1, 5), "4000"), report("r1", date(2024, 2, 1), line("200", "260"))
     )
@@ -304,7 +326,10 @@ def test_s148_terminal_grant_covers_non_reimbursed_drug_without_a_period() -> No
 
 
 def test_s148_terminal_grant_on_a_reimbursed_drug_still_counts_in_the_saldo() -> None:
-    """spec § 4 (DECISION): a subsidised medicine adds its reimbursement price; subsidy is the actual."""
+    """spec § 4 (DECISION).
+
+    A subsidised medicine adds its reimbursement price; subsidy is the actual.
+    """
     g = grant("s148_terminal", None, date(2024, 2, 1), date(2025, 1, 31))
     state, _ = bought(
         person(grants=(g,)), report("r1", date(2024, 2, 10), line("350", reimbursed=False))
@@ -324,7 +349,10 @@ def test_s148_terminal_grant_outside_its_validity_does_nothing() -> None:
 
 
 def test_s145_single_grant_makes_a_non_reimbursed_drug_count() -> None:
-    """spec § 4, sundhedsloven § 145: the named medicine is subsidised, counts in the saldo, normal scale."""
+    """spec § 4, sundhedsloven § 145.
+
+    The named medicine is subsidised, counts in the saldo, normal scale.
+    """
     without = in_period(date(2024, 1, 5), "4000")
     _, plain = bought(
         without, report("r1", date(2024, 2, 1), line("100", reimbursed=False, drug="S"))
@@ -370,7 +398,10 @@ def test_health_supplement_percentage_and_rounding() -> None:
 
 
 def test_rights_based_covers_all_that_remains_after_the_health_supplement() -> None:
-    """spec § 5 DECISION: rights-based default 100 % of the own payment left after helbredstillæg."""
+    """spec § 5 DECISION.
+
+    Rights-based default 100 % of the own payment left after helbredstillæg.
+    """
     both = person(
         supplements=(supplement("health_supplement", "100"), supplement("rights_based", None))
     )
@@ -405,7 +436,10 @@ def _owing(amount: str, *, skip_once: bool = False) -> PersonState:
 
 
 def test_s6_stk2_deduction_is_capped_by_the_subsidy_due_and_carries_forward() -> None:
-    """Order § 6 stk. 2: a debt is deducted only up to the subsidy due on the purchase; the rest carries."""
+    """Order § 6 stk. 2.
+
+    A debt is deducted only up to the subsidy due on the purchase; the rest carries.
+    """
     state = _owing("-300")
     seen = []
     for rid, day, price in (
@@ -433,9 +467,13 @@ def test_s6_stk2_deduction_is_capped_by_the_subsidy_due_and_carries_forward() ->
 
 
 def test_s6_amount_owed_to_the_person_is_paid_in_full() -> None:
-    """Order § 6 stk. 1-2: an amount in the person's favour is paid in full, even beyond the subsidy due."""
+    """Order § 6 stk. 1-2.
+
+    An amount in the person's favour is paid in full, even beyond the subsidy due.
+    """
     credit = Balance("b1", kr("50"), kr("50"), date(2024, 1, 1), None, "agency")
     state, result = bought(person(balances=(credit,)), report("r1", date(2024, 3, 1), line("100")))
+    assert state.balances[0].remaining == 0
     assert (result.subsidy_entitled, result.balancing_applied, result.subsidy) == (
         0,
         kr("50"),
@@ -447,7 +485,10 @@ def test_s6_amount_owed_to_the_person_is_paid_in_full() -> None:
 
 
 def test_s6_stk3_hardship_skips_the_deduction_once_then_caps() -> None:
-    """Order § 6 stk. 3: in special cases the deduction is postponed to the next-following purchase."""
+    """Order § 6 stk. 3.
+
+    In special cases the deduction is postponed to the next-following purchase.
+    """
     state = _owing("-300", skip_once=True)
     state, first = bought(state, report("r1", date(2024, 2, 1), line("240")))
     assert (first.balancing_applied, first.subsidy, first.remaining_balancing) == (
@@ -500,7 +541,7 @@ def test_matching_granted_subsidy_creates_no_balance() -> None:
     assert state.balances == ()
 
 
-# --- spec § 5 henstand (order § 3 stk. 2 nr. 2) ----------------------------------------------------
+# --- spec § 5 henstand (order § 3 stk. 2 nr. 2) ---------------------------------------------------
 
 
 def test_under_deferral_without_an_agreement_is_refused() -> None:
@@ -511,7 +552,10 @@ def test_under_deferral_without_an_agreement_is_refused() -> None:
 
 
 def test_under_deferral_defers_the_own_payment_on_the_basis() -> None:
-    """spec § 5 henstand: the own payment goes to the agreement; the price above the basis is paid now."""
+    """spec § 5 henstand.
+
+    The own payment goes to the agreement; the price above the basis is paid now.
+    """
     agreement = Agreement("a1", "12300", date(2024, 1, 2), kr("381.25"), 12)
     state, first = bought(
         person(agreements=(agreement,)),
@@ -591,7 +635,10 @@ def test_return_of_a_sale_in_an_earlier_period_is_refused() -> None:
 
 
 def test_return_of_a_terminal_sale_reverses_the_actual_price() -> None:
-    """spec § 4/§ 7: a § 148 sale of a non-reimbursed drug is returned in full, no period touched."""
+    """spec § 4/§ 7.
+
+    A § 148 sale of a non-reimbursed drug is returned in full, no period touched.
+    """
     g = grant("s148_terminal", None, date(2024, 2, 1), date(2025, 1, 31))
     state, sale = bought(
         person(grants=(g,)), report("r1", date(2024, 2, 10), line("350", reimbursed=False))
@@ -604,15 +651,11 @@ def test_return_of_a_terminal_sale_reverses_the_actual_price() -> None:
     assert state.period is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: rules/dispensing.py _apply_return never reverses the helbredstillæg (or rights-based "
-        "share): the return of a 500 kr sale that got 425 kr supplement refunds the citizen 500 kr"
-    ),
-)
 def test_return_reverses_the_health_supplement() -> None:
-    """spec § 5/§ 7: the supplement paid on a sale is reversed with it; the citizen gets back 75 kr."""
+    """spec § 5/§ 7.
+
+    The supplement paid on a sale is reversed with it; the citizen gets back 75 kr.
+    """
     state = person(supplements=(supplement("health_supplement", "100"),))
     state, sale = bought(state, report("r1", date(2024, 3, 1), line("500")))
     assert (sale.health_supplement, sale.citizen_pays) == (kr("425"), kr("75"))

@@ -1,5 +1,5 @@
-"""Unit tests of person keys, pharmacy numbers, P-numbers and municipality codes in `rules/identifiers.py`
-(spec/ctr.md § 9; order § 3 stk. 1 nr. 1 and 5, stk. 3).
+"""Unit tests of person keys, pharmacy numbers, P-numbers and municipality codes in
+`rules/identifiers.py` (spec/ctr.md § 9; order § 3 stk. 1 nr. 1 and 5, stk. 3).
 
 Pure: no I/O is allowed while these run.
 """
@@ -131,19 +131,15 @@ def test_system_substitute_ids_38_and_39(key: str) -> None:
 
 @pytest.mark.parametrize("key", ["4208000001", "5208123456", "4752000001"])
 def test_fictitious_substitute_ids_4_and_5(key: str) -> None:
-    """spec § 9: fictitious numbers xLLLnnnnnn with x 4 or 5; the birth date comes with the message."""
+    """spec § 9.
+
+    Fictitious numbers xLLLnnnnnn with x 4 or 5; the birth date comes with the message.
+    """
     parsed = parse_person_key(key)
     assert parsed.kind is PersonKeyKind.FICTITIOUS_SUBSTITUTE
     assert parsed.birth_date is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: rules/identifiers.py _TEN_DIGITS uses \\d and $, so a trailing newline and non-ASCII "
-        "digits pass: parse_person_key('0101901234\\n') is a CPR key with the newline kept"
-    ),
-)
 @pytest.mark.parametrize("key", ["0101901234\n", "０１０１９０１２３４", "4208000001\n"])
 def test_person_key_is_ten_ascii_digits_exactly(key: str) -> None:
     """spec § 9: the key is ten digits; anything else would register a second person."""
@@ -164,13 +160,6 @@ def test_p_number_invalid(value: str) -> None:
     assert is_p_number(value) is False
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: rules/identifiers.py is_p_number('1003456788\\n') raises ValueError from "
-        "zip(strict=True) instead of returning False ($ matches before a trailing newline)"
-    ),
-)
 def test_p_number_with_trailing_newline_is_false() -> None:
     assert is_p_number("1003456788\n") is False
 
@@ -186,10 +175,6 @@ def test_pharmacy_number_not_five_digits(value: str) -> None:
     assert is_pharmacy_number(value) is False
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: rules/identifiers.py is_pharmacy_number uses str.isdigit, which accepts '１２３００'",
-)
 @pytest.mark.parametrize("value", ["１２３００", "¹²³⁴⁵"])
 def test_pharmacy_number_is_ascii_digits(value: str) -> None:
     assert is_pharmacy_number(value) is False

@@ -46,7 +46,10 @@ def test_period_end_is_start_plus_one_year_minus_one_day(start: date, end: date)
 
 
 def test_under18_false_on_the_18th_birthday() -> None:
-    """spec § 3 / order § 3 stk. 1 nr. 6: "age on the start date < 18" — 18 on the birthday itself."""
+    """spec § 3 / order § 3 stk. 1 nr. 6.
+
+    "age on the start date < 18" — 18 on the birthday itself.
+    """
     born = date(2006, 3, 15)
     assert is_under18(born, date(2024, 3, 15)) is False
     assert is_under18(born, date(2024, 3, 14)) is True
@@ -60,7 +63,10 @@ def test_newborn_and_adult() -> None:
 
 
 def test_birthday_on_29_february_turns_18_on_1_march_in_a_common_year() -> None:
-    """spec § 3 / periods.age_on: someone born 29 Feb is a year older on 1 March in a common year."""
+    """spec § 3 / periods.age_on.
+
+    Someone born 29 Feb is a year older on 1 March in a common year.
+    """
     born = date(2004, 2, 29)
     assert is_under18(born, date(2022, 2, 28)) is True
     assert is_under18(born, date(2022, 3, 1)) is False

@@ -1,4 +1,5 @@
-"""Unit tests of the dated § 146 scales in `rules/scales.py` (spec/ctr.md § 2, "Which scale" and the table).
+"""Unit tests of the dated § 146 scales in `rules/scales.py` (spec/ctr.md § 2, the table and
+"Which scale").
 
 Pure: no I/O is allowed while these run.
 """
@@ -120,7 +121,10 @@ def test_covers_is_inclusive_at_both_ends() -> None:
 
 
 def test_bands_adult_and_child() -> None:
-    """spec § 2: adults 0/50/75/85/100 % from 0/T1/T2/T3/T4; children 60/75/85/100 % from 0/T2/T3/T4c."""
+    """spec § 2.
+
+    Adults 0/50/75/85/100 % from 0/T1/T2/T3/T4; children 60/75/85/100 % from 0/T2/T3/T4c.
+    """
     assert SCALE_2024.bands(under18=False) == (
         (0, Decimal(0)),
         (107500, Decimal("0.50")),
@@ -166,7 +170,10 @@ def test_scale_ending_before_it_starts_is_refused() -> None:
 
 
 def test_scale_with_cap_off_by_more_than_ten_ore_is_refused() -> None:
-    """spec § 2: own payment at T4 equals the cap within 0.10 kr — 2024 adult own payment is 4,574.95."""
+    """spec § 2.
+
+    Own payment at T4 equals the cap within 0.10 kr — 2024 adult own payment is 4,574.95.
+    """
     off = replace(SCALE_2024, own_payment_cap=460000)
     problems = scale_problems(off)
     assert len(problems) == 2
@@ -176,7 +183,10 @@ def test_scale_with_cap_off_by_more_than_ten_ore_is_refused() -> None:
 
 
 def test_cap_tolerance_is_exactly_ten_ore() -> None:
-    """spec § 2: adult own 4,574.95 and child 4,575.00 — a cap of 4,575.05 passes, 4,575.06 does not."""
+    """spec § 2.
+
+    Adult own 4,574.95 and child 4,575.00 — a cap of 4,575.05 passes, 4,575.06 does not.
+    """
     assert scale_problems(replace(SCALE_2024, own_payment_cap=457505)) == []
     problems = scale_problems(replace(SCALE_2024, own_payment_cap=457506))
     assert len(problems) == 1 and problems[0].startswith("scale.cap_mismatch: adult")
@@ -216,14 +226,10 @@ def test_loaded_open_ended_scale_fills_a_gap() -> None:
     assert scale_for(date(2024, 12, 31), scales) is SCALE_2024
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: rules/scales.py scale_for: with two scales of the same effective_from, max() keeps the "
-        "first one, so a later-loaded replacement of 2024 does not supersede the known one"
-    ),
-)
 def test_later_loaded_scale_with_same_effective_from_wins() -> None:
-    """spec § 2 / scale_for docstring: "a later load supersedes" — also for the same effective_from."""
+    """spec § 2 / scale_for docstring.
+
+    "a later load supersedes" — also for the same effective_from.
+    """
     reloaded = replace(SCALE_2024, t4=2129900, source="reloaded")
     assert scale_for(date(2024, 6, 1), (*KNOWN_SCALES, reloaded)) is reloaded

@@ -1,0 +1,1 @@
+"""The read side: HTTP API and the monitoring dashboard."""

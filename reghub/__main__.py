@@ -1,0 +1,5 @@
+"""`python -m reghub` is the `reghub` command."""
+
+from reghub.cli import main
+
+main()

@@ -1,0 +1,219 @@
+"""The `reghub` command line: run the hub (embedded or production), send and tail topics, run scenarios."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from reghub.config import load_settings
+
+app = typer.Typer(help="reghub: the CTR and treatment-place register hub.", no_args_is_help=True)
+db_app = typer.Typer(help="The register database.", no_args_is_help=True)
+topics_app = typer.Typer(help="Kafka topics.", no_args_is_help=True)
+schemas_app = typer.Typer(help="Wire schemas.", no_args_is_help=True)
+scenario_app = typer.Typer(
+    help="Worked CTR scenarios through the real pipeline.", no_args_is_help=True
+)
+register_app = typer.Typer(help="Register data.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(topics_app, name="topics")
+app.add_typer(schemas_app, name="schemas")
+app.add_typer(scenario_app, name="scenario")
+app.add_typer(register_app, name="register")
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+@app.command()
+def up(
+    demo: Annotated[bool, typer.Option(help="Also produce synthetic pharmacy traffic.")] = False,
+    rate: Annotated[int, typer.Option(help="Demo reports per second.")] = 200,
+    persons: Annotated[int, typer.Option(help="Demo persons.")] = 500,
+    api_port: Annotated[int, typer.Option(help="Port of the read API and dashboard.")] = 8000,
+    duration: Annotated[
+        float, typer.Option(help="Stop after this many seconds (0: until Ctrl-C).")
+    ] = 0,
+) -> None:
+    """Run the embedded hub: Tansu broker, SQLite register, worker and API; Ctrl-C stops all of it."""
+    from reghub.embedded import run_embedded
+
+    code = asyncio.run(
+        run_embedded(demo=demo, rate=rate, persons=persons, api_port=api_port, duration=duration)
+    )
+    raise typer.Exit(code)
+
+
+@app.command()
+def worker() -> None:
+    """Run a register worker (production: REGHUB_KAFKA_BOOTSTRAP, REGHUB_DATABASE_URL)."""
+    import faust
+
+    from reghub import wiring
+    from streams.app import create_app
+
+    settings = load_settings()
+    processor = wiring.processor(settings)
+    faust_app = create_app(
+        processor,
+        app_id=f"{settings.consumer_group}-host",
+        bootstrap=settings.kafka_bootstrap,
+        web_port=settings.web_port,
+        session_timeout_ms=settings.kafka_session_timeout_ms,
+    )
+    faust.Worker(faust_app, loglevel=settings.log_level.upper()).execute_from_commandline()
+
+
+@app.command()
+def api(
+    host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port.")] = None,
+) -> None:
+    """Run the read API and the monitoring dashboard."""
+    import uvicorn
+
+    from api.app import create_api
+
+    settings = load_settings()
+    uvicorn.run(
+        create_api(settings),
+        host=host or settings.api_host,
+        port=port or settings.api_port,
+        log_level=settings.log_level.lower(),
+    )
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the register's tables (idempotent)."""
+    from sinks.migrations import upgrade
+    from sinks.register import make_engine
+
+    settings = load_settings()
+
+    async def go() -> list[str]:
+        if settings.database_url.startswith("sqlite"):
+            Path(settings.database_url.split("///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
+        engine = make_engine(settings.database_url)
+        try:
+            return await upgrade(engine)
+        finally:
+            await engine.dispose()
+
+    applied = asyncio.run(go())
+    typer.echo(f"applied: {', '.join(applied)}" if applied else "register schema is up to date")
+
+
+@topics_app.command("create")
+def topics_create() -> None:
+    """Create every hub topic with its configuration (idempotent)."""
+    from reghub.broker import create_topics
+    from reghub.wiring import topic_names
+
+    settings = load_settings()
+    created = asyncio.run(
+        create_topics(settings.kafka_bootstrap, topic_names(settings), settings.topic_partitions)
+    )
+    typer.echo(f"created: {', '.join(created)}" if created else "all topics exist")
+
+
+@schemas_app.command("export")
+def schemas_export(
+    directory: Annotated[Path, typer.Argument(help="Where to write the JSON Schema files.")] = Path(
+        "schema-export"
+    ),
+) -> None:
+    """Write a JSON Schema per topic, for partners."""
+    from reghub.export import export_schemas
+
+    for path in export_schemas(directory):
+        typer.echo(str(path))
+
+
+@app.command()
+def send(
+    topic: Annotated[str, typer.Argument(help="Topic, e.g. ctr.dispensings.v1")],
+    file: Annotated[Path, typer.Argument(help="JSON Lines, one message per line")],
+) -> None:
+    """Validate a JSON Lines file and produce its valid lines; bad lines are reported and not sent."""
+    from reghub.send import send_file
+
+    sent, bad = asyncio.run(send_file(load_settings(), topic, file))
+    for line_no, reason in bad:
+        typer.echo(f"line {line_no}: {reason}", err=True)
+    typer.echo(f"sent {sent}, refused {len(bad)}")
+    if bad:
+        raise typer.Exit(1)
+
+
+@app.command()
+def tail(
+    topic: Annotated[str, typer.Argument(help="Topic, e.g. ctr.decisions.v1")],
+    limit: Annotated[int, typer.Option(help="Stop after this many messages (0: follow).")] = 0,
+    latest: Annotated[bool, typer.Option(help="Only messages from now on.")] = False,
+    timeout: Annotated[
+        float, typer.Option(help="Stop after this many idle seconds (0: never).")
+    ] = 0,
+    show_person_keys: Annotated[bool, typer.Option(help="Show person keys unmasked.")] = False,
+) -> None:
+    """Print a topic's messages readably (person keys masked unless asked)."""
+    from reghub.tail import tail_topic
+
+    asyncio.run(
+        tail_topic(load_settings(), topic, limit=limit, latest=latest, idle_timeout=timeout,
+                   show_person_keys=show_person_keys)
+    )  # fmt: skip
+
+
+@scenario_app.command("run")
+def scenario_run(
+    files: Annotated[list[Path], typer.Argument(help="Scenario files or folders")],
+) -> None:
+    """Run scenario files through broker, worker and register; print results in the `expected` shape."""
+    from reghub.scenarios import main
+
+    raise typer.Exit(asyncio.run(main(files, check=False)))
+
+
+@scenario_app.command("check")
+def scenario_check(
+    files: Annotated[list[Path], typer.Argument(help="Scenario files or folders")],
+) -> None:
+    """Like `run`, and compare with `expected`; ends with `N passed, M failed`."""
+    from reghub.scenarios import main
+
+    raise typer.Exit(asyncio.run(main(files, check=True)))
+
+
+@register_app.command("import")
+def register_import(
+    file: Annotated[Path, typer.Argument(help="JSON Lines snapshot of the current register")],
+) -> None:
+    """Import a snapshot of an existing register (periods, saldo, open balancing amounts)."""
+    from reghub.snapshot import import_file
+
+    imported, bad = asyncio.run(import_file(load_settings(), file))
+    for line_no, reason in bad:
+        typer.echo(f"line {line_no}: {reason}", err=True)
+    typer.echo(f"imported {imported}, refused {len(bad)}")
+    if bad:
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    _logging("warning")
+    app()
+
+
+if __name__ == "__main__":
+    main()
