@@ -1,0 +1,462 @@
+"""`reghub scenario run|check`: worked CTR cases through the real broker, worker and register.
+
+Each scenario (format: shared/spec/scenarios/README.md) gets a fresh person key. Its domain events are
+translated into wire messages on the hub's topics, sent one at a time, and each is awaited on the output
+topics (decision, change feed or dead letter) before the next is sent, because a grant and a purchase
+travel on different topics. Many scenarios run at once. The broker is the embedded Tansu unless
+REGHUB_KAFKA_BOOTSTRAP names one; the register is a fresh SQLite file unless REGHUB_DATABASE_URL names one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import random
+import sys
+import tempfile
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from sqlalchemy import select
+
+from reghub import wiring
+from reghub.broker import EmbeddedBroker, create_topics
+from reghub.settings import Settings
+from reghub.snapshot import import_person
+from rules.identifiers import is_p_number
+from rules.money import kroner_to_ore, ore_to_kroner
+from schemas.snapshot import SnapshotPerson
+from sinks import tables
+from sinks.migrations import upgrade
+from sinks.register import Register, make_engine
+from streams.topics import (
+    CHANGES,
+    CORRECTIONS,
+    DEAD_LETTER,
+    DECISIONS,
+    DEFERRALS,
+    DISPENSINGS,
+    INDIVIDUAL_GRANTS,
+    MUNICIPAL_GRANTS,
+    TopicNames,
+    TopicSpec,
+)
+
+GRANT_KINDS = {"enkelt": "s145_single", "terminal": "s148_terminal", "forhoejet": "s151_increased"}
+DEFAULT_PHARMACY = "12300"
+WAIT_SECONDS = 60.0
+
+
+def load_cases(paths: list[Path]) -> list[dict[str, Any]]:
+    """Scenario files, folders of them, or files `{"cases": [...]}`; in name order."""
+    files: list[Path] = []
+    for path in paths:
+        files.extend(sorted(path.glob("*.json")) if path.is_dir() else [path])
+    cases: list[dict[str, Any]] = []
+    for file in files:
+        data = json.loads(file.read_text())
+        cases.extend(data["cases"] if "cases" in data else [data])
+    return cases
+
+
+def valid_p_number(value: str) -> str:
+    """The scenario's P-number, or the same number with its check digit set so it passes modulus 11."""
+    if is_p_number(value):
+        return value
+    for last in "0123456789":
+        candidate = value[:9] + last
+        if is_p_number(candidate):
+            return candidate
+    return "1003456788"
+
+
+def fresh_cpr(birth: date, rng: random.Random, taken: set[str]) -> str:
+    """A CPR-shaped key for a scenario person, born on `birth`, not used before in this run."""
+    yy = birth.year % 100
+    if 1900 <= birth.year <= 1999:
+        digits = "0123"
+    elif 2000 <= birth.year <= 2036:
+        digits = "49" if yy <= 36 else "5678"
+    else:
+        digits = "5678"
+    while True:
+        key = f"{birth:%d%m%y}{rng.choice(digits)}{rng.randint(0, 999):03d}"
+        if key not in taken:
+            taken.add(key)
+            return key
+
+
+@dataclass
+class Outputs:
+    """Routes the hub's outputs to whoever waits for a message id: decisions, changes, dead letters."""
+
+    waiters: dict[str, asyncio.Future[tuple[str, dict[str, Any]]]] = field(default_factory=dict)
+
+    def expect(self, message_id: str, kind: str) -> asyncio.Future[tuple[str, dict[str, Any]]]:
+        """A future for the `kind` ("decision" or "change") of output, or the message's rejection."""
+        future: asyncio.Future[tuple[str, dict[str, Any]]] = (
+            asyncio.get_running_loop().create_future()
+        )
+        self.waiters[f"{kind}:{message_id}"] = future
+        return future
+
+    def deliver(self, message_id: str, kind: str, body: dict[str, Any]) -> None:
+        wanted = ("decision", "change") if kind == "rejected" else (kind,)
+        for want in wanted:
+            future = self.waiters.pop(f"{want}:{message_id}", None)
+            if future is not None and not future.done():
+                future.set_result((kind, body))
+
+    async def follow(self, bootstrap: str, names: TopicNames) -> None:
+        consumer = AIOKafkaConsumer(
+            names(DECISIONS), names(CHANGES), names(DEAD_LETTER),
+            bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False,
+        )  # fmt: skip
+        await consumer.start()
+        try:
+            while True:
+                for tp, records in (await consumer.getmany(timeout_ms=200)).items():
+                    for r in records:
+                        if tp.topic == names(DEAD_LETTER):
+                            headers = {k: v.decode() for k, v in r.headers}
+                            self.deliver(headers.get("reghub-message-id", ""), "rejected", headers)
+                            continue
+                        body = orjson.loads(r.value)
+                        if tp.topic == names(DECISIONS):
+                            self.deliver(
+                                body.get("report_id") or body["message_id"], "decision", body
+                            )
+                        elif body["outcome"] != "rejected":
+                            self.deliver(body["message_id"], "change", body)
+        finally:
+            await consumer.stop()
+
+
+@dataclass
+class Hub:
+    """What a scenario needs of the running pipeline."""
+
+    settings: Settings
+    names: TopicNames
+    producer: AIOKafkaProducer
+    outputs: Outputs
+    register: Register
+    rng: random.Random = field(default_factory=random.Random)
+    taken: set[str] = field(default_factory=set)
+    notes: set[str] = field(default_factory=set)
+
+    async def send(
+        self, spec: TopicSpec, key: str, message: dict[str, Any], message_id: str, wait_for: str
+    ) -> tuple[str, dict[str, Any]]:
+        """Send one message and wait for the hub's decision or change record about it."""
+        future = self.outputs.expect(message_id, wait_for)
+        await self.producer.send_and_wait(self.names(spec), orjson.dumps(message), key=key.encode())
+        return await asyncio.wait_for(future, WAIT_SECONDS)
+
+    async def new_person(self, birth: date) -> str:
+        async with self.register.engine.connect() as conn:
+            while True:
+                key = fresh_cpr(birth, self.rng, self.taken)
+                q = select(tables.persons.c.person_key).where(tables.persons.c.person_key == key)
+                if (await conn.execute(q)).first() is None:
+                    return key
+
+
+def _money(ore: int) -> str:
+    return ore_to_kroner(ore)
+
+
+async def run_case(hub: Hub, case: dict[str, Any]) -> list[dict[str, Any]]:
+    """Run one scenario; returns its results in the shape of `expected`."""
+    person = case["person"]
+    birth = date.fromisoformat(person["birth_date"])
+    key = await hub.new_person(birth)
+    run = uuid.uuid4().hex[:10]
+    ids: dict[str, str] = {}
+    now = datetime.now(UTC).isoformat()
+    ref = {"key": key}
+    view: dict[str, Any] = {"saldo_after": "0.00", "period_start": None, "period_end": None,
+                            "previous_period_end": None, "under18": None}  # fmt: skip
+    events = case["events"]
+    if "existing_period" in person:
+        ep = person["existing_period"]
+        snap = SnapshotPerson(
+            person=ref, period_start=date.fromisoformat(ep["start"]),  # type: ignore[arg-type]
+            period_end=date.fromisoformat(ep["end"]), saldo=kroner_to_ore(ep["saldo"]),
+            under18=ep["under18"],
+        )  # fmt: skip
+        async with hub.register.engine.begin() as conn:
+            await import_person(conn, snap, f"scenario-{run}")
+        view.update(saldo_after=_money(snap.saldo), period_start=ep["start"], period_end=ep["end"],
+                    under18=ep["under18"])  # fmt: skip
+    first_day = min(
+        (
+            e.get("timestamp", "")[:10] or e.get("date") or e.get("valid_from") or "9999"
+            for e in events
+        ),
+        default="2000-01-01",
+    )
+    has_supplement = "helbredstillaeg_tillaegsprocent" in person
+    if has_supplement:
+        mid = f"s{run}:hs"
+        message = {
+            "message_id": mid, "sender": {"municipality_code": 101, "user": "scenario"},
+            "decided_at": now, "kind": "health_supplement", "action": "grant", "decision_id": mid,
+            "supplement_percentage": str(person["helbredstillaeg_tillaegsprocent"]),
+            "valid_from": first_day, "person": ref,
+        }  # fmt: skip
+        await _expect_applied(await hub.send(MUNICIPAL_GRANTS, key, message, mid, "change"))
+    pharmacy = next((e["pharmacy_id"] for e in events if "pharmacy_id" in e), DEFAULT_PHARMACY)
+    agreement: str | None = None
+    last_day = first_day
+    results: list[dict[str, Any]] = []
+    for event in events:
+        eid = event["id"]
+        mid = ids[eid] = f"s{run}:{eid}"
+        kind = event["type"]
+        if kind == "purchase":
+            last_day = event["timestamp"][:10]
+            if event.get("citizen_opts_out_of_ctr"):
+                # § 7 stk. 2: the pharmacy reports nothing, so nothing is sent and nothing registered
+                results.append({
+                    "event_id": eid, "reported_to_ctr": False, "subsidy": "0.00",
+                    "citizen_pays": _money(kroner_to_ore(event["actual_price"])),
+                    "saldo_after": view["saldo_after"], "period_start": view["period_start"],
+                    "period_end": view["period_end"], "under18": view["under18"],
+                })  # fmt: skip
+                continue
+            p_number = valid_p_number(event.get("pharmacy_site_p_number", "1003456788"))
+            if p_number != event.get("pharmacy_site_p_number", p_number):
+                hub.notes.add(
+                    f"note: scenario P-number {event['pharmacy_site_p_number']} fails modulus 11; "
+                    f"sent as {p_number}"
+                )
+            message = {
+                "report_id": mid, "pharmacy_number": event.get("pharmacy_id", pharmacy),
+                "pharmacy_site_p_number": p_number,
+                "dispensing_id": event.get("dispensing_id", eid),
+                "ordination_id": event.get("ordination_id", "01"),
+                "paid_or_invoiced_at": event["timestamp"], "person": ref,
+                "lines": [{
+                    "drug_id": event.get("drug_id", "SCENARIO-DRUG"),
+                    "reimbursement_price": kroner_to_ore(event["tilskudspris"]),
+                    "actual_price": kroner_to_ore(event["actual_price"]),
+                    "generally_reimbursed": event.get("generally_reimbursed", True),
+                }],
+                "under_deferral": bool(event.get("under_henstand", False)),
+            }  # fmt: skip
+            if event.get("is_return_of"):
+                message.update(kind="return", return_of=ids[event["is_return_of"]])
+            outcome, body = await hub.send(DISPENSINGS, key, message, mid, "decision")
+            if outcome != "decision":
+                results.append({"event_id": eid, "error": body.get("reghub-reason", body)})
+                continue
+            result = _purchase_result(eid, body, event, has_supplement)
+            view.update({k: result.get(k) for k in view if k in result})
+            results.append(result)
+        elif kind == "grant":
+            message = {
+                "message_id": mid, "sent_at": now, "sender": {"user": "scenario"}, "action": "enter",
+                "grant_id": mid, "kind": GRANT_KINDS[event["grant_type"]],
+                "drug_id": event.get("drug_id"), "valid_from": event["valid_from"],
+                "valid_to": event["valid_to"], "person": ref,
+            }  # fmt: skip
+            await _expect_applied(await hub.send(INDIVIDUAL_GRANTS, key, message, mid, "change"))
+        elif kind == "udligning_registered":
+            message = {
+                "message_id": mid, "sent_at": now,
+                "sender": {"ordered_by": "agency", "reported_by": "scenario"},
+                "action": "balancing", "amount": kroner_to_ore(event["amount"]),
+                "hardship_deferral": bool(event.get("hardship_deferral", False)),
+                "arose_on": event.get("arose_in_period_start", last_day), "person": ref,
+            }  # fmt: skip
+            await _expect_applied(await hub.send(CORRECTIONS, key, message, mid, "change"))
+        elif kind in ("henstand_agreement", "henstand_settlement"):
+            entered = kind == "henstand_agreement"
+            if entered:
+                agreement = mid
+            message = {
+                "message_id": mid, "sent_at": f"{event.get('reported_to_ctr_on', event['date'])}T12:00:00+00:00",
+                "pharmacy_number": pharmacy, "action": "entered" if entered else "settle",
+                "agreement_id": agreement or mid, "date": event["date"], "person": ref,
+            }  # fmt: skip
+            if entered:
+                message.update(
+                    monthly_rate=kroner_to_ore(event["monthly_rate"]), rates=event["rates"]
+                )
+            outcome, body = await hub.send(
+                DEFERRALS, key, message, mid, "change" if entered else "decision"
+            )
+            if entered:
+                await _expect_applied((outcome, body))
+            elif outcome != "decision":
+                results.append({"event_id": eid, "error": body.get("reghub-reason", body)})
+            else:
+                results.append({
+                    "event_id": eid,
+                    "total_own_payment": _money(body["total_own_payment"]),
+                    "total_rates_paid": _money(body["total_rates_paid"]),
+                    "difference_in_citizens_favour": _money(body["difference_in_citizens_favour"]),
+                    "payout_with_statement": body["payout_with_statement"],
+                })  # fmt: skip
+        else:
+            results.append({"event_id": eid, "error": f"unknown event type {kind!r}"})
+    return results
+
+
+async def _expect_applied(outcome: tuple[str, dict[str, Any]]) -> None:
+    kind, body = outcome
+    if kind == "rejected":
+        raise ScenarioError(f"rejected: {body.get('reghub-reason')}")
+
+
+class ScenarioError(Exception):
+    """A scenario's setup event was refused by the hub."""
+
+
+def _purchase_result(
+    eid: str, d: dict[str, Any], event: dict[str, Any], supplement: bool
+) -> dict[str, Any]:
+    if d["status"] != "registered":
+        return {
+            "event_id": eid,
+            "reported_to_ctr": True,
+            "status": d["status"],
+            "reason": d.get("reason"),
+        }
+    out: dict[str, Any] = {
+        "event_id": eid,
+        "reported_to_ctr": True,
+        "subsidy_entitled": _money(d["subsidy_entitled"]),
+    }
+    balancing = d["balancing_applied"] != 0 or d["remaining_balancing"] != 0
+    if balancing:
+        out["udligning_applied"] = _money(d["balancing_applied"])
+    out["subsidy"] = _money(d["subsidy"])
+    if supplement or d["health_supplement"]:
+        out["helbredstillaeg"] = _money(d["health_supplement"])
+    if d["rights_based"]:
+        out["rights_based_subsidy"] = _money(d["rights_based"])
+    if event.get("under_henstand"):
+        out["egenbetaling_deferred_to_henstand"] = _money(d["deferred_to_agreement"])
+        out["citizen_pays_at_counter"] = _money(d["citizen_pays_at_counter"])
+    out.update(
+        citizen_pays=_money(d["citizen_pays"]), saldo_after=_money(d["saldo_after"]),
+        period_start=d["period_start"], period_end=d["period_end"],
+        previous_period_end=d["previous_period_end"], under18=d["under18"],
+    )  # fmt: skip
+    if balancing:
+        out["remaining_udligning"] = _money(d["remaining_balancing"])
+    return out
+
+
+def compare(expected: list[dict[str, Any]], actual: list[dict[str, Any]]) -> list[str]:
+    """Differences, one line each; empty when every expected field matches."""
+    by_id = {r["event_id"]: r for r in actual}
+    problems = []
+    for exp in expected:
+        got = by_id.get(exp["event_id"])
+        if got is None:
+            problems.append(f"{exp['event_id']}: no result")
+            continue
+        if "error" in got:
+            problems.append(f"{exp['event_id']}: {got['error']}")
+            continue
+        for k, v in exp.items():
+            if k not in got:
+                problems.append(f"{exp['event_id']}.{k}: expected {v!r}, missing")
+            elif got[k] != v:
+                problems.append(f"{exp['event_id']}.{k}: expected {v!r}, got {got[k]!r}")
+    return problems
+
+
+@contextlib.asynccontextmanager
+async def pipeline() -> AsyncIterator[Hub]:
+    """Broker (embedded unless configured), a register, the real worker, and the output router."""
+    broker: EmbeddedBroker | None = None
+    bootstrap = os.environ.get("REGHUB_KAFKA_BOOTSTRAP")
+    if bootstrap is None:
+        broker = EmbeddedBroker()
+        broker.start()
+        bootstrap = broker.bootstrap
+    folder = tempfile.TemporaryDirectory(prefix="reghub-scenarios-")
+    url = os.environ.get("REGHUB_DATABASE_URL") or f"sqlite+aiosqlite:///{folder.name}/register.db"
+    prefix = f"scn{uuid.uuid4().hex[:8]}."
+    settings = Settings(
+        kafka_bootstrap=bootstrap, database_url=url, topic_prefix=prefix,
+        consumer_group=f"{prefix}register", topic_partitions=4, kafka_session_timeout_ms=6000,
+        pseudonym_key=os.environ.get("REGHUB_PSEUDONYM_KEY") or uuid.uuid4().hex,
+        report_grace_seconds=10**10,
+    )  # fmt: skip
+    names = TopicNames(prefix)
+    engine = make_engine(url)
+    await upgrade(engine)
+    register = Register(engine)
+    await create_topics(bootstrap, names, settings.topic_partitions)
+    processor = wiring.processor(settings, register)
+    await processor.start()
+    worker = asyncio.create_task(processor.run())
+    outputs = Outputs()
+    router = asyncio.create_task(outputs.follow(bootstrap, names))
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        yield Hub(settings, names, producer, outputs, register)
+    finally:
+        await producer.stop()
+        router.cancel()
+        await processor.stop()
+        await asyncio.gather(worker, router, return_exceptions=True)
+        await processor.close()
+        await register.close()
+        if broker is not None:
+            broker.stop()
+        folder.cleanup()
+
+
+async def main(paths: list[Path], *, check: bool, concurrency: int = 32) -> int:
+    """Run (and with `check`, compare) every case; returns the exit code."""
+    cases = load_cases(paths)
+    limit = asyncio.Semaphore(concurrency)
+    async with pipeline() as hub:
+
+        async def one(case: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]] | str]:
+            async with limit:
+                try:
+                    return case, await run_case(hub, case)
+                except (ScenarioError, TimeoutError) as exc:
+                    return case, f"{type(exc).__name__}: {exc}"
+
+        done = await asyncio.gather(*(one(c) for c in cases))
+    for note in sorted(hub.notes):
+        print(note, file=sys.stderr)
+    passed = failed = 0
+    for case, results in done:
+        if isinstance(results, str):
+            failed += 1
+            print(f"FAIL {case['id']}: {results}")
+            continue
+        if not check:
+            print(json.dumps({"id": case["id"], "results": results}, ensure_ascii=False))
+            passed += 1
+            continue
+        problems = compare(case.get("expected", []), results)
+        if problems:
+            failed += 1
+            print(f"FAIL {case['id']}")
+            for p in problems:
+                print(f"     {p}")
+        else:
+            passed += 1
+            print(f"ok   {case['id']}")
+    if check:
+        print(f"{passed} passed, {failed} failed")
+    return 1 if failed else 0
