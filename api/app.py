@@ -50,7 +50,7 @@ def create_api(settings: Settings) -> FastAPI:
                         func.coalesce(func.sum(p.c.deviation != 0), 0)
                         if False
                         else func.count(p.c.id),
-                    )  # fmt: skip
+                    )
                 )
             ).one()
             persons = (

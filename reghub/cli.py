@@ -170,9 +170,15 @@ def tail(
     from reghub.tail import tail_topic
 
     asyncio.run(
-        tail_topic(load_settings(), topic, limit=limit, latest=latest, idle_timeout=timeout,
-                   show_person_keys=show_person_keys)
-    )  # fmt: skip
+        tail_topic(
+            load_settings(),
+            topic,
+            limit=limit,
+            latest=latest,
+            idle_timeout=timeout,
+            show_person_keys=show_person_keys,
+        )
+    )
 
 
 @scenario_app.command("run")

@@ -41,11 +41,14 @@ async def run_demo(
             decision = {
                 "message_id": f"demo-{run}-hs{i}",
                 "sender": {"municipality_code": rng.choice([101, 461, 751, 851]), "user": "demo"},
-                "decided_at": clock.isoformat(), "kind": "health_supplement", "action": "grant",
-                "decision_id": f"demo-{run}-hs{i}", "supplement_percentage": str(rng.choice([50, 75, 100])),
-                "valid_from": "2024-01-01", "person": {"key": person.key,
-                "birth_date": person.birth_date.isoformat()},
-            }  # fmt: skip
+                "decided_at": clock.isoformat(),
+                "kind": "health_supplement",
+                "action": "grant",
+                "decision_id": f"demo-{run}-hs{i}",
+                "supplement_percentage": str(rng.choice([50, 75, 100])),
+                "valid_from": "2024-01-01",
+                "person": {"key": person.key, "birth_date": person.birth_date.isoformat()},
+            }
             await producer.send(
                 names(MUNICIPAL_GRANTS), orjson.dumps(decision), key=person.key.encode()
             )
@@ -61,17 +64,22 @@ async def run_demo(
             elif sent and rng.random() < 0.01:
                 original_id, person = rng.choice(sent)
                 message = synthetic.report(report_id, person, rng.choice(shops), clock, rng)
-                message.update(kind="return", return_of=original_id, lines=[
-                    {"drug_id": "000001", "reimbursement_price": -1, "actual_price": -1}])  # fmt: skip
+                message.update(
+                    kind="return",
+                    return_of=original_id,
+                    lines=[{"drug_id": "000001", "reimbursement_price": -1, "actual_price": -1}],
+                )
                 value = orjson.dumps(message)
             else:
                 message = synthetic.report(report_id, person, rng.choice(shops), clock, rng)
                 value = orjson.dumps(message)
                 sent.append((report_id, person))
             await producer.send(
-                names(DISPENSINGS), value, key=person.key.encode(),
+                names(DISPENSINGS),
+                value,
+                key=person.key.encode(),
                 timestamp_ms=int(clock.timestamp() * 1000) + 1_500,
-            )  # fmt: skip
+            )
             n += 1
             stats["produced"] = n
             ahead = n / rate - (time.monotonic() - began)

@@ -38,11 +38,11 @@ def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[
     return subprocess.Popen(
         [sys.executable, "-m", "reghub", *args],
         env=env,
-        stdout=open(log, "ab"),  # noqa: SIM115
+        stdout=open(log, "ab"),
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
         start_new_session=True,
-        preexec_fn=_die_with_parent,  # noqa: PLW1509
+        preexec_fn=_die_with_parent,
     )
 
 
@@ -97,7 +97,7 @@ async def run_embedded(
             f"API and dashboard http://127.0.0.1:{api_port}/dashboard, logs in {folder}",
             flush=True,
         )
-        print(f"  try: reghub tail ctr.decisions.v1   (in another shell, same folder)", flush=True)
+        print("  try: reghub tail ctr.decisions.v1   (in another shell, same folder)", flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -110,7 +110,7 @@ async def run_embedded(
             tasks.append(
                 asyncio.create_task(
                     run_demo(settings, rate=rate, persons=persons, stop=stop, stats=producer_stats)
-                )  # fmt: skip
+                )
             )
         if duration:
             loop.call_later(duration, stop.set)

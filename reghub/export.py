@@ -19,8 +19,11 @@ def export_schemas(directory: Path) -> list[Path]:
         schema["$id"] = f"urn:reghub:{spec.base}"
         schema["x-topic"] = {"name": spec.base, "key": spec.key, "sender": spec.sender}
         if spec.base == "ctr.decisions.v1":
-            schema = {"$id": schema["$id"], "x-topic": schema["x-topic"], "oneOf": [
-                schema, SettlementStatement.model_json_schema()]}  # fmt: skip
+            schema = {
+                "$id": schema["$id"],
+                "x-topic": schema["x-topic"],
+                "oneOf": [schema, SettlementStatement.model_json_schema()],
+            }
         path = directory / f"{spec.base}.schema.json"
         path.write_text(json.dumps(schema, indent=2, ensure_ascii=False) + "\n")
         written.append(path)

@@ -63,7 +63,7 @@ def load_cases(paths: list[Path]) -> list[dict[str, Any]]:
     cases: list[dict[str, Any]] = []
     for file in files:
         data = json.loads(file.read_text())
-        cases.extend(data["cases"] if "cases" in data else [data])
+        cases.extend(data.get("cases", [data]))
     return cases
 
 
@@ -117,9 +117,13 @@ class Outputs:
 
     async def follow(self, bootstrap: str, names: TopicNames) -> None:
         consumer = AIOKafkaConsumer(
-            names(DECISIONS), names(CHANGES), names(DEAD_LETTER),
-            bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False,
-        )  # fmt: skip
+            names(DECISIONS),
+            names(CHANGES),
+            names(DEAD_LETTER),
+            bootstrap_servers=bootstrap,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+        )
         await consumer.start()
         try:
             while True:
@@ -183,20 +187,31 @@ async def run_case(hub: Hub, case: dict[str, Any]) -> list[dict[str, Any]]:
     ids: dict[str, str] = {}
     now = datetime.now(UTC).isoformat()
     ref = {"key": key}
-    view: dict[str, Any] = {"saldo_after": "0.00", "period_start": None, "period_end": None,
-                            "previous_period_end": None, "under18": None}  # fmt: skip
+    view: dict[str, Any] = {
+        "saldo_after": "0.00",
+        "period_start": None,
+        "period_end": None,
+        "previous_period_end": None,
+        "under18": None,
+    }
     events = case["events"]
     if "existing_period" in person:
         ep = person["existing_period"]
         snap = SnapshotPerson(
-            person=ref, period_start=date.fromisoformat(ep["start"]),  # type: ignore[arg-type]
-            period_end=date.fromisoformat(ep["end"]), saldo=kroner_to_ore(ep["saldo"]),
+            person=ref,
+            period_start=date.fromisoformat(ep["start"]),  # type: ignore[arg-type]
+            period_end=date.fromisoformat(ep["end"]),
+            saldo=kroner_to_ore(ep["saldo"]),
             under18=ep["under18"],
-        )  # fmt: skip
+        )
         async with hub.register.engine.begin() as conn:
             await import_person(conn, snap, f"scenario-{run}")
-        view.update(saldo_after=_money(snap.saldo), period_start=ep["start"], period_end=ep["end"],
-                    under18=ep["under18"])  # fmt: skip
+        view.update(
+            saldo_after=_money(snap.saldo),
+            period_start=ep["start"],
+            period_end=ep["end"],
+            under18=ep["under18"],
+        )
     first_day = min(
         (
             e.get("timestamp", "")[:10] or e.get("date") or e.get("valid_from") or "9999"
@@ -208,11 +223,16 @@ async def run_case(hub: Hub, case: dict[str, Any]) -> list[dict[str, Any]]:
     if has_supplement:
         mid = f"s{run}:hs"
         message = {
-            "message_id": mid, "sender": {"municipality_code": 101, "user": "scenario"},
-            "decided_at": now, "kind": "health_supplement", "action": "grant", "decision_id": mid,
+            "message_id": mid,
+            "sender": {"municipality_code": 101, "user": "scenario"},
+            "decided_at": now,
+            "kind": "health_supplement",
+            "action": "grant",
+            "decision_id": mid,
             "supplement_percentage": str(person["helbredstillaeg_tillaegsprocent"]),
-            "valid_from": first_day, "person": ref,
-        }  # fmt: skip
+            "valid_from": first_day,
+            "person": ref,
+        }
         await _expect_applied(await hub.send(MUNICIPAL_GRANTS, key, message, mid, "change"))
     pharmacy = next((e["pharmacy_id"] for e in events if "pharmacy_id" in e), DEFAULT_PHARMACY)
     agreement: str | None = None
@@ -226,12 +246,18 @@ async def run_case(hub: Hub, case: dict[str, Any]) -> list[dict[str, Any]]:
             last_day = event["timestamp"][:10]
             if event.get("citizen_opts_out_of_ctr"):
                 # § 7 stk. 2: the pharmacy reports nothing, so nothing is sent and nothing registered
-                results.append({
-                    "event_id": eid, "reported_to_ctr": False, "subsidy": "0.00",
-                    "citizen_pays": _money(kroner_to_ore(event["actual_price"])),
-                    "saldo_after": view["saldo_after"], "period_start": view["period_start"],
-                    "period_end": view["period_end"], "under18": view["under18"],
-                })  # fmt: skip
+                results.append(
+                    {
+                        "event_id": eid,
+                        "reported_to_ctr": False,
+                        "subsidy": "0.00",
+                        "citizen_pays": _money(kroner_to_ore(event["actual_price"])),
+                        "saldo_after": view["saldo_after"],
+                        "period_start": view["period_start"],
+                        "period_end": view["period_end"],
+                        "under18": view["under18"],
+                    }
+                )
                 continue
             p_number = valid_p_number(event.get("pharmacy_site_p_number", "1003456788"))
             if p_number != event.get("pharmacy_site_p_number", p_number):
@@ -240,19 +266,23 @@ async def run_case(hub: Hub, case: dict[str, Any]) -> list[dict[str, Any]]:
                     f"sent as {p_number}"
                 )
             message = {
-                "report_id": mid, "pharmacy_number": event.get("pharmacy_id", pharmacy),
+                "report_id": mid,
+                "pharmacy_number": event.get("pharmacy_id", pharmacy),
                 "pharmacy_site_p_number": p_number,
                 "dispensing_id": event.get("dispensing_id", eid),
                 "ordination_id": event.get("ordination_id", "01"),
-                "paid_or_invoiced_at": event["timestamp"], "person": ref,
-                "lines": [{
-                    "drug_id": event.get("drug_id", "SCENARIO-DRUG"),
-                    "reimbursement_price": kroner_to_ore(event["tilskudspris"]),
-                    "actual_price": kroner_to_ore(event["actual_price"]),
-                    "generally_reimbursed": event.get("generally_reimbursed", True),
-                }],
+                "paid_or_invoiced_at": event["timestamp"],
+                "person": ref,
+                "lines": [
+                    {
+                        "drug_id": event.get("drug_id", "SCENARIO-DRUG"),
+                        "reimbursement_price": kroner_to_ore(event["tilskudspris"]),
+                        "actual_price": kroner_to_ore(event["actual_price"]),
+                        "generally_reimbursed": event.get("generally_reimbursed", True),
+                    }
+                ],
                 "under_deferral": bool(event.get("under_henstand", False)),
-            }  # fmt: skip
+            }
             if event.get("is_return_of"):
                 message.update(kind="return", return_of=ids[event["is_return_of"]])
             outcome, body = await hub.send(DISPENSINGS, key, message, mid, "decision")
@@ -264,30 +294,43 @@ async def run_case(hub: Hub, case: dict[str, Any]) -> list[dict[str, Any]]:
             results.append(result)
         elif kind == "grant":
             message = {
-                "message_id": mid, "sent_at": now, "sender": {"user": "scenario"}, "action": "enter",
-                "grant_id": mid, "kind": GRANT_KINDS[event["grant_type"]],
-                "drug_id": event.get("drug_id"), "valid_from": event["valid_from"],
-                "valid_to": event["valid_to"], "person": ref,
-            }  # fmt: skip
+                "message_id": mid,
+                "sent_at": now,
+                "sender": {"user": "scenario"},
+                "action": "enter",
+                "grant_id": mid,
+                "kind": GRANT_KINDS[event["grant_type"]],
+                "drug_id": event.get("drug_id"),
+                "valid_from": event["valid_from"],
+                "valid_to": event["valid_to"],
+                "person": ref,
+            }
             await _expect_applied(await hub.send(INDIVIDUAL_GRANTS, key, message, mid, "change"))
         elif kind == "udligning_registered":
             message = {
-                "message_id": mid, "sent_at": now,
+                "message_id": mid,
+                "sent_at": now,
                 "sender": {"ordered_by": "agency", "reported_by": "scenario"},
-                "action": "balancing", "amount": kroner_to_ore(event["amount"]),
+                "action": "balancing",
+                "amount": kroner_to_ore(event["amount"]),
                 "hardship_deferral": bool(event.get("hardship_deferral", False)),
-                "arose_on": event.get("arose_in_period_start", last_day), "person": ref,
-            }  # fmt: skip
+                "arose_on": event.get("arose_in_period_start", last_day),
+                "person": ref,
+            }
             await _expect_applied(await hub.send(CORRECTIONS, key, message, mid, "change"))
         elif kind in ("henstand_agreement", "henstand_settlement"):
             entered = kind == "henstand_agreement"
             if entered:
                 agreement = mid
             message = {
-                "message_id": mid, "sent_at": f"{event.get('reported_to_ctr_on', event['date'])}T12:00:00+00:00",
-                "pharmacy_number": pharmacy, "action": "entered" if entered else "settle",
-                "agreement_id": agreement or mid, "date": event["date"], "person": ref,
-            }  # fmt: skip
+                "message_id": mid,
+                "sent_at": f"{event.get('reported_to_ctr_on', event['date'])}T12:00:00+00:00",
+                "pharmacy_number": pharmacy,
+                "action": "entered" if entered else "settle",
+                "agreement_id": agreement or mid,
+                "date": event["date"],
+                "person": ref,
+            }
             if entered:
                 message.update(
                     monthly_rate=kroner_to_ore(event["monthly_rate"]), rates=event["rates"]
@@ -300,13 +343,17 @@ async def run_case(hub: Hub, case: dict[str, Any]) -> list[dict[str, Any]]:
             elif outcome != "decision":
                 results.append({"event_id": eid, "error": body.get("reghub-reason", body)})
             else:
-                results.append({
-                    "event_id": eid,
-                    "total_own_payment": _money(body["total_own_payment"]),
-                    "total_rates_paid": _money(body["total_rates_paid"]),
-                    "difference_in_citizens_favour": _money(body["difference_in_citizens_favour"]),
-                    "payout_with_statement": body["payout_with_statement"],
-                })  # fmt: skip
+                results.append(
+                    {
+                        "event_id": eid,
+                        "total_own_payment": _money(body["total_own_payment"]),
+                        "total_rates_paid": _money(body["total_rates_paid"]),
+                        "difference_in_citizens_favour": _money(
+                            body["difference_in_citizens_favour"]
+                        ),
+                        "payout_with_statement": body["payout_with_statement"],
+                    }
+                )
         else:
             results.append({"event_id": eid, "error": f"unknown event type {kind!r}"})
     return results
@@ -349,10 +396,13 @@ def _purchase_result(
         out["egenbetaling_deferred_to_henstand"] = _money(d["deferred_to_agreement"])
         out["citizen_pays_at_counter"] = _money(d["citizen_pays_at_counter"])
     out.update(
-        citizen_pays=_money(d["citizen_pays"]), saldo_after=_money(d["saldo_after"]),
-        period_start=d["period_start"], period_end=d["period_end"],
-        previous_period_end=d["previous_period_end"], under18=d["under18"],
-    )  # fmt: skip
+        citizen_pays=_money(d["citizen_pays"]),
+        saldo_after=_money(d["saldo_after"]),
+        period_start=d["period_start"],
+        period_end=d["period_end"],
+        previous_period_end=d["previous_period_end"],
+        under18=d["under18"],
+    )
     if balancing:
         out["remaining_udligning"] = _money(d["remaining_balancing"])
     return out
@@ -391,11 +441,15 @@ async def pipeline() -> AsyncIterator[Hub]:
     url = os.environ.get("REGHUB_DATABASE_URL") or f"sqlite+aiosqlite:///{folder.name}/register.db"
     prefix = f"scn{uuid.uuid4().hex[:8]}."
     settings = Settings(
-        kafka_bootstrap=bootstrap, database_url=url, topic_prefix=prefix,
-        consumer_group=f"{prefix}register", topic_partitions=4, kafka_session_timeout_ms=6000,
+        kafka_bootstrap=bootstrap,
+        database_url=url,
+        topic_prefix=prefix,
+        consumer_group=f"{prefix}register",
+        topic_partitions=4,
+        kafka_session_timeout_ms=6000,
         pseudonym_key=os.environ.get("REGHUB_PSEUDONYM_KEY") or uuid.uuid4().hex,
         report_grace_seconds=10**10,
-    )  # fmt: skip
+    )
     names = TopicNames(prefix)
     engine = make_engine(url)
     await upgrade(engine)

@@ -31,7 +31,7 @@ async def import_person(conn: AsyncConnection, snap: SnapshotPerson, source: str
             current_period_start=snap.period_start,
             has_extras=bool(snap.open_balances),
             updated_at=now,
-        )  # fmt: skip
+        )
     )
     await conn.execute(
         tables.subsidy_periods.insert().values(
@@ -41,7 +41,7 @@ async def import_person(conn: AsyncConnection, snap: SnapshotPerson, source: str
             previous_period_end=snap.previous_period_end,
             under18=snap.under18,
             saldo=snap.saldo,
-        )  # fmt: skip
+        )
     )
     for i, b in enumerate(snap.open_balances):
         arose_in = snap.period_start if b.arose_on >= snap.period_start else None
@@ -56,7 +56,7 @@ async def import_person(conn: AsyncConnection, snap: SnapshotPerson, source: str
                 origin="imported snapshot",
                 skip_once=False,
                 updated_at=now,
-            )  # fmt: skip
+            )
         )
     return None
 

@@ -67,13 +67,17 @@ def report(
     report_id: str, person: Person, pharmacy: Pharmacy, paid_at: datetime, rng: random.Random
 ) -> dict[str, object]:
     lines = []
-    for n in range(1 if rng.random() < 0.8 else 2):
+    for _n in range(1 if rng.random() < 0.8 else 2):
         reimbursement = price_ore(rng)
         actual = reimbursement if rng.random() < 0.85 else reimbursement + rng.randint(5_00, 60_00)
         lines.append(
-            {"drug_id": f"{rng.randint(0, 999_999):06d}", "reimbursement_price": reimbursement,
-             "actual_price": actual, "generally_reimbursed": rng.random() > 0.03}
-        )  # fmt: skip
+            {
+                "drug_id": f"{rng.randint(0, 999_999):06d}",
+                "reimbursement_price": reimbursement,
+                "actual_price": actual,
+                "generally_reimbursed": rng.random() > 0.03,
+            }
+        )
     return {
         "report_id": report_id,
         "pharmacy_number": pharmacy.number,

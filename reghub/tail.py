@@ -13,11 +13,23 @@ from aiokafka import AIOKafkaConsumer
 from reghub.settings import Settings
 
 _MONEY = {
-    "subsidy_entitled", "balancing_applied", "subsidy", "health_supplement", "rights_based",
-    "citizen_pays", "deferred_to_agreement", "citizen_pays_at_counter", "saldo_before",
-    "saldo_after", "remaining_balancing", "granted_subsidy", "deviation", "total_own_payment",
-    "total_rates_paid", "difference_in_citizens_favour",
-}  # fmt: skip
+    "subsidy_entitled",
+    "balancing_applied",
+    "subsidy",
+    "health_supplement",
+    "rights_based",
+    "citizen_pays",
+    "deferred_to_agreement",
+    "citizen_pays_at_counter",
+    "saldo_before",
+    "saldo_after",
+    "remaining_balancing",
+    "granted_subsidy",
+    "deviation",
+    "total_own_payment",
+    "total_rates_paid",
+    "difference_in_citizens_favour",
+}
 _KEY = re.compile(rb"\b\d{6}-?\d{4}\b")
 
 
@@ -60,10 +72,14 @@ async def tail_topic(
 ) -> None:
     name = settings.topic_prefix + topic
     consumer = AIOKafkaConsumer(
-        name, bootstrap_servers=settings.kafka_bootstrap, group_id=f"reghub-tail-{uuid.uuid4().hex[:8]}",
-        auto_offset_reset="latest" if latest else "earliest", enable_auto_commit=False,
-        session_timeout_ms=6000, heartbeat_interval_ms=1000,
-    )  # fmt: skip
+        name,
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=f"reghub-tail-{uuid.uuid4().hex[:8]}",
+        auto_offset_reset="latest" if latest else "earliest",
+        enable_auto_commit=False,
+        session_timeout_ms=6000,
+        heartbeat_interval_ms=1000,
+    )
     await consumer.start()
     seen = 0
     last = time.monotonic()

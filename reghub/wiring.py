@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+from reghub.settings import Settings
 from rules.dispensing import RulesConfig
 from sinks.register import Register, make_engine
 from streams.apply import ApplyConfig
 from streams.processor import ConsumerConfig, RegisterProcessor
 from streams.topics import TopicNames
-
-from reghub.settings import Settings
 
 
 def topic_names(settings: Settings) -> TopicNames:

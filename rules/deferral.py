@@ -41,9 +41,12 @@ def apply_deferral(
             return Refused("rule.agreement_already_in_force: end the current agreement first")
         assert message.monthly_rate is not None and message.rates is not None
         new = Agreement(
-            message.agreement_id, message.pharmacy_number, message.date,
-            message.monthly_rate, message.rates,
-        )  # fmt: skip
+            message.agreement_id,
+            message.pharmacy_number,
+            message.date,
+            message.monthly_rate,
+            message.rates,
+        )
         return Applied(replace(state, agreements=(*others, new))), None
     if existing is None:
         return Refused(f"rule.unknown_agreement: {message.action} of an agreement never entered")
@@ -59,7 +62,9 @@ def apply_deferral(
     rates_paid = existing.rates if message.rates_paid is None else message.rates_paid
     settled = replace(existing, settled=True, ended_on=existing.ended_on or message.date)
     statement = Settlement(
-        existing.agreement_id, existing.pharmacy_number, existing.deferred_total,
+        existing.agreement_id,
+        existing.pharmacy_number,
+        existing.deferred_total,
         existing.monthly_rate * rates_paid,
-    )  # fmt: skip
+    )
     return Applied(replace(state, agreements=(*others, settled))), statement

@@ -8,6 +8,7 @@ the caller parks the purchase (spec/ctr.md § 2).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
@@ -130,7 +131,7 @@ def scale_problems(scale: Scale) -> list[str]:
     if scale.valid_to is not None and scale.valid_to < scale.effective_from:
         problems.append("scale.valid_to_before_effective_from")
     edges = [scale.t1, scale.t2, scale.t3] + ([scale.t4] if scale.t4 is not None else [])
-    if any(e <= 0 for e in edges) or any(a >= b for a, b in zip(edges, edges[1:], strict=False)):
+    if any(e <= 0 for e in edges) or any(a >= b for a, b in itertools.pairwise(edges)):
         problems.append("scale.bands_not_increasing")
         return problems
     if scale.t4_child is not None and scale.t4_child <= scale.t3:

@@ -26,6 +26,13 @@ class SubsidyScale(WireModel):
 
     def to_scale(self) -> Scale:
         return Scale(
-            self.effective_from, self.valid_to, self.t1, self.t2, self.t3, self.t4,
-            self.t4_child, self.own_payment_cap, self.source,
-        )  # fmt: skip
+            self.effective_from,
+            self.valid_to,
+            self.t1,
+            self.t2,
+            self.t3,
+            self.t4,
+            self.t4_child,
+            self.own_payment_cap,
+            self.source,
+        )

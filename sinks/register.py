@@ -73,7 +73,7 @@ class RegisterUnitOfWork:
                 sp.c.previous_period_end,
                 sp.c.under18,
                 sp.c.saldo,
-            )  # fmt: skip
+            )
             .select_from(
                 p.outerjoin(
                     sp,
@@ -93,9 +93,12 @@ class RegisterUnitOfWork:
             period = None
             if row.period_start is not None:
                 period = Period(
-                    row.period_start, row.period_end, row.saldo, row.under18,
+                    row.period_start,
+                    row.period_end,
+                    row.saldo,
+                    row.under18,
                     row.previous_period_end,
-                )  # fmt: skip
+                )
             states[row.person_key] = PersonState(row.person_key, row.birth_date, period)
             if row.has_extras:
                 with_extras.append(row.person_key)
@@ -120,7 +123,7 @@ class RegisterUnitOfWork:
                     r.percentage,
                     r.valid_from,
                     r.valid_to,
-                )  # fmt: skip
+                )
             )
         balances: dict[str, list[Balance]] = {}
         b = t.balances
@@ -139,7 +142,7 @@ class RegisterUnitOfWork:
                     r.arose_in_period,
                     r.origin,
                     r.skip_once,
-                )  # fmt: skip
+                )
             )
         agreements: dict[str, list[Agreement]] = {}
         a = t.deferral_agreements
@@ -157,15 +160,19 @@ class RegisterUnitOfWork:
                     r.ended_by_default,
                     r.deferred_total,
                     r.settled,
-                )  # fmt: skip
+                )
             )
         for key in keys:
             s = states[key]
             states[key] = PersonState(
-                s.key, s.birth_date, s.period,
-                tuple(grants.get(key, ())), tuple(supplements.get(key, ())),
-                tuple(balances.get(key, ())), tuple(agreements.get(key, ())),
-            )  # fmt: skip
+                s.key,
+                s.birth_date,
+                s.period,
+                tuple(grants.get(key, ())),
+                tuple(supplements.get(key, ())),
+                tuple(balances.get(key, ())),
+                tuple(agreements.get(key, ())),
+            )
 
     async def known_messages(
         self, topic: str, ids: list[str]
@@ -225,7 +232,7 @@ class RegisterUnitOfWork:
                 r.t4_child,
                 r.own_payment_cap,
                 r.source,
-            )  # fmt: skip
+            )
             for r in await self.conn.execute(select(t.subsidy_scales))
         }
         known = tuple(s for s in KNOWN_SCALES if s.effective_from not in loaded)
@@ -282,7 +289,7 @@ class RegisterUnitOfWork:
                 "previous_period_end": p.previous_end,
                 "under18": p.under18,
                 "saldo": p.saldo,
-            }  # fmt: skip
+            }
             for (key, _), p in changes.periods.items()
         ]
         offset_rows = [
@@ -408,31 +415,61 @@ class RegisterUnitOfWork:
             before = changes.loaded.get(key)
             old = before or PersonState(key, state.birth_date)
             for g in set(state.grants) - set(old.grants):
-                grant_rows.append({
-                    "person_key": key, "grant_id": g.grant_id, "kind": g.kind, "drug_id": g.drug_id,
-                    "valid_from": g.valid_from, "valid_to": g.valid_to, "updated_at": now,
-                })  # fmt: skip
+                grant_rows.append(
+                    {
+                        "person_key": key,
+                        "grant_id": g.grant_id,
+                        "kind": g.kind,
+                        "drug_id": g.drug_id,
+                        "valid_from": g.valid_from,
+                        "valid_to": g.valid_to,
+                        "updated_at": now,
+                    }
+                )
             for s in set(state.supplements) - set(old.supplements):
-                supplement_rows.append({
-                    "person_key": key, "decision_id": s.decision_id, "kind": s.kind,
-                    "municipality_code": s.municipality_code, "percentage": s.percentage,
-                    "valid_from": s.valid_from, "valid_to": s.valid_to, "updated_at": now,
-                })  # fmt: skip
+                supplement_rows.append(
+                    {
+                        "person_key": key,
+                        "decision_id": s.decision_id,
+                        "kind": s.kind,
+                        "municipality_code": s.municipality_code,
+                        "percentage": s.percentage,
+                        "valid_from": s.valid_from,
+                        "valid_to": s.valid_to,
+                        "updated_at": now,
+                    }
+                )
             for b in set(state.balances) - set(old.balances):
-                balance_rows.append({
-                    "balance_id": b.balance_id, "person_key": key, "amount": b.amount,
-                    "remaining": b.remaining, "arose_on": b.arose_on,
-                    "arose_in_period": b.arose_in_period, "origin": b.origin, "skip_once": b.skip_once,
-                    "settled_at_report": changes.settled_by.get(b.balance_id), "updated_at": now,
-                })  # fmt: skip
+                balance_rows.append(
+                    {
+                        "balance_id": b.balance_id,
+                        "person_key": key,
+                        "amount": b.amount,
+                        "remaining": b.remaining,
+                        "arose_on": b.arose_on,
+                        "arose_in_period": b.arose_in_period,
+                        "origin": b.origin,
+                        "skip_once": b.skip_once,
+                        "settled_at_report": changes.settled_by.get(b.balance_id),
+                        "updated_at": now,
+                    }
+                )
             for a in set(state.agreements) - set(old.agreements):
-                agreement_rows.append({
-                    "person_key": key, "agreement_id": a.agreement_id,
-                    "pharmacy_number": a.pharmacy_number, "entered_on": a.entered_on,
-                    "monthly_rate": a.monthly_rate, "rates": a.rates, "ended_on": a.ended_on,
-                    "ended_by_default": a.ended_by_default, "deferred_total": a.deferred_total,
-                    "settled": a.settled, "updated_at": now,
-                })  # fmt: skip
+                agreement_rows.append(
+                    {
+                        "person_key": key,
+                        "agreement_id": a.agreement_id,
+                        "pharmacy_number": a.pharmacy_number,
+                        "entered_on": a.entered_on,
+                        "monthly_rate": a.monthly_rate,
+                        "rates": a.rates,
+                        "ended_on": a.ended_on,
+                        "ended_by_default": a.ended_by_default,
+                        "deferred_total": a.deferred_total,
+                        "settled": a.settled,
+                        "updated_at": now,
+                    }
+                )
         for table, rows in (
             (t.grants, grant_rows),
             (t.supplements, supplement_rows),
@@ -449,10 +486,15 @@ def _columns(rows: list[Row], names: tuple[str, ...]) -> list[list[Any]]:
 
 def _record(r: Any) -> PurchaseRecord:
     return PurchaseRecord(
-        report_id=r.report_id, day=r.day, period_start=r.period_start, basis=r.basis,
-        entitled=r.subsidy_entitled, terminal=r.terminal, returned_basis=r.returned_basis,
+        report_id=r.report_id,
+        day=r.day,
+        period_start=r.period_start,
+        basis=r.basis,
+        entitled=r.subsidy_entitled,
+        terminal=r.terminal,
+        returned_basis=r.returned_basis,
         status=r.status,
-    )  # fmt: skip
+    )
 
 
 class Register:
@@ -461,6 +503,8 @@ class Register:
     Raises (from `unit_of_work`):
         RegisterUnavailable: the database failed; the transaction was rolled back.
     """
+
+    unit_of_work_class: type[RegisterUnitOfWork] = RegisterUnitOfWork
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
@@ -471,7 +515,7 @@ class Register:
 
         try:
             async with self.engine.begin() as conn:
-                yield RegisterUnitOfWork(conn)
+                yield self.unit_of_work_class(conn)
         except (OperationalError, DBAPIError, OSError) as exc:
             raise RegisterUnavailable(f"{type(exc).__name__}: {exc}".splitlines()[0][:300]) from exc
 

@@ -51,11 +51,17 @@ def create_app(
     @app.page("/health")
     async def health(web: Any, request: Any) -> Any:
         s = processor.stats
-        return web.json({
-            "status": "ok", "batches": s.batches, "messages": s.messages, "outcomes": s.outcomes,
-            "failed_batches": s.failures,
-            "seconds_since_last_batch": None if s.last_batch_at is None
-            else round(time.time() - s.last_batch_at, 1),
-        })  # fmt: skip
+        return web.json(
+            {
+                "status": "ok",
+                "batches": s.batches,
+                "messages": s.messages,
+                "outcomes": s.outcomes,
+                "failed_batches": s.failures,
+                "seconds_since_last_batch": None
+                if s.last_batch_at is None
+                else round(time.time() - s.last_batch_at, 1),
+            }
+        )
 
     return app

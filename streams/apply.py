@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import orjson
+
 from rules.corrections import apply_balancing, apply_recomputed, recompute_period
 from rules.deferral import apply_deferral
 from rules.dispensing import RulesConfig, apply_dispensing
@@ -88,8 +89,12 @@ class Applier:
             try:
                 await self._apply_one(d)
             except Exception:  # one message never stops the partition
-                log.exception("internal error applying %s at %s/%d", d.source.topic,
-                              d.source.partition, d.source.offset)  # fmt: skip
+                log.exception(
+                    "internal error applying %s at %s/%d",
+                    d.source.topic,
+                    d.source.partition,
+                    d.source.offset,
+                )
                 self.reject(Rejected(d.source, "internal_error", d.message_id, d.person_key))
 
     async def _known(
@@ -164,11 +169,20 @@ class Applier:
         if problems:
             self.reject(Rejected(d.source, "; ".join(problems), d.message_id))
             return
-        self.changes.scales.append({
-            "effective_from": scale.effective_from, "valid_to": scale.valid_to, "t1": scale.t1,
-            "t2": scale.t2, "t3": scale.t3, "t4": scale.t4, "t4_child": scale.t4_child,
-            "own_payment_cap": scale.own_payment_cap, "source": scale.source, "loaded_at": self._now,
-        })  # fmt: skip
+        self.changes.scales.append(
+            {
+                "effective_from": scale.effective_from,
+                "valid_to": scale.valid_to,
+                "t1": scale.t1,
+                "t2": scale.t2,
+                "t3": scale.t3,
+                "t4": scale.t4,
+                "t4_child": scale.t4_child,
+                "own_payment_cap": scale.own_payment_cap,
+                "source": scale.source,
+                "loaded_at": self._now,
+            }
+        )
         self.scales = tuple(s for s in self.scales if s.effective_from != scale.effective_from)
         self.scales += (scale,)
         self.new_scales.append(scale)
@@ -190,15 +204,25 @@ class Applier:
             return
         if isinstance(outcome, Parked):
             decision = PurchaseDecision(
-                report_id=m.report_id, status="parked", reason=outcome.reason,
-                pharmacy_number=m.pharmacy_number, person_key=state.key,
-            )  # fmt: skip
+                report_id=m.report_id,
+                status="parked",
+                reason=outcome.reason,
+                pharmacy_number=m.pharmacy_number,
+                person_key=state.key,
+            )
             value = decision.model_dump_json().encode()
-            self.changes.parked.append({
-                "message_id": m.report_id, "source_topic": d.source.topic, "day": outcome.day,
-                "reason": outcome.reason, "key": d.source.key, "value": d.source.value,
-                "parked_at": self._now, "replayed_at": None,
-            })  # fmt: skip
+            self.changes.parked.append(
+                {
+                    "message_id": m.report_id,
+                    "source_topic": d.source.topic,
+                    "day": outcome.day,
+                    "reason": outcome.reason,
+                    "key": d.source.key,
+                    "value": d.source.value,
+                    "parked_at": self._now,
+                    "replayed_at": None,
+                }
+            )
             self._processed(d, "parked", value)
             self._emit(DECISIONS, m.pharmacy_number.encode(), value)
             self._change(d, "parked", outcome.reason)
@@ -228,25 +252,38 @@ class Applier:
         output = None
         if statement is not None:
             period = state.period
-            output = SettlementStatement(
-                message_id=m.message_id, agreement_id=statement.agreement_id,
-                pharmacy_number=statement.pharmacy_number, person_key=state.key,
-                period_start=period.start if period else None,
-                total_own_payment=statement.total_own_payment,
-                total_rates_paid=statement.total_rates_paid,
-                difference_in_citizens_favour=statement.difference_in_citizens_favour,
-                payout_with_statement=statement.difference_in_citizens_favour > 0,
-            ).model_dump_json().encode()  # fmt: skip
+            output = (
+                SettlementStatement(
+                    message_id=m.message_id,
+                    agreement_id=statement.agreement_id,
+                    pharmacy_number=statement.pharmacy_number,
+                    person_key=state.key,
+                    period_start=period.start if period else None,
+                    total_own_payment=statement.total_own_payment,
+                    total_rates_paid=statement.total_rates_paid,
+                    difference_in_citizens_favour=statement.difference_in_citizens_favour,
+                    payout_with_statement=statement.difference_in_citizens_favour > 0,
+                )
+                .model_dump_json()
+                .encode()
+            )
             self._emit(DECISIONS, m.pharmacy_number.encode(), output)
         self._settle(d, state, applied, output)
 
     async def _apply_correction(self, d: Decoded, m: Correction, state: PersonState) -> None:
         day = m.sent_at.astimezone(COPENHAGEN).date()
-        self.changes.corrections.append({
-            "message_id": m.message_id, "person_key": state.key, "action": m.action,
-            "report_id": m.report_id, "ordered_by": m.sender.ordered_by,
-            "reported_by": m.sender.reported_by, "amount": m.amount, "received_at": self._now,
-        })  # fmt: skip
+        self.changes.corrections.append(
+            {
+                "message_id": m.message_id,
+                "person_key": state.key,
+                "action": m.action,
+                "report_id": m.report_id,
+                "ordered_by": m.sender.ordered_by,
+                "reported_by": m.sender.reported_by,
+                "amount": m.amount,
+                "received_at": self._now,
+            }
+        )
         if m.action in ("balancing", "repayment"):
             self._settle(d, state, apply_balancing(state, m, day))
             return
@@ -323,12 +360,15 @@ class Applier:
         delay = d.source.timestamp_ms / 1000 - m.paid_or_invoiced_at.timestamp()
         if delay > self.config.report_grace_seconds:
             alert = Alert(
-                kind="late_report", source_topic=d.source.topic, message_id=m.report_id,
-                reporter=m.pharmacy_number, person=self._pseudonym(d.person_key),
+                kind="late_report",
+                source_topic=d.source.topic,
+                message_id=m.report_id,
+                reporter=m.pharmacy_number,
+                person=self._pseudonym(d.person_key),
                 detail=f"reported {int(delay)} s after payment; due within "
                 f"{self.config.report_grace_seconds} s (§ 7 stk. 1)",
                 at=self._now,
-            )  # fmt: skip
+            )
             self._emit(ALERTS, m.pharmacy_number.encode(), alert.model_dump_json().encode())
 
     def reject(self, r: Rejected) -> None:
@@ -344,17 +384,26 @@ class Applier:
         self.outputs.append(Outgoing(self.names(DEAD_LETTER), s.key, s.value or b"", headers))
         person = r.person_key or (s.key.decode("utf-8", "replace") if s.key else None)
         change = Change(
-            source_topic=s.topic, message_id=r.message_id or f"offset:{s.partition}:{s.offset}",
-            outcome="rejected", reason=r.reason, person=self._pseudonym(person), at=self._now,
-        )  # fmt: skip
+            source_topic=s.topic,
+            message_id=r.message_id or f"offset:{s.partition}:{s.offset}",
+            outcome="rejected",
+            reason=r.reason,
+            person=self._pseudonym(person),
+            at=self._now,
+        )
         self._emit(CHANGES, change.person.encode(), change.model_dump_json().encode())
         self.counts["rejected"] = self.counts.get("rejected", 0) + 1
 
     def _processed(self, d: Decoded, outcome: str, output: bytes | None) -> None:
-        self.changes.processed.append({
-            "message_id": d.message_id, "source_topic": d.source.topic, "outcome": outcome,
-            "output": output, "processed_at": self._now,
-        })  # fmt: skip
+        self.changes.processed.append(
+            {
+                "message_id": d.message_id,
+                "source_topic": d.source.topic,
+                "outcome": outcome,
+                "output": output,
+                "processed_at": self._now,
+            }
+        )
         self.counts[outcome] = self.counts.get(outcome, 0) + 1
 
     def _change(self, d: Decoded, outcome: str, reason: str | None = None) -> None:
@@ -362,9 +411,13 @@ class Applier:
         if d.spec is DISPENSINGS and outcome == "registered":
             return
         change = Change(
-            source_topic=d.source.topic, message_id=d.message_id, outcome=outcome,  # type: ignore[arg-type]
-            reason=reason, person=self._pseudonym(d.person_key), at=self._now,
-        )  # fmt: skip
+            source_topic=d.source.topic,
+            message_id=d.message_id,
+            outcome=outcome,  # type: ignore[arg-type]
+            reason=reason,
+            person=self._pseudonym(d.person_key),
+            at=self._now,
+        )
         self._emit(CHANGES, change.person.encode(), change.model_dump_json().encode())
 
     def _pseudonym(self, person_key: str | None) -> str:
@@ -380,26 +433,43 @@ def _as_dict(record: PurchaseRecord) -> dict[str, object]:
 
 def _pending_record(row: dict[str, object]) -> PurchaseRecord:
     return PurchaseRecord(
-        report_id=row["report_id"], day=row["day"], period_start=row["period_start"],
-        basis=row["basis"], entitled=row["subsidy_entitled"], terminal=row["terminal"],
-        returned_basis=row["returned_basis"], status=row["status"],
-    )  # type: ignore[arg-type]  # fmt: skip
+        report_id=row["report_id"],
+        day=row["day"],
+        period_start=row["period_start"],
+        basis=row["basis"],
+        entitled=row["subsidy_entitled"],
+        terminal=row["terminal"],
+        returned_basis=row["returned_basis"],
+        status=row["status"],
+    )  # type: ignore[arg-type]
 
 
 def _decision(m: DispensingReport, person_key: str, r: PurchaseResult) -> PurchaseDecision:
     p = r.period
     return PurchaseDecision(
-        report_id=m.report_id, status="registered", pharmacy_number=m.pharmacy_number,
-        person_key=person_key, subsidised=r.subsidised, subsidy_entitled=r.subsidy_entitled,
-        balancing_applied=r.balancing_applied, subsidy=r.subsidy,
-        health_supplement=r.health_supplement, rights_based=r.rights_based,
-        citizen_pays=r.citizen_pays, deferred_to_agreement=r.deferred_to_agreement,
-        citizen_pays_at_counter=r.citizen_pays_at_counter, saldo_before=r.saldo_before,
-        saldo_after=r.saldo_after, period_start=p.start if p else None,
-        period_end=p.end if p else None, previous_period_end=p.previous_end if p else None,
-        under18=p.under18 if p else None, remaining_balancing=r.remaining_balancing,
-        granted_subsidy=m.granted_subsidy, deviation=r.deviation,
-    )  # fmt: skip
+        report_id=m.report_id,
+        status="registered",
+        pharmacy_number=m.pharmacy_number,
+        person_key=person_key,
+        subsidised=r.subsidised,
+        subsidy_entitled=r.subsidy_entitled,
+        balancing_applied=r.balancing_applied,
+        subsidy=r.subsidy,
+        health_supplement=r.health_supplement,
+        rights_based=r.rights_based,
+        citizen_pays=r.citizen_pays,
+        deferred_to_agreement=r.deferred_to_agreement,
+        citizen_pays_at_counter=r.citizen_pays_at_counter,
+        saldo_before=r.saldo_before,
+        saldo_after=r.saldo_after,
+        period_start=p.start if p else None,
+        period_end=p.end if p else None,
+        previous_period_end=p.previous_end if p else None,
+        under18=p.under18 if p else None,
+        remaining_balancing=r.remaining_balancing,
+        granted_subsidy=m.granted_subsidy,
+        deviation=r.deviation,
+    )
 
 
 def _purchase_row(
@@ -407,19 +477,36 @@ def _purchase_row(
 ) -> dict[str, object]:
     p = r.period
     return {
-        "report_id": m.report_id, "person_key": person_key, "kind": m.kind, "return_of": m.return_of,
-        "pharmacy_number": m.pharmacy_number, "pharmacy_site_p_number": m.pharmacy_site_p_number,
-        "dispensing_id": m.dispensing_id, "ordination_id": m.ordination_id,
-        "paid_or_invoiced_at": m.paid_or_invoiced_at, "day": r.day,
+        "report_id": m.report_id,
+        "person_key": person_key,
+        "kind": m.kind,
+        "return_of": m.return_of,
+        "pharmacy_number": m.pharmacy_number,
+        "pharmacy_site_p_number": m.pharmacy_site_p_number,
+        "dispensing_id": m.dispensing_id,
+        "ordination_id": m.ordination_id,
+        "paid_or_invoiced_at": m.paid_or_invoiced_at,
+        "day": r.day,
         "lines": orjson.dumps([ln.model_dump() for ln in m.lines]).decode(),
-        "period_start": p.start if p else None, "period_end": p.end if p else None,
-        "previous_period_end": p.previous_end if p else None, "under18": p.under18 if p else None,
-        "terminal": r.terminal, "basis": r.basis, "subsidy_entitled": r.subsidy_entitled,
-        "balancing_applied": r.balancing_applied, "subsidy": r.subsidy,
-        "health_supplement": r.health_supplement, "rights_based": r.rights_based,
-        "citizen_pays": r.citizen_pays, "deferred_to_agreement": r.deferred_to_agreement,
-        "saldo_after": r.saldo_after, "granted_subsidy": m.granted_subsidy,
-        "deviation": r.deviation, "returned_basis": 0, "status": "registered",
-        "source_partition": d.source.partition, "source_offset": d.source.offset,
+        "period_start": p.start if p else None,
+        "period_end": p.end if p else None,
+        "previous_period_end": p.previous_end if p else None,
+        "under18": p.under18 if p else None,
+        "terminal": r.terminal,
+        "basis": r.basis,
+        "subsidy_entitled": r.subsidy_entitled,
+        "balancing_applied": r.balancing_applied,
+        "subsidy": r.subsidy,
+        "health_supplement": r.health_supplement,
+        "rights_based": r.rights_based,
+        "citizen_pays": r.citizen_pays,
+        "deferred_to_agreement": r.deferred_to_agreement,
+        "saldo_after": r.saldo_after,
+        "granted_subsidy": m.granted_subsidy,
+        "deviation": r.deviation,
+        "returned_basis": 0,
+        "status": "registered",
+        "source_partition": d.source.partition,
+        "source_offset": d.source.offset,
         "registered_at": now,
-    }  # fmt: skip
+    }

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import orjson
 from pydantic import BaseModel, ValidationError
 
 from rules.identifiers import normalise_person_key
-from streams.topics import SUBSIDY_SCALES, TopicSpec
+from streams.topics import DISPENSINGS, SUBSIDY_SCALES, TopicSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +36,7 @@ class Decoded:
     @property
     def message_id(self) -> str:
         m = self.message
-        return getattr(m, "report_id", None) or m.message_id  # type: ignore[attr-defined]
+        return m.report_id if self.spec is DISPENSINGS else m.message_id  # type: ignore[attr-defined]
 
     @property
     def person_key(self) -> str | None:
@@ -61,6 +62,18 @@ def _reason(error: ValidationError) -> str:
     return f"schema.{first['type']}: {where}: {message}{more}"
 
 
+def _claimed_id(value: bytes) -> str | None:
+    """The id an invalid message claims to have, so its sender can match the dead letter to it."""
+    try:
+        data = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    claimed = data.get("message_id") or data.get("report_id")
+    return claimed if isinstance(claimed, str) and len(claimed) <= 64 else None
+
+
 def decode(source: Source, spec: TopicSpec) -> Decoded | Rejected:
     """Parse and validate one record against its topic's schema; also check the record key."""
     if source.value is None:
@@ -69,7 +82,7 @@ def decode(source: Source, spec: TopicSpec) -> Decoded | Rejected:
     try:
         message = spec.schema.model_validate_json(source.value)
     except ValidationError as exc:
-        return Rejected(source, _reason(exc))
+        return Rejected(source, _reason(exc), _claimed_id(source.value))
     decoded = Decoded(source, spec, message)
     key = source.key.decode("utf-8", "replace") if source.key is not None else None
     expected = (

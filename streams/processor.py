@@ -20,7 +20,7 @@ from rules.scales import Scale
 from sinks import tables
 from sinks.publisher import Outgoing, Publisher
 from sinks.register import Register, RegisterUnavailable
-from streams.apply import ApplyConfig, Applier
+from streams.apply import Applier, ApplyConfig
 from streams.decode import Decoded, Rejected, Source, decode
 from streams.topics import INPUTS, TopicNames
 
@@ -208,9 +208,13 @@ class RegisterProcessor:
             for scale in applier.new_scales:
                 for row in await uow.take_parked(scale.effective_from, scale.valid_to):
                     replays.append(
-                        Outgoing(row["source_topic"], row["key"], row["value"],
-                                 (("reghub-replay-of", row["message_id"].encode()),))
-                    )  # fmt: skip
+                        Outgoing(
+                            row["source_topic"],
+                            row["key"],
+                            row["value"],
+                            (("reghub-replay-of", row["message_id"].encode()),),
+                        )
+                    )
         self.scales = applier.scales
         # Step 4
         await self.publisher.publish(applier.outputs + replays)

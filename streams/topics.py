@@ -37,9 +37,14 @@ MUNICIPAL_GRANTS = TopicSpec(
 DEFERRALS = TopicSpec("ctr.deferrals.v1", DeferralAgreement, "person key", "pharmacy")
 CORRECTIONS = TopicSpec("ctr.corrections.v1", Correction, "person key", "LMST or pharmacy")
 SUBSIDY_SCALES = TopicSpec(
-    "ctr.subsidy-scales.v1", SubsidyScale, "effective_from (ISO date)", "LMST", partitions=1,
-    compacted=True, retention_ms=-1,
-)  # fmt: skip
+    "ctr.subsidy-scales.v1",
+    SubsidyScale,
+    "effective_from (ISO date)",
+    "LMST",
+    partitions=1,
+    compacted=True,
+    retention_ms=-1,
+)
 DECISIONS = TopicSpec("ctr.decisions.v1", PurchaseDecision, "pharmacy number", "reghub")
 DEAD_LETTER = TopicSpec(
     "ctr.dead-letter.v1",
@@ -52,8 +57,13 @@ CHANGES = TopicSpec("ctr.changes.v1", Change, "person pseudonym", "reghub")
 ALERTS = TopicSpec("ctr.alerts.v1", Alert, "reporter", "reghub")
 
 INPUTS: tuple[TopicSpec, ...] = (
-    SUBSIDY_SCALES, INDIVIDUAL_GRANTS, MUNICIPAL_GRANTS, DEFERRALS, DISPENSINGS, CORRECTIONS,
-)  # fmt: skip
+    SUBSIDY_SCALES,
+    INDIVIDUAL_GRANTS,
+    MUNICIPAL_GRANTS,
+    DEFERRALS,
+    DISPENSINGS,
+    CORRECTIONS,
+)
 """Topics the register consumes, in the order a batch applies them (reference data and grants first)."""
 
 OUTPUTS: tuple[TopicSpec, ...] = (DECISIONS, DEAD_LETTER, CHANGES, ALERTS)

@@ -132,9 +132,13 @@ def in_period(start: date, saldo: str, end: date | None = None, **kwargs: object
 def record_of(result: PurchaseResult) -> PurchaseRecord:
     period_start = result.period.start if result.period is not None else None
     return PurchaseRecord(
-        result.report_id, result.day, period_start, result.basis, result.subsidy_entitled,
+        result.report_id,
+        result.day,
+        period_start,
+        result.basis,
+        result.subsidy_entitled,
         result.terminal,
-    )  # fmt: skip
+    )
 
 
 # --- order § 3 stk. 1 nr. 6-9: the period and the saldo ------------------------------------------

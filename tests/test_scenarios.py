@@ -64,9 +64,20 @@ async def test_a_wrong_expectation_fails_the_check(
 def test_the_command_line_runs_a_scenario_on_its_own_embedded_broker(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("REGHUB_")}
     done = subprocess.run(
-        [sys.executable, "-m", "reghub", "scenario", "run", str(_folder() / "C32-rounding-half-oere.json")],
-        capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "reghub",
+            "scenario",
+            "run",
+            str(_folder() / "C32-rounding-half-oere.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["id"] == "C32-rounding-half-oere"

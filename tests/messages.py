@@ -1,0 +1,65 @@
+"""Wire messages for tests, with sensible defaults; amounts in øre."""
+
+from __future__ import annotations
+
+from typing import Any
+
+PERSON = "0505601234"  # CPR-shaped: born 5 May 1960
+NOW = "2026-11-23T12:00:00+01:00"
+
+
+def report(
+    report_id: str, price: int, paid_at: str, person: str = PERSON, **extra: Any
+) -> dict[str, Any]:
+    return {
+        "report_id": report_id,
+        "pharmacy_number": "12300",
+        "pharmacy_site_p_number": "1003456788",
+        "dispensing_id": f"d-{report_id}",
+        "ordination_id": "01",
+        "paid_or_invoiced_at": paid_at,
+        "person": {"key": person},
+        "lines": [{"drug_id": "028100", "reimbursement_price": price, "actual_price": price}],
+        **extra,
+    }
+
+
+def grant(message_id: str, valid_from: str, valid_to: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "message_id": message_id,
+        "sent_at": NOW,
+        "sender": {"user": "case-worker-7"},
+        "action": "enter",
+        "grant_id": message_id,
+        "kind": "s145_single",
+        "drug_id": "X",
+        "valid_from": valid_from,
+        "valid_to": valid_to,
+        "person": {"key": PERSON},
+        **extra,
+    }
+
+
+def municipal(message_id: str, code: int, percentage: str) -> dict[str, Any]:
+    return {
+        "message_id": message_id,
+        "sender": {"municipality_code": code, "user": "sagsbehandler"},
+        "decided_at": NOW,
+        "kind": "health_supplement",
+        "action": "grant",
+        "decision_id": message_id,
+        "supplement_percentage": percentage,
+        "valid_from": "2024-01-01",
+        "person": {"key": PERSON},
+    }
+
+
+def correction(message_id: str, action: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "message_id": message_id,
+        "sent_at": NOW,
+        "sender": {"ordered_by": "agency", "reported_by": "lmst-user-1"},
+        "action": action,
+        "person": {"key": PERSON},
+        **extra,
+    }

@@ -1,0 +1,78 @@
+"""A register that fails: nothing is committed, the batch is retried, and the purchase counts once."""
+
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+import pytest
+from aiokafka import TopicPartition
+from sqlalchemy import func, select
+
+from reghub.settings import Settings
+from sinks import tables
+from sinks.changes import BatchChanges
+from sinks.register import Register, RegisterUnavailable, RegisterUnitOfWork, make_engine
+from streams.topics import DECISIONS, DISPENSINGS, TopicNames
+from tests.kafka_helpers import as_json, produce, read_until, running_worker
+from tests.messages import PERSON, report
+
+pytestmark = [pytest.mark.broker, pytest.mark.database]
+
+
+class FailingUnitOfWork(RegisterUnitOfWork):
+    """The real unit of work, whose first writes fail as a lost database connection would."""
+
+    failures_left = 0
+
+    async def write(self, changes: BatchChanges, group_id: str) -> None:
+        await super().write(changes, group_id)
+        if FailingUnitOfWork.failures_left > 0:
+            FailingUnitOfWork.failures_left -= 1
+            raise RegisterUnavailable("forced: connection lost before commit")
+
+
+class FailingRegister(Register):
+    unit_of_work_class = FailingUnitOfWork
+
+
+async def test_a_failed_write_commits_nothing_and_is_retried(settings: Settings) -> None:
+    names = TopicNames(settings.topic_prefix)
+    register = FailingRegister(make_engine(settings.database_url))
+    FailingUnitOfWork.failures_left = 3
+    await produce(
+        settings.kafka_bootstrap,
+        names(DISPENSINGS),
+        [(PERSON.encode(), as_json(report("r-retry", 400_000, "2024-04-02T11:00:00+02:00")))],
+    )
+    try:
+        async with running_worker(settings, register) as processor:
+            while processor.stats.failures < 1:
+                await asyncio.sleep(0.05)
+            assert processor.consumer is not None
+            partitions = [
+                p for p in processor.consumer.assignment() if p.topic == names(DISPENSINGS)
+            ]
+            committed = {p: await processor.consumer.committed(p) for p in partitions}
+            assert all(v in (None, 0) for v in committed.values()), committed
+            async with register.engine.connect() as conn:
+                rows = (
+                    await conn.execute(select(func.count()).select_from(tables.purchases))
+                ).scalar()
+                stored = (await conn.execute(select(tables.consumer_offsets))).all()
+            assert rows == 0 and stored == []
+            records = await read_until(
+                settings.kafka_bootstrap, names(DECISIONS), lambda r: len(r) >= 1
+            )
+            assert processor.stats.failures == 3
+            final = {p: await processor.consumer.committed(p) for p in partitions}
+        assert orjson.loads(records[0].value)["subsidy"] == 201_975
+        assert sorted(v or 0 for v in final.values())[-1] == 1
+        async with register.engine.connect() as conn:
+            rows = (await conn.execute(select(func.count()).select_from(tables.purchases))).scalar()
+            offsets = (await conn.execute(select(tables.consumer_offsets))).all()
+        assert rows == 1
+        assert [(o.topic, o.next_offset) for o in offsets] == [(names(DISPENSINGS), 1)]
+        assert TopicPartition(offsets[0].topic, offsets[0].partition) in final
+    finally:
+        await register.close()
