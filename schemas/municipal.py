@@ -26,6 +26,10 @@ def _known_municipality(code: int) -> int:
 MunicipalityCode = Annotated[int, AfterValidator(_known_municipality)]
 
 
+RIGHTS_BASED_FROM = date(2025, 7, 1)
+"""Lov om aktiv socialpolitik § 82 b, rights-based subsidy to own payment, in force from this day."""
+
+
 class MunicipalSender(WireModel):
     municipality_code: MunicipalityCode
     user: str = Field(min_length=1, max_length=64)
@@ -60,6 +64,8 @@ class MunicipalDecision(WireModel):
                 raise ValueError("supplement_percentage outside 0-100")
         elif self.supplement_percentage is not None:
             raise ValueError("supplement_percentage is only for a health supplement")
+        elif self.valid_from < RIGHTS_BASED_FROM:
+            raise ValueError("the rights-based subsidy (§ 82 b) exists from 1 July 2025")
         if self.action == "end" and self.valid_to is None:
             raise ValueError("ending a decision needs valid_to (the last day)")
         return self

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Table, and_, select, tuple_, update
+from sqlalchemy import Table, and_, event, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -32,9 +32,21 @@ class RegisterUnavailable(Exception):
 
 
 def make_engine(url: str, *, pool_size: int = 5) -> AsyncEngine:
-    """An async engine for the register; SQLite gets a busy timeout so the API can read beside the worker."""
+    """An async engine for the register.
+
+    SQLite gets write-ahead logging and a busy timeout, so the API and the CLI read beside the worker.
+    """
     if url.startswith("sqlite"):
-        return create_async_engine(url, connect_args={"timeout": 30})
+        engine = create_async_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _wal(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        return engine
     return create_async_engine(url, pool_size=pool_size, pool_pre_ping=True)
 
 

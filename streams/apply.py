@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 import orjson
 
 from rules.corrections import apply_balancing, apply_recomputed, recompute_period
+from rules.deadlines import due_immediately, due_same_day, seconds_late
 from rules.deferral import apply_deferral
 from rules.dispensing import RulesConfig, apply_dispensing
 from rules.grants import apply_grant
@@ -141,6 +142,9 @@ class Applier:
         elif isinstance(m, IndividualGrant):
             self._settle(d, state, apply_grant(state, m))
         elif isinstance(m, MunicipalDecision):
+            due = due_immediately(m.decided_at, self.config.report_grace_seconds)
+            reporter = f"municipality {m.sender.municipality_code}"
+            self._check_deadline(d, due, reporter, "§ 8: immediately after the decision")
             self._settle(d, state, apply_municipal(state, m))
         elif isinstance(m, DeferralAgreement):
             self._apply_deferral(d, m, state)
@@ -198,7 +202,9 @@ class Applier:
             self._scales_reloaded = True
             self.scales = await self.uow.load_scales()
             outcome = apply_dispensing(state, m, day, self.scales, self.config.rules, original)
-        self._late_report(d, m)
+        grace = self.config.report_grace_seconds
+        due = due_immediately(m.paid_or_invoiced_at, grace)
+        self._check_deadline(d, due, m.pharmacy_number, "§ 7 stk. 1: immediately after payment")
         if isinstance(outcome, Refused):
             self.reject(Rejected(d.source, outcome.reason, d.message_id, d.person_key))
             return
@@ -244,6 +250,9 @@ class Applier:
         self._emit(DECISIONS, m.pharmacy_number.encode(), value)
 
     def _apply_deferral(self, d: Decoded, m: DeferralAgreement, state: PersonState) -> None:
+        if m.action != "settle":
+            due = due_same_day(m.date)
+            self._check_deadline(d, due, m.pharmacy_number, "§ 7 stk. 4: the same day")
         outcome = apply_deferral(state, m)
         if isinstance(outcome, Refused):
             self._settle(d, state, outcome)
@@ -355,21 +364,21 @@ class Applier:
             PurchaseRecord(**{**_as_dict(original), "returned_basis": total}),
         )
 
-    def _late_report(self, d: Decoded, m: DispensingReport) -> None:
-        """§ 7 stk. 1 "immediately": a report received later than the grace after payment is an alert."""
-        delay = d.source.timestamp_ms / 1000 - m.paid_or_invoiced_at.timestamp()
-        if delay > self.config.report_grace_seconds:
+    def _check_deadline(self, d: Decoded, due: datetime, reporter: str, rule: str) -> None:
+        """A report received after its legal deadline becomes an alert (received = record timestamp)."""
+        received = datetime.fromtimestamp(d.source.timestamp_ms / 1000, UTC)
+        late = seconds_late(due, received)
+        if late:
             alert = Alert(
                 kind="late_report",
                 source_topic=d.source.topic,
-                message_id=m.report_id,
-                reporter=m.pharmacy_number,
+                message_id=d.message_id,
+                reporter=reporter,
                 person=self._pseudonym(d.person_key),
-                detail=f"reported {int(delay)} s after payment; due within "
-                f"{self.config.report_grace_seconds} s (§ 7 stk. 1)",
+                detail=f"received {late} s after its deadline {due.isoformat()} ({rule})",
                 at=self._now,
             )
-            self._emit(ALERTS, m.pharmacy_number.encode(), alert.model_dump_json().encode())
+            self._emit(ALERTS, reporter.encode(), alert.model_dump_json().encode())
 
     def reject(self, r: Rejected) -> None:
         """A dead letter: original key and bytes, reason and source position in headers."""

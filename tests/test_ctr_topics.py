@@ -10,6 +10,7 @@ from reghub.settings import Settings
 from sinks import tables
 from sinks.register import Register
 from streams.topics import (
+    ALERTS,
     CHANGES,
     CORRECTIONS,
     DEAD_LETTER,
@@ -234,3 +235,36 @@ async def test_a_deviation_becomes_balancing_at_the_next_purchase_elsewhere(
     assert got["dev-2"]["subsidy_entitled"] == 17_000  # 200 kr at 85 %
     assert got["dev-2"]["balancing_applied"] == -10_000 and got["dev-2"]["subsidy"] == 7_000
     assert got["dev-2"]["remaining_balancing"] == 0
+
+
+async def test_late_reports_raise_alerts_without_person_keys(
+    settings: Settings, register: Register
+) -> None:
+    """§ 7 stk. 1 "immediately" and § 7 stk. 4 "the same day", measured at the record's timestamp."""
+    strict = settings.model_copy(update={"report_grace_seconds": 60})
+    names = TopicNames(strict.topic_prefix)
+    deferral = {
+        "message_id": "h-late",
+        "sent_at": "2024-01-03T09:00:00+01:00",
+        "pharmacy_number": "12300",
+        "action": "entered",
+        "agreement_id": "h-late",
+        "date": "2024-01-02",
+        "monthly_rate": 38_125,
+        "rates": 12,
+        "person": {"key": PERSON},
+    }
+    await produce(strict.kafka_bootstrap, names(DEFERRALS), [(KEY, as_json(deferral))])
+    await produce(
+        strict.kafka_bootstrap,
+        names(DISPENSINGS),
+        [(KEY, as_json(report("late-1", 10_000, "2024-03-01T10:00:00+01:00")))],
+    )
+    async with running_worker(strict, register):
+        alerts = await read_until(strict.kafka_bootstrap, names(ALERTS), lambda r: len(r) >= 2)
+    bodies = {orjson.loads(a.value)["message_id"]: orjson.loads(a.value) for a in alerts}
+    assert bodies["late-1"]["kind"] == "late_report" and bodies["late-1"]["reporter"] == "12300"
+    assert "§ 7 stk. 1" in bodies["late-1"]["detail"]
+    assert "2024-01-03T00:00:00+01:00" in bodies["h-late"]["detail"]
+    assert "§ 7 stk. 4" in bodies["h-late"]["detail"]
+    assert all(PERSON not in a.value.decode() for a in alerts)
