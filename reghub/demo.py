@@ -86,4 +86,4 @@ async def run_demo(
             if ahead > 0:
                 await asyncio.sleep(ahead)
     finally:
-        await producer.stop()
+        await asyncio.wait_for(producer.stop(), 10)

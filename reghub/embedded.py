@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import json
 import os
 import signal
@@ -19,19 +18,12 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from reghub.broker import EmbeddedBroker, create_topics, free_port
+from reghub.broker import EmbeddedBroker, create_topics, die_with_parent, free_port
 from reghub.config import EMBEDDED_FILE, data_dir, ensure_pseudonym_key, load_settings
 from reghub.wiring import topic_names
 from sinks import tables
 from sinks.migrations import upgrade
 from sinks.register import make_engine
-
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -42,7 +34,7 @@ def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
         start_new_session=True,
-        preexec_fn=_die_with_parent,
+        preexec_fn=die_with_parent,
     )
 
 
@@ -115,11 +107,12 @@ async def run_embedded(
         if duration:
             loop.call_later(duration, stop.set)
         await stop.wait()
+        print("\nstopping…", flush=True)
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 15)
         await engine.dispose()
-        print("\nstopping…", flush=True)
         return 0
     finally:
         for child in reversed(children):

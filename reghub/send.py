@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
+from pydantic import ValidationError
 
 from reghub.settings import Settings
 from reghub.wiring import topic_names
-from streams.decode import Decoded, Source, decode
-from streams.topics import ALL, SUBSIDY_SCALES
+from streams.decode import parse, reason_of, record_key
+from streams.topics import ALL
 
 
 async def send_file(
@@ -26,13 +27,12 @@ async def send_file(
     for number, line in enumerate(file.read_bytes().splitlines(), start=1):
         if not line.strip():
             continue
-        probe = decode(Source(topic, 0, number, None, line, 0), spec)
-        if not isinstance(probe, Decoded):
-            bad.append((number, probe.reason))
+        try:
+            message = parse(line, spec)
+        except ValidationError as exc:
+            bad.append((number, reason_of(exc)))
             continue
-        m = probe.message
-        key = m.effective_from.isoformat() if spec is SUBSIDY_SCALES else probe.person_key  # type: ignore[attr-defined]
-        good.append((str(key).encode(), line))
+        good.append((record_key(message, spec).encode(), line))
     if good:
         producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
         await producer.start()

@@ -13,6 +13,7 @@ from reghub.settings import Settings
 from schemas.snapshot import SnapshotPerson
 from sinks import tables
 from sinks.register import make_engine
+from streams.decode import reason_of
 
 
 async def import_person(conn: AsyncConnection, snap: SnapshotPerson, source: str) -> str | None:
@@ -74,8 +75,7 @@ async def import_file(settings: Settings, file: Path) -> tuple[int, list[tuple[i
                 try:
                     snap = SnapshotPerson.model_validate_json(line)
                 except ValidationError as exc:
-                    first = exc.errors(include_input=False, include_url=False)[0]
-                    refused.append((number, f"{'.'.join(map(str, first['loc']))}: {first['msg']}"))
+                    refused.append((number, reason_of(exc)))
                     continue
                 why = await import_person(conn, snap, file.name)
                 if why:

@@ -54,12 +54,30 @@ class Rejected:
     person_key: str | None = None
 
 
-def _reason(error: ValidationError) -> str:
+def reason_of(error: ValidationError) -> str:
+    """A specific, content-free reason: `schema.<type>: <field path>: <message>`."""
     first = error.errors(include_url=False, include_input=False, include_context=False)[0]
     where = ".".join(str(part) for part in first["loc"]) or "message"
     message = first["msg"].removeprefix("Value error, ")
     more = f" (+{error.error_count() - 1} more)" if error.error_count() > 1 else ""
     return f"schema.{first['type']}: {where}: {message}{more}"
+
+
+def parse(value: bytes, spec: TopicSpec) -> BaseModel:
+    """The topic's model from JSON bytes.
+
+    Raises:
+        pydantic.ValidationError: the bytes are not a valid message of this topic.
+    """
+    assert spec.schema is not None
+    return spec.schema.model_validate_json(value)
+
+
+def record_key(message: BaseModel, spec: TopicSpec) -> str:
+    """The key a message must travel under: the person key, or a scale's effective date."""
+    if spec is SUBSIDY_SCALES:
+        return message.effective_from.isoformat()  # type: ignore[attr-defined]
+    return message.person.key  # type: ignore[attr-defined]
 
 
 def _claimed_id(value: bytes) -> str | None:
@@ -78,19 +96,13 @@ def decode(source: Source, spec: TopicSpec) -> Decoded | Rejected:
     """Parse and validate one record against its topic's schema; also check the record key."""
     if source.value is None:
         return Rejected(source, "schema.empty_value: a message without a value (tombstone)")
-    assert spec.schema is not None
     try:
-        message = spec.schema.model_validate_json(source.value)
+        message = parse(source.value, spec)
     except ValidationError as exc:
-        return Rejected(source, _reason(exc), _claimed_id(source.value))
+        return Rejected(source, reason_of(exc), _claimed_id(source.value))
     decoded = Decoded(source, spec, message)
     key = source.key.decode("utf-8", "replace") if source.key is not None else None
-    expected = (
-        message.effective_from.isoformat()  # type: ignore[attr-defined]
-        if spec is SUBSIDY_SCALES
-        else decoded.person_key
-    )
-    if key is None or normalise_person_key(key) != expected:
+    if key is None or normalise_person_key(key) != record_key(message, spec):
         return Rejected(
             source,
             f"schema.key_mismatch: the record key must be the message's {spec.key}",
