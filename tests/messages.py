@@ -9,8 +9,13 @@ NOW = "2026-11-23T12:00:00+01:00"
 
 
 def report(
-    report_id: str, price: int, paid_at: str, person: str = PERSON, **extra: Any
+    report_id: str,
+    price: int,
+    paid_at: str = "2024-04-02T11:00:00+02:00",
+    person: str = PERSON,
+    **extra: Any,
 ) -> dict[str, Any]:
+    """A dispensing report of one line whose reimbursement and actual prices are both `price`."""
     return {
         "report_id": report_id,
         "pharmacy_number": "12300",

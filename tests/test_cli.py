@@ -25,25 +25,10 @@ from sinks import tables
 from sinks.register import make_engine
 from streams.topics import ALL, DECISIONS, DISPENSINGS, TopicNames
 from tests.kafka_helpers import as_json, produce, read_until
+from tests.messages import PERSON, report
 
 REPO = Path(__file__).resolve().parent.parent
-PERSON = "0505601234"  # a CPR-shaped key: born 5 May 1960
 PSEUDONYM_KEY = "test-pseudonym-key-0123456789"
-
-
-def report(report_id: str, price_ore: int) -> dict:
-    return {
-        "report_id": report_id,
-        "pharmacy_number": "12300",
-        "pharmacy_site_p_number": "1003456788",
-        "dispensing_id": f"d-{report_id}",
-        "ordination_id": "01",
-        "paid_or_invoiced_at": "2024-04-02T11:00:00+02:00",
-        "person": {"key": PERSON},
-        "lines": [
-            {"drug_id": "028100", "reimbursement_price": price_ore, "actual_price": price_ore}
-        ],
-    }
 
 
 def reghub(

