@@ -6,6 +6,8 @@ verified tokens and an audit log, and until then the API shows aggregates only.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI
@@ -29,7 +31,13 @@ tick();setInterval(tick,2000);</script></body></html>"""
 
 def create_api(settings: Settings) -> FastAPI:
     engine = make_engine(settings.database_url)
-    app = FastAPI(title="reghub", version="0.1.0")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await engine.dispose()
+
+    app = FastAPI(title="reghub", version="0.1.0", lifespan=lifespan)
 
     @app.get("/health")
     async def health() -> dict[str, str]:
@@ -40,16 +48,14 @@ def create_api(settings: Settings) -> FastAPI:
     @app.get("/stats")
     async def stats() -> dict[str, Any]:
         """Aggregates of the register: no person appears here."""
-        p = tables.purchases
+        p, pm, b = tables.purchases, tables.parked_messages, tables.balances
         async with engine.connect() as conn:
-            one = (
+            purchases, subsidy, deviations = (
                 await conn.execute(
                     select(
                         func.count(),
                         func.coalesce(func.sum(p.c.subsidy), 0),
-                        func.coalesce(func.sum(p.c.deviation != 0), 0)
-                        if False
-                        else func.count(p.c.id),
+                        func.count().filter(p.c.deviation != 0),
                     )
                 )
             ).one()
@@ -57,23 +63,16 @@ def create_api(settings: Settings) -> FastAPI:
                 await conn.execute(select(func.count()).select_from(tables.persons))
             ).scalar()
             parked = (
-                await conn.execute(
-                    select(func.count())
-                    .select_from(tables.parked_messages)
-                    .where(tables.parked_messages.c.replayed_at.is_(None))
-                )
+                await conn.execute(select(func.count()).where(pm.c.replayed_at.is_(None)))
             ).scalar()
             open_balances = (
-                await conn.execute(
-                    select(func.count())
-                    .select_from(tables.balances)
-                    .where(tables.balances.c.remaining != 0)
-                )
+                await conn.execute(select(func.count()).where(b.c.remaining != 0))
             ).scalar()
         return {
-            "purchases": one[0],
+            "purchases": purchases,
             "persons": persons,
-            "subsidy_granted_kr": f"{one[1] / 100:.2f}",
+            "subsidy_granted_kr": f"{subsidy / 100:.2f}",
+            "reports_deviating_from_the_register": deviations,
             "parked_reports": parked,
             "open_balancing_amounts": open_balances,
         }
@@ -81,9 +80,5 @@ def create_api(settings: Settings) -> FastAPI:
     @app.get("/dashboard", response_class=HTMLResponse)
     async def dashboard() -> str:
         return _DASHBOARD
-
-    @app.on_event("shutdown")
-    async def close() -> None:
-        await engine.dispose()
 
     return app
