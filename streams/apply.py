@@ -48,6 +48,8 @@ class ApplyConfig:
     report_grace_seconds: int
     pseudonym_secret: bytes
     rules: RulesConfig = field(default_factory=RulesConfig)
+    dead_letter_alert_ratio: float = 0.5
+    dead_letter_alert_min_messages: int = 20
 
 
 @dataclass
@@ -64,6 +66,7 @@ class Applier:
     counts: dict[str, int] = field(default_factory=dict)
     _now: datetime = field(default_factory=lambda: datetime.now(UTC))
     _scales_reloaded: bool = False
+    _rejected_at: dict[tuple[str, int], int] = field(default_factory=dict)
 
     async def run(self, decoded: list[Decoded], rejected: list[Rejected]) -> None:
         """Apply a batch: rejections first become dead letters; then each message in topic order."""
@@ -86,6 +89,12 @@ class Applier:
             if isinstance(d.message, Correction) and d.message.report_id
         ]
         self._records = await self.uow.load_purchases(returned + targets)
+        try:
+            await self._apply_all(fresh)
+        finally:
+            self._dead_letter_ratio(decoded, rejected)
+
+    async def _apply_all(self, fresh: list[Decoded]) -> None:
         for d in fresh:
             try:
                 await self._apply_one(d)
@@ -402,6 +411,31 @@ class Applier:
         )
         self._emit(CHANGES, change.person.encode(), change.model_dump_json().encode())
         self.counts["rejected"] = self.counts.get("rejected", 0) + 1
+        where = (s.topic, s.partition)
+        self._rejected_at[where] = self._rejected_at.get(where, 0) + 1
+
+    def _dead_letter_ratio(self, decoded: list[Decoded], rejected: list[Rejected]) -> None:
+        """Alert when most of a partition's batch was rejected; the worker itself goes on."""
+        totals: dict[tuple[str, int], int] = {}
+        for item in (*decoded, *rejected):
+            where = (item.source.topic, item.source.partition)
+            totals[where] = totals.get(where, 0) + 1
+        for (topic, partition), total in totals.items():
+            bad = self._rejected_at.get((topic, partition), 0)
+            cfg = self.config
+            if (
+                total >= cfg.dead_letter_alert_min_messages
+                and bad / total >= cfg.dead_letter_alert_ratio
+            ):
+                alert = Alert(
+                    kind="dead_letter_ratio",
+                    source_topic=topic,
+                    detail=f"partition {partition}: {bad} of {total} messages in one batch rejected",
+                    at=self._now,
+                )
+                self._emit(
+                    ALERTS, f"{topic}/{partition}".encode(), alert.model_dump_json().encode()
+                )
 
     def _processed(self, d: Decoded, outcome: str, output: bytes | None) -> None:
         self.changes.processed.append(
