@@ -6,6 +6,7 @@ issued since 2007); it is for P-numbers.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from datetime import date
@@ -44,6 +45,7 @@ def cpr_century(yy: int, seventh: int) -> int:
     return 2000 if yy <= 57 else 1800
 
 
+@functools.lru_cache(maxsize=65_536)
 def parse_person_key(raw: str) -> PersonKey:
     """Classify and check a person key.
 
@@ -71,6 +73,7 @@ def is_pharmacy_number(value: str) -> bool:
     return re.fullmatch(r"[0-9]{5}", value) is not None
 
 
+@functools.lru_cache(maxsize=4_096)
 def is_p_number(value: str) -> bool:
     """Production-unit number: ten digits whose weighted sum is divisible by 11."""
     if not _TEN_DIGITS.fullmatch(value) or value[0] == "0":

@@ -10,7 +10,6 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 from rules.identifiers import (
     PersonKeyKind,
     is_p_number,
-    is_pharmacy_number,
     normalise_person_key,
     parse_person_key,
 )
@@ -22,19 +21,16 @@ class WireModel(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
 
 
-def _pharmacy_number(value: str) -> str:
-    if not is_pharmacy_number(value):
-        raise ValueError("pharmacy number must be five digits AAAnn")
-    return value
-
-
 def _p_number(value: str) -> str:
     if not is_p_number(value):
         raise ValueError("P-number must be ten digits passing modulus 11")
     return value
 
 
-PharmacyNumber = Annotated[str, AfterValidator(_pharmacy_number)]
+PharmacyNumber = Annotated[
+    str,
+    Field(pattern=r"^[0-9]{5}$", description="AAAnn: five digits (nn 00 pharmacy, 01-09 branch)"),
+]
 PNumber = Annotated[str, AfterValidator(_p_number)]
 MessageId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:\-]+$")]
 DrugId = Annotated[str, Field(min_length=1, max_length=40)]

@@ -51,11 +51,13 @@ class DispensingReport(WireModel):
         if self.kind == "return":
             if self.return_of is None:
                 raise ValueError("a return needs return_of (the report id of the sale)")
-            if any(ln.reimbursement_price > 0 or ln.actual_price > 0 for ln in self.lines):
-                raise ValueError("a return carries negative (or zero) amounts")
-        else:
-            if self.return_of is not None:
-                raise ValueError("return_of is only for kind 'return'")
-            if any(ln.reimbursement_price < 0 or ln.actual_price < 0 for ln in self.lines):
+            for ln in self.lines:
+                if ln.reimbursement_price > 0 or ln.actual_price > 0:
+                    raise ValueError("a return carries negative (or zero) amounts")
+            return self
+        if self.return_of is not None:
+            raise ValueError("return_of is only for kind 'return'")
+        for ln in self.lines:
+            if ln.reimbursement_price < 0 or ln.actual_price < 0:
                 raise ValueError("a sale carries no negative amounts")
         return self

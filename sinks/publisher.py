@@ -6,6 +6,7 @@ import asyncio
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import DefaultPartitioner
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,7 +18,10 @@ class Outgoing:
 
 
 class Publisher:
-    """Sends a batch's outputs and waits until the broker has them all.
+    """Sends a batch's outputs as a few record batches per partition and waits until the broker has them.
+
+    Partitions are chosen as Kafka's default partitioner does (murmur2 of the key), so a consumer keyed by
+    pharmacy or pseudonym sees one key on one partition whatever client produced it.
 
     Raises (from `publish`):
         aiokafka.errors.KafkaError: a message could not be delivered; the caller must not commit.
@@ -25,12 +29,43 @@ class Publisher:
 
     def __init__(self, producer: AIOKafkaProducer) -> None:
         self.producer = producer
+        self._partitions: dict[str, list[int]] = {}
+
+    async def _partition_ids(self, topic: str) -> list[int]:
+        if topic not in self._partitions:
+            self._partitions[topic] = sorted(await self.producer.partitions_for(topic))
+        return self._partitions[topic]
 
     async def publish(self, messages: list[Outgoing]) -> None:
         if not messages:
             return
-        futures = [
-            await self.producer.send(m.topic, m.value, key=m.key, headers=list(m.headers) or None)
-            for m in messages
-        ]
+        by_partition: dict[tuple[str, int], list[Outgoing]] = {}
+        for m in messages:
+            partitions = await self._partition_ids(m.topic)
+            part = DefaultPartitioner()(m.key, partitions, partitions)
+            by_partition.setdefault((m.topic, part), []).append(m)
+        futures = []
+        for (topic, part), items in by_partition.items():
+            batch, filled = self.producer.create_batch(), 0
+            for m in items:
+                headers = list(m.headers) or None
+                if (
+                    batch.append(key=m.key, value=m.value, timestamp=None, headers=headers)
+                    is not None
+                ):
+                    filled += 1
+                    continue
+                if filled:
+                    futures.append(await self.producer.send_batch(batch, topic, partition=part))
+                    batch, filled = self.producer.create_batch(), 0
+                if batch.append(key=m.key, value=m.value, timestamp=None, headers=headers) is None:
+                    # larger than a whole batch: let the producer refuse it with its own error
+                    fut = await self.producer.send(
+                        topic, m.value, key=m.key, partition=part, headers=headers
+                    )
+                    futures.append(fut)
+                else:
+                    filled += 1
+            if filled:
+                futures.append(await self.producer.send_batch(batch, topic, partition=part))
         await asyncio.gather(*futures)

@@ -9,11 +9,13 @@ persons, periods, processed ids and offsets), measured several times faster than
 from __future__ import annotations
 
 import contextlib
+import operator
 from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Table, and_, event, select, tuple_, update
+from sqlalchemy import String, Table, and_, any_, event, literal, select, tuple_, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -67,6 +69,12 @@ class RegisterUnitOfWork:
         self.conn = conn
         self.is_postgres = conn.dialect.name == "postgresql"
 
+    def _among(self, column: Any, values: list[str]) -> Any:
+        """`column IN values`; on PostgreSQL one array parameter, so the statement text never changes."""
+        if self.is_postgres:
+            return column == any_(literal(values, type_=ARRAY(String)))
+        return column.in_(values)
+
     # -- reads ------------------------------------------------------------------------------------
 
     async def load_states(self, keys: Iterable[str]) -> dict[str, PersonState]:
@@ -95,7 +103,7 @@ class RegisterUnitOfWork:
                     ),
                 )
             )
-            .where(p.c.person_key.in_(keys))
+            .where(self._among(p.c.person_key, keys))
         )
         if self.is_postgres:
             query = query.with_for_update(of=p)
@@ -120,12 +128,14 @@ class RegisterUnitOfWork:
 
     async def _load_extras(self, states: dict[str, PersonState], keys: list[str]) -> None:
         grants: dict[str, list[Grant]] = {}
-        for r in await self.conn.execute(select(t.grants).where(t.grants.c.person_key.in_(keys))):
+        for r in await self.conn.execute(
+            select(t.grants).where(self._among(t.grants.c.person_key, keys))
+        ):
             grants.setdefault(r.person_key, []).append(
                 Grant(r.grant_id, r.kind, r.drug_id, r.valid_from, r.valid_to)
             )
         supplements: dict[str, list[Supplement]] = {}
-        query = select(t.supplements).where(t.supplements.c.person_key.in_(keys))
+        query = select(t.supplements).where(self._among(t.supplements.c.person_key, keys))
         for r in await self.conn.execute(query):
             supplements.setdefault(r.person_key, []).append(
                 Supplement(
@@ -141,7 +151,7 @@ class RegisterUnitOfWork:
         b = t.balances
         query = (
             select(b)
-            .where(b.c.person_key.in_(keys), (b.c.remaining != 0) | b.c.skip_once)
+            .where(self._among(b.c.person_key, keys), (b.c.remaining != 0) | b.c.skip_once)
             .order_by(b.c.person_key, b.c.arose_on, b.c.balance_id)
         )
         for r in await self.conn.execute(query):
@@ -159,7 +169,7 @@ class RegisterUnitOfWork:
         agreements: dict[str, list[Agreement]] = {}
         a = t.deferral_agreements
         for r in await self.conn.execute(
-            select(a).where(a.c.person_key.in_(keys), a.c.settled.is_(False))
+            select(a).where(self._among(a.c.person_key, keys), a.c.settled.is_(False))
         ):
             agreements.setdefault(r.person_key, []).append(
                 Agreement(
@@ -194,7 +204,7 @@ class RegisterUnitOfWork:
             return {}
         m = t.processed_messages
         query = select(m.c.message_id, m.c.outcome, m.c.output).where(
-            m.c.source_topic == topic, m.c.message_id.in_(ids)
+            m.c.source_topic == topic, self._among(m.c.message_id, ids)
         )
         return {r.message_id: (r.outcome, r.output) for r in await self.conn.execute(query)}
 
@@ -206,7 +216,7 @@ class RegisterUnitOfWork:
         if not ids:
             return {}
         p = t.purchases
-        rows = await self.conn.execute(select(p).where(p.c.report_id.in_(ids)))
+        rows = await self.conn.execute(select(p).where(self._among(p.c.report_id, ids)))
         return {r.report_id: (r.person_key, _record(r)) for r in rows}
 
     async def load_chain(
@@ -321,7 +331,7 @@ class RegisterUnitOfWork:
                 (t.persons, person_rows),
                 (t.subsidy_periods, period_rows),
                 (t.purchases, changes.purchases),
-                (t.processed_messages, changes.processed),
+                (t.processed_messages, [_without_replaces(r) for r in changes.processed]),
                 (t.consumer_offsets, offset_rows),
             ):
                 if rows:
@@ -391,21 +401,25 @@ class RegisterUnitOfWork:
             )
         if changes.purchases:
             columns = list(changes.purchases[0])
+            row = operator.itemgetter(*columns)
             await raw.copy_records_to_table(
-                "purchases",
-                records=[tuple(r[c] for c in columns) for r in changes.purchases],
-                columns=columns,
+                "purchases", records=[row(r) for r in changes.purchases], columns=columns
             )
-        if changes.processed:
+        fresh = [r for r in changes.processed if not r["replaces"]]
+        if fresh:
+            await raw.copy_records_to_table(
+                "processed_messages",
+                records=[_PROCESSED_ROW(r) for r in fresh],
+                columns=_PROCESSED_COLUMNS,
+            )
+        replacing = [r for r in changes.processed if r["replaces"]]
+        if replacing:
             await raw.execute(
                 """INSERT INTO processed_messages (message_id, source_topic, outcome, output, processed_at)
                 SELECT * FROM unnest($1::varchar[], $2::varchar[], $3::varchar[], $4::bytea[], $5::timestamptz[])
                 ON CONFLICT (message_id, source_topic) DO UPDATE SET outcome = EXCLUDED.outcome,
                   output = EXCLUDED.output, processed_at = EXCLUDED.processed_at""",
-                *_columns(
-                    changes.processed,
-                    ("message_id", "source_topic", "outcome", "output", "processed_at"),
-                ),
+                *_columns(replacing, _PROCESSED_COLUMNS),
             )
         if offset_rows:
             await raw.execute(
@@ -490,6 +504,14 @@ class RegisterUnitOfWork:
         ):
             if rows:
                 await self.conn.execute(_upsert(self.conn, table), rows)
+
+
+def _without_replaces(row: Row) -> Row:
+    return {k: v for k, v in row.items() if k != "replaces"}
+
+
+_PROCESSED_COLUMNS = ("message_id", "source_topic", "outcome", "output", "processed_at")
+_PROCESSED_ROW = operator.itemgetter(*_PROCESSED_COLUMNS)
 
 
 def _columns(rows: list[Row], names: tuple[str, ...]) -> list[list[Any]]:

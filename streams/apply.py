@@ -67,6 +67,7 @@ class Applier:
     _now: datetime = field(default_factory=lambda: datetime.now(UTC))
     _scales_reloaded: bool = False
     _rejected_at: dict[tuple[str, int], int] = field(default_factory=dict)
+    _replacing: set[tuple[str, str]] = field(default_factory=set)
 
     async def run(self, decoded: list[Decoded], rejected: list[Rejected]) -> None:
         """Apply a batch: rejections first become dead letters; then each message in topic order."""
@@ -123,10 +124,12 @@ class Applier:
         self, d: Decoded, known: dict[tuple[str, str], tuple[str, bytes | None]]
     ) -> bool:
         """A message already processed is acknowledged and skipped; its decision is published again."""
-        seen = known.get((d.source.topic, d.message_id))
-        if seen is None or seen[0] == "parked":  # parked ones are re-decided when replayed
-            if seen is None:
-                known[(d.source.topic, d.message_id)] = ("in-batch", None)
+        where = (d.source.topic, d.message_id)
+        seen = known.get(where)
+        if seen is None or seen[0] == "parked":  # parked ones are decided again when replayed
+            if seen is not None:
+                self._replacing.add(where)
+            known[where] = ("in-batch", None)
             return False
         output = seen[1]
         if output is not None and isinstance(d.message, DispensingReport):
@@ -252,8 +255,7 @@ class Applier:
         self.changes.keep(outcome.state)
         if m.return_of and original is not None:
             self._note_returned(m.return_of, original, -result.basis)
-        decision = _decision(m, state.key, result)
-        value = decision.model_dump_json().encode()
+        value = _decision(m, state.key, result)
         self.changes.purchases.append(_purchase_row(d, m, state.key, result, self._now))
         self._processed(d, "registered", value)
         self._emit(DECISIONS, m.pharmacy_number.encode(), value)
@@ -445,6 +447,7 @@ class Applier:
                 "outcome": outcome,
                 "output": output,
                 "processed_at": self._now,
+                "replaces": (d.source.topic, d.message_id) in self._replacing,
             }
         )
         self.counts[outcome] = self.counts.get(outcome, 0) + 1
@@ -487,31 +490,37 @@ def _pending_record(row: dict[str, object]) -> PurchaseRecord:
     )  # type: ignore[arg-type]
 
 
-def _decision(m: DispensingReport, person_key: str, r: PurchaseResult) -> PurchaseDecision:
+def _decision(m: DispensingReport, person_key: str, r: PurchaseResult) -> bytes:
+    """The `PurchaseDecision` as JSON, built without a model: this runs once per report."""
     p = r.period
-    return PurchaseDecision(
-        report_id=m.report_id,
-        status="registered",
-        pharmacy_number=m.pharmacy_number,
-        person_key=person_key,
-        subsidised=r.subsidised,
-        subsidy_entitled=r.subsidy_entitled,
-        balancing_applied=r.balancing_applied,
-        subsidy=r.subsidy,
-        health_supplement=r.health_supplement,
-        rights_based=r.rights_based,
-        citizen_pays=r.citizen_pays,
-        deferred_to_agreement=r.deferred_to_agreement,
-        citizen_pays_at_counter=r.citizen_pays_at_counter,
-        saldo_before=r.saldo_before,
-        saldo_after=r.saldo_after,
-        period_start=p.start if p else None,
-        period_end=p.end if p else None,
-        previous_period_end=p.previous_end if p else None,
-        under18=p.under18 if p else None,
-        remaining_balancing=r.remaining_balancing,
-        granted_subsidy=m.granted_subsidy,
-        deviation=r.deviation,
+    return orjson.dumps(
+        {
+            "schema_version": 1,
+            "kind": "purchase",
+            "report_id": m.report_id,
+            "status": "registered",
+            "reason": None,
+            "pharmacy_number": m.pharmacy_number,
+            "person_key": person_key,
+            "subsidised": r.subsidised,
+            "subsidy_entitled": r.subsidy_entitled,
+            "balancing_applied": r.balancing_applied,
+            "subsidy": r.subsidy,
+            "health_supplement": r.health_supplement,
+            "rights_based": r.rights_based,
+            "citizen_pays": r.citizen_pays,
+            "deferred_to_agreement": r.deferred_to_agreement,
+            "citizen_pays_at_counter": r.citizen_pays_at_counter,
+            "saldo_before": r.saldo_before,
+            "saldo_after": r.saldo_after,
+            "period_start": p.start if p else None,
+            "period_end": p.end if p else None,
+            "previous_period_end": p.previous_end if p else None,
+            "under18": p.under18 if p else None,
+            "remaining_balancing": r.remaining_balancing,
+            "granted_subsidy": m.granted_subsidy,
+            "deviation": r.deviation,
+        }
     )
 
 
@@ -530,7 +539,17 @@ def _purchase_row(
         "ordination_id": m.ordination_id,
         "paid_or_invoiced_at": m.paid_or_invoiced_at,
         "day": r.day,
-        "lines": orjson.dumps([ln.model_dump() for ln in m.lines]).decode(),
+        "lines": orjson.dumps(
+            [
+                {
+                    "drug_id": ln.drug_id,
+                    "reimbursement_price": ln.reimbursement_price,
+                    "actual_price": ln.actual_price,
+                    "generally_reimbursed": ln.generally_reimbursed,
+                }
+                for ln in m.lines
+            ]
+        ).decode(),
         "period_start": p.start if p else None,
         "period_end": p.end if p else None,
         "previous_period_end": p.previous_end if p else None,

@@ -7,6 +7,7 @@ never contains the message's content, so it is safe to send back to the producer
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 from pydantic import BaseModel, ValidationError
@@ -29,19 +30,13 @@ class Source:
 
 @dataclass(frozen=True, slots=True)
 class Decoded:
+    """A valid message with where it came from; `message_id` is the report id on dispensings."""
+
     source: Source
     spec: TopicSpec
     message: BaseModel
-
-    @property
-    def message_id(self) -> str:
-        m = self.message
-        return m.report_id if self.spec is DISPENSINGS else m.message_id  # type: ignore[attr-defined]
-
-    @property
-    def person_key(self) -> str | None:
-        person = getattr(self.message, "person", None)
-        return person.key if person is not None else None
+    message_id: str
+    person_key: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +95,15 @@ def decode(source: Source, spec: TopicSpec) -> Decoded | Rejected:
         message = parse(source.value, spec)
     except ValidationError as exc:
         return Rejected(source, reason_of(exc), _claimed_id(source.value))
-    decoded = Decoded(source, spec, message)
+    m: Any = message
+    person = getattr(m, "person", None)
+    decoded = Decoded(
+        source,
+        spec,
+        message,
+        m.report_id if spec is DISPENSINGS else m.message_id,
+        person.key if person is not None else None,
+    )
     key = source.key.decode("utf-8", "replace") if source.key is not None else None
     if key is None or normalise_person_key(key) != record_key(message, spec):
         return Rejected(
