@@ -43,13 +43,14 @@ class _Priced:
 
 def price_lines(state: PersonState, lines: list[DispensingLine], day: date) -> _Priced:
     """Split a report's lines into the saldo basis and the rest (spec/ctr.md § 2 "Basis", § 4)."""
-    terminal = state.grant("s148_terminal", day) is not None
+    grants = bool(state.grants)
+    terminal = grants and state.grant("s148_terminal", day) is not None
     basis = actual = above = 0
     any_subsidised = False
     for line in lines:
         actual += line.actual_price
-        increased = state.grant("s151_increased", day, line.drug_id) is not None
-        single = state.grant("s145_single", day, line.drug_id) is not None
+        increased = grants and state.grant("s151_increased", day, line.drug_id) is not None
+        single = grants and state.grant("s145_single", day, line.drug_id) is not None
         if not (line.generally_reimbursed or single or increased):
             above += line.actual_price
             continue
@@ -110,12 +111,18 @@ def apply_dispensing(
         period = _open_period(state, day)
         saldo_before = period.saldo
         entitled = entitlement(period.saldo, priced.basis, scale, period.under18)
-        period = replace(period, saldo=period.saldo + priced.basis)
+        period = Period(
+            period.start,
+            period.end,
+            period.saldo + priced.basis,
+            period.under18,
+            period.previous_end,
+        )
     if priced.terminal_cover:
         entitled = priced.terminal_cover
     own_on_basis = 0 if priced.terminal_cover else priced.basis - entitled
     health, rights = _supplements(state, day, max(own_on_basis, 0), config)
-    applied, balances = settle_at_purchase(state.balances, entitled)
+    applied, balances = settle_at_purchase(state.balances, entitled) if state.balances else (0, ())
     subsidy = entitled + applied
     citizen_pays = priced.actual - subsidy - health - rights
     agreement = state.agreement_on(day) if report.under_deferral else None
@@ -141,11 +148,14 @@ def apply_dispensing(
                 origin="deviation",
             ),
         )
-    new_state = replace(
-        state,
-        period=period if period is not None else state.period,
-        balances=balances,
-        agreements=agreements,
+    new_state = PersonState(
+        state.key,
+        state.birth_date,
+        period if period is not None else state.period,
+        state.grants,
+        state.supplements,
+        balances,
+        agreements,
     )
     shown_period = period if period is not None else state.period
     return Applied(
@@ -243,7 +253,7 @@ def _supplements(
     A negative own payment (a return) reverses them the same way.
     """
     health = rights = 0
-    if own_on_basis == 0:
+    if own_on_basis == 0 or not state.supplements:
         return 0, 0
     supplement = state.supplement("health_supplement", day)
     if supplement is not None and supplement.percentage:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 
@@ -37,22 +37,35 @@ class Scale:
     def covers(self, day: date) -> bool:
         return self.effective_from <= day and (self.valid_to is None or day <= self.valid_to)
 
-    def bands(self, under18: bool) -> tuple[tuple[Ore, Decimal], ...]:
-        """The scale as (lower edge, rate) pairs, lowest first; the last band is open-ended."""
-        if under18:
-            bands = [(0, Decimal("0.60")), (self.t2, Decimal("0.75")), (self.t3, Decimal("0.85"))]
-            top = self.t4_child
-        else:
-            bands = [
-                (0, Decimal(0)),
-                (self.t1, Decimal("0.50")),
-                (self.t2, Decimal("0.75")),
-                (self.t3, Decimal("0.85")),
-            ]
-            top = self.t4
-        if top is not None:
-            bands.append((top, Decimal(1)))
-        return tuple(bands)
+    adult_bands: tuple[tuple[Ore, Ore | None, int], ...] = field(
+        init=False, repr=False, compare=False
+    )
+    child_bands: tuple[tuple[Ore, Ore | None, int], ...] = field(
+        init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        adult = [(0, 0), (self.t1, 50), (self.t2, 75), (self.t3, 85)]
+        child = [(0, 60), (self.t2, 75), (self.t3, 85)]
+        if self.t4 is not None:
+            adult.append((self.t4, 100))
+        if self.t4_child is not None:
+            child.append((self.t4_child, 100))
+        object.__setattr__(self, "adult_bands", _closed(adult))
+        object.__setattr__(self, "child_bands", _closed(child))
+
+    def bands(self, under18: bool) -> tuple[tuple[Ore, Ore | None, int], ...]:
+        """The scale as (lower edge, upper edge or None, rate in percent), lowest band first.
+
+        Adults: 0 % to T1, 50 % to T2, 75 % to T3, 85 % to T4, 100 % above; children: 60 % to T2,
+        75 % to T3, 85 % to T4c, 100 % above (sundhedsloven § 146).
+        """
+        return self.child_bands if under18 else self.adult_bands
+
+
+def _closed(edges: list[tuple[Ore, int]]) -> tuple[tuple[Ore, Ore | None, int], ...]:
+    uppers = [lower for lower, _ in edges[1:]] + [None]
+    return tuple((lower, upper, pct) for (lower, pct), upper in zip(edges, uppers, strict=True))
 
 
 def _kr(amount: int | None) -> Ore | None:

@@ -12,17 +12,20 @@ from rules.money import Ore, round_half_up
 from rules.scales import Scale
 
 
-def cumulative_entitlement(saldo: Ore, scale: Scale, under18: bool) -> Decimal:
-    """F(S): the exact subsidy (in øre, unrounded) due on a saldo built up from zero under `scale`."""
-    bands = scale.bands(under18)
-    total = Decimal(0)
-    for index, (lower, rate) in enumerate(bands):
+def _cumulative_percent(saldo: Ore, scale: Scale, under18: bool) -> int:
+    """F(S) in øre × percent: exact in integers, since every rate is a whole percentage."""
+    total = 0
+    for lower, upper, pct in scale.bands(under18):
         if saldo <= lower:
             break
-        upper = bands[index + 1][0] if index + 1 < len(bands) else None
-        top = saldo if upper is None else min(saldo, upper)
-        total += (top - lower) * rate
+        top = saldo if upper is None or saldo < upper else upper
+        total += (top - lower) * pct
     return total
+
+
+def cumulative_entitlement(saldo: Ore, scale: Scale, under18: bool) -> Decimal:
+    """F(S): the exact subsidy (in øre, unrounded) due on a saldo built up from zero under `scale`."""
+    return Decimal(_cumulative_percent(saldo, scale, under18)) / 100
 
 
 def entitlement(saldo: Ore, basis: Ore, scale: Scale, under18: bool) -> Ore:
@@ -30,8 +33,13 @@ def entitlement(saldo: Ore, basis: Ore, scale: Scale, under18: bool) -> Ore:
 
     A negative basis (a return) gives the reversal F(S − |b|) − F(S), which is negative (spec § 7).
     """
-    after = cumulative_entitlement(saldo + basis, scale, under18)
-    return round_half_up(after - cumulative_entitlement(saldo, scale, under18))
+    exact = _cumulative_percent(saldo + basis, scale, under18) - _cumulative_percent(
+        saldo, scale, under18
+    )
+    whole, rest = divmod(abs(exact), 100)  # half-up to the øre, away from zero at exactly .5
+    if rest >= 50:
+        whole += 1
+    return whole if exact >= 0 else -whole
 
 
 def share_of(amount: Ore, *percentages: Decimal) -> Ore:

@@ -293,16 +293,21 @@ class RegisterUnitOfWork:
         """
         now = datetime.now(UTC)
         # Step 1
-        person_rows = [
-            {
+        person_rows = []
+        for s in changes.persons.values():
+            row = {
                 "person_key": s.key,
                 "birth_date": s.birth_date,
                 "current_period_start": s.period.start if s.period else None,
-                "has_extras": bool(s.grants or s.supplements or s.balances or s.agreements),
+                "has_extras": _has_extras(s),
                 "updated_at": now,
             }
-            for s in changes.persons.values()
-        ]
+            before = changes.loaded.get(s.key)
+            if before is None or (
+                (before.period.start if before.period else None) != row["current_period_start"]
+                or _has_extras(before) != row["has_extras"]
+            ):
+                person_rows.append(row)
         period_rows = [
             {
                 "person_key": key,
@@ -504,6 +509,10 @@ class RegisterUnitOfWork:
         ):
             if rows:
                 await self.conn.execute(_upsert(self.conn, table), rows)
+
+
+def _has_extras(s: PersonState) -> bool:
+    return bool(s.grants or s.supplements or s.balances or s.agreements)
 
 
 def _without_replaces(row: Row) -> Row:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import date
-from decimal import Decimal
 
 import pytest
 
@@ -112,24 +111,24 @@ def test_bands_adult_and_child() -> None:
     Adults 0/50/75/85/100 % from 0/T1/T2/T3/T4; children 60/75/85/100 % from 0/T2/T3/T4c.
     """
     assert SCALE_2024.bands(under18=False) == (
-        (0, Decimal(0)),
-        (107500, Decimal("0.50")),
-        (180500, Decimal("0.75")),
-        (391500, Decimal("0.85")),
-        (2129800, Decimal(1)),
+        (0, 107500, 0),
+        (107500, 180500, 50),
+        (180500, 391500, 75),
+        (391500, 2129800, 85),
+        (2129800, None, 100),
     )
     assert SCALE_2024.bands(under18=True) == (
-        (0, Decimal("0.60")),
-        (180500, Decimal("0.75")),
-        (391500, Decimal("0.85")),
-        (2608500, Decimal(1)),
+        (0, 180500, 60),
+        (180500, 391500, 75),
+        (391500, 2608500, 85),
+        (2608500, None, 100),
     )
 
 
 def test_2011_scale_has_no_100_percent_band() -> None:
     """spec § 2 table, 2011: no T4 (the 100 % band is automatic only since 1 Jan 2016)."""
     scale_2011 = _scale_on(date(2011, 6, 1))
-    assert scale_2011.bands(under18=False)[-1] == (304500, Decimal("0.85"))
+    assert scale_2011.bands(under18=False)[-1] == (304500, None, 85)
     assert cumulative_entitlement(3_000_000, scale_2011, under18=False) < 3_000_000
 
 
