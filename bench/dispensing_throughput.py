@@ -258,11 +258,12 @@ async def count_purchases(register: Register) -> int:
 class StepTimer:
     """Wall time per step of the worker's batch, by wrapping methods of its instances.
 
-    - process: the whole `RegisterProcessor.process` (decode + apply + write + publish + commit);
+    - fetch: `RegisterProcessor.fetch` (getmany + decode), running while the previous batch is written;
+    - process: the whole `RegisterProcessor.process` (apply + write + publish + commit);
     - transaction: the register's unit of work (apply and write, with BEGIN/COMMIT);
     - known_messages / load_states / load_purchases / write: the unit of work's calls;
     - publish, commit: the publisher's send-and-await and the offset commit.
-    Decode is what remains of `process`; apply (CPU) is what remains of `transaction`.
+    Apply (CPU) is what remains of `transaction`.
     """
 
     def __init__(self) -> None:
@@ -288,6 +289,7 @@ class StepTimer:
             await process(batch)
 
         processor.process = first_then_process  # type: ignore[method-assign]
+        processor.fetch = self.wrap("fetch", processor.fetch)  # type: ignore[method-assign]
         processor.publisher.publish = self.wrap("publish", processor.publisher.publish)  # type: ignore[method-assign]
         assert processor.consumer is not None
         processor.consumer.commit = self.wrap("commit", processor.consumer.commit)  # type: ignore[method-assign]
@@ -309,7 +311,7 @@ class StepTimer:
         s = self.seconds
         reads = s["known_messages"] + s["load_states"] + s["load_purchases"]
         steps = {
-            "decode (CPU)": s["process"] - s["transaction"] - s["publish"] - s["commit"],
+            "fetch: getmany + decode (overlaps the batch before)": s["fetch"],
             "apply: reads": reads,
             "apply: rules, rows, outputs (CPU) + BEGIN/COMMIT": s["transaction"]
             - reads

@@ -7,6 +7,7 @@ Each batch pays one handoff and one database transaction, not one per event (des
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import time
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.structs import ConsumerRecord
 from sqlalchemy import select
 
 from rules.scales import Scale
@@ -51,6 +53,25 @@ class ProcessorStats:
     outcomes: dict[str, int] = field(default_factory=dict)
     failures: int = 0
     last_batch_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """One batch as fetched: the records per partition, and each decoded or rejected."""
+
+    batch: dict[TopicPartition, list[ConsumerRecord]]
+    decoded: list[Decoded]
+    rejected: list[Rejected]
+
+
+async def _discard(task: asyncio.Task[Fetched | None]) -> Fetched | None:
+    """Stop a prefetch; returns what it had already fetched, so the caller can seek back over it."""
+    if task.done() and not task.cancelled() and task.exception() is None:
+        return task.result()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, KafkaError):
+        return await task
+    return None
 
 
 class _SeekToRegisterOffsets(ConsumerRebalanceListener):
@@ -154,41 +175,48 @@ class RegisterProcessor:
             await self.producer.stop()
 
     async def run(self) -> None:
-        """Fetch and process batches until stopped; never raises on bad input or a failed batch."""
-        assert self.consumer is not None
-        backoff = 0.5
-        while not self._stopping.is_set():
-            batch = await self.consumer.getmany(
-                timeout_ms=self.config.poll_timeout_ms, max_records=self.config.max_records
-            )
-            if not batch:
-                continue
-            try:
-                await self.process(batch)
-                backoff = 0.5
-            except (RegisterUnavailable, KafkaError) as exc:
-                self.stats.failures += 1
-                log.error("batch not committed, will retry in %.1f s: %s", backoff, exc)
-                for tp, records in batch.items():
-                    self.consumer.seek(tp, records[0].offset)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, self.config.retry_backoff_max_s)
+        """Fetch and process batches until stopped; never raises on bad input or a failed batch.
 
-    async def process(self, batch: dict[TopicPartition, list]) -> None:
-        """Run one batch through the five steps. Offsets are committed only after write and publish.
-
-        1. decode — every record to a model or a `Rejected`;
-        2. apply — the rules, person by person, in offset order (topics in `INPUTS` order);
-        3. write — one register transaction, with the consumed offsets;
-        4. publish — dead letters, decisions, changes, alerts, replays; delivery awaited;
-        5. commit — last offset + 1 per partition, always last.
-
-        Raises:
-            RegisterUnavailable: step 3 failed; nothing was written or committed.
-            KafkaError: step 4 failed; the register has the batch, redelivery will be skipped.
+        The next batch is fetched and decoded while the current one waits on the database, so decoding
+        costs no wall time of its own; a failed batch discards that prefetched one and seeks back.
         """
         assert self.consumer is not None
-        # Step 1
+        backoff = 0.5
+        ahead: asyncio.Task[Fetched | None] | None = None
+        try:
+            while not self._stopping.is_set():
+                fetched = await (ahead or self.fetch())
+                ahead = asyncio.create_task(self.fetch())
+                if fetched is None:
+                    continue
+                try:
+                    await self.process(fetched)
+                    backoff = 0.5
+                except (RegisterUnavailable, KafkaError) as exc:
+                    self.stats.failures += 1
+                    log.error("batch not committed, will retry in %.1f s: %s", backoff, exc)
+                    stale = await _discard(ahead)
+                    ahead = None
+                    for undone in (
+                        stale,
+                        fetched,
+                    ):  # the failed batch last: its offsets are earlier
+                        for tp, records in undone.batch.items() if undone else ():
+                            self.consumer.seek(tp, records[0].offset)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, self.config.retry_backoff_max_s)
+        finally:
+            if ahead is not None:
+                await _discard(ahead)
+
+    async def fetch(self) -> Fetched | None:
+        """Step 1, `decode`: the next records from the broker, each decoded or rejected; None if none."""
+        assert self.consumer is not None
+        batch = await self.consumer.getmany(
+            timeout_ms=self.config.poll_timeout_ms, max_records=self.config.max_records
+        )
+        if not batch:
+            return None
         decoded: list[Decoded] = []
         rejected: list[Rejected] = []
         for tp in sorted(batch, key=lambda tp: self._order[tp.topic]):
@@ -199,6 +227,24 @@ class RegisterProcessor:
                 )
                 item = decode(source, spec)
                 (decoded if isinstance(item, Decoded) else rejected).append(item)
+        return Fetched(batch, decoded, rejected)
+
+    async def process(self, fetched: Fetched) -> None:
+        """Run one fetched batch through the remaining steps. Offsets are committed only after write
+        and publish.
+
+        1. decode — done by `fetch`: every record to a model or a `Rejected`;
+        2. apply — the rules, person by person, in offset order (topics in `INPUTS` order);
+        3. write — one register transaction, with the consumed offsets;
+        4. publish — dead letters, decisions, changes, alerts, replays; delivery awaited;
+        5. commit — last offset + 1 per partition, always last.
+
+        Raises:
+            RegisterUnavailable: step 3 failed; nothing was written or committed.
+            KafkaError: step 4 failed; the register has the batch, redelivery will be skipped.
+        """
+        assert self.consumer is not None
+        batch, decoded, rejected = fetched.batch, fetched.decoded, fetched.rejected
         offsets = {
             (tp.topic, tp.partition): records[-1].offset + 1 for tp, records in batch.items()
         }
@@ -230,7 +276,9 @@ class RegisterProcessor:
             log.warning("offset commit refused after a rebalance: %s", exc)
         self._count(batch, applier.counts)
 
-    def _count(self, batch: dict[TopicPartition, list], counts: dict[str, int]) -> None:
+    def _count(
+        self, batch: dict[TopicPartition, list[ConsumerRecord]], counts: dict[str, int]
+    ) -> None:
         s = self.stats
         s.batches += 1
         s.messages += sum(len(r) for r in batch.values())
