@@ -7,6 +7,7 @@ in the period where it arose (§ 7 stk. 3; spec/ctr.md § 7 DECISION).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import date
 
@@ -59,7 +60,7 @@ def recompute_period(
     message: Correction,
     period: Period,
     chain: tuple[PurchaseRecord, ...],
-    scales: tuple[Scale, ...],
+    scales: Iterable[Scale],
 ) -> Recomputed | Parked | Refused:
     """Correct or cancel one report and recompute the period's purchases from it on.
 

@@ -6,6 +6,7 @@ sale of a return, and the local date; the result says what to register and what 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
@@ -84,7 +85,7 @@ def apply_dispensing(
     state: PersonState,
     report: DispensingReport,
     day: date,
-    scales: tuple[Scale, ...],
+    scales: Iterable[Scale],
     config: RulesConfig,
     original: PurchaseRecord | None = None,
 ) -> Applied | Parked | Refused:
@@ -188,7 +189,7 @@ def _apply_return(
     state: PersonState,
     report: DispensingReport,
     day: date,
-    scales: tuple[Scale, ...],
+    scales: Iterable[Scale],
     original: PurchaseRecord | None,
     config: RulesConfig,
 ) -> Applied | Parked | Refused:

@@ -9,7 +9,7 @@ the caller parks the purchase (spec/ctr.md § 2).
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -123,11 +123,45 @@ KNOWN_SCALES: tuple[Scale, ...] = (
 )
 
 
+class ScaleBook:
+    """A set of scales with the lookup by day remembered: one search per day, not one per purchase.
+
+    Immutable in what it answers (the memo only caches `scale_for` over the same scales).
+    """
+
+    __slots__ = ("_by_day", "scales")
+
+    def __init__(self, scales: Iterable[Scale]) -> None:
+        self.scales = tuple(scales)
+        self._by_day: dict[date, Scale | None] = {}
+
+    def __iter__(self) -> Iterator[Scale]:
+        return iter(self.scales)
+
+    def on(self, day: date) -> Scale | None:
+        try:
+            return self._by_day[day]
+        except KeyError:
+            found = self._by_day[day] = _search(day, self.scales)
+            return found
+
+    def with_scale(self, scale: Scale) -> ScaleBook:
+        """A new book where `scale` replaces any scale with the same effective date."""
+        kept = [s for s in self.scales if s.effective_from != scale.effective_from]
+        return ScaleBook((*kept, scale))
+
+
 def scale_for(day: date, scales: Iterable[Scale]) -> Scale | None:
     """The scale in force on `day` (a Danish local date), or None: never a guess.
 
     When two scales cover the day, the one that took effect last wins (a later load supersedes).
     """
+    if isinstance(scales, ScaleBook):
+        return scales.on(day)
+    return _search(day, scales)
+
+
+def _search(day: date, scales: Iterable[Scale]) -> Scale | None:
     found = [(s.effective_from, i, s) for i, s in enumerate(scales) if s.covers(day)]
     return max(found, key=lambda f: f[:2])[2] if found else None
 

@@ -30,6 +30,7 @@ class Publisher:
     def __init__(self, producer: AIOKafkaProducer) -> None:
         self.producer = producer
         self._partitions: dict[str, list[int]] = {}
+        self._partition_of: dict[tuple[str, bytes | None], int] = {}
 
     async def _partition_ids(self, topic: str) -> list[int]:
         if topic not in self._partitions:
@@ -41,8 +42,12 @@ class Publisher:
             return
         by_partition: dict[tuple[str, int], list[Outgoing]] = {}
         for m in messages:
-            partitions = await self._partition_ids(m.topic)
-            part = DefaultPartitioner()(m.key, partitions, partitions)
+            part = self._partition_of.get((m.topic, m.key))
+            if part is None:
+                partitions = await self._partition_ids(m.topic)
+                part = DefaultPartitioner()(m.key, partitions, partitions)
+                if m.key is not None and len(self._partition_of) < 100_000:
+                    self._partition_of[(m.topic, m.key)] = part
             by_partition.setdefault((m.topic, part), []).append(m)
         futures = []
         for (topic, part), items in by_partition.items():

@@ -22,7 +22,7 @@ from rules.grants import apply_grant
 from rules.municipal import apply_municipal
 from rules.outcomes import Applied, Parked, PurchaseRecord, PurchaseResult, Refused
 from rules.privacy import pseudonym
-from rules.scales import Scale, scale_problems
+from rules.scales import Scale, ScaleBook, scale_problems
 from rules.state import PersonState
 from schemas.corrections import Correction
 from schemas.decisions import PurchaseDecision, SettlementStatement
@@ -59,7 +59,7 @@ class Applier:
     uow: RegisterUnitOfWork
     names: TopicNames
     config: ApplyConfig
-    scales: tuple[Scale, ...]
+    scales: ScaleBook
     changes: BatchChanges = field(default_factory=BatchChanges)
     outputs: list[Outgoing] = field(default_factory=list)
     new_scales: list[Scale] = field(default_factory=list)
@@ -199,8 +199,7 @@ class Applier:
                 "loaded_at": self._now,
             }
         )
-        self.scales = tuple(s for s in self.scales if s.effective_from != scale.effective_from)
-        self.scales += (scale,)
+        self.scales = self.scales.with_scale(scale)
         self.new_scales.append(scale)
         self._processed(d, "applied", None)
         self._change(d, "applied")
@@ -212,7 +211,7 @@ class Applier:
         if isinstance(outcome, Parked) and not self._scales_reloaded:
             # another worker may have loaded the scale since this one read them: look once per batch
             self._scales_reloaded = True
-            self.scales = await self.uow.load_scales()
+            self.scales = ScaleBook(await self.uow.load_scales())
             outcome = apply_dispensing(state, m, day, self.scales, self.config.rules, original)
         grace = self.config.report_grace_seconds
         due = due_immediately(m.paid_or_invoiced_at, grace)
@@ -377,6 +376,8 @@ class Applier:
 
     def _check_deadline(self, d: Decoded, due: datetime, reporter: str, rule: str) -> None:
         """A report received after its legal deadline becomes an alert (received = record timestamp)."""
+        if d.source.timestamp_ms / 1000 <= due.timestamp():
+            return
         received = datetime.fromtimestamp(d.source.timestamp_ms / 1000, UTC)
         late = seconds_late(due, received)
         if late:

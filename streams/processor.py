@@ -19,7 +19,7 @@ from aiokafka.errors import CommitFailedError, KafkaError
 from aiokafka.structs import ConsumerRecord
 from sqlalchemy import select
 
-from rules.scales import Scale
+from rules.scales import ScaleBook
 from sinks import tables
 from sinks.publisher import Outgoing, Publisher
 from sinks.register import Register, RegisterUnavailable
@@ -129,7 +129,7 @@ class RegisterProcessor:
         self.stats = ProcessorStats()
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
-        self.scales: tuple[Scale, ...] = ()
+        self.scales = ScaleBook(())
         self._stopping = asyncio.Event()
         self._specs = {names(spec): spec for spec in INPUTS}
         self._order = {names(spec): i for i, spec in enumerate(INPUTS)}
@@ -142,11 +142,11 @@ class RegisterProcessor:
         """
         c = self.config
         async with self.register.unit_of_work() as uow:
-            self.scales = await uow.load_scales()
+            self.scales = ScaleBook(await uow.load_scales())
         # A batch keeps thousands of short-lived objects alive at once; with the default thresholds the
         # collector rescans them again and again (a quarter of the worker's time, measured by the bench).
         gc.freeze()
-        gc.set_threshold(50_000, 20, 100)
+        gc.set_threshold(200_000, 50, 100)
         self.producer = AIOKafkaProducer(
             bootstrap_servers=c.bootstrap, acks="all", linger_ms=5, max_batch_size=256 * 1024
         )
