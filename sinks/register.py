@@ -219,6 +219,12 @@ class RegisterUnitOfWork:
         rows = await self.conn.execute(select(p).where(self._among(p.c.report_id, ids)))
         return {r.report_id: (r.person_key, _record(r)) for r in rows}
 
+    async def purchase_rows(self, report_ids: list[str]) -> list[dict[str, Any]]:
+        """Registered purchases' rows by report id, as mappings."""
+        p = t.purchases
+        rows = await self.conn.execute(select(p).where(self._among(p.c.report_id, report_ids)))
+        return [dict(r._mapping) for r in rows]
+
     async def load_chain(
         self, person_key: str, period_start: date
     ) -> tuple[Period, tuple[PurchaseRecord, ...]] | None:

@@ -80,6 +80,8 @@ purchases = Table(
     Column("citizen_pays", Money, nullable=False),
     Column("deferred_to_agreement", Money, nullable=False),
     Column("saldo_after", Money, nullable=False),
+    Column("subsidised", Boolean, nullable=False),
+    Column("remaining_balancing", Money, nullable=False),  # § 3 stk. 1 nr. 10 after this purchase
     Column("granted_subsidy", Money),
     Column("deviation", Money, nullable=False),
     Column("returned_basis", Money, nullable=False),

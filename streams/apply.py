@@ -78,6 +78,7 @@ class Applier:
     _scales_reloaded: bool = False
     _rejected_at: dict[tuple[str, int], int] = field(default_factory=dict)
     _replacing: set[tuple[str, str]] = field(default_factory=set)
+    _republish: list[str] = field(default_factory=list)
 
     async def run(self, decoded: list[Decoded], rejected: list[Rejected]) -> None:
         """Apply a batch: rejections first become dead letters; then each message in topic order."""
@@ -85,6 +86,10 @@ class Applier:
             self.reject(r)
         known = await self._known(decoded)
         fresh = [d for d in decoded if not self._duplicate(d, known)]
+        if self._republish:
+            for row in await self.uow.purchase_rows(self._republish):
+                value = decision_from_row(row, status="duplicate")
+                self._emit(DECISIONS, row["pharmacy_number"].encode(), value)
         keys = {d.person_key for d in fresh if d.person_key is not None}
         states = await self.uow.load_states(keys)
         self.changes.loaded.update({k: states.get(k) for k in keys})
@@ -141,11 +146,8 @@ class Applier:
                 self._replacing.add(where)
             known[where] = ("in-batch", None)
             return False
-        output = seen[1]
-        if output is not None and d.spec is DISPENSINGS:
-            decision = orjson.loads(output)
-            decision["status"] = "duplicate"
-            self._emit(DECISIONS, d.message.pharmacy_number.encode(), orjson.dumps(decision))
+        if d.spec is DISPENSINGS and seen[0] == "registered":
+            self._republish.append(d.message_id)  # its decision is rebuilt from the register
         self._change(d, "duplicate")
         return True
 
@@ -266,7 +268,7 @@ class Applier:
             self._note_returned(m.return_of, original, -result.basis)
         value = _decision(m, state.key, result)
         self.changes.purchases.append(_purchase_row(d, m, state.key, result, self._now))
-        self._processed(d, "registered", value)
+        self._processed(d, "registered", None)  # the purchase row is its record
         self._emit(DECISIONS, m.pharmacy_number.encode(), value)
 
     def _apply_deferral(self, d: Decoded, m: DeferralAgreement, state: PersonState) -> None:
@@ -535,6 +537,39 @@ def _decision(m: DispensingReport, person_key: str, r: PurchaseResult) -> bytes:
     )
 
 
+def decision_from_row(row: dict[str, Any], status: str) -> bytes:
+    """A registered purchase's decision again, from its register row (for a redelivered report)."""
+    return orjson.dumps(
+        {
+            "schema_version": 1,
+            "kind": "purchase",
+            "report_id": row["report_id"],
+            "status": status,
+            "reason": None,
+            "pharmacy_number": row["pharmacy_number"],
+            "person_key": row["person_key"],
+            "subsidised": row["subsidised"],
+            "subsidy_entitled": row["subsidy_entitled"],
+            "balancing_applied": row["balancing_applied"],
+            "subsidy": row["subsidy"],
+            "health_supplement": row["health_supplement"],
+            "rights_based": row["rights_based"],
+            "citizen_pays": row["citizen_pays"],
+            "deferred_to_agreement": row["deferred_to_agreement"],
+            "citizen_pays_at_counter": row["citizen_pays"] - row["deferred_to_agreement"],
+            "saldo_before": row["saldo_after"] - row["basis"],
+            "saldo_after": row["saldo_after"],
+            "period_start": row["period_start"],
+            "period_end": row["period_end"],
+            "previous_period_end": row["previous_period_end"],
+            "under18": row["under18"],
+            "remaining_balancing": row["remaining_balancing"],
+            "granted_subsidy": row["granted_subsidy"],
+            "deviation": row["deviation"],
+        }
+    )
+
+
 def _purchase_row(
     d: Decoded, m: DispensingReport, person_key: str, r: PurchaseResult, now: datetime
 ) -> dict[str, object]:
@@ -575,6 +610,8 @@ def _purchase_row(
         "citizen_pays": r.citizen_pays,
         "deferred_to_agreement": r.deferred_to_agreement,
         "saldo_after": r.saldo_after,
+        "subsidised": r.subsidised,
+        "remaining_balancing": r.remaining_balancing,
         "granted_subsidy": m.granted_subsidy,
         "deviation": r.deviation,
         "returned_basis": 0,
