@@ -268,3 +268,27 @@ async def test_late_reports_raise_alerts_without_person_keys(
     assert "2024-01-03T00:00:00+01:00" in bodies["h-late"]["detail"]
     assert "§ 7 stk. 4" in bodies["h-late"]["detail"]
     assert all(PERSON not in a.value.decode() for a in alerts)
+
+
+async def test_a_partition_full_of_rejects_raises_a_dead_letter_ratio_alert(
+    settings: Settings, register: Register
+) -> None:
+    names = TopicNames(settings.topic_prefix)
+    junk = [(KEY, b'{"report_id": "junk-%d"' % i) for i in range(30)]
+    await produce(settings.kafka_bootstrap, names(DISPENSINGS), junk)
+    async with running_worker(settings, register):
+        dead = await read_until(
+            settings.kafka_bootstrap, names(DEAD_LETTER), lambda r: len(r) >= 30
+        )
+        alerts = await read_until(settings.kafka_bootstrap, names(ALERTS), lambda r: len(r) >= 1)
+        await produce(
+            settings.kafka_bootstrap, names(DISPENSINGS), [(KEY, as_json(report("fine", 10_000)))]
+        )
+        good = await read_until(settings.kafka_bootstrap, names(DECISIONS), lambda r: len(r) >= 1)
+    alert = orjson.loads(alerts[0].value)
+    assert alert["kind"] == "dead_letter_ratio" and alert["source_topic"] == names(DISPENSINGS)
+    rejected, total = (
+        int(x) for x in alert["detail"].split(": ")[1].split(" messages")[0].split(" of ")
+    )
+    assert rejected == total >= 20
+    assert len(dead) == 30 and orjson.loads(good[0].value)["report_id"] == "fine"

@@ -7,6 +7,7 @@ import pytest
 from sqlalchemy import func, select
 
 from reghub.settings import Settings
+from schemas.decisions import PurchaseDecision
 from sinks import tables
 from sinks.register import Register
 from streams.topics import DEAD_LETTER, DECISIONS, DISPENSINGS, TopicNames
@@ -30,6 +31,9 @@ async def test_a_report_becomes_a_row_and_a_decision(
             settings.kafka_bootstrap, names(DECISIONS), lambda r: len(r) >= 1
         )
     decision = orjson.loads(records[0].value)
+    # the decision is built without the model on the hot path: it must still be exactly the contract
+    assert set(decision) == set(PurchaseDecision.model_fields)
+    PurchaseDecision.model_validate_json(records[0].value)
     assert records[0].key == b"12300"
     assert decision["status"] == "registered"
     assert decision["subsidy"] == 201_975  # C06: 4,000 kr on an empty saldo in 2024
