@@ -14,6 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import orjson
+from sqlalchemy.exc import SQLAlchemyError
 
 from rules.corrections import apply_balancing, apply_recomputed, recompute_period
 from rules.deadlines import due_immediately, due_same_day, seconds_late
@@ -112,16 +113,47 @@ class Applier:
 
     async def _apply_all(self, fresh: list[Decoded]) -> None:
         for d in fresh:
+            mark = self._mark(d.person_key)
             try:
                 await self._apply_one(d)
-            except Exception:  # one message never stops the partition
+            except (SQLAlchemyError, OSError):
+                raise  # the register failed: the batch is retried, never dead-lettered
+            except Exception:  # a bug on one message never stops the partition
                 log.exception(
                     "internal error applying %s at %s/%d",
                     d.source.topic,
                     d.source.partition,
                     d.source.offset,
                 )
+                self._restore(d.person_key, mark)
                 self.reject(Rejected(d.source, "internal_error", d.message_id, d.person_key))
+
+    def _mark(self, key: str | None) -> tuple[object, ...]:
+        """What to roll back to if applying one message fails half-way."""
+        c = self.changes
+        lists = (c.purchases, c.purchase_updates, c.processed, c.corrections, c.scales, c.parked)
+        return (
+            self._states.get(key) if key else None,
+            tuple(len(x) for x in lists),
+            len(self.outputs),
+        )
+
+    def _restore(self, key: str | None, mark: tuple[object, ...]) -> None:
+        state, lengths, outputs = mark
+        c = self.changes
+        lists = (c.purchases, c.purchase_updates, c.processed, c.corrections, c.scales, c.parked)
+        for items, length in zip(lists, lengths, strict=True):  # type: ignore[call-overload]
+            del items[length:]
+        del self.outputs[outputs:]  # type: ignore[misc]
+        if key is None:
+            return
+        if state is None:
+            self._states.pop(key, None)
+            c.persons.pop(key, None)
+        else:
+            self._states[key] = state  # type: ignore[assignment]
+            if key in c.persons:
+                c.keep(state)  # type: ignore[arg-type]
 
     async def _known(
         self, decoded: list[Decoded]

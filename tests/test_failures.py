@@ -13,7 +13,7 @@ from reghub.settings import Settings
 from sinks import tables
 from sinks.changes import BatchChanges
 from sinks.register import Register, RegisterUnavailable, RegisterUnitOfWork, make_engine
-from streams.topics import DECISIONS, DISPENSINGS, TopicNames
+from streams.topics import DEAD_LETTER, DECISIONS, DISPENSINGS, TopicNames
 from tests.kafka_helpers import as_json, produce, read_until, running_worker
 from tests.messages import PERSON, report
 
@@ -76,3 +76,35 @@ async def test_a_failed_write_commits_nothing_and_is_retried(settings: Settings)
         assert TopicPartition(offsets[0].topic, offsets[0].partition) in final
     finally:
         await register.close()
+
+
+async def test_a_bug_on_one_message_is_dead_lettered_and_leaves_no_trace(
+    settings: Settings, register: Register, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unexpected error half-way through one report: `internal_error`, rolled back, the rest goes on."""
+    import streams.apply
+
+    real = streams.apply._decision
+
+    def fails_on_boom(m, person_key, result):  # type: ignore[no-untyped-def]
+        if m.report_id == "boom":
+            raise RuntimeError("a bug after the state was already changed")
+        return real(m, person_key, result)
+
+    monkeypatch.setattr(streams.apply, "_decision", fails_on_boom)
+    names = TopicNames(settings.topic_prefix)
+    sales = [report("before", 100_000), report("boom", 300_000), report("after", 100_000)]
+    await produce(
+        settings.kafka_bootstrap, names(DISPENSINGS), [(PERSON.encode(), as_json(s)) for s in sales]
+    )
+    async with running_worker(settings, register):
+        dead = await read_until(settings.kafka_bootstrap, names(DEAD_LETTER), lambda r: len(r) >= 1)
+        good = await read_until(settings.kafka_bootstrap, names(DECISIONS), lambda r: len(r) >= 2)
+    assert dict(dead[0].headers)["reghub-reason"] == b"internal_error"
+    assert dict(dead[0].headers)["reghub-message-id"] == b"boom"
+    after = orjson.loads(good[1].value)
+    assert after["report_id"] == "after" and after["saldo_before"] == 100_000
+    async with register.engine.connect() as conn:
+        saldo = (await conn.execute(select(tables.subsidy_periods.c.saldo))).scalar()
+        ids = (await conn.execute(select(tables.purchases.c.report_id))).scalars().all()
+    assert saldo == 200_000 and sorted(ids) == ["after", "before"]
