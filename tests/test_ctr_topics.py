@@ -292,3 +292,40 @@ async def test_a_partition_full_of_rejects_raises_a_dead_letter_ratio_alert(
     )
     assert rejected == total >= 20
     assert len(dead) == 30 and orjson.loads(good[0].value)["report_id"] == "fine"
+
+
+async def test_a_return_lowers_the_saldo_and_reverses_the_subsidy(
+    settings: Settings, register: Register
+) -> None:
+    """spec § 7: a return carries negative amounts and reverses F(S − b) − F(S)."""
+    names = TopicNames(settings.topic_prefix)
+    sale = report("sale-1", 400_000, "2024-04-02T11:00:00+02:00")
+    back = report("ret-1", -50_000, "2024-04-05T11:00:00+02:00", kind="return", return_of="sale-1")
+    too_much = report(
+        "ret-2", -400_000, "2024-04-06T11:00:00+02:00", kind="return", return_of="sale-1"
+    )
+    await produce(settings.kafka_bootstrap, names(DISPENSINGS), [(KEY, as_json(sale))])
+    async with running_worker(settings, register):
+        await read_until(settings.kafka_bootstrap, names(DECISIONS), lambda r: len(r) >= 1)
+        await produce(
+            settings.kafka_bootstrap,
+            names(DISPENSINGS),
+            [(KEY, as_json(back)), (KEY, as_json(too_much))],
+        )
+        got = decisions_by_id(
+            await read_until(settings.kafka_bootstrap, names(DECISIONS), lambda r: len(r) >= 2)
+        )
+        dead = await read_until(settings.kafka_bootstrap, names(DEAD_LETTER), lambda r: len(r) >= 1)
+    # saldo 4,000 → 3,500 kr: 85 kr at 85 % and 415 kr at 75 % are given back
+    assert got["ret-1"]["subsidy"] == -(7_225 + 31_125)
+    assert got["ret-1"]["citizen_pays"] == -50_000 + 38_350
+    assert got["ret-1"]["saldo_after"] == 350_000
+    assert dict(dead[0].headers)["reghub-reason"] == b"rule.return_exceeds_sale"
+    async with register.engine.connect() as conn:
+        sold = (
+            await conn.execute(
+                select(tables.purchases).where(tables.purchases.c.report_id == "sale-1")
+            )
+        ).one()
+        saldo = (await conn.execute(select(tables.subsidy_periods.c.saldo))).scalar()
+    assert sold.returned_basis == 50_000 and saldo == 350_000
