@@ -451,6 +451,13 @@ class RegisterUnitOfWork:
         for key, state in changes.persons.items():
             before = changes.loaded.get(key)
             old = before or PersonState(key, state.birth_date)
+            if (
+                state.grants is old.grants
+                and state.supplements is old.supplements
+                and state.balances is old.balances
+                and state.agreements is old.agreements
+            ):
+                continue  # the usual purchase: none of these changed
             for g in set(state.grants) - set(old.grants):
                 grant_rows.append(
                     {

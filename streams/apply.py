@@ -258,8 +258,9 @@ class Applier:
             self.scales = ScaleBook(await self.uow.load_scales())
             outcome = apply_dispensing(state, m, day, self.scales, self.config.rules, original)
         grace = self.config.report_grace_seconds
-        due = due_immediately(m.paid_or_invoiced_at, grace)
-        self._check_deadline(d, due, m.pharmacy_number, "§ 7 stk. 1: immediately after payment")
+        if d.source.timestamp_ms / 1000 - m.paid_or_invoiced_at.timestamp() > grace:
+            due = due_immediately(m.paid_or_invoiced_at, grace)
+            self._check_deadline(d, due, m.pharmacy_number, "§ 7 stk. 1: immediately after payment")
         if isinstance(outcome, Refused):
             self.reject(Rejected(d.source, outcome.reason, d.message_id, d.person_key))
             return
