@@ -38,7 +38,7 @@ class PurchaseRecord:
     status: str = "registered"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built once per report, and a frozen __init__ costs twice as much
 class PurchaseResult:
     """The register's decision on one dispensing: § 3 stk. 1 nr. 6-10 and what the citizen pays."""
 
