@@ -38,7 +38,9 @@ class PurchaseRecord:
     status: str = "registered"
 
 
-@dataclass(slots=True)  # not frozen: built once per report, and a frozen __init__ costs twice as much
+@dataclass(
+    slots=True
+)  # not frozen: built once per report, and a frozen __init__ costs twice as much
 class PurchaseResult:
     """The register's decision on one dispensing: § 3 stk. 1 nr. 6-10 and what the citizen pays."""
 

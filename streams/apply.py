@@ -299,10 +299,10 @@ class Applier:
         self.changes.keep(outcome.state)
         if m.return_of and original is not None:
             self._note_returned(m.return_of, original, -result.basis)
-        value = _decision(m, state.key, result)
-        self.changes.purchases.append(_purchase_row(d, m, state.key, result, self._now))
+        row = _purchase_row(d, m, state.key, result, self._now)
+        self.changes.purchases.append(row)
         self._processed(d, "registered", None)  # the purchase row is its record
-        self._emit(DECISIONS, m.pharmacy_number.encode(), value)
+        self._emit(DECISIONS, m.pharmacy_number.encode(), decision_from_row(row, "registered"))
 
     def _apply_deferral(self, d: Decoded, m: DeferralAgreement, state: PersonState) -> None:
         if m.action != "settle":
@@ -536,42 +536,12 @@ def _pending_record(row: dict[str, object]) -> PurchaseRecord:
     )  # type: ignore[arg-type]
 
 
-def _decision(m: DispensingReport, person_key: str, r: PurchaseResult) -> bytes:
-    """The `PurchaseDecision` as JSON, built without a model: this runs once per report."""
-    p = r.period
-    return orjson.dumps(
-        {
-            "schema_version": 1,
-            "kind": "purchase",
-            "report_id": m.report_id,
-            "status": "registered",
-            "reason": None,
-            "pharmacy_number": m.pharmacy_number,
-            "person_key": person_key,
-            "subsidised": r.subsidised,
-            "subsidy_entitled": r.subsidy_entitled,
-            "balancing_applied": r.balancing_applied,
-            "subsidy": r.subsidy,
-            "health_supplement": r.health_supplement,
-            "rights_based": r.rights_based,
-            "citizen_pays": r.citizen_pays,
-            "deferred_to_agreement": r.deferred_to_agreement,
-            "citizen_pays_at_counter": r.citizen_pays_at_counter,
-            "saldo_before": r.saldo_before,
-            "saldo_after": r.saldo_after,
-            "period_start": p.start if p else None,
-            "period_end": p.end if p else None,
-            "previous_period_end": p.previous_end if p else None,
-            "under18": p.under18 if p else None,
-            "remaining_balancing": r.remaining_balancing,
-            "granted_subsidy": m.granted_subsidy,
-            "deviation": r.deviation,
-        }
-    )
-
-
 def decision_from_row(row: dict[str, Any], status: str) -> bytes:
-    """A registered purchase's decision again, from its register row (for a redelivered report)."""
+    """A registered purchase's decision (`PurchaseDecision` as JSON) from its register row.
+
+    Called once per report, and again for a redelivered one; built without the model for speed, and
+    checked against the model by the tests.
+    """
     return orjson.dumps(
         {
             "schema_version": 1,

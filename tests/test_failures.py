@@ -84,14 +84,14 @@ async def test_a_bug_on_one_message_is_dead_lettered_and_leaves_no_trace(
     """An unexpected error half-way through one report: `internal_error`, rolled back, the rest goes on."""
     import streams.apply
 
-    real = streams.apply._decision
+    real = streams.apply.decision_from_row
 
-    def fails_on_boom(m, person_key, result):  # type: ignore[no-untyped-def]
-        if m.report_id == "boom":
+    def fails_on_boom(row, status):  # type: ignore[no-untyped-def]
+        if row["report_id"] == "boom":  # after its row and state were already recorded
             raise RuntimeError("a bug after the state was already changed")
-        return real(m, person_key, result)
+        return real(row, status)
 
-    monkeypatch.setattr(streams.apply, "_decision", fails_on_boom)
+    monkeypatch.setattr(streams.apply, "decision_from_row", fails_on_boom)
     names = TopicNames(settings.topic_prefix)
     sales = [report("before", 100_000), report("boom", 300_000), report("after", 100_000)]
     await produce(
