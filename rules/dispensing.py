@@ -219,9 +219,21 @@ def _apply_return(
     own = 0 if original.terminal else priced.basis - reversal
     health, rights = _supplements(state, day, min(own, 0), config)
     refund = priced.actual - reversal - health - rights
+    # own payment that went to a deferral agreement comes off the agreement, not back in cash
+    agreements = state.agreements
+    undeferred = 0
+    agreement = next((a for a in agreements if not a.settled), None) if original.deferred else None
+    if agreement is not None:
+        undeferred = min(original.deferred, max(0, -(own - health - rights)))
+        less = replace(agreement, deferred_total=agreement.deferred_total - undeferred)
+        agreements = tuple(less if a is agreement else a for a in agreements)
     saldo_before = state.period.saldo if state.period is not None else 0
     return Applied(
-        replace(state, period=period if period is not None else state.period),
+        replace(
+            state,
+            period=period if period is not None else state.period,
+            agreements=agreements,
+        ),
         PurchaseResult(
             report_id=report.report_id,
             day=day,
@@ -234,14 +246,14 @@ def _apply_return(
             health_supplement=health,
             rights_based=rights,
             citizen_pays=refund,
-            deferred_to_agreement=0,
-            citizen_pays_at_counter=refund,
+            deferred_to_agreement=-undeferred,
+            citizen_pays_at_counter=refund + undeferred,
             saldo_before=saldo_before,
             saldo_after=period.saldo if period is not None else 0,
             period=period,
             remaining_balancing=open_total(state.balances),
             deviation=0,
-            agreement_id=None,
+            agreement_id=agreement.agreement_id if agreement is not None else None,
         ),
     )
 

@@ -36,6 +36,7 @@ class PurchaseRecord:
     terminal: bool
     returned_basis: Ore = 0
     status: str = "registered"
+    deferred: Ore = 0  # own payment that went to a deferral agreement
 
 
 @dataclass(

@@ -550,6 +550,7 @@ def _record(r: Any) -> PurchaseRecord:
         terminal=r.terminal,
         returned_basis=r.returned_basis,
         status=r.status,
+        deferred=r.deferred_to_agreement,
     )
 
 

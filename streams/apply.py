@@ -533,6 +533,7 @@ def _pending_record(row: dict[str, object]) -> PurchaseRecord:
         terminal=row["terminal"],
         returned_basis=row["returned_basis"],
         status=row["status"],
+        deferred=row["deferred_to_agreement"],
     )  # type: ignore[arg-type]
 
 

@@ -558,6 +558,30 @@ def test_under_deferral_defers_the_own_payment_on_the_basis() -> None:
     assert state.agreements[0].deferred_total == kr("2880.25")
 
 
+def test_a_return_of_a_deferred_sale_comes_off_the_agreement() -> None:
+    """spec § 5 henstand and § 7 returns: the returned own payment leaves the agreement, not the till."""
+    agreement = Agreement("a1", "12300", date(2024, 1, 2), kr("381.25"), 12)
+    state, sale = bought(
+        person(agreements=(agreement,)),
+        report("r1", date(2024, 1, 2), line("5000"), under_deferral=True),
+    )
+    original = PurchaseRecord(
+        "r1", date(2024, 1, 2), date(2024, 1, 2), kr("5000"), sale.subsidy_entitled, False,
+        deferred=sale.deferred_to_agreement,
+    )  # fmt: skip
+    outcome = apply(
+        state,
+        report("r2", date(2024, 1, 9), line("-1000"), kind="return", return_of="r1"),
+        original=original,
+    )
+    assert isinstance(outcome, Applied) and outcome.purchase is not None
+    back = outcome.purchase
+    # saldo 5,000 → 4,000 kr: 850 kr of subsidy reversed, 150 kr of own payment undone
+    assert (back.subsidy, back.citizen_pays) == (-kr("850"), -kr("150"))
+    assert (back.deferred_to_agreement, back.citizen_pays_at_counter) == (-kr("150"), 0)
+    assert outcome.state.agreements[0].deferred_total == kr("2130.25") - kr("150")
+
+
 def test_purchase_not_under_deferral_leaves_the_agreement_alone() -> None:
     agreement = Agreement("a1", "12300", date(2024, 1, 2), kr("381.25"), 12)
     state, result = bought(
