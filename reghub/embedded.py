@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -49,6 +50,15 @@ def _stop(process: subprocess.Popen[bytes], grace: float = 10.0) -> None:
         process.wait()
 
 
+def _port_is_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 async def run_embedded(
     *, demo: bool, rate: int, persons: int, api_port: int, duration: float
 ) -> int:
@@ -82,6 +92,9 @@ async def run_embedded(
         await create_topics(broker.bootstrap, topic_names(settings), settings.topic_partitions)
         engine = make_engine(settings.database_url)
         await upgrade(engine)
+        if not _port_is_free(api_port):
+            busy, api_port = api_port, free_port()
+            print(f"port {busy} is taken; the API uses {api_port}", flush=True)
         children.append(_spawn(["worker"], env, folder / "worker.log"))
         children.append(_spawn(["api", "--port", str(api_port)], env, folder / "api.log"))
         print(
