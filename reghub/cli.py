@@ -181,24 +181,31 @@ def tail(
     )
 
 
+_FAST = typer.Option(
+    "--in-process", help="Rules and register only, no broker: fast, for working on the rules."
+)
+
+
 @scenario_app.command("run")
 def scenario_run(
     files: Annotated[list[Path], typer.Argument(help="Scenario files or folders")],
+    fast: Annotated[bool, _FAST] = False,
 ) -> None:
     """Run scenario files through broker, worker and register; print results in the `expected` shape."""
     from reghub.scenarios import main
 
-    raise typer.Exit(asyncio.run(main(files, check=False)))
+    raise typer.Exit(asyncio.run(main(files, check=False, fast=fast)))
 
 
 @scenario_app.command("check")
 def scenario_check(
     files: Annotated[list[Path], typer.Argument(help="Scenario files or folders")],
+    fast: Annotated[bool, _FAST] = False,
 ) -> None:
     """Like `run`, and compare with `expected`; ends with `N passed, M failed`."""
     from reghub.scenarios import main
 
-    raise typer.Exit(asyncio.run(main(files, check=True)))
+    raise typer.Exit(asyncio.run(main(files, check=True, fast=fast)))
 
 
 @register_app.command("import")

@@ -17,7 +17,7 @@ import random
 import sys
 import tempfile
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -33,10 +33,13 @@ from reghub.settings import Settings
 from reghub.snapshot import import_person
 from rules.identifiers import is_p_number
 from rules.money import kroner_to_ore, ore_to_kroner
+from rules.scales import ScaleBook
 from schemas.snapshot import SnapshotPerson
 from sinks import tables
 from sinks.migrations import upgrade
 from sinks.register import Register, make_engine
+from streams.apply import Applier
+from streams.decode import Decoded, Source, decode
 from streams.topics import (
     CHANGES,
     CORRECTIONS,
@@ -115,6 +118,20 @@ class Outputs:
             if future is not None and not future.done():
                 future.set_result((kind, body))
 
+    def route(
+        self, names: TopicNames, topic: str, value: bytes, headers: Sequence[tuple[str, bytes]]
+    ) -> None:
+        """Hand one output message to whoever waits for its message id."""
+        if topic == names(DEAD_LETTER):
+            found = {k: v.decode() for k, v in headers}
+            self.deliver(found.get("reghub-message-id", ""), "rejected", found)
+            return
+        body = orjson.loads(value)
+        if topic == names(DECISIONS):
+            self.deliver(body.get("report_id") or body["message_id"], "decision", body)
+        elif topic == names(CHANGES) and body["outcome"] != "rejected":
+            self.deliver(body["message_id"], "change", body)
+
     async def follow(self, bootstrap: str, names: TopicNames) -> None:
         consumer = AIOKafkaConsumer(
             names(DECISIONS),
@@ -129,17 +146,7 @@ class Outputs:
             while True:
                 for tp, records in (await consumer.getmany(timeout_ms=200)).items():
                     for r in records:
-                        if tp.topic == names(DEAD_LETTER):
-                            headers = {k: v.decode() for k, v in r.headers}
-                            self.deliver(headers.get("reghub-message-id", ""), "rejected", headers)
-                            continue
-                        body = orjson.loads(r.value)
-                        if tp.topic == names(DECISIONS):
-                            self.deliver(
-                                body.get("report_id") or body["message_id"], "decision", body
-                            )
-                        elif body["outcome"] != "rejected":
-                            self.deliver(body["message_id"], "change", body)
+                        self.route(names, tp.topic, r.value, r.headers)
         finally:
             await consumer.stop()
 
@@ -150,7 +157,7 @@ class Hub:
 
     settings: Settings
     names: TopicNames
-    producer: AIOKafkaProducer
+    producer: AIOKafkaProducer | None
     outputs: Outputs
     register: Register
     rng: random.Random = field(default_factory=random.Random)
@@ -162,6 +169,7 @@ class Hub:
     ) -> tuple[str, dict[str, Any]]:
         """Send one message and wait for the hub's decision or change record about it."""
         future = self.outputs.expect(message_id, wait_for)
+        assert self.producer is not None
         await self.producer.send_and_wait(self.names(spec), orjson.dumps(message), key=key.encode())
         return await asyncio.wait_for(future, WAIT_SECONDS)
 
@@ -172,6 +180,44 @@ class Hub:
                 q = select(tables.persons.c.person_key).where(tables.persons.c.person_key == key)
                 if (await conn.execute(q)).first() is None:
                     return key
+
+
+@dataclass
+class InProcessHub(Hub):
+    """The same decode, rules and register, without the broker: fast, for working on the rules.
+
+    Each message is decoded, applied and written in its own transaction, one at a time, and its outputs
+    are routed straight back. The pipeline mode is the one that counts.
+    """
+
+    scales: ScaleBook = field(default_factory=lambda: ScaleBook(()))
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _offset: int = 0
+
+    async def send(
+        self, spec: TopicSpec, key: str, message: dict[str, Any], message_id: str, wait_for: str
+    ) -> tuple[str, dict[str, Any]]:
+        future = self.outputs.expect(message_id, wait_for)
+        async with self._lock:
+            self._offset += 1
+            now_ms = int(datetime.now(UTC).timestamp() * 1000)
+            source = Source(
+                self.names(spec), 0, self._offset, key.encode(), orjson.dumps(message), now_ms
+            )
+            item = decode(source, spec)
+            async with self.register.unit_of_work() as uow:
+                if not self.scales.scales:
+                    self.scales = ScaleBook(await uow.load_scales())
+                applier = Applier(uow, self.names, wiring.apply_config(self.settings), self.scales)
+                if isinstance(item, Decoded):
+                    await applier.run([item], [])
+                else:
+                    await applier.run([], [item])
+                await uow.write(applier.changes, self.settings.consumer_group)
+            self.scales = applier.scales
+        for out in applier.outputs:
+            self.outputs.route(self.names, out.topic, out.value, out.headers)
+        return await asyncio.wait_for(future, WAIT_SECONDS)
 
 
 def _money(ore: int) -> str:
@@ -429,6 +475,27 @@ def compare(expected: list[dict[str, Any]], actual: list[dict[str, Any]]) -> lis
 
 
 @contextlib.asynccontextmanager
+async def in_process() -> AsyncIterator[Hub]:
+    """A register (a fresh SQLite file unless REGHUB_DATABASE_URL names one) and no broker."""
+    folder = tempfile.TemporaryDirectory(prefix="reghub-scenarios-")
+    url = os.environ.get("REGHUB_DATABASE_URL") or f"sqlite+aiosqlite:///{folder.name}/register.db"
+    settings = Settings(
+        database_url=url,
+        consumer_group="scenarios-in-process",
+        pseudonym_key=uuid.uuid4().hex,
+        report_grace_seconds=10**10,
+    )
+    engine = make_engine(url)
+    await upgrade(engine)
+    register = Register(engine)
+    try:
+        yield InProcessHub(settings, TopicNames(""), None, Outputs(), register)
+    finally:
+        await register.close()
+        folder.cleanup()
+
+
+@contextlib.asynccontextmanager
 async def pipeline() -> AsyncIterator[Hub]:
     """Broker (embedded unless configured), a register, the real worker, and the output router."""
     broker: EmbeddedBroker | None = None
@@ -476,11 +543,14 @@ async def pipeline() -> AsyncIterator[Hub]:
         folder.cleanup()
 
 
-async def main(paths: list[Path], *, check: bool, concurrency: int = 32) -> int:
-    """Run (and with `check`, compare) every case; returns the exit code."""
+async def main(paths: list[Path], *, check: bool, concurrency: int = 32, fast: bool = False) -> int:
+    """Run (and with `check`, compare) every case; returns the exit code.
+
+    `fast` runs them in this process without a broker (`InProcessHub`).
+    """
     cases = load_cases(paths)
     limit = asyncio.Semaphore(concurrency)
-    async with pipeline() as hub:
+    async with in_process() if fast else pipeline() as hub:
 
         async def one(case: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]] | str]:
             async with limit:

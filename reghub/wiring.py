@@ -18,6 +18,15 @@ def register(settings: Settings) -> Register:
     return Register(make_engine(settings.database_url))
 
 
+def apply_config(settings: Settings) -> ApplyConfig:
+    return ApplyConfig(
+        group_id=settings.consumer_group,
+        report_grace_seconds=settings.report_grace_seconds,
+        pseudonym_secret=settings.pseudonym_key.get_secret_value().encode(),
+        rules=RulesConfig(rights_based_coverage=settings.rights_based_coverage_pct),
+    )
+
+
 def processor(settings: Settings, reg: Register | None = None) -> RegisterProcessor:
     return RegisterProcessor(
         ConsumerConfig(
@@ -29,12 +38,7 @@ def processor(settings: Settings, reg: Register | None = None) -> RegisterProces
             heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
             retry_backoff_max_s=settings.retry_backoff_max_s,
         ),
-        ApplyConfig(
-            group_id=settings.consumer_group,
-            report_grace_seconds=settings.report_grace_seconds,
-            pseudonym_secret=settings.pseudonym_key.get_secret_value().encode(),
-            rules=RulesConfig(rights_based_coverage=settings.rights_based_coverage_pct),
-        ),
+        apply_config(settings),
         reg or register(settings),
         topic_names(settings),
     )

@@ -82,3 +82,14 @@ def test_the_command_line_runs_a_scenario_on_its_own_embedded_broker(tmp_path: P
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["id"] == "C32-rounding-half-oere"
     assert result["results"][1]["subsidy"] == "85.09"
+
+
+async def test_the_in_process_mode_agrees_without_a_broker(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--in-process`: the same decode, rules and register, no broker (for quick work on the rules)."""
+    monkeypatch.delenv("REGHUB_DATABASE_URL", raising=False)
+    code = await scenarios.main([_folder()], check=True, fast=True)
+    total = len(list(_folder().glob("*.json")))
+    assert capsys.readouterr().out.strip().splitlines()[-1] == f"{total} passed, 0 failed"
+    assert code == 0
