@@ -220,10 +220,6 @@ class InProcessHub(Hub):
         return await asyncio.wait_for(future, WAIT_SECONDS)
 
 
-def _money(ore: int) -> str:
-    return ore_to_kroner(ore)
-
-
 async def run_case(hub: Hub, case: dict[str, Any]) -> list[dict[str, Any]]:
     """Run one scenario; returns its results in the shape of `expected`."""
     person = case["person"]
@@ -253,7 +249,7 @@ async def run_case(hub: Hub, case: dict[str, Any]) -> list[dict[str, Any]]:
         async with hub.register.engine.begin() as conn:
             await import_person(conn, snap, f"scenario-{run}")
         view.update(
-            saldo_after=_money(snap.saldo),
+            saldo_after=ore_to_kroner(snap.saldo),
             period_start=ep["start"],
             period_end=ep["end"],
             under18=ep["under18"],
@@ -297,7 +293,7 @@ async def run_case(hub: Hub, case: dict[str, Any]) -> list[dict[str, Any]]:
                         "event_id": eid,
                         "reported_to_ctr": False,
                         "subsidy": "0.00",
-                        "citizen_pays": _money(kroner_to_ore(event["actual_price"])),
+                        "citizen_pays": ore_to_kroner(kroner_to_ore(event["actual_price"])),
                         "saldo_after": view["saldo_after"],
                         "period_start": view["period_start"],
                         "period_end": view["period_end"],
@@ -392,9 +388,9 @@ async def run_case(hub: Hub, case: dict[str, Any]) -> list[dict[str, Any]]:
                 results.append(
                     {
                         "event_id": eid,
-                        "total_own_payment": _money(body["total_own_payment"]),
-                        "total_rates_paid": _money(body["total_rates_paid"]),
-                        "difference_in_citizens_favour": _money(
+                        "total_own_payment": ore_to_kroner(body["total_own_payment"]),
+                        "total_rates_paid": ore_to_kroner(body["total_rates_paid"]),
+                        "difference_in_citizens_favour": ore_to_kroner(
                             body["difference_in_citizens_favour"]
                         ),
                         "payout_with_statement": body["payout_with_statement"],
@@ -428,29 +424,29 @@ def _purchase_result(
     out: dict[str, Any] = {
         "event_id": eid,
         "reported_to_ctr": True,
-        "subsidy_entitled": _money(d["subsidy_entitled"]),
+        "subsidy_entitled": ore_to_kroner(d["subsidy_entitled"]),
     }
     balancing = d["balancing_applied"] != 0 or d["remaining_balancing"] != 0
     if balancing:
-        out["udligning_applied"] = _money(d["balancing_applied"])
-    out["subsidy"] = _money(d["subsidy"])
+        out["udligning_applied"] = ore_to_kroner(d["balancing_applied"])
+    out["subsidy"] = ore_to_kroner(d["subsidy"])
     if supplement or d["health_supplement"]:
-        out["helbredstillaeg"] = _money(d["health_supplement"])
+        out["helbredstillaeg"] = ore_to_kroner(d["health_supplement"])
     if d["rights_based"]:
-        out["rights_based_subsidy"] = _money(d["rights_based"])
+        out["rights_based_subsidy"] = ore_to_kroner(d["rights_based"])
     if event.get("under_henstand"):
-        out["egenbetaling_deferred_to_henstand"] = _money(d["deferred_to_agreement"])
-        out["citizen_pays_at_counter"] = _money(d["citizen_pays_at_counter"])
+        out["egenbetaling_deferred_to_henstand"] = ore_to_kroner(d["deferred_to_agreement"])
+        out["citizen_pays_at_counter"] = ore_to_kroner(d["citizen_pays_at_counter"])
     out.update(
-        citizen_pays=_money(d["citizen_pays"]),
-        saldo_after=_money(d["saldo_after"]),
+        citizen_pays=ore_to_kroner(d["citizen_pays"]),
+        saldo_after=ore_to_kroner(d["saldo_after"]),
         period_start=d["period_start"],
         period_end=d["period_end"],
         previous_period_end=d["previous_period_end"],
         under18=d["under18"],
     )
     if balancing:
-        out["remaining_udligning"] = _money(d["remaining_balancing"])
+        out["remaining_udligning"] = ore_to_kroner(d["remaining_balancing"])
     return out
 
 

@@ -68,9 +68,13 @@ def parse_person_key(raw: str) -> PersonKey:
     return PersonKey(value, PersonKeyKind.CPR, born)
 
 
+PHARMACY_NUMBER_PATTERN = r"^[0-9]{5}$"
+"""Pharmacy number AAAnn: five digits (nn 00 pharmacy, 01-09 branch, 10-99 outlet)."""
+
+
 def is_pharmacy_number(value: str) -> bool:
     """Pharmacy number AAAnn: five digits (nn 00 pharmacy, 01-09 branch, 10-99 outlet)."""
-    return re.fullmatch(r"[0-9]{5}", value) is not None
+    return re.fullmatch(PHARMACY_NUMBER_PATTERN[1:-1], value) is not None
 
 
 @functools.lru_cache(maxsize=4_096)

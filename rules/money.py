@@ -13,6 +13,14 @@ def round_half_up(amount: Decimal) -> Ore:
     return int(amount.quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
+def round_hundredths_half_up(hundredths: int) -> Ore:
+    """Hundredths of an øre (øre × percent) to whole øre, half-up (away from zero at .5), in integers."""
+    whole, rest = divmod(abs(hundredths), 100)
+    if rest >= 50:
+        whole += 1
+    return whole if hundredths >= 0 else -whole
+
+
 def kroner_to_ore(text: str | Decimal) -> Ore:
     """Parse "123.45" kroner into 12345 øre; more than two decimals is an error, never a rounding.
 

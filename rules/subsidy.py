@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from rules.money import Ore, round_half_up
+from rules.money import Ore, round_half_up, round_hundredths_half_up
 from rules.scales import Scale
 
 
@@ -36,10 +36,7 @@ def entitlement(saldo: Ore, basis: Ore, scale: Scale, under18: bool) -> Ore:
     exact = _cumulative_percent(saldo + basis, scale, under18) - _cumulative_percent(
         saldo, scale, under18
     )
-    whole, rest = divmod(abs(exact), 100)  # half-up to the øre, away from zero at exactly .5
-    if rest >= 50:
-        whole += 1
-    return whole if exact >= 0 else -whole
+    return round_hundredths_half_up(exact)
 
 
 def share_of(amount: Ore, *percentages: Decimal) -> Ore:

@@ -8,6 +8,7 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from rules.identifiers import (
+    PHARMACY_NUMBER_PATTERN,
     PersonKeyKind,
     is_p_number,
     normalise_person_key,
@@ -29,7 +30,10 @@ def _p_number(value: str) -> str:
 
 PharmacyNumber = Annotated[
     str,
-    Field(pattern=r"^[0-9]{5}$", description="AAAnn: five digits (nn 00 pharmacy, 01-09 branch)"),
+    Field(
+        pattern=PHARMACY_NUMBER_PATTERN,
+        description="AAAnn: five digits (nn 00 pharmacy, 01-09 branch)",
+    ),
 ]
 PNumber = Annotated[str, AfterValidator(_p_number)]
 MessageId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:\-]+$")]

@@ -8,7 +8,7 @@ message that raises is turned into an `internal_error` rejection; the rest of th
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -416,7 +416,7 @@ class Applier:
         self.changes.purchase_updates.append({"report_id": report_id, "returned_basis": total})
         self._records[report_id] = (
             self._records[report_id][0],
-            PurchaseRecord(**{**_as_dict(original), "returned_basis": total}),
+            replace(original, returned_basis=total),
         )
 
     def _check_deadline(self, d: Decoded, due: datetime, reporter: str, rule: str) -> None:
@@ -517,10 +517,6 @@ class Applier:
 
     def _emit(self, spec: object, key: bytes, value: bytes) -> None:
         self.outputs.append(Outgoing(self.names(spec), key, value))  # type: ignore[arg-type]
-
-
-def _as_dict(record: PurchaseRecord) -> dict[str, object]:
-    return {f: getattr(record, f) for f in record.__slots__}  # type: ignore[attr-defined]
 
 
 def _pending_record(row: dict[str, object]) -> PurchaseRecord:
