@@ -14,8 +14,8 @@ Run as `python -m bench.dispensing_throughput [-n 200000] [--partitions 4] [--da
    excluded) until the batch that brings it to N messages is committed.
 
 Both consumers are timed the same way (assignment → N records handled). The worker's time is split
-per step by wrapping methods of its instances (no product code is changed); figures are printed,
-nothing is asserted. `--profile FILE` writes a cProfile of the end-to-end phase (pstats format).
+per step by the pipeline's own step hook (`Pipeline.on_step`); figures are printed, nothing is
+asserted. `--profile FILE` writes a cProfile of the end-to-end phase (pstats format).
 
 `--workers N` (N > 1) runs step 4 as N worker processes (multiprocessing "spawn", one asyncio loop
 each, the real `reghub.wiring.processor`) in one consumer group against the same database. Each
@@ -47,7 +47,7 @@ import time
 import traceback
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -275,72 +275,36 @@ async def count_purchases(register: Register) -> int:
 
 
 class StepTimer:
-    """Wall time per step of the worker's batch, by wrapping methods of its instances.
+    """Wall time per step of the worker's batch, from the hook the pipeline offers (`on_step`).
 
-    - fetch: `RegisterProcessor.fetch` (getmany + decode), running while the previous batch is written;
-    - process: the whole `RegisterProcessor.process` (apply + write + publish + commit);
-    - transaction: the register's unit of work (apply and write, with BEGIN/COMMIT);
-    - known_messages / load_states / load_purchases / write: the unit of work's calls;
+    - fetch: getmany + decode, running while the previous batch is in the register;
+    - load / handle / write: the pipeline's steps inside the register transaction;
+    - transaction: the whole unit of work, so BEGIN/COMMIT is what it has beyond the three;
     - publish, commit: the publisher's send-and-await and the offset commit.
-    Apply (CPU) is what remains of `transaction`.
     """
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = defaultdict(float)
         self.first_batch_at: float | None = None
 
-    def wrap(self, name: str, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-        async def timed(*args: Any, **kwargs: Any) -> Any:
-            t = time.perf_counter()
-            try:
-                return await fn(*args, **kwargs)
-            finally:
-                self.seconds[name] += time.perf_counter() - t
-
-        return timed
-
-    def install(self, processor: RegisterProcessor) -> None:
-        process = self.wrap("process", processor.process)
-
-        async def first_then_process(batch: Any) -> None:
-            if self.first_batch_at is None:
-                self.first_batch_at = time.perf_counter()
-            await process(batch)
-
-        processor.process = first_then_process  # type: ignore[method-assign]
-        processor.fetch = self.wrap("fetch", processor.fetch)  # type: ignore[method-assign]
-        processor.publisher.publish = self.wrap("publish", processor.publisher.publish)  # type: ignore[method-assign]
-        assert processor.consumer is not None
-        processor.consumer.commit = self.wrap("commit", processor.consumer.commit)  # type: ignore[method-assign]
-        unit_of_work = processor.register.unit_of_work
-        timer = self
-
-        @contextlib.asynccontextmanager
-        async def timed_unit_of_work() -> AsyncIterator[Any]:
-            t = time.perf_counter()
-            async with unit_of_work() as uow:
-                for name in ("known_messages", "load_states", "load_purchases", "write"):
-                    setattr(uow, name, timer.wrap(name, getattr(uow, name)))
-                yield uow
-            timer.seconds["transaction"] += time.perf_counter() - t
-
-        processor.register.unit_of_work = timed_unit_of_work  # type: ignore[method-assign]
+    def __call__(self, step: str, seconds: float) -> None:
+        if self.first_batch_at is None and step != "fetch":
+            self.first_batch_at = time.perf_counter() - seconds
+        self.seconds[step] += seconds
 
     def breakdown(self, total: float) -> dict[str, float]:
         s = self.seconds
-        reads = s["known_messages"] + s["load_states"] + s["load_purchases"]
-        steps = {
+        inside = s["transaction"] + s["publish"] + s["commit"]
+        return {
             "fetch: getmany + decode (overlaps the batch before)": s["fetch"],
-            "apply: reads": reads,
-            "apply: rules, rows, outputs (CPU) + BEGIN/COMMIT": s["transaction"]
-            - reads
-            - s["write"],
+            "load: register reads": s["load"],
+            "handle: rules, rows, outputs (CPU)": s["handle"],
             "write": s["write"],
+            "BEGIN/COMMIT": s["transaction"] - s["load"] - s["handle"] - s["write"],
             "publish": s["publish"],
             "offset commit": s["commit"],
+            "outside the batch (getmany, waiting)": total - inside,
         }
-        steps["outside process (getmany, waiting)"] = total - s["process"]
-        return steps
 
 
 async def end_to_end(
@@ -383,7 +347,7 @@ async def end_to_end(
         started = time.perf_counter()
         await processor.start()
         timer = StepTimer()
-        timer.install(processor)
+        processor.pipeline.on_step = timer
         profiler = cProfile.Profile() if profile else None
         gc_timer = GcTimer()
         if gc_threshold is not None:

@@ -33,13 +33,12 @@ from reghub.settings import Settings
 from reghub.snapshot import import_person
 from rules.identifiers import is_p_number
 from rules.money import kroner_to_ore, ore_to_kroner
-from rules.scales import ScaleBook
 from schemas.snapshot import SnapshotPerson
 from sinks import tables
 from sinks.migrations import upgrade
 from sinks.register import Register, make_engine
-from streams.apply import Applier
 from streams.decode import Decoded, Source, decode
+from streams.pipeline import Pipeline
 from streams.topics import (
     CHANGES,
     CORRECTIONS,
@@ -48,6 +47,7 @@ from streams.topics import (
     DEFERRALS,
     DISPENSINGS,
     INDIVIDUAL_GRANTS,
+    INPUTS,
     MUNICIPAL_GRANTS,
     TopicNames,
     TopicSpec,
@@ -184,13 +184,14 @@ class Hub:
 
 @dataclass
 class InProcessHub(Hub):
-    """The same decode, rules and register, without the broker: fast, for working on the rules.
+    """The same decode, pipeline and register, without the broker: fast, for working on the rules.
 
-    Each message is decoded, applied and written in its own transaction, one at a time, and its outputs
-    are routed straight back. The pipeline mode is the one that counts.
+    Each message is decoded and run through `streams.pipeline.Pipeline` in its own batch, one at a
+    time; its outputs are routed straight back, and a parked report a new scale releases is replayed
+    into the pipeline as the worker would. The broker mode is the one that counts.
     """
 
-    scales: ScaleBook = field(default_factory=lambda: ScaleBook(()))
+    pipeline: Pipeline | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _offset: int = 0
 
@@ -199,25 +200,30 @@ class InProcessHub(Hub):
     ) -> tuple[str, dict[str, Any]]:
         future = self.outputs.expect(message_id, wait_for)
         async with self._lock:
-            self._offset += 1
-            now_ms = int(datetime.now(UTC).timestamp() * 1000)
-            source = Source(
-                self.names(spec), 0, self._offset, key.encode(), orjson.dumps(message), now_ms
-            )
-            item = decode(source, spec)
-            async with self.register.unit_of_work() as uow:
-                if not self.scales.scales:
-                    self.scales = ScaleBook(await uow.load_scales())
-                applier = Applier(uow, self.names, wiring.apply_config(self.settings), self.scales)
-                if isinstance(item, Decoded):
-                    await applier.run([item], [])
-                else:
-                    await applier.run([], [item])
-                await uow.write(applier.changes, self.settings.consumer_group)
-            self.scales = applier.scales
-        for out in applier.outputs:
-            self.outputs.route(self.names, out.topic, out.value, out.headers)
+            if self.pipeline is None:
+                self.pipeline = Pipeline(
+                    self.register, self.names, wiring.apply_config(self.settings)
+                )
+                await self.pipeline.start()
+            await self._run(spec, key.encode(), orjson.dumps(message))
         return await asyncio.wait_for(future, WAIT_SECONDS)
+
+    async def _run(self, spec: TopicSpec, key: bytes | None, value: bytes) -> None:
+        assert self.pipeline is not None
+        self._offset += 1
+        now_ms = int(datetime.now(UTC).timestamp() * 1000)
+        source = Source(self.names(spec), 0, self._offset, key, value, now_ms)
+        item = decode(source, spec)
+        if isinstance(item, Decoded):
+            result = await self.pipeline.run([item], [], {})
+        else:
+            result = await self.pipeline.run([], [item], {})
+        for out in result.outputs:
+            replayed = next((s for s in INPUTS if self.names(s) == out.topic), None)
+            if replayed is not None:
+                await self._run(replayed, out.key, out.value)
+            else:
+                self.outputs.route(self.names, out.topic, out.value, out.headers)
 
 
 async def run_case(hub: Hub, case: dict[str, Any]) -> list[dict[str, Any]]:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from reghub.settings import Settings
 from rules.dispensing import RulesConfig
 from sinks.register import Register, make_engine
-from streams.apply import ApplyConfig
+from streams.handlers import HANDLERS
+from streams.handlers.base import ApplyConfig, Handler
 from streams.processor import ConsumerConfig, RegisterProcessor
-from streams.topics import TopicNames
+from streams.topics import TopicNames, TopicSpec
 
 
 def topic_names(settings: Settings) -> TopicNames:
@@ -27,7 +30,11 @@ def apply_config(settings: Settings) -> ApplyConfig:
     )
 
 
-def processor(settings: Settings, reg: Register | None = None) -> RegisterProcessor:
+def processor(
+    settings: Settings,
+    reg: Register | None = None,
+    handlers: Mapping[TopicSpec, Handler] = HANDLERS,
+) -> RegisterProcessor:
     return RegisterProcessor(
         ConsumerConfig(
             bootstrap=settings.kafka_bootstrap,
@@ -41,4 +48,5 @@ def processor(settings: Settings, reg: Register | None = None) -> RegisterProces
         apply_config(settings),
         reg or register(settings),
         topic_names(settings),
+        handlers=handlers,
     )

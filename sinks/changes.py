@@ -7,26 +7,30 @@ from datetime import date
 from typing import Any
 
 from rules.state import Period, PersonState
-
-Row = dict[str, Any]
+from sinks.rows import CorrectionRow, ParkedRow, ProcessedRow, PurchaseRow, ScaleRow
 
 
 @dataclass
 class BatchChanges:
-    """Filled by the processor while it applies a batch; written by `RegisterUnitOfWork.write`.
+    """Filled by the batch driver as it merges each message's effects; written by
+    `RegisterUnitOfWork.write`.
 
-    `loaded` keeps each person as read, so only what changed is written.
+    `loaded` keeps each person as read, so only what changed is written. `purchase_updates` holds the
+    changed columns of purchases registered before this batch (report id -> column -> value); a purchase
+    registered in this batch is changed in `purchases` itself. `replacing` are processed ids that
+    overwrite an earlier outcome (a parked report decided on replay).
     """
 
     loaded: dict[str, PersonState | None] = field(default_factory=dict)
     persons: dict[str, PersonState] = field(default_factory=dict)
     periods: dict[tuple[str, date], Period] = field(default_factory=dict)
-    purchases: list[Row] = field(default_factory=list)
-    purchase_updates: list[Row] = field(default_factory=list)
-    processed: list[Row] = field(default_factory=list)
-    corrections: list[Row] = field(default_factory=list)
-    scales: list[Row] = field(default_factory=list)
-    parked: list[Row] = field(default_factory=list)
+    purchases: list[PurchaseRow] = field(default_factory=list)
+    purchase_updates: dict[str, dict[str, Any]] = field(default_factory=dict)
+    processed: list[ProcessedRow] = field(default_factory=list)
+    replacing: list[ProcessedRow] = field(default_factory=list)
+    corrections: list[CorrectionRow] = field(default_factory=list)
+    scales: list[ScaleRow] = field(default_factory=list)
+    parked: list[ParkedRow] = field(default_factory=list)
     settled_by: dict[str, str] = field(default_factory=dict)  # balance_id -> report_id
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)
 

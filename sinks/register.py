@@ -9,7 +9,7 @@ persons, periods, processed ids and offsets), measured several times faster than
 from __future__ import annotations
 
 import contextlib
-import operator
+import sqlite3
 from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, date, datetime
 from typing import Any
@@ -24,13 +24,23 @@ from rules.outcomes import PurchaseRecord
 from rules.scales import KNOWN_SCALES, Scale
 from rules.state import Agreement, Balance, Grant, Period, PersonState, Supplement
 from sinks import tables as t
-from sinks.changes import BatchChanges, Row
+from sinks.changes import BatchChanges
+from sinks.errors import RegisterError, RegisterRefused, RegisterUnavailable, classify
+from sinks.rows import (
+    AgreementRow,
+    BalanceRow,
+    GrantRow,
+    OffsetRow,
+    PeriodRow,
+    PersonRow,
+    ProcessedRow,
+    PurchaseRow,
+    SupplementRow,
+)
 
+__all__ = ["Register", "RegisterError", "RegisterRefused", "RegisterUnavailable", "make_engine"]
 
-class RegisterUnavailable(Exception):
-    """The database could not be reached or refused the write; retriable: nothing was committed."""
-
-    retriable = True
+Row = dict[str, Any]
 
 
 def make_engine(url: str, *, pool_size: int = 5) -> AsyncEngine:
@@ -197,16 +207,22 @@ class RegisterUnitOfWork:
             )
 
     async def known_messages(
-        self, topic: str, ids: list[str]
-    ) -> dict[str, tuple[str, bytes | None]]:
-        """Messages of `topic` already processed: id -> (outcome, output published for it)."""
-        if not ids:
+        self, ids: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], tuple[str, bytes | None]]:
+        """Messages already processed, in one round trip: (topic, id) -> (outcome, output kept for it)."""
+        wanted = set(ids)
+        if not wanted:
             return {}
         m = t.processed_messages
-        query = select(m.c.message_id, m.c.outcome, m.c.output).where(
-            m.c.source_topic == topic, self._among(m.c.message_id, ids)
+        query = select(m.c.source_topic, m.c.message_id, m.c.outcome, m.c.output).where(
+            self._among(m.c.message_id, sorted({mid for _, mid in wanted})),
+            self._among(m.c.source_topic, sorted({topic for topic, _ in wanted})),
         )
-        return {r.message_id: (r.outcome, r.output) for r in await self.conn.execute(query)}
+        found = {}
+        for r in await self.conn.execute(query):
+            if (r.source_topic, r.message_id) in wanted:
+                found[(r.source_topic, r.message_id)] = (r.outcome, r.output)
+        return found
 
     async def load_purchases(
         self, report_ids: Iterable[str]
@@ -219,33 +235,44 @@ class RegisterUnitOfWork:
         rows = await self.conn.execute(select(p).where(self._among(p.c.report_id, ids)))
         return {r.report_id: (r.person_key, _record(r)) for r in rows}
 
-    async def purchase_rows(self, report_ids: list[str]) -> list[dict[str, Any]]:
-        """Registered purchases' rows by report id, as mappings."""
+    async def purchase_rows(self, report_ids: Iterable[str]) -> list[PurchaseRow]:
+        """Registered purchases' rows by report id."""
+        ids = list(set(report_ids))
+        if not ids:
+            return []
         p = t.purchases
-        rows = await self.conn.execute(select(p).where(self._among(p.c.report_id, report_ids)))
-        return [dict(r._mapping) for r in rows]
+        query = select(*(p.c[name] for name in PurchaseRow._fields)).where(
+            self._among(p.c.report_id, ids)
+        )
+        return [PurchaseRow(*r) for r in await self.conn.execute(query)]
 
-    async def load_chain(
-        self, person_key: str, period_start: date
-    ) -> tuple[Period, tuple[PurchaseRecord, ...]] | None:
-        """A period and its purchases in register order, for a correction to recompute."""
+    async def load_chains(
+        self, periods: Iterable[tuple[str, date]]
+    ) -> dict[tuple[str, date], tuple[Period, tuple[PurchaseRecord, ...]]]:
+        """Periods and their purchases in register order, for corrections to recompute: one query for
+        the periods and one for their purchases, whatever their number."""
+        wanted = set(periods)
+        if not wanted:
+            return {}
         sp, p = t.subsidy_periods, t.purchases
-        row = (
-            await self.conn.execute(
-                select(sp).where(sp.c.person_key == person_key, sp.c.period_start == period_start)
-            )
-        ).first()
-        if row is None:
-            return None
-        period = Period(
-            row.period_start, row.period_end, row.saldo, row.under18, row.previous_period_end
-        )
-        query = (
-            select(p)
-            .where(p.c.person_key == person_key, p.c.period_start == period_start)
-            .order_by(p.c.id)
-        )
-        return period, tuple(_record(r) for r in await self.conn.execute(query))
+        keys = sorted({key for key, _ in wanted})
+        found: dict[tuple[str, date], Period] = {}
+        for row in await self.conn.execute(select(sp).where(self._among(sp.c.person_key, keys))):
+            if (row.person_key, row.period_start) in wanted:
+                found[(row.person_key, row.period_start)] = Period(
+                    row.period_start,
+                    row.period_end,
+                    row.saldo,
+                    row.under18,
+                    row.previous_period_end,
+                )
+        records: dict[tuple[str, date], list[PurchaseRecord]] = {where: [] for where in found}
+        query = select(p).where(self._among(p.c.person_key, keys)).order_by(p.c.id)
+        for row in await self.conn.execute(query):
+            chain = records.get((row.person_key, row.period_start))
+            if chain is not None:
+                chain.append(_record(row))
+        return {where: (period, tuple(records[where])) for where, period in found.items()}
 
     async def load_scales(self) -> tuple[Scale, ...]:
         """The known scales and those loaded through the scale topic (a loaded one supersedes)."""
@@ -291,48 +318,35 @@ class RegisterUnitOfWork:
         """Write a whole batch. Steps, all in the caller's transaction:
 
         1. persons and their touched periods;
-        2. purchases (new rows, then corrections of earlier rows);
+        2. purchases (new rows, then the changed columns of earlier rows);
         3. grants, supplements, balances and deferral agreements that changed;
         4. corrections, scales, parked messages;
         5. processed message ids with their outputs;
         6. the consumed offset per topic-partition.
+
+        Raises:
+            sqlalchemy.exc.DBAPIError, asyncpg.PostgresError, OSError: the database refused or failed;
+                `Register.unit_of_work` classifies it.
         """
         now = datetime.now(UTC)
         # Step 1
         person_rows = []
         for s in changes.persons.values():
-            row = {
-                "person_key": s.key,
-                "birth_date": s.birth_date,
-                "current_period_start": s.period.start if s.period else None,
-                "has_extras": _has_extras(s),
-                "updated_at": now,
-            }
+            row = PersonRow(
+                s.key, s.birth_date, s.period.start if s.period else None, _has_extras(s), now
+            )
             before = changes.loaded.get(s.key)
             if before is None or (
-                (before.period.start if before.period else None) != row["current_period_start"]
-                or _has_extras(before) != row["has_extras"]
+                (before.period.start if before.period else None) != row.current_period_start
+                or _has_extras(before) != row.has_extras
             ):
                 person_rows.append(row)
         period_rows = [
-            {
-                "person_key": key,
-                "period_start": p.start,
-                "period_end": p.end,
-                "previous_period_end": p.previous_end,
-                "under18": p.under18,
-                "saldo": p.saldo,
-            }
+            PeriodRow(key, p.start, p.end, p.previous_end, p.under18, p.saldo)
             for (key, _), p in changes.periods.items()
         ]
         offset_rows = [
-            {
-                "group_id": group_id,
-                "topic": topic,
-                "partition": part,
-                "next_offset": off,
-                "updated_at": now,
-            }
+            OffsetRow(group_id, topic, part, off, now)
             for (topic, part), off in changes.offsets.items()
         ]
         if self.is_postgres:
@@ -342,18 +356,15 @@ class RegisterUnitOfWork:
                 (t.persons, person_rows),
                 (t.subsidy_periods, period_rows),
                 (t.purchases, changes.purchases),
-                (t.processed_messages, [_without_replaces(r) for r in changes.processed]),
+                (t.processed_messages, changes.processed + changes.replacing),
                 (t.consumer_offsets, offset_rows),
             ):
                 if rows:
-                    await self.conn.execute(_upsert(self.conn, table), rows)
-        # Step 2 (corrections of earlier purchases)
-        for row in changes.purchase_updates:
-            values = {k: v for k, v in row.items() if k != "report_id"}
+                    await self.conn.execute(_upsert(self.conn, table), [r._asdict() for r in rows])
+        # Step 2 (changes to purchases registered before this batch)
+        for report_id, values in changes.purchase_updates.items():
             await self.conn.execute(
-                update(t.purchases)
-                .where(t.purchases.c.report_id == row["report_id"])
-                .values(**values)
+                update(t.purchases).where(t.purchases.c.report_id == report_id).values(**values)
             )
         # Step 3
         await self._write_extras(changes, now)
@@ -364,14 +375,14 @@ class RegisterUnitOfWork:
             (t.parked_messages, changes.parked),
         ):
             if rows:
-                await self.conn.execute(_upsert(self.conn, table), rows)
+                await self.conn.execute(_upsert(self.conn, table), [r._asdict() for r in rows])
 
     async def _write_hot_postgres(
         self,
         changes: BatchChanges,
-        person_rows: list[Row],
-        period_rows: list[Row],
-        offset_rows: list[Row],
+        person_rows: list[PersonRow],
+        period_rows: list[PeriodRow],
+        offset_rows: list[OffsetRow],
     ) -> None:
         await self.conn.exec_driver_sql("SELECT 1")  # opens the transaction the raw calls join
         raw = (await self.conn.get_raw_connection()).driver_connection
@@ -382,55 +393,30 @@ class RegisterUnitOfWork:
                 SELECT * FROM unnest($1::varchar[], $2::date[], $3::date[], $4::bool[], $5::timestamptz[])
                 ON CONFLICT (person_key) DO UPDATE SET current_period_start = EXCLUDED.current_period_start,
                   has_extras = EXCLUDED.has_extras, updated_at = EXCLUDED.updated_at""",
-                *_columns(
-                    person_rows,
-                    (
-                        "person_key",
-                        "birth_date",
-                        "current_period_start",
-                        "has_extras",
-                        "updated_at",
-                    ),
-                ),
+                *_columns(person_rows),
             )
         if period_rows:
             await raw.execute(
                 """INSERT INTO subsidy_periods (person_key, period_start, period_end, previous_period_end, under18, saldo)
                 SELECT * FROM unnest($1::varchar[], $2::date[], $3::date[], $4::date[], $5::bool[], $6::bigint[])
                 ON CONFLICT (person_key, period_start) DO UPDATE SET saldo = EXCLUDED.saldo""",
-                *_columns(
-                    period_rows,
-                    (
-                        "person_key",
-                        "period_start",
-                        "period_end",
-                        "previous_period_end",
-                        "under18",
-                        "saldo",
-                    ),
-                ),
+                *_columns(period_rows),
             )
         if changes.purchases:
-            columns = list(changes.purchases[0])
-            row = operator.itemgetter(*columns)
             await raw.copy_records_to_table(
-                "purchases", records=[row(r) for r in changes.purchases], columns=columns
+                "purchases", records=changes.purchases, columns=PurchaseRow._fields
             )
-        fresh = [r for r in changes.processed if not r["replaces"]]
-        if fresh:
+        if changes.processed:
             await raw.copy_records_to_table(
-                "processed_messages",
-                records=[_PROCESSED_ROW(r) for r in fresh],
-                columns=_PROCESSED_COLUMNS,
+                "processed_messages", records=changes.processed, columns=ProcessedRow._fields
             )
-        replacing = [r for r in changes.processed if r["replaces"]]
-        if replacing:
+        if changes.replacing:
             await raw.execute(
                 """INSERT INTO processed_messages (message_id, source_topic, outcome, output, processed_at)
                 SELECT * FROM unnest($1::varchar[], $2::varchar[], $3::varchar[], $4::bytea[], $5::timestamptz[])
                 ON CONFLICT (message_id, source_topic) DO UPDATE SET outcome = EXCLUDED.outcome,
                   output = EXCLUDED.output, processed_at = EXCLUDED.processed_at""",
-                *_columns(replacing, _PROCESSED_COLUMNS),
+                *_columns(changes.replacing),
             )
         if offset_rows:
             await raw.execute(
@@ -438,16 +424,14 @@ class RegisterUnitOfWork:
                 SELECT * FROM unnest($1::varchar[], $2::varchar[], $3::int[], $4::bigint[], $5::timestamptz[])
                 ON CONFLICT (group_id, topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset,
                   updated_at = EXCLUDED.updated_at""",
-                *_columns(
-                    offset_rows, ("group_id", "topic", "partition", "next_offset", "updated_at")
-                ),
+                *_columns(offset_rows),
             )
 
     async def _write_extras(self, changes: BatchChanges, now: datetime) -> None:
-        grant_rows: list[Row] = []
-        supplement_rows: list[Row] = []
-        balance_rows: list[Row] = []
-        agreement_rows: list[Row] = []
+        grant_rows: list[GrantRow] = []
+        supplement_rows: list[SupplementRow] = []
+        balance_rows: list[BalanceRow] = []
+        agreement_rows: list[AgreementRow] = []
         for key, state in changes.persons.items():
             before = changes.loaded.get(key)
             old = before or PersonState(key, state.birth_date)
@@ -460,59 +444,51 @@ class RegisterUnitOfWork:
                 continue  # the usual purchase: none of these changed
             for g in set(state.grants) - set(old.grants):
                 grant_rows.append(
-                    {
-                        "person_key": key,
-                        "grant_id": g.grant_id,
-                        "kind": g.kind,
-                        "drug_id": g.drug_id,
-                        "valid_from": g.valid_from,
-                        "valid_to": g.valid_to,
-                        "updated_at": now,
-                    }
+                    GrantRow(key, g.grant_id, g.kind, g.drug_id, g.valid_from, g.valid_to, now)
                 )
             for s in set(state.supplements) - set(old.supplements):
                 supplement_rows.append(
-                    {
-                        "person_key": key,
-                        "decision_id": s.decision_id,
-                        "kind": s.kind,
-                        "municipality_code": s.municipality_code,
-                        "percentage": s.percentage,
-                        "valid_from": s.valid_from,
-                        "valid_to": s.valid_to,
-                        "updated_at": now,
-                    }
+                    SupplementRow(
+                        key,
+                        s.decision_id,
+                        s.kind,
+                        s.municipality_code,
+                        s.percentage,
+                        s.valid_from,
+                        s.valid_to,
+                        now,
+                    )
                 )
             for b in set(state.balances) - set(old.balances):
                 balance_rows.append(
-                    {
-                        "balance_id": b.balance_id,
-                        "person_key": key,
-                        "amount": b.amount,
-                        "remaining": b.remaining,
-                        "arose_on": b.arose_on,
-                        "arose_in_period": b.arose_in_period,
-                        "origin": b.origin,
-                        "skip_once": b.skip_once,
-                        "settled_at_report": changes.settled_by.get(b.balance_id),
-                        "updated_at": now,
-                    }
+                    BalanceRow(
+                        b.balance_id,
+                        key,
+                        b.amount,
+                        b.remaining,
+                        b.arose_on,
+                        b.arose_in_period,
+                        b.origin,
+                        b.skip_once,
+                        changes.settled_by.get(b.balance_id),
+                        now,
+                    )
                 )
             for a in set(state.agreements) - set(old.agreements):
                 agreement_rows.append(
-                    {
-                        "person_key": key,
-                        "agreement_id": a.agreement_id,
-                        "pharmacy_number": a.pharmacy_number,
-                        "entered_on": a.entered_on,
-                        "monthly_rate": a.monthly_rate,
-                        "rates": a.rates,
-                        "ended_on": a.ended_on,
-                        "ended_by_default": a.ended_by_default,
-                        "deferred_total": a.deferred_total,
-                        "settled": a.settled,
-                        "updated_at": now,
-                    }
+                    AgreementRow(
+                        key,
+                        a.agreement_id,
+                        a.pharmacy_number,
+                        a.entered_on,
+                        a.monthly_rate,
+                        a.rates,
+                        a.ended_on,
+                        a.ended_by_default,
+                        a.deferred_total,
+                        a.settled,
+                        now,
+                    )
                 )
         for table, rows in (
             (t.grants, grant_rows),
@@ -521,23 +497,16 @@ class RegisterUnitOfWork:
             (t.deferral_agreements, agreement_rows),
         ):
             if rows:
-                await self.conn.execute(_upsert(self.conn, table), rows)
+                await self.conn.execute(_upsert(self.conn, table), [r._asdict() for r in rows])
 
 
 def _has_extras(s: PersonState) -> bool:
     return bool(s.grants or s.supplements or s.balances or s.agreements)
 
 
-def _without_replaces(row: Row) -> Row:
-    return {k: v for k, v in row.items() if k != "replaces"}
-
-
-_PROCESSED_COLUMNS = ("message_id", "source_topic", "outcome", "output", "processed_at")
-_PROCESSED_ROW = operator.itemgetter(*_PROCESSED_COLUMNS)
-
-
-def _columns(rows: list[Row], names: tuple[str, ...]) -> list[list[Any]]:
-    return [[r[n] for r in rows] for n in names]
+def _columns(rows: list[Any]) -> list[list[Any]]:
+    """Typed rows as one array per column, for `unnest()`."""
+    return [list(column) for column in zip(*rows, strict=True)]
 
 
 def _record(r: Any) -> PurchaseRecord:
@@ -554,11 +523,19 @@ def _record(r: Any) -> PurchaseRecord:
     )
 
 
+def record_of(row: PurchaseRow) -> PurchaseRecord:
+    """What later rules need of a purchase registered in the current batch."""
+    return _record(row)
+
+
 class Register:
     """The register database: hands out units of work, each one transaction.
 
     Raises (from `unit_of_work`):
-        RegisterUnavailable: the database failed; the transaction was rolled back.
+        RegisterUnavailable: a transient failure (connection, timeout, serialisation, deadlock);
+            the transaction was rolled back. Retry.
+        RegisterRefused: the data broke a constraint or a column type; rolled back. Retrying the same
+            batch fails again: find the message that causes it.
     """
 
     unit_of_work_class: type[RegisterUnitOfWork] = RegisterUnitOfWork
@@ -567,14 +544,37 @@ class Register:
         self.engine = engine
 
     @contextlib.asynccontextmanager
-    async def unit_of_work(self) -> AsyncIterator[RegisterUnitOfWork]:
-        from sqlalchemy.exc import DBAPIError, OperationalError
+    async def unit_of_work(self, *, rollback: bool = False) -> AsyncIterator[RegisterUnitOfWork]:
+        """One transaction; committed when the block ends, or rolled back if `rollback` (a trial)."""
+        from sqlalchemy.exc import SQLAlchemyError
 
         try:
-            async with self.engine.begin() as conn:
-                yield self.unit_of_work_class(conn)
-        except (OperationalError, DBAPIError, OSError) as exc:
-            raise RegisterUnavailable(f"{type(exc).__name__}: {exc}".splitlines()[0][:300]) from exc
+            async with self.engine.connect() as conn:
+                transaction = await conn.begin()
+                try:
+                    yield self.unit_of_work_class(conn)
+                except BaseException:
+                    await transaction.rollback()
+                    raise
+                if rollback:
+                    await transaction.rollback()
+                else:
+                    await transaction.commit()
+        except RegisterError:
+            raise
+        except (SQLAlchemyError, OSError, sqlite3.Error) as exc:
+            raise classify(exc) from exc
+        except Exception as exc:
+            if _is_driver_error(exc):
+                raise classify(exc) from exc
+            raise
 
     async def close(self) -> None:
         await self.engine.dispose()
+
+
+def _is_driver_error(exc: BaseException) -> bool:
+    """asyncpg's own errors (raised by the raw `COPY` and `unnest()` calls) and its connection errors."""
+    import asyncpg
+
+    return isinstance(exc, asyncpg.PostgresError | asyncpg.InterfaceError | TimeoutError)

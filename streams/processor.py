@@ -1,4 +1,4 @@
-"""The register's batch consumer: aiokafka `getmany` → decode → apply → write → publish → commit.
+"""The register's batch consumer: aiokafka `getmany` → decode → load → handle → write → publish → commit.
 
 Hosted as a task of the faust app (`streams.app`); it does not depend on faust's acks, agents or tables.
 Each batch pays one handoff and one database transaction, not one per event (design.md, "The hot path").
@@ -11,7 +11,7 @@ import contextlib
 import gc
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
@@ -19,13 +19,14 @@ from aiokafka.errors import CommitFailedError, KafkaError
 from aiokafka.structs import ConsumerRecord
 from sqlalchemy import select
 
-from rules.scales import ScaleBook
 from sinks import tables
-from sinks.publisher import Outgoing, Publisher
+from sinks.publisher import Publisher
 from sinks.register import Register, RegisterUnavailable
-from streams.apply import Applier, ApplyConfig
 from streams.decode import Decoded, Rejected, Source, decode
-from streams.topics import INPUTS, TopicNames
+from streams.handlers import HANDLERS
+from streams.handlers.base import ApplyConfig, Handler
+from streams.pipeline import Pipeline
+from streams.topics import INPUTS, TopicNames, TopicSpec
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +121,7 @@ class RegisterProcessor:
         register: Register,
         names: TopicNames,
         on_batch: Callable[[ProcessorStats], None] | None = None,
+        handlers: Mapping[TopicSpec, Handler] = HANDLERS,
     ) -> None:
         self.config = config
         self.apply_config = apply_config
@@ -129,7 +131,7 @@ class RegisterProcessor:
         self.stats = ProcessorStats()
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
-        self.scales = ScaleBook(())
+        self.pipeline = Pipeline(register, names, apply_config, handlers)
         self._stopping = asyncio.Event()
         self._specs = {names(spec): spec for spec in INPUTS}
         self._order = {names(spec): i for i, spec in enumerate(INPUTS)}
@@ -141,8 +143,7 @@ class RegisterProcessor:
             aiokafka.errors.KafkaConnectionError: the broker cannot be reached.
         """
         c = self.config
-        async with self.register.unit_of_work() as uow:
-            self.scales = ScaleBook(await uow.load_scales())
+        await self.pipeline.start()
         # A batch keeps thousands of short-lived objects alive at once; with the default thresholds the
         # collector rescans them again and again (a quarter of the worker's time, measured by the bench).
         gc.freeze()
@@ -212,6 +213,7 @@ class RegisterProcessor:
     async def fetch(self) -> Fetched | None:
         """Step 1, `decode`: the next records from the broker, each decoded or rejected; None if none."""
         assert self.consumer is not None
+        started = time.perf_counter()
         batch = await self.consumer.getmany(
             timeout_ms=self.config.poll_timeout_ms, max_records=self.config.max_records
         )
@@ -227,6 +229,7 @@ class RegisterProcessor:
                 )
                 item = decode(source, spec)
                 (decoded if isinstance(item, Decoded) else rejected).append(item)
+        self.pipeline.step("fetch", started)
         return Fetched(batch, decoded, rejected)
 
     async def process(self, fetched: Fetched) -> None:
@@ -234,47 +237,33 @@ class RegisterProcessor:
         and publish.
 
         1. decode — done by `fetch`: every record to a model or a `Rejected`;
-        2. apply — the rules, person by person, in offset order (topics in `INPUTS` order);
-        3. write — one register transaction, with the consumed offsets;
-        4. publish — dead letters, decisions, changes, alerts, replays; delivery awaited;
-        5. commit — last offset + 1 per partition, always last.
+        2-4. load, handle, write — `Pipeline.run`: one register transaction, with the consumed offsets;
+        5. publish — dead letters, decisions, changes, alerts, replays; delivery awaited;
+        6. commit — last offset + 1 per partition, always last.
 
         Raises:
-            RegisterUnavailable: step 3 failed; nothing was written or committed.
-            KafkaError: step 4 failed; the register has the batch, redelivery will be skipped.
+            RegisterUnavailable: steps 2-4 failed; nothing was written or committed.
+            KafkaError: step 5 failed; the register has the batch, redelivery will be skipped.
         """
         assert self.consumer is not None
-        batch, decoded, rejected = fetched.batch, fetched.decoded, fetched.rejected
+        batch = fetched.batch
         offsets = {
             (tp.topic, tp.partition): records[-1].offset + 1 for tp, records in batch.items()
         }
-        replays: list[Outgoing] = []
-        async with self.register.unit_of_work() as uow:
-            # Step 2
-            applier = Applier(uow, self.names, self.apply_config, self.scales)
-            await applier.run(decoded, rejected)
-            applier.changes.offsets = offsets
-            # Step 3
-            await uow.write(applier.changes, self.config.group_id)
-            for scale in applier.new_scales:
-                for row in await uow.take_parked(scale.effective_from, scale.valid_to):
-                    replays.append(
-                        Outgoing(
-                            row["source_topic"],
-                            row["key"],
-                            row["value"],
-                            (("reghub-replay-of", row["message_id"].encode()),),
-                        )
-                    )
-        self.scales = applier.scales
-        # Step 4
-        await self.publisher.publish(applier.outputs + replays)
+        # Steps 2-4
+        result = await self.pipeline.run(fetched.decoded, fetched.rejected, offsets)
         # Step 5
+        started = time.perf_counter()
+        await self.publisher.publish(result.outputs)
+        self.pipeline.step("publish", started)
+        # Step 6
+        started = time.perf_counter()
         try:
             await self.consumer.commit({TopicPartition(t, p): o for (t, p), o in offsets.items()})
         except CommitFailedError as exc:  # partitions moved on; the register's offsets stay exact
             log.warning("offset commit refused after a rebalance: %s", exc)
-        self._count(batch, applier.counts)
+        self.pipeline.step("commit", started)
+        self._count(batch, result.counts)
 
     def _count(
         self, batch: dict[TopicPartition, list[ConsumerRecord]], counts: dict[str, int]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -14,7 +14,10 @@ from aiokafka.structs import ConsumerRecord
 from reghub import wiring
 from reghub.settings import Settings
 from sinks.register import Register
+from streams.handlers import HANDLERS
+from streams.handlers.base import Handler
 from streams.processor import RegisterProcessor
+from streams.topics import TopicSpec
 
 
 async def produce(bootstrap: str, topic: str, messages: list[tuple[bytes | None, bytes]]) -> None:
@@ -33,10 +36,10 @@ def as_json(value: dict) -> bytes:
 
 @contextlib.asynccontextmanager
 async def running_worker(
-    settings: Settings, register: Register
+    settings: Settings, register: Register, handlers: Mapping[TopicSpec, Handler] = HANDLERS
 ) -> AsyncIterator[RegisterProcessor]:
     """The real register consumer, running in this event loop until the block ends."""
-    processor = wiring.processor(settings, register)
+    processor = wiring.processor(settings, register, handlers)
     await processor.start()
     task = asyncio.create_task(processor.run())
     try:

@@ -209,7 +209,7 @@ def test_db_upgrade_applies_once_then_reports_up_to_date(tmp_path: Path) -> None
     second = reghub("db", "upgrade", cwd=tmp_path, env=env)
 
     assert first.returncode == 0, first
-    assert first.stdout.strip() == "applied: initial_register"
+    assert first.stdout.strip() == "applied: 0001_initial_register, 0002_drop_schema_migrations"
     assert second.returncode == 0, second
     assert second.stdout.strip() == "register schema is up to date"
     assert db.is_file()

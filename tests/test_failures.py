@@ -13,6 +13,8 @@ from reghub.settings import Settings
 from sinks import tables
 from sinks.changes import BatchChanges
 from sinks.register import Register, RegisterUnavailable, RegisterUnitOfWork, make_engine
+from streams.handlers import HANDLERS
+from streams.handlers.base import Handler
 from streams.topics import DEAD_LETTER, DECISIONS, DISPENSINGS, TopicNames
 from tests.kafka_helpers import as_json, produce, read_until, running_worker
 from tests.messages import PERSON, report
@@ -79,25 +81,25 @@ async def test_a_failed_write_commits_nothing_and_is_retried(settings: Settings)
 
 
 async def test_a_bug_on_one_message_is_dead_lettered_and_leaves_no_trace(
-    settings: Settings, register: Register, monkeypatch: pytest.MonkeyPatch
+    settings: Settings, register: Register
 ) -> None:
-    """An unexpected error half-way through one report: `internal_error`, rolled back, the rest goes on."""
-    import streams.apply
+    """An unexpected error after the rules ran on one report: `internal_error`, nothing of it kept,
+    the rest of the batch goes on — through the worker and the broker."""
+    real = HANDLERS[DISPENSINGS]
 
-    real = streams.apply.decision_from_row
-
-    def fails_on_boom(row, status):  # type: ignore[no-untyped-def]
-        if row["report_id"] == "boom":  # after its row and state were already recorded
+    def fails_on_boom(view, d, ctx):  # type: ignore[no-untyped-def]
+        effects = real.handle(view, d, ctx)  # its row and new state are already built
+        if d.message_id == "boom":
             raise RuntimeError("a bug after the state was already changed")
-        return real(row, status)
+        return effects
 
-    monkeypatch.setattr(streams.apply, "decision_from_row", fails_on_boom)
+    handlers = {**HANDLERS, DISPENSINGS: Handler(fails_on_boom, real.needs, real.redecide)}
     names = TopicNames(settings.topic_prefix)
     sales = [report("before", 100_000), report("boom", 300_000), report("after", 100_000)]
     await produce(
         settings.kafka_bootstrap, names(DISPENSINGS), [(PERSON.encode(), as_json(s)) for s in sales]
     )
-    async with running_worker(settings, register):
+    async with running_worker(settings, register, handlers):
         dead = await read_until(settings.kafka_bootstrap, names(DEAD_LETTER), lambda r: len(r) >= 1)
         good = await read_until(settings.kafka_bootstrap, names(DECISIONS), lambda r: len(r) >= 2)
     assert dict(dead[0].headers)["reghub-reason"] == b"internal_error"

@@ -1,0 +1,171 @@
+"""Typed rows of the register's tables: one `NamedTuple` per table, its fields the table's columns in order.
+
+The columns are defined once, here (and checked against `sinks.tables` by the tests): a row is a tuple in
+column order, so PostgreSQL's `COPY` takes it as it is and SQLite gets `row._asdict()`.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import NamedTuple
+
+
+class PersonRow(NamedTuple):
+    person_key: str
+    birth_date: date
+    current_period_start: date | None
+    has_extras: bool
+    updated_at: datetime
+
+
+class PeriodRow(NamedTuple):
+    person_key: str
+    period_start: date
+    period_end: date
+    previous_period_end: date | None
+    under18: bool
+    saldo: int
+
+
+class PurchaseRow(NamedTuple):
+    """A registered dispensing (§ 3 stk. 1 nr. 1-10) and the register's decision on it; `id` is the
+    database's."""
+
+    report_id: str
+    person_key: str
+    kind: str
+    return_of: str | None
+    pharmacy_number: str
+    pharmacy_site_p_number: str
+    dispensing_id: str
+    ordination_id: str
+    paid_or_invoiced_at: datetime
+    day: date
+    lines: str
+    period_start: date | None
+    period_end: date | None
+    previous_period_end: date | None
+    under18: bool | None
+    terminal: bool
+    basis: int
+    subsidy_entitled: int
+    balancing_applied: int
+    subsidy: int
+    health_supplement: int
+    rights_based: int
+    citizen_pays: int
+    deferred_to_agreement: int
+    saldo_after: int
+    subsidised: bool
+    remaining_balancing: int
+    granted_subsidy: int | None
+    deviation: int
+    returned_basis: int
+    status: str
+    source_partition: int
+    source_offset: int
+    registered_at: datetime
+
+
+PURCHASE_CHANGEABLE = frozenset({"basis", "subsidy_entitled", "status", "returned_basis"})
+"""The columns of a registered purchase that later messages (returns, corrections) may change."""
+
+
+class ProcessedRow(NamedTuple):
+    message_id: str
+    source_topic: str
+    outcome: str
+    output: bytes | None
+    processed_at: datetime
+
+
+class OffsetRow(NamedTuple):
+    group_id: str
+    topic: str
+    partition: int
+    next_offset: int
+    updated_at: datetime
+
+
+class CorrectionRow(NamedTuple):
+    message_id: str
+    person_key: str
+    action: str
+    report_id: str | None
+    ordered_by: str
+    reported_by: str
+    amount: int | None
+    received_at: datetime
+
+
+class ScaleRow(NamedTuple):
+    effective_from: date
+    valid_to: date | None
+    t1: int
+    t2: int
+    t3: int
+    t4: int | None
+    t4_child: int | None
+    own_payment_cap: int | None
+    source: str
+    loaded_at: datetime
+
+
+class ParkedRow(NamedTuple):
+    message_id: str
+    source_topic: str
+    day: date
+    reason: str
+    key: bytes | None
+    value: bytes
+    parked_at: datetime
+    replayed_at: datetime | None
+
+
+class GrantRow(NamedTuple):
+    person_key: str
+    grant_id: str
+    kind: str
+    drug_id: str | None
+    valid_from: date
+    valid_to: date
+    updated_at: datetime
+
+
+class SupplementRow(NamedTuple):
+    person_key: str
+    decision_id: str
+    kind: str
+    municipality_code: int
+    percentage: Decimal | None
+    valid_from: date
+    valid_to: date | None
+    updated_at: datetime
+
+
+class BalanceRow(NamedTuple):
+    balance_id: str
+    person_key: str
+    amount: int
+    remaining: int
+    arose_on: date
+    arose_in_period: date | None
+    origin: str
+    skip_once: bool
+    settled_at_report: str | None
+    updated_at: datetime
+
+
+class AgreementRow(NamedTuple):
+    person_key: str
+    agreement_id: str
+    pharmacy_number: str
+    entered_on: date
+    monthly_rate: int
+    rates: int
+    ended_on: date | None
+    ended_by_default: bool
+    deferred_total: int
+    settled: bool
+    updated_at: datetime

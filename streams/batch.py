@@ -1,0 +1,162 @@
+"""One batch as it is handled: the register as loaded, the effects merged so far, and the outputs.
+
+`Batch` is the handlers' `BatchView` (read-only to them) and the only place where effects are merged:
+called by the pipeline after each handler that returned. A handler that raised has no effects to merge.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import date
+from typing import Any
+
+from rules.outcomes import PurchaseRecord
+from rules.scales import Scale, ScaleBook
+from rules.state import Period, PersonState
+from sinks.changes import BatchChanges
+from sinks.publisher import Outgoing
+from sinks.register import record_of
+from sinks.rows import ProcessedRow, PurchaseRow
+from streams.decode import Decoded, Rejected
+from streams.effects import Effects
+from streams.outputs import Outputs
+
+_RECORD_FIELD = {
+    "basis": "basis",
+    "subsidy_entitled": "entitled",
+    "status": "status",
+    "returned_basis": "returned_basis",
+}
+
+
+@dataclass
+class Loaded:
+    """Everything a batch needs from the register, read before any handler runs.
+
+    - `known`: (topic, message id) -> (outcome, output) of messages already processed;
+    - `states`: the batch's persons as registered (unknown persons are absent);
+    - `purchases`: report id -> (person key, record) of the purchases messages refer to;
+    - `chains`: (person key, period start) -> (period, purchases) for corrections to recompute;
+    - `duplicates`: register rows of redelivered registered reports, to answer them again.
+    """
+
+    known: dict[tuple[str, str], tuple[str, bytes | None]] = field(default_factory=dict)
+    states: dict[str, PersonState] = field(default_factory=dict)
+    purchases: dict[str, tuple[str, PurchaseRecord]] = field(default_factory=dict)
+    chains: dict[tuple[str, date], tuple[Period, tuple[PurchaseRecord, ...]]] = field(
+        default_factory=dict
+    )
+    duplicates: dict[tuple[str, str], PurchaseRow] = field(default_factory=dict)
+
+
+class Batch:
+    """The batch being handled: a view for the handlers, and the merge of their effects."""
+
+    def __init__(self, loaded: Loaded, scales: ScaleBook, out: Outputs) -> None:
+        self.loaded = loaded
+        self.scales = scales
+        self.out = out
+        self.changes = BatchChanges(loaded={k: loaded.states.get(k) for k in loaded.states})
+        self.outputs: list[Outgoing] = []
+        self.new_scales: list[Scale] = []
+        self.counts: dict[str, int] = {}
+        self.rejected_at: dict[tuple[str, int], int] = {}
+        self._pending: dict[str, int] = {}  # report id -> index in changes.purchases
+
+    # -- the view (read by handlers) ---------------------------------------------------------------
+
+    def state(self, person_key: str) -> PersonState | None:
+        return self.changes.persons.get(person_key) or self.loaded.states.get(person_key)
+
+    def purchase(self, report_id: str, person_key: str) -> PurchaseRecord | None:
+        i = self._pending.get(report_id)
+        if i is not None:
+            row = self.changes.purchases[i]
+            return record_of(row) if row.person_key == person_key else None
+        found = self.loaded.purchases.get(report_id)
+        if found is None or found[0] != person_key:
+            return None
+        return self._updated(found[1])
+
+    def chain(
+        self, person_key: str, period_start: date
+    ) -> tuple[Period, tuple[PurchaseRecord, ...]] | None:
+        loaded = self.loaded.chains.get((person_key, period_start))
+        state = self.state(person_key)
+        if state is not None and state.period is not None and state.period.start == period_start:
+            period: Period | None = state.period  # the saldo as this batch has it
+        else:
+            period = self.changes.periods.get((person_key, period_start)) or (
+                loaded[0] if loaded else None
+            )
+        if period is None:
+            return None
+        records = [self._updated(r) for r in loaded[1]] if loaded else []
+        records.extend(
+            record_of(row)
+            for row in self.changes.purchases
+            if row.person_key == person_key and row.period_start == period_start
+        )
+        return period, tuple(records)
+
+    def _updated(self, record: PurchaseRecord) -> PurchaseRecord:
+        values = self.changes.purchase_updates.get(record.report_id)
+        if not values:
+            return record
+        return replace(record, **{_RECORD_FIELD[k]: v for k, v in values.items()})
+
+    # -- the merge (called by the pipeline only) ---------------------------------------------------
+
+    def merge(self, d: Decoded, fx: Effects, replaces: bool = False) -> None:
+        """Add one message's effects to the batch. Called only after its handler returned."""
+        c = self.changes
+        for state in fx.states:
+            c.keep(state)
+        for key, period in fx.periods:
+            c.periods[(key, period.start)] = period
+        for row in fx.purchases:
+            self._pending[row.report_id] = len(c.purchases)
+            c.purchases.append(row)
+        for report_id, values in fx.purchase_updates:
+            self._update_purchase(report_id, values)
+        if fx.settled_by:
+            c.settled_by.update(fx.settled_by)
+        c.corrections.extend(fx.corrections)
+        for row, scale in fx.scales:
+            c.scales.append(row)
+            self.scales = self.scales.with_scale(scale)
+            self.new_scales.append(scale)
+        c.parked.extend(fx.parked)
+        self.outputs.extend(fx.outputs)
+        if fx.rejected is not None:
+            self.reject(fx.rejected)
+        if fx.outcome is not None:
+            row = ProcessedRow(d.message_id, d.source.topic, fx.outcome, fx.output, self.out.now)
+            (c.replacing if replaces else c.processed).append(row)
+            self._count(fx.outcome)
+            if fx.outcome != "registered":  # a registered report's decision says it all
+                self.outputs.append(self.out.change(d, fx.outcome, fx.reason))
+
+    def _update_purchase(self, report_id: str, values: Any) -> None:
+        i = self._pending.get(report_id)
+        if i is not None:
+            self.changes.purchases[i] = self.changes.purchases[i]._replace(**values)
+        else:
+            self.changes.purchase_updates.setdefault(report_id, {}).update(values)
+
+    def reject(self, r: Rejected) -> None:
+        """A dead letter and its change-feed entry; counted per partition for the ratio alert."""
+        self.outputs.extend(self.out.dead_letter(r))
+        self._count("rejected")
+        where = (r.source.topic, r.source.partition)
+        self.rejected_at[where] = self.rejected_at.get(where, 0) + 1
+
+    def duplicate(self, d: Decoded, answer: Outgoing | None) -> None:
+        """A message already processed: acknowledged, answered again if it has an answer."""
+        if answer is not None:
+            self.outputs.append(answer)
+        self.outputs.append(self.out.change(d, "duplicate"))
+        self._count("duplicate")
+
+    def _count(self, outcome: str) -> None:
+        self.counts[outcome] = self.counts.get(outcome, 0) + 1

@@ -1,0 +1,66 @@
+"""`Effects`: what one message does, as a value a handler returns and the batch driver merges.
+
+A handler never changes the batch: it reads the batch's view and returns `Effects`. The driver merges
+them only when the handler returned; a handler that raises leaves nothing behind (no rollback to write).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from rules.scales import Scale
+from rules.state import Period, PersonState
+from sinks.publisher import Outgoing
+from sinks.rows import CorrectionRow, ParkedRow, PurchaseRow, ScaleRow
+from streams.decode import Rejected
+
+
+@dataclass(slots=True)
+class Effects:
+    """One message's effects. Empty tuples by default: the hot path builds only what it needs.
+
+    - `outcome`: "registered", "applied" or "parked" (recorded with the message id, so a redelivery is
+      a duplicate), with `output` kept for it and `reason` for the change feed; None when rejected.
+    - `rejected`: the message goes to the dead-letter topic with this reason (outputs still go out).
+    - `states`: people's new states; `periods`: periods changed besides their current one.
+    - `purchase_updates`: (report id, changed columns) of purchases registered earlier.
+    """
+
+    outcome: str | None = None
+    output: bytes | None = None
+    reason: str | None = None
+    rejected: Rejected | None = None
+    states: Sequence[PersonState] = ()
+    periods: Sequence[tuple[str, Period]] = ()
+    purchases: Sequence[PurchaseRow] = ()
+    purchase_updates: Sequence[tuple[str, Mapping[str, Any]]] = ()
+    settled_by: Mapping[str, str] | None = None
+    corrections: Sequence[CorrectionRow] = ()
+    scales: Sequence[tuple[ScaleRow, Scale]] = ()
+    parked: Sequence[ParkedRow] = ()
+    outputs: Sequence[Outgoing] = ()
+
+
+def refused(rejected: Rejected, outputs: Sequence[Outgoing] = ()) -> Effects:
+    """A message that breaks a rule: dead-lettered, with any outputs already due (a late-report alert)."""
+    return Effects(rejected=rejected, outputs=outputs)
+
+
+@dataclass(frozen=True, slots=True)
+class Needs:
+    """What a message needs from the register beyond its person, so the batch loads it up front.
+
+    - `report_ids`: registered purchases it refers to (a return's sale, a correction's report);
+    - `chains`: reports whose whole period it recomputes (a correction);
+    - `day`: the date whose subsidy scale it needs.
+    """
+
+    report_ids: tuple[str, ...] = ()
+    chains: tuple[str, ...] = ()
+    day: date | None = None
+
+
+NO_NEEDS = Needs()

@@ -1,0 +1,34 @@
+"""The registry: one handler per input topic, keyed by the topic. Adding a topic adds one line here."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from streams.handlers import (
+    corrections,
+    deferrals,
+    dispensings,
+    individual_grants,
+    municipal_grants,
+    subsidy_scales,
+)
+from streams.handlers.base import Handler
+from streams.topics import (
+    CORRECTIONS,
+    DEFERRALS,
+    DISPENSINGS,
+    INDIVIDUAL_GRANTS,
+    MUNICIPAL_GRANTS,
+    SUBSIDY_SCALES,
+    TopicSpec,
+)
+
+HANDLERS: Mapping[TopicSpec, Handler] = {
+    SUBSIDY_SCALES: subsidy_scales.HANDLER,
+    INDIVIDUAL_GRANTS: individual_grants.HANDLER,
+    MUNICIPAL_GRANTS: municipal_grants.HANDLER,
+    DEFERRALS: deferrals.HANDLER,
+    DISPENSINGS: dispensings.HANDLER,
+    CORRECTIONS: corrections.HANDLER,
+}
+"""Input topics in the order a batch applies them (reference data and grants first)."""

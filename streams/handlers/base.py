@@ -1,0 +1,101 @@
+"""The handler contract: a handler turns one decoded message into `Effects`, reading only the batch's view.
+
+A handler is a pure function of (view, message, context): it calls `rules/`, builds typed rows and
+outputs, and returns them. It does no I/O and changes nothing it is given; what it needs from the
+register is declared by `needs` and loaded before the batch is handled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+from rules.dispensing import RulesConfig
+from rules.outcomes import PurchaseRecord
+from rules.scales import ScaleBook
+from rules.state import Period, PersonState
+from sinks.publisher import Outgoing
+from sinks.rows import PurchaseRow
+from streams.decode import Decoded, Rejected
+from streams.effects import Effects, Needs
+from streams.outputs import Outputs
+
+COPENHAGEN = ZoneInfo("Europe/Copenhagen")
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyConfig:
+    """The pipeline's values: consumer group, deadlines, pseudonym key, rules and alert thresholds."""
+
+    group_id: str
+    report_grace_seconds: int
+    pseudonym_secret: bytes
+    rules: RulesConfig = field(default_factory=RulesConfig)
+    dead_letter_alert_ratio: float = 0.5
+    dead_letter_alert_min_messages: int = 20
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What a handler may use besides the view: the batch's clock, the config and the output builder."""
+
+    now: datetime
+    config: ApplyConfig
+    out: Outputs
+
+
+class BatchView(Protocol):
+    """The register as loaded for this batch, plus the effects of the messages handled before."""
+
+    @property
+    def scales(self) -> ScaleBook: ...
+
+    def state(self, person_key: str) -> PersonState | None:
+        """The person's state, or None for a person the register does not know."""
+        ...
+
+    def purchase(self, report_id: str, person_key: str) -> PurchaseRecord | None:
+        """A registered purchase of this person (from the register or earlier in the batch)."""
+        ...
+
+    def chain(
+        self, person_key: str, period_start: date
+    ) -> tuple[Period, tuple[PurchaseRecord, ...]] | None:
+        """A period and its purchases in register order, for a correction to recompute."""
+        ...
+
+
+HandleFn = Callable[[BatchView, Decoded, Context], Effects]
+
+
+@dataclass(frozen=True, slots=True)
+class Handler:
+    """The handler of one input topic.
+
+    - `handle`: the message's effects; raising discards them and dead-letters it as `internal_error`;
+    - `needs`: what it needs loaded besides the person (default: nothing);
+    - `redecide`: for a redelivered message already registered, its output rebuilt from its purchase row.
+    """
+
+    handle: HandleFn
+    needs: Callable[[Decoded], Needs] | None = None
+    redecide: Callable[[PurchaseRow, Context], Outgoing] | None = None
+
+
+def person_state(view: BatchView, d: Decoded) -> PersonState:
+    """The message's person as the batch has it, or a new person born on the key's birth date."""
+    key = d.person_key
+    assert key is not None
+    return view.state(key) or PersonState(key, d.message.person.born())  # type: ignore[attr-defined]
+
+
+def rejection(d: Decoded, reason: str) -> Rejected:
+    return Rejected(d.source, reason, d.message_id, d.person_key)
+
+
+def applied(state: PersonState, output: bytes | None = None, **more: Any) -> Effects:
+    """A message applied: the person's new state, recorded as processed."""
+    return Effects(outcome="applied", output=output, states=(state,), **more)

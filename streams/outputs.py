@@ -1,0 +1,94 @@
+"""Builds the hub's outputs: dead letters, the change feed and alerts; monitoring carries pseudonyms only.
+
+Used by the batch driver and the handlers while a batch is handled; builds values, does no I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from rules.deadlines import seconds_late
+from rules.privacy import pseudonym
+from schemas.monitoring import Alert, Change
+from sinks.publisher import Outgoing
+from streams.decode import Decoded, Rejected
+from streams.topics import ALERTS, CHANGES, DEAD_LETTER, TopicNames, TopicSpec
+
+
+@dataclass(frozen=True, slots=True)
+class Outputs:
+    """Output builder for one batch: topic names, the pseudonym key, and the batch's clock."""
+
+    names: TopicNames
+    pseudonym_secret: bytes
+    now: datetime
+
+    def emit(self, spec: TopicSpec, key: bytes, value: bytes) -> Outgoing:
+        return Outgoing(self.names(spec), key, value)
+
+    def pseudonym(self, person_key: str | None) -> str:
+        return pseudonym(person_key, self.pseudonym_secret) if person_key else "unknown"
+
+    def dead_letter(self, r: Rejected) -> tuple[Outgoing, Outgoing]:
+        """The dead letter (original key and bytes; reason and source position in headers) and its
+        change-feed entry."""
+        s = r.source
+        headers = (
+            ("reghub-reason", r.reason.encode()),
+            ("reghub-source-topic", s.topic.encode()),
+            ("reghub-source-partition", str(s.partition).encode()),
+            ("reghub-source-offset", str(s.offset).encode()),
+            ("reghub-message-id", (r.message_id or "").encode()),
+        )
+        dead = Outgoing(self.names(DEAD_LETTER), s.key, s.value or b"", headers)
+        person = r.person_key or (s.key.decode("utf-8", "replace") if s.key else None)
+        change = Change(
+            source_topic=s.topic,
+            message_id=r.message_id or f"offset:{s.partition}:{s.offset}",
+            outcome="rejected",
+            reason=r.reason,
+            person=self.pseudonym(person),
+            at=self.now,
+        )
+        return dead, self.emit(CHANGES, change.person.encode(), change.model_dump_json().encode())
+
+    def change(self, d: Decoded, outcome: str, reason: str | None = None) -> Outgoing:
+        """What became of one message, for monitoring."""
+        change = Change(
+            source_topic=d.source.topic,
+            message_id=d.message_id,
+            outcome=outcome,  # type: ignore[arg-type]
+            reason=reason,
+            person=self.pseudonym(d.person_key),
+            at=self.now,
+        )
+        return self.emit(CHANGES, change.person.encode(), change.model_dump_json().encode())
+
+    def late_report(self, d: Decoded, due: datetime, reporter: str, rule: str) -> Outgoing | None:
+        """An alert if the message reached the broker after its legal deadline (record timestamp)."""
+        if d.source.timestamp_ms / 1000 <= due.timestamp():
+            return None
+        received = datetime.fromtimestamp(d.source.timestamp_ms / 1000, UTC)
+        late = seconds_late(due, received)
+        if not late:
+            return None
+        alert = Alert(
+            kind="late_report",
+            source_topic=d.source.topic,
+            message_id=d.message_id,
+            reporter=reporter,
+            person=self.pseudonym(d.person_key),
+            detail=f"received {late} s after its deadline {due.isoformat()} ({rule})",
+            at=self.now,
+        )
+        return self.emit(ALERTS, reporter.encode(), alert.model_dump_json().encode())
+
+    def dead_letter_ratio(self, topic: str, partition: int, bad: int, total: int) -> Outgoing:
+        alert = Alert(
+            kind="dead_letter_ratio",
+            source_topic=topic,
+            detail=f"partition {partition}: {bad} of {total} messages in one batch rejected",
+            at=self.now,
+        )
+        return self.emit(ALERTS, f"{topic}/{partition}".encode(), alert.model_dump_json().encode())

@@ -1,0 +1,287 @@
+"""The one batch pipeline — load, handle, write — used by the worker, the in-process runner and the benchmark.
+
+Steps 1 (decode) and 4-5 (publish, commit) belong to the caller: the worker publishes the outputs and
+commits offsets only after `Pipeline.run` returned, i.e. after the register committed the batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from rules.scales import ScaleBook
+from sinks.errors import RegisterRefused, RegisterUnavailable
+from sinks.publisher import Outgoing
+from sinks.register import Register, RegisterUnitOfWork, record_of
+from streams.batch import Batch, Loaded
+from streams.decode import Decoded, Rejected
+from streams.effects import NO_NEEDS, Needs
+from streams.handlers import HANDLERS
+from streams.handlers.base import ApplyConfig, Context, Handler
+from streams.outputs import Outputs
+from streams.topics import TopicNames, TopicSpec
+
+log = logging.getLogger(__name__)
+
+StepHook = Callable[[str, float], None]
+"""Called with a step's name and its wall seconds: "load", "handle", "write", "transaction" (the whole
+unit of work, BEGIN to COMMIT) and, from the worker, "fetch", "publish", "commit"."""
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    """What a committed batch leaves to publish, and what became of its messages."""
+
+    outputs: list[Outgoing]
+    counts: dict[str, int]
+
+
+class Pipeline:
+    """Runs decoded batches through the handlers into the register.
+
+    Not safe for two batches at once: one worker runs one batch at a time.
+    """
+
+    def __init__(
+        self,
+        register: Register,
+        names: TopicNames,
+        config: ApplyConfig,
+        handlers: Mapping[TopicSpec, Handler] = HANDLERS,
+        on_step: StepHook | None = None,
+    ) -> None:
+        self.register = register
+        self.names = names
+        self.config = config
+        self.handlers = handlers
+        self.on_step = on_step
+        self.scales = ScaleBook(())
+
+    async def start(self) -> None:
+        """Read the scales. Raises: RegisterUnavailable."""
+        await self.refresh_scales()
+
+    async def refresh_scales(self) -> None:
+        """Read the scales again: another worker may have loaded one. Raises: RegisterUnavailable."""
+        async with self.register.unit_of_work() as uow:
+            self.scales = ScaleBook(await uow.load_scales())
+
+    def step(self, name: str, started: float) -> None:
+        if self.on_step is not None:
+            self.on_step(name, time.perf_counter() - started)
+
+    async def run(
+        self,
+        decoded: list[Decoded],
+        rejected: list[Rejected],
+        offsets: Mapping[tuple[str, int], int],
+    ) -> BatchResult:
+        """Load, handle and write one batch in one register transaction, with its consumed offsets.
+
+        A register error caused by one message's data is isolated (`isolate`): that message is
+        dead-lettered with its `register.*` reason and the batch is run again without it.
+
+        Raises:
+            RegisterUnavailable: transient; nothing was written. Retry the batch with backoff.
+        """
+        poisoned: list[Rejected] = []
+        while True:
+            try:
+                return await self._attempt(decoded, [*rejected, *poisoned], offsets)
+            except RegisterRefused as exc:
+                culprit = await self.isolate(decoded)
+                if culprit is None:
+                    raise RegisterUnavailable(
+                        f"{exc.reason}, and no single message causes it: retrying"
+                    ) from exc
+                d = decoded[culprit]
+                log.error(
+                    "register refused %s at %s/%d: %s",
+                    d.source.topic,
+                    d.source.partition,
+                    d.source.offset,
+                    exc.reason,
+                )
+                reason = (await self._refusal(decoded[: culprit + 1])) or exc.reason
+                poisoned.append(Rejected(d.source, reason, d.message_id, d.person_key))
+                decoded = decoded[:culprit] + decoded[culprit + 1 :]
+
+    async def isolate(self, decoded: list[Decoded]) -> int | None:
+        """The first message whose effects the register refuses, by bisecting trial writes (rolled
+        back) of ever shorter prefixes of the batch; None when even no message fails or all pass.
+
+        A prefix that fails keeps failing when it grows (the culprit stays in it), so the smallest
+        failing prefix ends with the culprit: about log2(n) trials.
+        """
+        if await self._refusal(decoded) is None or await self._refusal([]) is not None:
+            return None
+        good, bad = 0, len(decoded)  # prefix of `good` messages passes; of `bad` messages fails
+        while bad - good > 1:
+            mid = (good + bad) // 2
+            if await self._refusal(decoded[:mid]) is None:
+                good = mid
+            else:
+                bad = mid
+        return bad - 1
+
+    async def _refusal(self, decoded: list[Decoded]) -> str | None:
+        """The register's reason for refusing these messages' effects, from a trial write rolled back."""
+        try:
+            await self._attempt(decoded, [], {}, trial=True)
+        except RegisterRefused as exc:
+            return exc.reason
+        return None
+
+    async def _attempt(
+        self,
+        decoded: list[Decoded],
+        rejected: list[Rejected],
+        offsets: Mapping[tuple[str, int], int],
+        trial: bool = False,
+    ) -> BatchResult:
+        """Steps 2-3 of a batch in one transaction (rolled back if `trial`):
+
+        2. load — everything the batch needs from the register, one round trip per table;
+        3. handle — each message through its topic's handler, merging effects only on success;
+        4. write — the batch's rows, processed ids and consumed offsets, and parked reports a new
+           scale releases (marked replayed; replayed onto their topic by the caller).
+        """
+        now = datetime.now(UTC)
+        out = Outputs(self.names, self.config.pseudonym_secret, now)
+        ctx = Context(now, self.config, out)
+        replays: list[Outgoing] = []
+        begun = time.perf_counter()
+        async with self.register.unit_of_work(rollback=trial) as uow:
+            # Step 2
+            started = time.perf_counter()
+            loaded, fresh, duplicates, scales = await self.load(uow, decoded)
+            self.step("load", started)
+            # Step 3
+            started = time.perf_counter()
+            batch = Batch(loaded, scales, out)
+            for r in rejected:
+                batch.reject(r)
+            for d in duplicates:
+                row = loaded.duplicates.get((d.source.topic, d.message_id))
+                redecide = self.handlers[d.spec].redecide
+                batch.duplicate(d, redecide(row, ctx) if row and redecide else None)
+            for d in fresh:
+                self._handle(batch, d, ctx)
+            self._dead_letter_ratio(batch, decoded, rejected)
+            batch.changes.offsets = dict(offsets)
+            self.step("handle", started)
+            # Step 4
+            started = time.perf_counter()
+            await uow.write(batch.changes, self.config.group_id)
+            for scale in batch.new_scales:
+                for parked in await uow.take_parked(scale.effective_from, scale.valid_to):
+                    replays.append(
+                        Outgoing(
+                            parked["source_topic"],
+                            parked["key"],
+                            parked["value"],
+                            (("reghub-replay-of", parked["message_id"].encode()),),
+                        )
+                    )
+            self.step("write", started)
+        self.step("transaction", begun)
+        if not trial:
+            self.scales = batch.scales
+        return BatchResult(batch.outputs + replays, batch.counts)
+
+    def _handle(self, batch: Batch, d: Decoded, ctx: Context) -> None:
+        """One message: its handler's effects merged, or, if the handler raised, an `internal_error`."""
+        replaces = (d.source.topic, d.message_id) in batch.loaded.known
+        try:
+            fx = self.handlers[d.spec].handle(batch, d, ctx)
+        except Exception:  # a bug on one message never stops the partition
+            log.exception(
+                "internal error handling %s at %s/%d",
+                d.source.topic,
+                d.source.partition,
+                d.source.offset,
+            )
+            batch.reject(Rejected(d.source, "internal_error", d.message_id, d.person_key))
+            return
+        batch.merge(d, fx, replaces)
+
+    async def load(
+        self, uow: RegisterUnitOfWork, decoded: list[Decoded]
+    ) -> tuple[Loaded, list[Decoded], list[Decoded], ScaleBook]:
+        """Step 2: read what the batch needs; split it into fresh messages and duplicates.
+
+        A message id already processed (or seen earlier in this batch) is a duplicate, except one that
+        was parked: that is decided again when it is replayed.
+        """
+        loaded = Loaded()
+        known = await uow.known_messages((d.source.topic, d.message_id) for d in decoded)
+        loaded.known = {k: v for k, v in known.items() if v[0] == "parked"}
+        fresh: list[Decoded] = []
+        duplicates: list[Decoded] = []
+        seen: set[tuple[str, str]] = set()
+        for d in decoded:
+            where = (d.source.topic, d.message_id)
+            earlier = known.get(where)
+            if where in seen or (earlier is not None and earlier[0] != "parked"):
+                duplicates.append(d)
+            else:
+                fresh.append(d)
+            seen.add(where)
+        keys = {d.person_key for d in fresh if d.person_key is not None}
+        loaded.states = await uow.load_states(keys)
+        needs = [(d, self._needs(d)) for d in fresh]
+        redecided = [
+            d.message_id
+            for d in duplicates
+            if known.get((d.source.topic, d.message_id), ("",))[0] == "registered"
+            and self.handlers[d.spec].redecide is not None
+        ]
+        referred = {rid for _, n in needs for rid in n.report_ids}
+        rows = await uow.purchase_rows(referred | set(redecided))
+        by_id = {row.report_id: row for row in rows}
+        loaded.purchases = {
+            rid: (by_id[rid].person_key, record_of(by_id[rid])) for rid in referred if rid in by_id
+        }
+        for d in duplicates:
+            row = by_id.get(d.message_id)
+            if row is not None and d.message_id in redecided:
+                loaded.duplicates[(d.source.topic, d.message_id)] = row
+        chains = set()
+        for d, n in needs:
+            for rid in n.chains:
+                if rid in by_id and by_id[rid].period_start is not None:
+                    chains.add((by_id[rid].person_key, by_id[rid].period_start))
+                elif d.person_key in loaded.states:  # a report of this batch: the current period
+                    period = loaded.states[d.person_key].period
+                    if period is not None:
+                        chains.add((d.person_key, period.start))
+        loaded.chains = await uow.load_chains(chains)
+        scales = self.scales
+        if any(n.day is not None and scales.on(n.day) is None for _, n in needs):
+            # another worker may have loaded the scale since this one read them
+            scales = ScaleBook(await uow.load_scales())
+        return loaded, fresh, duplicates, scales
+
+    def _needs(self, d: Decoded) -> Needs:
+        needs = self.handlers[d.spec].needs
+        return needs(d) if needs is not None else NO_NEEDS
+
+    def _dead_letter_ratio(
+        self, batch: Batch, decoded: list[Decoded], rejected: list[Rejected]
+    ) -> None:
+        """Alert when most of a partition's batch was rejected; the worker itself goes on."""
+        totals: dict[tuple[str, int], int] = {}
+        for item in (*decoded, *rejected):
+            where = (item.source.topic, item.source.partition)
+            totals[where] = totals.get(where, 0) + 1
+        cfg = self.config
+        for (topic, partition), total in totals.items():
+            bad = batch.rejected_at.get((topic, partition), 0)
+            if (
+                total >= cfg.dead_letter_alert_min_messages
+                and bad / total >= cfg.dead_letter_alert_ratio
+            ):
+                batch.outputs.append(batch.out.dead_letter_ratio(topic, partition, bad, total))
