@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 from sqlalchemy import func, select
 
-from reghub.settings import Settings
+from rules.money import ore_to_kroner
 from sinks import tables
 from sinks.register import make_engine
 
@@ -29,8 +29,9 @@ document.getElementById('u').textContent='updated '+new Date().toLocaleTimeStrin
 tick();setInterval(tick,2000);</script></body></html>"""
 
 
-def create_api(settings: Settings) -> FastAPI:
-    engine = make_engine(settings.database_url)
+def create_api(database_url: str) -> FastAPI:
+    """The read API over the register at `database_url` (its configuration as values, not settings)."""
+    engine = make_engine(database_url)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -71,7 +72,7 @@ def create_api(settings: Settings) -> FastAPI:
         return {
             "purchases": purchases,
             "persons": persons,
-            "subsidy_granted_kr": f"{subsidy / 100:.2f}",
+            "subsidy_granted_kr": ore_to_kroner(int(subsidy)),
             "reports_deviating_from_the_register": deviations,
             "parked_reports": parked,
             "open_balancing_amounts": open_balances,

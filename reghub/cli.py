@@ -70,6 +70,7 @@ def worker() -> None:
         bootstrap=settings.kafka_bootstrap,
         web_port=settings.web_port,
         session_timeout_ms=settings.kafka_session_timeout_ms,
+        scale_refresh_seconds=settings.scale_refresh_seconds,
     )
     faust.Worker(faust_app, loglevel=settings.log_level.upper()).execute_from_commandline()
 
@@ -86,7 +87,7 @@ def api(
 
     settings = load_settings()
     uvicorn.run(
-        create_api(settings),
+        create_api(settings.database_url),
         host=host or settings.api_host,
         port=port or settings.api_port,
         log_level=settings.log_level.lower(),

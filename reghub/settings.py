@@ -24,6 +24,9 @@ class Settings(BaseSettings):
     fetch_max_wait_ms: int = 50
     batch_max_records: int = Field(default=5_000, ge=1)
     retry_backoff_max_s: float = 30.0
+    scale_refresh_seconds: float = Field(
+        default=60.0, gt=0, description="re-read scales this often"
+    )
     report_grace_seconds: int = Field(default=60, ge=0, description="'immediately' for § 7 stk. 1")
     rights_based_coverage_pct: Decimal = Field(default=Decimal(100), ge=0, le=100)
     pseudonym_key: SecretStr = Field(

@@ -8,11 +8,9 @@ the caller parks the purchase (spec/ctr.md § 2).
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
-from decimal import Decimal
 
 from rules.money import Ore
 
@@ -164,35 +162,3 @@ def scale_for(day: date, scales: Iterable[Scale]) -> Scale | None:
 def _search(day: date, scales: Iterable[Scale]) -> Scale | None:
     found = [(s.effective_from, i, s) for i, s in enumerate(scales) if s.covers(day)]
     return max(found, key=lambda f: f[:2])[2] if found else None
-
-
-def scale_problems(scale: Scale) -> list[str]:
-    """Why a scale may not take effect; empty when it may.
-
-    Checks that the band edges increase and that the own payment at T4 (adults) and at T4c (children)
-    equals the stated cap within 0.10 kr.
-    """
-    from rules.subsidy import cumulative_entitlement  # local: subsidy imports Scale
-
-    problems: list[str] = []
-    if scale.valid_to is not None and scale.valid_to < scale.effective_from:
-        problems.append("scale.valid_to_before_effective_from")
-    edges = [scale.t1, scale.t2, scale.t3] + ([scale.t4] if scale.t4 is not None else [])
-    if any(e <= 0 for e in edges) or any(a >= b for a, b in itertools.pairwise(edges)):
-        problems.append("scale.bands_not_increasing")
-        return problems
-    if scale.t4_child is not None and scale.t4_child <= scale.t3:
-        problems.append("scale.child_top_not_above_t3")
-        return problems
-    if scale.own_payment_cap is not None:
-        for under18, top in ((False, scale.t4), (True, scale.t4_child)):
-            if top is None:
-                continue
-            own = Decimal(top) - cumulative_entitlement(top, scale, under18)
-            if abs(own - scale.own_payment_cap) > CAP_TOLERANCE_ORE:
-                who = "child" if under18 else "adult"
-                problems.append(
-                    f"scale.cap_mismatch: {who} own payment at the 100% edge is "
-                    f"{own / 100:.2f} kr, stated cap {scale.own_payment_cap / 100:.2f} kr"
-                )
-    return problems

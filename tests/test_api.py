@@ -23,7 +23,7 @@ async def test_stats_count_the_register_and_name_no_person(settings: Settings, r
     )
     async with running_worker(settings, register):
         await read_until(settings.kafka_bootstrap, names(DECISIONS), lambda r: len(r) >= 2)
-    api = create_api(settings)
+    api = create_api(settings.database_url)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=api), base_url="http://t"
     ) as client:

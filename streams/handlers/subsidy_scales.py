@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rules.scales import scale_problems
+from rules.subsidy import scale_problems
 from schemas.scales import SubsidyScale
 from sinks.rows import ScaleRow
 from streams.decode import Decoded

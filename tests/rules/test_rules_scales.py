@@ -11,8 +11,8 @@ from datetime import date
 
 import pytest
 
-from rules.scales import KNOWN_SCALES, Scale, scale_for, scale_problems
-from rules.subsidy import cumulative_entitlement
+from rules.scales import KNOWN_SCALES, Scale, scale_for
+from rules.subsidy import cumulative_entitlement, scale_problems
 
 
 def _scale_on(day: date, scales: tuple[Scale, ...] = KNOWN_SCALES) -> Scale:
