@@ -68,10 +68,6 @@ class PurchaseRow(NamedTuple):
     registered_at: datetime
 
 
-PURCHASE_CHANGEABLE = frozenset({"basis", "subsidy_entitled", "status", "returned_basis"})
-"""The columns of a registered purchase that later messages (returns, corrections) may change."""
-
-
 class ProcessedRow(NamedTuple):
     message_id: str
     source_topic: str

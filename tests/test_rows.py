@@ -1,0 +1,34 @@
+"""Typed rows and tables agree: each row's fields are its table's columns, in the table's order."""
+
+from __future__ import annotations
+
+import pytest
+
+from sinks import rows, tables
+
+PAIRS = [
+    (rows.PersonRow, tables.persons),
+    (rows.PeriodRow, tables.subsidy_periods),
+    (rows.PurchaseRow, tables.purchases),
+    (rows.ProcessedRow, tables.processed_messages),
+    (rows.OffsetRow, tables.consumer_offsets),
+    (rows.CorrectionRow, tables.corrections),
+    (rows.ScaleRow, tables.subsidy_scales),
+    (rows.ParkedRow, tables.parked_messages),
+    (rows.GrantRow, tables.grants),
+    (rows.SupplementRow, tables.supplements),
+    (rows.BalanceRow, tables.balances),
+    (rows.AgreementRow, tables.deferral_agreements),
+]
+
+
+@pytest.mark.parametrize(("row", "table"), PAIRS, ids=lambda x: getattr(x, "__name__", None))
+def test_a_row_is_its_tables_columns_in_order(row: type, table: object) -> None:
+    columns = [c.name for c in table.columns if not (c.primary_key and c.autoincrement is True)]  # type: ignore[attr-defined]
+    assert list(row._fields) == columns
+
+
+def test_every_written_table_has_a_row() -> None:
+    bookkeeping = {"alembic_version"}
+    covered = {table.name for _, table in PAIRS}
+    assert set(tables.metadata.tables) - covered - bookkeeping == set()
