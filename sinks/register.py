@@ -224,17 +224,6 @@ class RegisterUnitOfWork:
                 found[(r.source_topic, r.message_id)] = (r.outcome, r.output)
         return found
 
-    async def load_purchases(
-        self, report_ids: Iterable[str]
-    ) -> dict[str, tuple[str, PurchaseRecord]]:
-        """Registered purchases by report id: report_id -> (person_key, record)."""
-        ids = list(set(report_ids))
-        if not ids:
-            return {}
-        p = t.purchases
-        rows = await self.conn.execute(select(p).where(self._among(p.c.report_id, ids)))
-        return {r.report_id: (r.person_key, _record(r)) for r in rows}
-
     async def purchase_rows(self, report_ids: Iterable[str]) -> list[PurchaseRow]:
         """Registered purchases' rows by report id."""
         ids = list(set(report_ids))
@@ -271,7 +260,7 @@ class RegisterUnitOfWork:
         for row in await self.conn.execute(query):
             chain = records.get((row.person_key, row.period_start))
             if chain is not None:
-                chain.append(_record(row))
+                chain.append(record_of(row))
         return {where: (period, tuple(records[where])) for where, period in found.items()}
 
     async def load_scales(self) -> tuple[Scale, ...]:
@@ -509,7 +498,8 @@ def _columns(rows: list[Any]) -> list[list[Any]]:
     return [list(column) for column in zip(*rows, strict=True)]
 
 
-def _record(r: Any) -> PurchaseRecord:
+def record_of(r: Any) -> PurchaseRecord:
+    """What later rules (returns, corrections) need of a registered purchase: a row or a result row."""
     return PurchaseRecord(
         report_id=r.report_id,
         day=r.day,
@@ -521,11 +511,6 @@ def _record(r: Any) -> PurchaseRecord:
         status=r.status,
         deferred=r.deferred_to_agreement,
     )
-
-
-def record_of(row: PurchaseRow) -> PurchaseRecord:
-    """What later rules need of a purchase registered in the current batch."""
-    return _record(row)
 
 
 class Register:

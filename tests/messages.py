@@ -68,3 +68,18 @@ def correction(message_id: str, action: str, **extra: Any) -> dict[str, Any]:
         "person": {"key": PERSON},
         **extra,
     }
+
+
+SCALE_2025 = {
+    "message_id": "scale-2025",
+    "effective_from": "2025-01-01",
+    "valid_to": "2025-12-31",
+    "t1": 110_000,
+    "t2": 184_500,
+    "t3": 400_000,
+    "t4": 2_190_000,
+    "t4_child": 2_679_700,
+    "own_payment_cap": 469_625,
+    "source": "test scale",
+}
+"""A scale built for the tests (2025 is not in our public sources): own payment at T4 = 4,696.25 kr."""

@@ -36,7 +36,7 @@ from streams.topics import (
     TopicSpec,
 )
 from tests.conftest import _admin, _url
-from tests.messages import PERSON, correction, grant, municipal, report
+from tests.messages import PERSON, SCALE_2025, correction, grant, municipal, report
 
 pytestmark = pytest.mark.database
 
@@ -58,18 +58,6 @@ VOLATILE = {
     "received_at",
 }
 
-SCALE_2025 = {
-    "message_id": "scale-2025",
-    "effective_from": "2025-01-01",
-    "valid_to": "2025-12-31",
-    "t1": 110_000,
-    "t2": 184_500,
-    "t3": 400_000,
-    "t4": 2_190_000,
-    "t4_child": 2_679_700,
-    "own_payment_cap": 469_625,
-    "source": "test scale",
-}
 DEFERRAL = {
     "message_id": "h-boom",
     "sent_at": "2024-01-02T09:00:00+01:00",
