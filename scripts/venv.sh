@@ -1,13 +1,18 @@
-# Sourced by ./up and ./test: make .venv (once) and install reghub with its test tools into it.
+# Sourced by ./up and ./test: make .venv and install exactly what uv.lock says into it (reghub itself
+# editable, with the `embedded` and `test` extras), again only when pyproject.toml or uv.lock changes.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-python="${PYTHON:-python3}"
-if [ ! -x "$root/.venv/bin/python" ]; then
-  "$python" -m venv "$root/.venv"
-fi
 stamp="$root/.venv/.installed"
-if [ ! -f "$stamp" ] || [ "$root/pyproject.toml" -nt "$stamp" ]; then
-  "$root/.venv/bin/pip" install --quiet --upgrade pip
-  "$root/.venv/bin/pip" install --quiet -e "$root[test]"
-  touch "$stamp"
+wanted="$(cat "$root/pyproject.toml" "$root/uv.lock" | sha256sum | cut -d' ' -f1)"
+if [ ! -x "$root/.venv/bin/reghub" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
+  began=$SECONDS
+  [ -x "$root/.venv/bin/python" ] || echo "creating .venv…" >&2
+  echo "installing locked dependencies (uv.lock)…" >&2
+  if ! UV_PROJECT_ENVIRONMENT="$root/.venv" "$root/scripts/uv" sync --project "$root" --locked \
+    --extra embedded --extra test --python "${PYTHON:-python3}" --quiet; then
+    echo "setup failed; if uv.lock is out of date with pyproject.toml, run scripts/uv lock" >&2
+    return 1 2>/dev/null || exit 1
+  fi
+  echo "$wanted" >"$stamp"
+  echo "done: .venv is ready ($((SECONDS - began)) s)" >&2
 fi
