@@ -321,6 +321,7 @@ async def end_to_end(
     purchase rows added)."""
     settings = Settings(
         kafka_bootstrap=bootstrap,
+        kafka_idempotence=False,
         database_url=url,
         topic_prefix=prefix,
         consumer_group=f"{prefix}register-{uuid.uuid4().hex[:6]}",

@@ -23,12 +23,13 @@ class Change(BaseModel):
 
 
 class Alert(BaseModel):
-    """`ctr.alerts.v1`: a deadline missed or at risk, or a rejected-message ratio too high."""
+    """`ctr.alerts.v1`: a deadline missed or at risk, a rejected-message ratio too high, or an input log
+    that is not the one the register read (replaced, or deleted before it was read)."""
 
     model_config = ConfigDict(frozen=True)
 
     schema_version: Literal[1] = 1
-    kind: Literal["late_report", "dead_letter_ratio"]
+    kind: Literal["late_report", "dead_letter_ratio", "log_replaced", "messages_deleted_unread"]
     source_topic: str
     message_id: str | None = None
     reporter: str | None = None

@@ -33,6 +33,7 @@ class BatchChanges:
     parked: list[ParkedRow] = field(default_factory=list)
     settled_by: dict[str, str] = field(default_factory=dict)  # balance_id -> report_id
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+    log_ids: dict[str, str] = field(default_factory=dict)  # topic -> the log the offsets belong to
 
     def keep(self, state: PersonState) -> None:
         """Record a person's state after an event, with the period it now has."""

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
+
+OUTPUT_ID_HEADER = "reghub-output-id"
+"""`<outbox row id>.<index>`: the same output published twice carries the same id."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,23 +41,26 @@ class Publisher:
             self._partitions[topic] = sorted(await self.producer.partitions_for(topic))
         return self._partitions[topic]
 
-    async def publish(self, messages: list[Outgoing]) -> None:
+    async def publish(self, messages: Sequence[Outgoing], outbox_id: int | None = None) -> None:
+        """Send `messages`; with `outbox_id`, each carries `reghub-output-id: <outbox id>.<index>`."""
         if not messages:
             return
-        by_partition: dict[tuple[str, int], list[Outgoing]] = {}
-        for m in messages:
+        by_partition: dict[tuple[str, int], list[tuple[int, Outgoing]]] = {}
+        for i, m in enumerate(messages):
             part = self._partition_of.get((m.topic, m.key))
             if part is None:
                 partitions = await self._partition_ids(m.topic)
                 part = DefaultPartitioner()(m.key, partitions, partitions)
                 if m.key is not None and len(self._partition_of) < 100_000:
                     self._partition_of[(m.topic, m.key)] = part
-            by_partition.setdefault((m.topic, part), []).append(m)
+            by_partition.setdefault((m.topic, part), []).append((i, m))
         futures = []
         for (topic, part), items in by_partition.items():
             batch, filled = self.producer.create_batch(), 0
-            for m in items:
+            for i, m in items:
                 headers = list(m.headers) or None
+                if outbox_id is not None:
+                    headers = [*m.headers, (OUTPUT_ID_HEADER, f"{outbox_id}.{i}".encode())]
                 if (
                     batch.append(key=m.key, value=m.value, timestamp=None, headers=headers)
                     is not None

@@ -23,9 +23,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from rules.outcomes import PurchaseRecord
 from rules.scales import KNOWN_SCALES, Scale
 from rules.state import Agreement, Balance, Grant, Period, PersonState, Supplement
+from sinks import outbox
 from sinks import tables as t
 from sinks.changes import BatchChanges
 from sinks.errors import RegisterError, RegisterRefused, RegisterUnavailable, classify
+from sinks.publisher import Outgoing
 from sinks.rows import (
     AgreementRow,
     BalanceRow,
@@ -208,20 +210,23 @@ class RegisterUnitOfWork:
 
     async def known_messages(
         self, ids: Iterable[tuple[str, str]]
-    ) -> dict[tuple[str, str], tuple[str, bytes | None]]:
-        """Messages already processed, in one round trip: (topic, id) -> (outcome, output kept for it)."""
+    ) -> dict[tuple[str, str], tuple[str, bytes | None, int | None]]:
+        """Messages already processed, in one round trip: (topic, id) -> (outcome, output kept for it,
+        content hash)."""
         wanted = set(ids)
         if not wanted:
             return {}
         m = t.processed_messages
-        query = select(m.c.source_topic, m.c.message_id, m.c.outcome, m.c.output).where(
+        query = select(
+            m.c.source_topic, m.c.message_id, m.c.outcome, m.c.output, m.c.content_hash
+        ).where(
             self._among(m.c.message_id, sorted({mid for _, mid in wanted})),
             self._among(m.c.source_topic, sorted({topic for topic, _ in wanted})),
         )
         found = {}
         for r in await self.conn.execute(query):
             if (r.source_topic, r.message_id) in wanted:
-                found[(r.source_topic, r.message_id)] = (r.outcome, r.output)
+                found[(r.source_topic, r.message_id)] = (r.outcome, r.output, r.content_hash)
         return found
 
     async def purchase_rows(self, report_ids: Iterable[str]) -> list[PurchaseRow]:
@@ -301,6 +306,10 @@ class RegisterUnitOfWork:
             )
         return rows
 
+    async def keep_outputs(self, outputs: list[Outgoing], now: datetime) -> int:
+        """The batch's outputs as one outbox row (`sinks.outbox`); returns its id."""
+        return await outbox.add(self.conn, outputs, now)
+
     # -- the write --------------------------------------------------------------------------------
 
     async def write(self, changes: BatchChanges, group_id: str) -> None:
@@ -335,7 +344,7 @@ class RegisterUnitOfWork:
             for (key, _), p in changes.periods.items()
         ]
         offset_rows = [
-            OffsetRow(group_id, topic, part, off, now)
+            OffsetRow(group_id, topic, part, off, now, changes.log_ids.get(topic))
             for (topic, part), off in changes.offsets.items()
         ]
         if self.is_postgres:
@@ -401,18 +410,19 @@ class RegisterUnitOfWork:
             )
         if changes.replacing:
             await raw.execute(
-                """INSERT INTO processed_messages (message_id, source_topic, outcome, output, processed_at)
-                SELECT * FROM unnest($1::varchar[], $2::varchar[], $3::varchar[], $4::bytea[], $5::timestamptz[])
+                """INSERT INTO processed_messages (message_id, source_topic, outcome, output, processed_at, content_hash)
+                SELECT * FROM unnest($1::varchar[], $2::varchar[], $3::varchar[], $4::bytea[], $5::timestamptz[], $6::bigint[])
                 ON CONFLICT (message_id, source_topic) DO UPDATE SET outcome = EXCLUDED.outcome,
-                  output = EXCLUDED.output, processed_at = EXCLUDED.processed_at""",
+                  output = EXCLUDED.output, processed_at = EXCLUDED.processed_at,
+                  content_hash = EXCLUDED.content_hash""",
                 *_columns(changes.replacing),
             )
         if offset_rows:
             await raw.execute(
-                """INSERT INTO consumer_offsets (group_id, topic, partition, next_offset, updated_at)
-                SELECT * FROM unnest($1::varchar[], $2::varchar[], $3::int[], $4::bigint[], $5::timestamptz[])
+                """INSERT INTO consumer_offsets (group_id, topic, partition, next_offset, updated_at, log_id)
+                SELECT * FROM unnest($1::varchar[], $2::varchar[], $3::int[], $4::bigint[], $5::timestamptz[], $6::varchar[])
                 ON CONFLICT (group_id, topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset,
-                  updated_at = EXCLUDED.updated_at""",
+                  updated_at = EXCLUDED.updated_at, log_id = EXCLUDED.log_id""",
                 *_columns(offset_rows),
             )
 

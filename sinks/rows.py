@@ -74,6 +74,7 @@ class ProcessedRow(NamedTuple):
     outcome: str
     output: bytes | None
     processed_at: datetime
+    content_hash: int | None
 
 
 class OffsetRow(NamedTuple):
@@ -82,6 +83,7 @@ class OffsetRow(NamedTuple):
     partition: int
     next_offset: int
     updated_at: datetime
+    log_id: str | None
 
 
 class CorrectionRow(NamedTuple):

@@ -99,6 +99,8 @@ processed_messages = Table(
     Column("outcome", String(12), nullable=False),
     Column("output", LargeBinary),  # the decision published, to publish again on redelivery
     Column("processed_at", DateTime(timezone=True), nullable=False),
+    # 64 bits of BLAKE2b over the canonical JSON: a resend with other content is a conflict, not a copy
+    Column("content_hash", BigInteger),
 )
 
 grants = Table(
@@ -206,4 +208,24 @@ consumer_offsets = Table(
     Column("partition", Integer, primary_key=True),
     Column("next_offset", BigInteger, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # `<cluster id>/<topic id>` of the log the offset was read from (streams/log_identity.py)
+    Column("log_id", String(200)),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("records", Integer, nullable=False),
+    Column("payload", LargeBinary, nullable=False),  # sinks/outbox.py: the batch's outputs, framed
+    Column("sent_at", DateTime(timezone=True)),
+)
+Index(
+    "ix_outbox_unsent",
+    outbox.c.id,
+    postgresql_where=outbox.c.sent_at.is_(None),
+    sqlite_where=outbox.c.sent_at.is_(None),
 )

@@ -37,7 +37,9 @@ class Loaded:
     - `states`: the batch's persons as registered (unknown persons are absent);
     - `purchases`: report id -> (person key, record) of the purchases messages refer to;
     - `chains`: (person key, period start) -> (period, purchases) for corrections to recompute;
-    - `duplicates`: register rows of redelivered registered reports, to answer them again.
+    - `duplicates`: register rows of redelivered registered reports, to answer them again;
+    - `hashes`: (topic, message id) -> content hash of each message handled in this batch;
+    - `conflicts`: messages whose id was processed with other content, to dead-letter.
     """
 
     known: dict[tuple[str, str], tuple[str, bytes | None]] = field(default_factory=dict)
@@ -47,6 +49,8 @@ class Loaded:
         default_factory=dict
     )
     duplicates: dict[tuple[str, str], PurchaseRow] = field(default_factory=dict)
+    hashes: dict[tuple[str, str], int] = field(default_factory=dict)
+    conflicts: list[Rejected] = field(default_factory=list)
 
 
 class Batch:
@@ -131,7 +135,15 @@ class Batch:
         if fx.rejected is not None:
             self.reject(fx.rejected)
         if fx.outcome is not None:
-            row = ProcessedRow(d.message_id, d.source.topic, fx.outcome, fx.output, self.out.now)
+            where = (d.source.topic, d.message_id)
+            row = ProcessedRow(
+                d.message_id,
+                d.source.topic,
+                fx.outcome,
+                fx.output,
+                self.out.now,
+                self.loaded.hashes.get(where),
+            )
             (c.replacing if replaces else c.processed).append(row)
             self._count(fx.outcome)
             if fx.outcome != "registered":  # a registered report's decision says it all

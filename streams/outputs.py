@@ -84,6 +84,11 @@ class Outputs:
         )
         return self.emit(ALERTS, reporter.encode(), alert.model_dump_json().encode())
 
+    def incident(self, kind: str, topic: str, detail: str) -> Outgoing:
+        """An alert about the input log itself (keyed by topic): no person, no message."""
+        alert = Alert(kind=kind, source_topic=topic, detail=detail, at=self.now)  # type: ignore[arg-type]
+        return self.emit(ALERTS, topic.encode(), alert.model_dump_json().encode())
+
     def dead_letter_ratio(self, topic: str, partition: int, bad: int, total: int) -> Outgoing:
         alert = Alert(
             kind="dead_letter_ratio",

@@ -6,11 +6,15 @@ commits offsets only after `Pipeline.run` returned, i.e. after the register comm
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+
+import orjson
 
 from rules.scales import ScaleBook
 from sinks.errors import RegisterRefused, RegisterUnavailable
@@ -26,6 +30,20 @@ from streams.topics import TopicNames, TopicSpec
 
 log = logging.getLogger(__name__)
 
+CONFLICT_REASON = (
+    "conflict.same_id_different_content: this id was processed with other content; the first stays"
+)
+
+
+def content_hash(value: bytes | None) -> int:
+    """64 bits of BLAKE2b over the message's canonical JSON (sorted keys, no whitespace), so a resend
+    that only reorders or re-spaces its fields is the same message, and one that changes a value is not."""
+    raw = value or b""
+    with contextlib.suppress(orjson.JSONDecodeError):  # decoded messages are JSON anyway
+        raw = orjson.dumps(orjson.loads(raw), option=orjson.OPT_SORT_KEYS)
+    return int.from_bytes(hashlib.blake2b(raw, digest_size=8).digest(), "big", signed=True)
+
+
 StepHook = Callable[[str, float], None]
 """Called with a step's name and its wall seconds: "load", "handle", "write", "transaction" (the whole
 unit of work, BEGIN to COMMIT) and, from the worker, "fetch", "publish", "commit"."""
@@ -37,6 +55,7 @@ class BatchResult:
 
     outputs: list[Outgoing]
     counts: dict[str, int]
+    outbox_id: int | None = None  # the outbox row holding `outputs`, committed with the batch
 
 
 class Pipeline:
@@ -69,6 +88,10 @@ class Pipeline:
         async with self.register.unit_of_work() as uow:
             self.scales = ScaleBook(await uow.load_scales())
 
+    def outputs(self) -> Outputs:
+        """An output builder on the current clock, for outputs that belong to no batch."""
+        return Outputs(self.names, self.config.pseudonym_secret, datetime.now(UTC))
+
     def step(self, name: str, started: float) -> None:
         if self.on_step is not None:
             self.on_step(name, time.perf_counter() - started)
@@ -78,8 +101,10 @@ class Pipeline:
         decoded: list[Decoded],
         rejected: list[Rejected],
         offsets: Mapping[tuple[str, int], int],
+        log_ids: Mapping[str, str] | None = None,
     ) -> BatchResult:
-        """Load, handle and write one batch in one register transaction, with its consumed offsets.
+        """Load, handle and write one batch in one register transaction, with its consumed offsets
+        (and the log they belong to, per topic) and its outputs (the outbox row).
 
         A register error caused by one message's data is isolated (`isolate`): that message is
         dead-lettered with its `register.*` reason and the batch is run again without it.
@@ -90,7 +115,7 @@ class Pipeline:
         poisoned: list[Rejected] = []
         while True:
             try:
-                return await self._attempt(decoded, [*rejected, *poisoned], offsets)
+                return await self._attempt(decoded, [*rejected, *poisoned], offsets, log_ids)
             except RegisterRefused as exc:
                 culprit = await self.isolate(decoded)
                 if culprit is None:
@@ -130,7 +155,7 @@ class Pipeline:
     async def _refusal(self, decoded: list[Decoded]) -> str | None:
         """The register's reason for refusing these messages' effects, from a trial write rolled back."""
         try:
-            await self._attempt(decoded, [], {}, trial=True)
+            await self._attempt(decoded, [], {}, None, trial=True)
         except RegisterRefused as exc:
             return exc.reason
         return None
@@ -140,14 +165,15 @@ class Pipeline:
         decoded: list[Decoded],
         rejected: list[Rejected],
         offsets: Mapping[tuple[str, int], int],
+        log_ids: Mapping[str, str] | None,
         trial: bool = False,
     ) -> BatchResult:
         """Steps 2-3 of a batch in one transaction (rolled back if `trial`):
 
         2. load — everything the batch needs from the register, one round trip per table;
         3. handle — each message through its topic's handler, merging effects only on success;
-        4. write — the batch's rows, processed ids and consumed offsets, and parked reports a new
-           scale releases (marked replayed; replayed onto their topic by the caller).
+        4. write — the batch's rows, processed ids and consumed offsets, parked reports a new scale
+           releases (marked replayed; replayed onto their topic), and all outputs as one outbox row.
         """
         now = datetime.now(UTC)
         out = Outputs(self.names, self.config.pseudonym_secret, now)
@@ -162,7 +188,7 @@ class Pipeline:
             # Step 3
             started = time.perf_counter()
             batch = Batch(loaded, scales, out)
-            for r in rejected:
+            for r in (*rejected, *loaded.conflicts):
                 batch.reject(r)
             for d in duplicates:
                 row = loaded.duplicates.get((d.source.topic, d.message_id))
@@ -172,6 +198,7 @@ class Pipeline:
                 self._handle(batch, d, ctx)
             self._dead_letter_ratio(batch, decoded, rejected)
             batch.changes.offsets = dict(offsets)
+            batch.changes.log_ids = dict(log_ids or {})
             self.step("handle", started)
             # Step 4
             started = time.perf_counter()
@@ -186,11 +213,15 @@ class Pipeline:
                             (("reghub-replay-of", parked["message_id"].encode()),),
                         )
                     )
+            outputs = batch.outputs + replays
+            outbox_id = None
+            if outputs and not trial:
+                outbox_id = await uow.keep_outputs(outputs, now)
             self.step("write", started)
         self.step("transaction", begun)
         if not trial:
             self.scales = batch.scales
-        return BatchResult(batch.outputs + replays, batch.counts)
+        return BatchResult(outputs, batch.counts, outbox_id)
 
     def _handle(self, batch: Batch, d: Decoded, ctx: Context) -> None:
         """One message: its handler's effects merged, or, if the handler raised, an `internal_error`."""
@@ -218,18 +249,24 @@ class Pipeline:
         """
         loaded = Loaded()
         known = await uow.known_messages((d.source.topic, d.message_id) for d in decoded)
-        loaded.known = {k: v for k, v in known.items() if v[0] == "parked"}
+        loaded.known = {k: v[:2] for k, v in known.items() if v[0] == "parked"}
         fresh: list[Decoded] = []
         duplicates: list[Decoded] = []
-        seen: set[tuple[str, str]] = set()
+        seen = loaded.hashes
         for d in decoded:
             where = (d.source.topic, d.message_id)
+            digest = content_hash(d.source.value)
             earlier = known.get(where)
-            if where in seen or (earlier is not None and earlier[0] != "parked"):
+            first = seen.get(where, earlier[2] if earlier is not None else None)
+            if first is not None and first != digest:
+                loaded.conflicts.append(
+                    Rejected(d.source, CONFLICT_REASON, d.message_id, d.person_key)
+                )
+            elif where in seen or (earlier is not None and earlier[0] != "parked"):
                 duplicates.append(d)
             else:
                 fresh.append(d)
-            seen.add(where)
+                seen[where] = digest
         keys = {d.person_key for d in fresh if d.person_key is not None}
         loaded.states = await uow.load_states(keys)
         needs = [(d, self._needs(d)) for d in fresh]

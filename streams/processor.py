@@ -13,19 +13,22 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 from sqlalchemy import select
 
 from sinks import tables
-from sinks.publisher import Publisher
+from sinks.publisher import Outgoing, Publisher
 from sinks.register import Register, RegisterUnavailable
 from streams.decode import Decoded, Rejected, Source, decode
 from streams.handlers import HANDLERS
 from streams.handlers.base import ApplyConfig, Handler
+from streams.log_identity import LogIdentityUnknown, log_ids
 from streams.pipeline import Pipeline
+from streams.relay import Relay
 from streams.topics import INPUTS, TopicNames, TopicSpec
 
 log = logging.getLogger(__name__)
@@ -43,6 +46,9 @@ class ConsumerConfig:
     session_timeout_ms: int = 10_000
     heartbeat_interval_ms: int = 1_000
     retry_backoff_max_s: float = 30.0
+    idempotence: bool = True
+    # security_protocol, ssl_context, sasl_* … passed to every aiokafka client as they are
+    client_options: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -54,6 +60,21 @@ class ProcessorStats:
     outcomes: dict[str, int] = field(default_factory=dict)
     failures: int = 0
     last_batch_at: float | None = None
+    failing_since: float | None = None  # first failure of the current run of failed attempts
+    last_error: str | None = None
+    assigned: int | None = None  # partitions held; None until the group is joined
+    started_at: float = field(default_factory=time.time)
+    incidents: list[dict[str, object]] = field(default_factory=list)
+
+    def failed(self, error: str) -> None:
+        self.failures += 1
+        self.last_error = error
+        if self.failing_since is None:
+            self.failing_since = time.time()
+
+    def succeeded(self) -> None:
+        self.failing_since = None
+        self.last_error = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,36 +96,31 @@ async def _discard(task: asyncio.Task[Fetched | None]) -> Fetched | None:
     return None
 
 
-class _SeekToRegisterOffsets(ConsumerRebalanceListener):
-    """On assignment, start each partition where the register says it has read to, if that is further.
+class _Rebalance(ConsumerRebalanceListener):
+    """Hand partitions over cleanly. Called by aiokafka inside a rebalance, before fetching resumes.
 
-    Called by aiokafka inside a rebalance, before fetching resumes; it reads the database once.
+    Revoked: wait until the batch in flight is in the register and published, so the next owner starts
+    after it. Assigned: publish what the outbox still holds (a crashed owner's outputs go out before
+    the new owner's), then start each partition where the register has read to — in the same log.
     """
 
     def __init__(self, processor: RegisterProcessor) -> None:
         self.processor = processor
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        return None
+        async with self.processor.in_flight:
+            return None
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         p = self.processor
+        p.stats.assigned = len(p.consumer.assignment()) if p.consumer is not None else 0
         if not assigned or p.consumer is None:
             return
-        t = tables.consumer_offsets
-        async with p.register.engine.connect() as conn:
-            rows = await conn.execute(
-                select(t.c.topic, t.c.partition, t.c.next_offset).where(
-                    t.c.group_id == p.config.group_id
-                )
-            )
-            stored = {TopicPartition(r.topic, r.partition): r.next_offset for r in rows}
-        for tp in assigned:
-            if tp not in stored:
-                continue
-            committed = await p.consumer.committed(tp)
-            if committed is None or committed < stored[tp]:
-                p.consumer.seek(tp, stored[tp])
+        try:
+            await p.relay.drain()
+        except (RegisterUnavailable, KafkaError) as exc:
+            log.error("outbox not drained on assignment, the next batch will: %s", exc)
+        await p.resume_from_register(assigned)
 
 
 class RegisterProcessor:
@@ -133,6 +149,8 @@ class RegisterProcessor:
         self.producer: AIOKafkaProducer | None = None
         self.pipeline = Pipeline(register, names, apply_config, handlers)
         self._stopping = asyncio.Event()
+        self.in_flight = asyncio.Lock()  # held from a batch's register transaction to its publish
+        self.log_ids: dict[str, str] = {}  # topic -> the log being read (streams/log_identity.py)
         self._specs = {names(spec): spec for spec in INPUTS}
         self._order = {names(spec): i for i, spec in enumerate(INPUTS)}
 
@@ -149,7 +167,12 @@ class RegisterProcessor:
         gc.freeze()
         gc.set_threshold(200_000, 50, 100)
         self.producer = AIOKafkaProducer(
-            bootstrap_servers=c.bootstrap, acks="all", linger_ms=5, max_batch_size=256 * 1024
+            bootstrap_servers=c.bootstrap,
+            acks="all",
+            enable_idempotence=c.idempotence,
+            linger_ms=5,
+            max_batch_size=256 * 1024,
+            **c.client_options,
         )
         await self.producer.start()
         self.consumer = AIOKafkaConsumer(
@@ -161,10 +184,16 @@ class RegisterProcessor:
             heartbeat_interval_ms=c.heartbeat_interval_ms,
             fetch_max_wait_ms=c.fetch_max_wait_ms,
             max_partition_fetch_bytes=4 * 1024 * 1024,
+            **c.client_options,
         )
-        self.consumer.subscribe(list(self._specs), listener=_SeekToRegisterOffsets(self))
-        await self.consumer.start()
         self.publisher = Publisher(self.producer)
+        self.relay = Relay(self.register, self.publisher)
+        try:  # outputs a crash left unsent go out before anything new
+            await self.relay.drain()
+        except (RegisterUnavailable, KafkaError) as exc:
+            log.error("outbox not drained at start, the first batch will: %s", exc)
+        self.consumer.subscribe(list(self._specs), listener=_Rebalance(self))
+        await self.consumer.start()
 
     async def stop(self) -> None:
         self._stopping.set()
@@ -179,7 +208,8 @@ class RegisterProcessor:
         """Fetch and process batches until stopped; never raises on bad input or a failed batch.
 
         The next batch is fetched and decoded while the current one waits on the database, so decoding
-        costs no wall time of its own; a failed batch discards that prefetched one and seeks back.
+        costs no wall time of its own; a batch the register could not take discards that prefetched
+        one and seeks back.
         """
         assert self.consumer is not None
         backoff = 0.5
@@ -193,8 +223,8 @@ class RegisterProcessor:
                 try:
                     await self.process(fetched)
                     backoff = 0.5
-                except (RegisterUnavailable, KafkaError) as exc:
-                    self.stats.failures += 1
+                except RegisterUnavailable as exc:
+                    self.stats.failed(f"register unavailable: {exc}")
                     log.error("batch not committed, will retry in %.1f s: %s", backoff, exc)
                     stale = await _discard(ahead)
                     ahead = None
@@ -233,37 +263,119 @@ class RegisterProcessor:
         return Fetched(batch, decoded, rejected)
 
     async def process(self, fetched: Fetched) -> None:
-        """Run one fetched batch through the remaining steps. Offsets are committed only after write
-        and publish.
+        """Run one fetched batch through the remaining steps.
 
         1. decode — done by `fetch`: every record to a model or a `Rejected`;
-        2-4. load, handle, write — `Pipeline.run`: one register transaction, with the consumed offsets;
-        5. publish — dead letters, decisions, changes, alerts, replays; delivery awaited;
-        6. commit — last offset + 1 per partition, always last.
+        2-4. load, handle, write — `Pipeline.run`: one register transaction with the rows, the
+           consumed offsets and every output (the outbox row);
+        5. publish — the relay publishes the outbox row, retrying until the broker has it;
+        6. commit — Kafka offsets, always last (the register's own offsets are the ones that count).
+
+        A crash after step 4 loses nothing: the outbox row is published at the next start.
 
         Raises:
-            RegisterUnavailable: steps 2-4 failed; nothing was written or committed.
-            KafkaError: step 5 failed; the register has the batch, redelivery will be skipped.
+            RegisterUnavailable: steps 2-4 failed; nothing was written. Seek back and retry.
         """
         assert self.consumer is not None
         batch = fetched.batch
         offsets = {
             (tp.topic, tp.partition): records[-1].offset + 1 for tp, records in batch.items()
         }
-        # Steps 2-4
-        result = await self.pipeline.run(fetched.decoded, fetched.rejected, offsets)
-        # Step 5
-        started = time.perf_counter()
-        await self.publisher.publish(result.outputs)
-        self.pipeline.step("publish", started)
+        async with self.in_flight:
+            # Steps 2-4
+            result = await self.pipeline.run(
+                fetched.decoded, fetched.rejected, offsets, self.log_ids
+            )
+            # Step 5
+            started = time.perf_counter()
+            published = await self._publish(result.outbox_id, result.outputs)
+            self.pipeline.step("publish", started)
+        if not published:
+            return  # stopping: the outbox row goes out at the next start
         # Step 6
         started = time.perf_counter()
         try:
             await self.consumer.commit({TopicPartition(t, p): o for (t, p), o in offsets.items()})
-        except CommitFailedError as exc:  # partitions moved on; the register's offsets stay exact
-            log.warning("offset commit refused after a rebalance: %s", exc)
+        except (
+            KafkaError
+        ) as exc:  # a rebalance or a broker hiccup; the register's offsets stay exact
+            log.warning("Kafka offset commit refused, the register has the offsets: %s", exc)
         self.pipeline.step("commit", started)
+        self.stats.succeeded()
         self._count(batch, result.counts)
+
+    async def _publish(self, outbox_id: int | None, outputs: list[Outgoing]) -> bool:
+        """Publish a committed batch's outputs, retrying (and draining the outbox first) until the
+        broker has them; False only if the worker is stopping first."""
+        backoff = 0.5
+        while True:
+            try:
+                await self.relay.publish(outbox_id, outputs)
+                return True
+            except (KafkaError, RegisterUnavailable) as exc:
+                self.stats.failed(f"outputs not published: {exc}")
+                log.error(
+                    "outputs kept in the outbox, publishing again in %.1f s: %s", backoff, exc
+                )
+            try:
+                await asyncio.wait_for(self._stopping.wait(), backoff)
+                return False
+            except TimeoutError:
+                backoff = min(backoff * 2, self.config.retry_backoff_max_s)
+
+    async def resume_from_register(self, assigned: set[TopicPartition]) -> None:
+        """Start each assigned partition where the register has read to, if that offset belongs to the
+        log being read. When it does not — the topic was created again, or the broker lost its log
+        (the embedded broker keeps it in memory) — read the partition from its beginning: ids already
+        processed are acknowledged as duplicates, new ones registered; say so (log, alert, /health).
+        """
+        assert self.consumer is not None
+        topics = sorted({tp.topic for tp in assigned})
+        try:
+            self.log_ids.update(await log_ids(self.producer.client, topics))  # type: ignore[union-attr]
+        except (LogIdentityUnknown, KafkaError) as exc:
+            log.warning("cannot tell which log is read, checking offsets only: %s", exc)
+        t = tables.consumer_offsets
+        async with self.register.engine.connect() as conn:
+            rows = await conn.execute(
+                select(t.c.topic, t.c.partition, t.c.next_offset, t.c.log_id).where(
+                    t.c.group_id == self.config.group_id
+                )
+            )
+            stored = {TopicPartition(r.topic, r.partition): (r.next_offset, r.log_id) for r in rows}
+        mine = [tp for tp in assigned if tp in stored]
+        if not mine:
+            return
+        ends = await self.consumer.end_offsets(mine)
+        starts = await self.consumer.beginning_offsets(mine)
+        alerts = []
+        for tp in sorted(mine):
+            offset, stored_log = stored[tp]
+            log_now = self.log_ids.get(tp.topic)
+            if stored_log and log_now and stored_log != log_now:
+                problem = f"offset {offset} was read from log {stored_log}, this is log {log_now}"
+                kind = "log_replaced"
+            elif offset > ends[tp]:
+                problem = f"offset {offset} is beyond the log's end {ends[tp]}"
+                kind = "log_replaced"
+            elif offset < starts[tp]:
+                problem = f"offsets {offset}..{starts[tp] - 1} were deleted before they were read"
+                kind = "messages_deleted_unread"
+            else:
+                committed = await self.consumer.committed(tp)
+                if committed is None or committed != offset:
+                    self.consumer.seek(tp, offset)
+                continue
+            self.consumer.seek(tp, starts[tp])
+            detail = f"{tp.topic}/{tp.partition}: {problem}; reading it from offset {starts[tp]}"
+            log.error("not the log the register read: %s", detail)
+            self.stats.incidents.append({"kind": kind, "detail": detail, "at": time.time()})
+            alerts.append(self.pipeline.outputs().incident(kind, tp.topic, detail))
+        if alerts:
+            try:
+                await self.relay.enqueue(alerts)
+            except (RegisterUnavailable, KafkaError) as exc:
+                log.error("alert not yet published: %s", exc)
 
     def _count(
         self, batch: dict[TopicPartition, list[ConsumerRecord]], counts: dict[str, int]

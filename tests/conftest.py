@@ -85,6 +85,7 @@ async def settings(broker: EmbeddedBroker, database_url: str) -> Settings:
     prefix = f"t{uuid.uuid4().hex[:8]}."
     s = Settings(
         kafka_bootstrap=broker.bootstrap,
+        kafka_idempotence=False,
         database_url=database_url,
         topic_prefix=prefix,
         consumer_group=f"{prefix}register",

@@ -41,7 +41,11 @@ pytestmark = pytest.mark.database
 REPO = Path(__file__).resolve().parent.parent
 
 HEAD = ScriptDirectory.from_config(alembic_config()).get_current_head()
-EVERY_REVISION = ["0001_initial_register", "0002_drop_schema_migrations"]
+EVERY_REVISION = [
+    "0001_initial_register",
+    "0002_drop_schema_migrations",
+    "0003_outbox_and_log_ids",
+]
 AT = datetime(2024, 5, 2, 9, 30, 15, tzinfo=UTC)
 
 # Rows as the register writes them, for the tables a lost row would hurt most.

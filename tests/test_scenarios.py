@@ -33,6 +33,7 @@ async def test_every_shared_scenario_passes_through_the_pipeline(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setenv("REGHUB_KAFKA_BOOTSTRAP", broker.bootstrap)
+    monkeypatch.setenv("REGHUB_KAFKA_IDEMPOTENCE", "false")
     monkeypatch.setenv("REGHUB_DATABASE_URL", database_url)
     code = await scenarios.main([_folder()], check=True)
     out = capsys.readouterr().out
@@ -53,6 +54,7 @@ async def test_a_wrong_expectation_fails_the_check(
     case["expected"][0]["subsidy"] = "2019.76"
     (tmp_path / "cases.json").write_text(json.dumps({"cases": [case, good]}))
     monkeypatch.setenv("REGHUB_KAFKA_BOOTSTRAP", broker.bootstrap)
+    monkeypatch.setenv("REGHUB_KAFKA_IDEMPOTENCE", "false")
     monkeypatch.delenv("REGHUB_DATABASE_URL", raising=False)
     code = await scenarios.main([tmp_path / "cases.json"], check=True)
     out = capsys.readouterr().out

@@ -99,6 +99,7 @@ def worker_env(broker: EmbeddedBroker, settings: Settings, port: int, tmp: Path)
         {
             "PYTHONPATH": str(REPO),
             "REGHUB_KAFKA_BOOTSTRAP": broker.bootstrap,
+            "REGHUB_KAFKA_IDEMPOTENCE": "false",
             "REGHUB_DATABASE_URL": settings.database_url,
             "REGHUB_TOPIC_PREFIX": settings.topic_prefix,
             "REGHUB_CONSUMER_GROUP": settings.consumer_group,

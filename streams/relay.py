@@ -1,0 +1,115 @@
+"""The outbox relay: publishes what the register committed, in commit order, and marks it sent.
+
+The worker hands each committed batch's outputs straight to `publish` (no read back). Whenever that may
+not be the whole story — at start, after a failed publish, when partitions are assigned, and on a timer
+for rows another worker left behind — `drain` publishes every unsent row from the register first, oldest
+first, so an output is never published before an earlier one of the same key is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+from sinks import outbox
+from sinks.errors import RegisterUnavailable
+from sinks.publisher import Outgoing, Publisher
+from sinks.register import Register
+
+log = logging.getLogger(__name__)
+
+DRAIN_ROWS = 20  # rows per drain transaction: up to 20 batches' outputs
+
+
+class Relay:
+    """Publishes outbox rows for one worker.
+
+    `dirty` means rows may be unsent that this worker has not published in order yet: the next
+    `publish` drains the register first.
+
+    Raises (from `publish`, `drain`, `enqueue`):
+        aiokafka.errors.KafkaError: the broker did not take the outputs; they stay unsent.
+        RegisterUnavailable: the register could not be read; nothing was lost.
+    """
+
+    def __init__(self, register: Register, publisher: Publisher) -> None:
+        self.register = register
+        self.publisher = publisher
+        self.dirty = True
+        self.published = 0  # records published since start, drains included
+        self.last_sent_at: float | None = None
+        self._lock = asyncio.Lock()
+        self._unmarked: list[int] = []
+
+    async def publish(self, outbox_id: int | None, outputs: Sequence[Outgoing]) -> None:
+        """Publish a committed batch's outputs (kept as outbox row `outbox_id`) and mark them sent."""
+        async with self._lock:
+            if self.dirty:
+                await self._drain()
+                return
+            if outbox_id is None:
+                return
+            try:
+                await self.publisher.publish(outputs, outbox_id)
+            except BaseException:
+                self.dirty = True
+                raise
+            self._sent(len(outputs))
+            await self._mark([outbox_id])
+
+    async def enqueue(self, outputs: Sequence[Outgoing]) -> None:
+        """Outputs that belong to no batch (a worker's own alerts): kept, then published like a batch."""
+        if not outputs:
+            return
+        async with self.register.unit_of_work() as uow:
+            outbox_id = await outbox.add(uow.conn, outputs, datetime.now(UTC))
+        await self.publish(outbox_id, outputs)
+
+    async def drain(self, older_than: float = 0.0) -> int:
+        """Publish unsent rows, oldest first; with `older_than`, only rows committed that many seconds
+        ago or earlier (a timer's sweep for rows another worker left). Returns records published."""
+        async with self._lock:
+            return await self._drain(older_than)
+
+    async def _drain(self, older_than: float = 0.0) -> int:
+        published = 0
+        before = datetime.now(UTC) - timedelta(seconds=older_than) if older_than else None
+        while True:
+            async with self.register.unit_of_work() as uow:
+                await outbox.lock(uow.conn)
+                rows = await outbox.unsent(uow.conn, DRAIN_ROWS, before)
+                for outbox_id, payload in rows:
+                    outputs = outbox.decode(payload)
+                    await self.publisher.publish(outputs, outbox_id)
+                    published += len(outputs)
+                await outbox.mark_sent(uow.conn, [i for i, _ in rows], datetime.now(UTC))
+            if published:
+                self._sent(0)
+            if len(rows) < DRAIN_ROWS:
+                break
+        if not older_than:
+            self.dirty = False
+        self.published += published
+        if published:
+            log.info("outbox: published %d records left unsent", published)
+        return published
+
+    def _sent(self, records: int) -> None:
+        self.published += records
+        self.last_sent_at = time.time()
+
+    async def _mark(self, ids: list[int]) -> None:
+        """Mark rows sent; if the register is unreachable now, try again with the next row (a row
+        left unmarked is published again by a later drain: a duplicate, never a loss)."""
+        ids = self._unmarked + ids
+        try:
+            async with self.register.unit_of_work() as uow:
+                await outbox.mark_sent(uow.conn, ids, datetime.now(UTC))
+        except RegisterUnavailable as exc:
+            log.warning("outbox: %d rows published but not yet marked sent: %s", len(ids), exc)
+            self._unmarked = ids
+            return
+        self._unmarked = []
