@@ -9,11 +9,15 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import TopicAlreadyExistsError, for_code
 
+from reghub.kafka_options import kafka_client_options, start_client
+from reghub.settings import Settings
 from streams.topics import ALL, TopicNames
 
 _PR_SET_PDEATHSIG = 1
@@ -95,14 +99,25 @@ class EmbeddedBroker:
             self.process.wait()
 
 
-async def create_topics(bootstrap: str, names: TopicNames, partitions: int) -> list[str]:
+async def create_topics(
+    bootstrap: str,
+    names: TopicNames,
+    partitions: int,
+    *,
+    replication_factor: int = 1,
+    min_insync_replicas: int | None = None,
+    client_options: Mapping[str, Any] | None = None,
+) -> list[str]:
     """Create every hub topic with explicit configs (Tansu reports configs only for those); idempotent.
+
+    `min_insync_replicas` becomes the topics' `min.insync.replicas` (with acks=all, a write needs that
+    many replicas); `client_options` are the connection's security options (reghub.kafka_options).
 
     Returns:
         The names created now (existing ones are left as they are).
     """
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **(client_options or {}))
+    await start_client(admin, bootstrap)
     created: list[str] = []
     try:
         existing = set(await admin.list_topics())
@@ -115,12 +130,45 @@ async def create_topics(bootstrap: str, names: TopicNames, partitions: int) -> l
                 "cleanup.policy": "compact" if spec.compacted else "delete",
                 "retention.ms": str(spec.retention_ms),
             }
-            new.append(NewTopic(name, spec.partitions or partitions, 1, topic_configs=configs))
+            if min_insync_replicas is not None:
+                configs["min.insync.replicas"] = str(min_insync_replicas)
+            new.append(
+                NewTopic(
+                    name, spec.partitions or partitions, replication_factor, topic_configs=configs
+                )
+            )
             created.append(name)
         if new:
             with contextlib.suppress(TopicAlreadyExistsError):
-                await admin.create_topics(new)
+                response = await admin.create_topics(new)
+                _raise_topic_errors(response)
     finally:
         await admin.close()
     await asyncio.sleep(0)
     return created
+
+
+def _raise_topic_errors(response: Any) -> None:
+    """A broker answers a create request per topic; one it refused (say, a replication factor above
+    its number of brokers) must not pass for created."""
+    refused = [
+        f"{entry[0]}: {for_code(entry[1]).__name__}"
+        + (f" ({entry[2]})" if len(entry) > 2 and entry[2] else "")
+        for entry in getattr(response, "topic_errors", ())
+        if entry[1] not in (0, TopicAlreadyExistsError.errno)
+    ]
+    if refused:
+        raise RuntimeError("the broker refused to create topics: " + "; ".join(refused))
+
+
+async def create_hub_topics(settings: Settings) -> list[str]:
+    """Every hub topic as `settings` say: prefix, partitions, replication factor, min.insync.replicas,
+    and the connection's TLS and SASL options."""
+    return await create_topics(
+        settings.kafka_bootstrap,
+        TopicNames(settings.topic_prefix),
+        settings.topic_partitions,
+        replication_factor=settings.topic_replication_factor,
+        min_insync_replicas=settings.topic_min_insync_replicas,
+        client_options=kafka_client_options(settings),
+    )

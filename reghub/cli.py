@@ -9,8 +9,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
-from reghub.config import load_settings
+from reghub.config import load_settings, settings_problems
+from reghub.kafka_options import BrokerUnavailable
+from reghub.settings import Settings
 
 app = typer.Typer(help="reghub: the CTR and treatment-place register hub.", no_args_is_help=True)
 db_app = typer.Typer(help="The register database.", no_args_is_help=True)
@@ -60,7 +63,9 @@ def worker() -> None:
     import faust
 
     from reghub import wiring
-    from streams.app import create_app
+    from reghub.kafka_options import faust_credentials
+    from streams.app import OutboxTimers, create_app
+    from streams.health import HealthConfig
 
     settings = load_settings()
     processor = wiring.processor(settings)
@@ -71,7 +76,19 @@ def worker() -> None:
         web_port=settings.web_port,
         session_timeout_ms=settings.kafka_session_timeout_ms,
         scale_refresh_seconds=settings.scale_refresh_seconds,
+        health=HealthConfig(
+            stall_seconds=settings.ready_stall_seconds, probe_seconds=settings.health_probe_seconds
+        ),
+        outbox=OutboxTimers(
+            sweep_seconds=settings.outbox_sweep_seconds,
+            stale_seconds=settings.outbox_stale_seconds,
+            keep_hours=settings.outbox_keep_hours,
+        ),
     )
+    # faust connects lazily, at the worker's start: its own consumer and producer use the same TLS/SASL
+    credentials = faust_credentials(settings)
+    if credentials is not None:
+        faust_app.conf.broker_credentials = credentials
     faust.Worker(faust_app, loglevel=settings.log_level.upper()).execute_from_commandline()
 
 
@@ -97,14 +114,14 @@ def api(
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Create or migrate the register's tables (idempotent)."""
+    from reghub.config import private_sqlite_file
     from sinks.migrations import upgrade
     from sinks.register import make_engine
 
     settings = load_settings()
 
     async def go() -> list[str]:
-        if settings.database_url.startswith("sqlite"):
-            Path(settings.database_url.split("///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
+        private_sqlite_file(settings.database_url)  # a new SQLite register: its owner's only
         engine = make_engine(settings.database_url)
         try:
             return await upgrade(engine)
@@ -118,13 +135,9 @@ def db_upgrade() -> None:
 @topics_app.command("create")
 def topics_create() -> None:
     """Create every hub topic with its configuration (idempotent)."""
-    from reghub.broker import create_topics
-    from reghub.wiring import topic_names
+    from reghub.broker import create_hub_topics
 
-    settings = load_settings()
-    created = asyncio.run(
-        create_topics(settings.kafka_bootstrap, topic_names(settings), settings.topic_partitions)
-    )
+    created = asyncio.run(create_hub_topics(load_settings(key_needed=False)))
     typer.echo(f"created: {', '.join(created)}" if created else "all topics exist")
 
 
@@ -149,7 +162,7 @@ def send(
     """Validate a JSON Lines file and produce its valid lines; bad lines are reported and not sent."""
     from reghub.send import send_file
 
-    sent, bad = asyncio.run(send_file(load_settings(), topic, file))
+    sent, bad = asyncio.run(send_file(load_settings(key_needed=False), topic, file))
     for line_no, reason in bad:
         typer.echo(f"line {line_no}: {reason}", err=True)
     typer.echo(f"sent {sent}, refused {len(bad)}")
@@ -172,7 +185,7 @@ def tail(
 
     asyncio.run(
         tail_topic(
-            load_settings(),
+            load_settings(key_needed=False),
             topic,
             limit=limit,
             latest=latest,
@@ -225,8 +238,20 @@ def register_import(
 
 
 def main() -> None:
+    """The `reghub` command: a missing setting or an absent broker is one line on stderr, not a
+    traceback."""
     _logging("warning")
-    app()
+    try:
+        app()
+    except ValidationError as exc:
+        if exc.title != Settings.__name__:
+            raise
+        for line in settings_problems(exc):
+            typer.echo(line, err=True)
+        raise SystemExit(2) from None
+    except BrokerUnavailable as exc:
+        typer.echo(f"{exc} — start the hub with ./up, or set REGHUB_KAFKA_BOOTSTRAP", err=True)
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

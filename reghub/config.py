@@ -2,42 +2,104 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from reghub.settings import Settings
 
 EMBEDDED_FILE = "embedded.json"
+# Stands in for the pseudonym key in commands that never pseudonymise (send, tail, topics create).
+_UNUSED_KEY = "unused-by-this-command"
 
 
 def data_dir() -> Path:
     return Path(os.environ.get("REGHUB_DATA_DIR", ".reghub"))
 
 
-def load_settings(**overrides: object) -> Settings:
-    """`Settings` from `REGHUB_*`, falling back to the embedded hub's broker and key when one runs here."""
+def load_settings(*, key_needed: bool = True, **overrides: object) -> Settings:
+    """`Settings` from `REGHUB_*`, falling back to the embedded hub's broker and key when one runs here.
+
+    Raises:
+        pydantic.ValidationError: a variable is missing or invalid (`settings_problems` says which).
+    """
     values: dict[str, object] = {}
     embedded = data_dir() / EMBEDDED_FILE
     if embedded.exists():
         found = json.loads(embedded.read_text())
         if "REGHUB_KAFKA_BOOTSTRAP" not in os.environ:
             values["kafka_bootstrap"] = found["kafka_bootstrap"]
+            values["kafka_idempotence"] = False  # Tansu refuses InitProducerId
+            values["topic_replication_factor"] = 1  # one broker
+            values["topic_min_insync_replicas"] = 1
     key_file = data_dir() / "pseudonym.key"
     if "REGHUB_PSEUDONYM_KEY" not in os.environ and key_file.exists():
         values["pseudonym_key"] = key_file.read_text().strip()
     values.update(overrides)
-    return Settings(**values)  # type: ignore[arg-type]
+    try:
+        return Settings(**values)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        if key_needed or not _only_missing_key(exc):
+            raise
+    return Settings(**{**values, "pseudonym_key": _UNUSED_KEY})  # type: ignore[arg-type]
+
+
+def _only_missing_key(exc: ValidationError) -> bool:
+    return all(e["loc"] == ("pseudonym_key",) and e["type"] == "missing" for e in exc.errors())
+
+
+def settings_problems(exc: ValidationError) -> list[str]:
+    """One line per missing or invalid `REGHUB_*` variable: its name and what is wrong, never a value."""
+    lines = []
+    for error in exc.errors(include_url=False, include_input=False):
+        field = str(error["loc"][0]) if error["loc"] else ""
+        variable = f"REGHUB_{field.upper()}" if field else "settings"
+        if error["type"] == "missing":
+            info = Settings.model_fields.get(field)
+            what = f" ({info.description})" if info is not None and info.description else ""
+            lines.append(f"{variable} is not set{what}")
+        elif error["type"] == "too_short":  # the message would tell a secret's length
+            lines.append(f"{variable}: at least {error['ctx']['min_length']} characters")
+        else:
+            message = error["msg"].removeprefix("Value error, ")
+            lines.append(message if variable == "settings" else f"{variable}: {message}")
+    return lines
+
+
+def private_folder(path: Path) -> Path:
+    """`path` as a folder only its owner can enter (0700), made if missing."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with contextlib.suppress(OSError):  # not ours to change: leave it as it is
+        path.chmod(0o700)
+    return path
+
+
+def private_sqlite_file(database_url: str) -> None:
+    """For a SQLite URL: the database file made empty if missing, readable by its owner only (0600);
+    SQLite gives its journal and WAL files the database file's mode."""
+    if not database_url.startswith("sqlite") or "///" not in database_url:
+        return
+    path = Path(database_url.split("///", 1)[1].split("?", 1)[0])
+    if not path.name or path.name == ":memory:":
+        return
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    path.chmod(0o600)
 
 
 def ensure_pseudonym_key(directory: Path) -> str:
     """The embedded hub's pseudonym key: made once, kept in the data folder, readable by its owner only."""
     path = directory / "pseudonym.key"
     if path.exists():
+        path.chmod(0o600)
         return path.read_text().strip()
-    directory.mkdir(parents=True, exist_ok=True)
+    private_folder(directory)
     key = secrets.token_urlsafe(32)
-    path.write_text(key)
-    path.chmod(0o600)
+    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(key)
     return key

@@ -17,6 +17,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from reghub import synthetic
+from reghub.kafka_options import kafka_client_options, start_client
 from reghub.settings import Settings
 from reghub.wiring import topic_names
 from streams.topics import DISPENSINGS, MUNICIPAL_GRANTS
@@ -31,8 +32,13 @@ async def run_demo(
     run = uuid.uuid4().hex[:6]
     people = synthetic.persons(persons, rng)
     shops = synthetic.pharmacies()
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=20)
-    await producer.start()
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        linger_ms=20,
+        enable_idempotence=settings.kafka_idempotence,
+        **kafka_client_options(settings),
+    )
+    await start_client(producer, settings.kafka_bootstrap)
     try:
         clock = synthetic.DEMO_START
         for i, person in enumerate(p for p in people if 2024 - p.birth_date.year >= 67):

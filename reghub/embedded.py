@@ -15,13 +15,21 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
 
-from reghub.broker import EmbeddedBroker, create_topics, die_with_parent, free_port
-from reghub.config import EMBEDDED_FILE, data_dir, ensure_pseudonym_key, load_settings
-from reghub.wiring import topic_names
+from reghub.broker import EmbeddedBroker, create_hub_topics, die_with_parent, free_port
+from reghub.config import (
+    EMBEDDED_FILE,
+    data_dir,
+    ensure_pseudonym_key,
+    load_settings,
+    private_folder,
+    private_sqlite_file,
+)
 from sinks import tables
 from sinks.migrations import upgrade
 from sinks.register import make_engine
@@ -63,8 +71,7 @@ async def run_embedded(
     *, demo: bool, rate: int, persons: int, api_port: int, duration: float
 ) -> int:
     """Start everything, print a live one-line summary, and stop it all on Ctrl-C, SIGTERM or `duration`."""
-    folder = data_dir().resolve()
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = private_folder(data_dir().resolve())  # register, key and logs: the owner's only
     key = ensure_pseudonym_key(folder)
     broker = EmbeddedBroker(log_path=folder / "tansu.log")
     broker.start()
@@ -74,6 +81,7 @@ async def run_embedded(
         env = {
             **os.environ,
             "REGHUB_KAFKA_BOOTSTRAP": broker.bootstrap,
+            "REGHUB_KAFKA_IDEMPOTENCE": "false",
             "REGHUB_PSEUDONYM_KEY": key,
             "REGHUB_DATA_DIR": str(folder),
             "REGHUB_DATABASE_URL": os.environ.get(
@@ -83,13 +91,20 @@ async def run_embedded(
                 "REGHUB_KAFKA_SESSION_TIMEOUT_MS", "6000"
             ),
             "REGHUB_WEB_PORT": str(free_port()),
+            # one broker: one replica of each topic, and a write needs only that one
+            "REGHUB_TOPIC_REPLICATION_FACTOR": "1",
+            "REGHUB_TOPIC_MIN_INSYNC_REPLICAS": "1",
         }
         settings = load_settings(
             kafka_bootstrap=broker.bootstrap,
+            kafka_idempotence=False,
             pseudonym_key=key,
             database_url=env["REGHUB_DATABASE_URL"],
+            topic_replication_factor=1,
+            topic_min_insync_replicas=1,
         )
-        await create_topics(broker.bootstrap, topic_names(settings), settings.topic_partitions)
+        await create_hub_topics(settings)
+        private_sqlite_file(settings.database_url)
         engine = make_engine(settings.database_url)
         await upgrade(engine)
         if not _port_is_free(api_port):
@@ -97,17 +112,21 @@ async def run_embedded(
             print(f"port {busy} is taken; the API uses {api_port}", flush=True)
         children.append(_spawn(["worker"], env, folder / "worker.log"))
         children.append(_spawn(["api", "--port", str(api_port)], env, folder / "api.log"))
+        worker_web = f"http://127.0.0.1:{env['REGHUB_WEB_PORT']}"
+        register = make_url(settings.database_url).render_as_string(hide_password=True)
         print(
-            f"reghub up: broker {broker.bootstrap}, register {settings.database_url}, "
-            f"API and dashboard http://127.0.0.1:{api_port}/dashboard, logs in {folder}",
+            f"reghub up: broker {broker.bootstrap}, register {register}, logs in {folder}\n"
+            f"  API and dashboard  http://127.0.0.1:{api_port}/dashboard\n"
+            f"  worker             {worker_web}/health   {worker_web}/ready\n"
+            f"  decisions          {_reghub_command()} tail ctr.decisions.v1"
+            "   (in another shell, from this folder)",
             flush=True,
         )
-        print("  try: reghub tail ctr.decisions.v1   (in another shell, same folder)", flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        tasks = [asyncio.create_task(_summary(engine, children, stop))]
+        tasks = [asyncio.create_task(_summary(engine, children, stop, f"{worker_web}/health"))]
         producer_stats: dict[str, int] = {}
         if demo:
             from reghub.demo import run_demo
@@ -135,10 +154,31 @@ async def run_embedded(
             (folder / EMBEDDED_FILE).unlink()
 
 
+def _reghub_command() -> str:
+    """How to run `reghub` from here: the venv's script, relative when it lies below this folder."""
+    script = Path(sys.executable).parent / "reghub"
+    if not script.exists():
+        return f"{sys.executable} -m reghub"
+    relative = os.path.relpath(script)
+    return str(script) if relative.startswith("..") else relative
+
+
+def _partitions_assigned(health_url: str) -> int | None:
+    """The worker's assigned partitions from its /health page (`assigned`); None while it does not
+    answer or does not say."""
+    try:
+        with urllib.request.urlopen(health_url, timeout=0.5) as response:
+            assigned = json.loads(response.read()).get("assigned")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return assigned if isinstance(assigned, int) else None
+
+
 async def _summary(
-    engine: object, children: list[subprocess.Popen[bytes]], stop: asyncio.Event
+    engine: object, children: list[subprocess.Popen[bytes]], stop: asyncio.Event, health_url: str
 ) -> None:
-    """Every second: what the register holds and how fast it grows, on one line."""
+    """Every second: whether the worker has joined, what the register holds and how fast it grows, on
+    one line."""
     last, last_t = 0, time.monotonic()
     while not stop.is_set():
         await asyncio.sleep(1.0)
@@ -160,11 +200,13 @@ async def _summary(
             subsidy = (
                 await conn.execute(select(func.coalesce(func.sum(tables.purchases.c.subsidy), 0)))
             ).scalar()
+        assigned = await asyncio.to_thread(_partitions_assigned, health_url)
+        worker = f"worker: {assigned} partitions" if assigned else "worker: joining…"
         now = time.monotonic()
         rate = (purchases - last) / (now - last_t)
         last, last_t = purchases, now
         print(
-            f"\rregister: {purchases} purchases, {people} persons, {parked} parked, "
+            f"\r{worker} | register: {purchases} purchases, {people} persons, {parked} parked, "
             f"subsidy {subsidy / 100:,.2f} kr — {rate:,.0f} reports/s   ",
             end="",
             flush=True,

@@ -7,6 +7,7 @@ from pathlib import Path
 from aiokafka import AIOKafkaProducer
 from pydantic import ValidationError
 
+from reghub.kafka_options import kafka_client_options, start_client
 from reghub.settings import Settings
 from reghub.wiring import topic_names
 from streams.decode import parse, reason_of, record_key
@@ -34,8 +35,13 @@ async def send_file(
             continue
         good.append((record_key(message, spec).encode(), line))
     if good:
-        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
-        await producer.start()
+        producer = AIOKafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap,
+            acks="all",
+            enable_idempotence=settings.kafka_idempotence,
+            **kafka_client_options(settings),
+        )
+        await start_client(producer, settings.kafka_bootstrap)
         try:
             name = topic_names(settings)(spec)
             futures = [await producer.send(name, value, key=key) for key, value in good]

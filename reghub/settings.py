@@ -2,19 +2,47 @@
 
 from __future__ import annotations
 
+import os
 from decimal import Decimal
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SecretsSettingsSource,
+    SettingsConfigDict,
+)
+
+SECRETS_DIR_VARIABLE = "REGHUB_SECRETS_DIR"
 
 
 class Settings(BaseSettings):
     """Components get these values through their constructors and never read the environment themselves."""
 
-    model_config = SettingsConfigDict(env_prefix="REGHUB_", frozen=True, extra="ignore")
+    # errors never repeat the values given: they may be secrets
+    model_config = SettingsConfigDict(
+        env_prefix="REGHUB_", frozen=True, extra="ignore", hide_input_in_errors=True
+    )
 
     kafka_bootstrap: str = "127.0.0.1:9092"
+    # Exactly-once delivery per producer session on Apache Kafka; Tansu (the embedded and test broker)
+    # refuses InitProducerId, so the embedded hub and the tests turn it off.
+    kafka_idempotence: bool = True
+    # Kafka TLS and SASL (reghub/kafka_options.py turns these into client options).
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_ssl_cafile: Path | None = Field(default=None, description="CA bundle; none: the system's")
+    kafka_ssl_certfile: Path | None = Field(default=None, description="client certificate (mTLS)")
+    kafka_ssl_keyfile: Path | None = None
+    kafka_ssl_key_password: SecretStr | None = None
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    # Topics the hub creates: production clusters have three brokers or more; the embedded hub, the
+    # tests and the one-broker compose stack set 1 and 1.
+    topic_replication_factor: int = Field(default=3, ge=1)
+    topic_min_insync_replicas: int = Field(default=2, ge=1)
     database_url: str = "sqlite+aiosqlite:///.reghub/register.db"
     topic_prefix: str = ""
     topic_partitions: int = Field(default=4, ge=1)
@@ -27,6 +55,15 @@ class Settings(BaseSettings):
     scale_refresh_seconds: float = Field(
         default=60.0, gt=0, description="re-read scales this often"
     )
+    outbox_keep_hours: float = Field(default=24.0, ge=0, description="sent outputs kept this long")
+    outbox_sweep_seconds: float = Field(default=10.0, gt=0)
+    outbox_stale_seconds: float = Field(
+        default=30.0, gt=0, description="an output unsent this long is published by any worker"
+    )
+    ready_stall_seconds: float = Field(
+        default=60.0, gt=0, description="not ready when nothing is committed this long with lag"
+    )
+    health_probe_seconds: float = Field(default=5.0, gt=0)
     report_grace_seconds: int = Field(default=60, ge=0, description="'immediately' for § 7 stk. 1")
     rights_based_coverage_pct: Decimal = Field(default=Decimal(100), ge=0, le=100)
     pseudonym_key: SecretStr = Field(
@@ -37,3 +74,34 @@ class Settings(BaseSettings):
     api_port: int = 8000
     data_dir: Path = Path(".reghub")
     log_level: str = "info"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.kafka_security_protocol.startswith("SASL") and not (
+            self.kafka_sasl_username and self.kafka_sasl_password
+        ):
+            raise ValueError(
+                "REGHUB_KAFKA_SASL_USERNAME and REGHUB_KAFKA_SASL_PASSWORD are required with "
+                f"REGHUB_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol}"
+            )
+        if self.topic_min_insync_replicas > self.topic_replication_factor:
+            raise ValueError(
+                "REGHUB_TOPIC_MIN_INSYNC_REPLICAS must not exceed REGHUB_TOPIC_REPLICATION_FACTOR"
+            )
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Also read secrets from files named like the variables (`reghub_pseudonym_key`, …) in the
+        folder `REGHUB_SECRETS_DIR` names (e.g. /run/secrets); the environment wins over a file."""
+        folder = os.environ.get(SECRETS_DIR_VARIABLE)
+        if folder:
+            file_secret_settings = SecretsSettingsSource(settings_cls, secrets_dir=folder)
+        return init_settings, env_settings, dotenv_settings, file_secret_settings

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import orjson
 from aiokafka import AIOKafkaConsumer
 
+from reghub.kafka_options import kafka_client_options, start_client
 from reghub.settings import Settings
 
 _MONEY = {
@@ -79,8 +80,9 @@ async def tail_topic(
         enable_auto_commit=False,
         session_timeout_ms=6000,
         heartbeat_interval_ms=1000,
+        **kafka_client_options(settings),
     )
-    await consumer.start()
+    await start_client(consumer, settings.kafka_bootstrap)
     seen = 0
     last = time.monotonic()
     try:

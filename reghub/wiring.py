@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from reghub.kafka_options import kafka_client_options
 from reghub.settings import Settings
 from rules.dispensing import RulesConfig
 from sinks.register import Register, make_engine
@@ -44,6 +45,8 @@ def processor(
             session_timeout_ms=settings.kafka_session_timeout_ms,
             heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
             retry_backoff_max_s=settings.retry_backoff_max_s,
+            idempotence=settings.kafka_idempotence,
+            client_options=kafka_client_options(settings),
         ),
         apply_config(settings),
         reg or register(settings),

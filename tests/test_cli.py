@@ -9,18 +9,25 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import stat
 import subprocess
 import sys
+import threading
 import uuid
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.structs import TopicPartition
 from sqlalchemy import select
 
-from reghub.broker import EmbeddedBroker, create_topics
+from reghub.broker import EmbeddedBroker, create_topics, free_port
+from reghub.config import ensure_pseudonym_key
+from reghub.embedded import _partitions_assigned
 from sinks import tables
 from sinks.register import make_engine
 from streams.topics import ALL, DECISIONS, DISPENSINGS, TopicNames
@@ -96,6 +103,7 @@ async def test_send_produces_the_good_line_and_refuses_the_bad_ones_by_line_numb
         cwd=tmp_path,
         env={
             "REGHUB_KAFKA_BOOTSTRAP": broker.bootstrap,
+            "REGHUB_KAFKA_IDEMPOTENCE": "false",
             "REGHUB_TOPIC_PREFIX": prefix,
             "REGHUB_PSEUDONYM_KEY": PSEUDONYM_KEY,
         },
@@ -177,6 +185,7 @@ async def test_tail_prints_a_decision_in_kroner_with_the_person_key_masked(
         cwd=tmp_path,
         env={
             "REGHUB_KAFKA_BOOTSTRAP": broker.bootstrap,
+            "REGHUB_KAFKA_IDEMPOTENCE": "false",
             "REGHUB_TOPIC_PREFIX": prefix,
             "REGHUB_PSEUDONYM_KEY": PSEUDONYM_KEY,
         },
@@ -209,7 +218,8 @@ def test_db_upgrade_applies_once_then_reports_up_to_date(tmp_path: Path) -> None
     second = reghub("db", "upgrade", cwd=tmp_path, env=env)
 
     assert first.returncode == 0, first
-    assert first.stdout.strip() == "applied: 0001_initial_register, 0002_drop_schema_migrations"
+    revisions = sorted(p.stem for p in (REPO / "sinks" / "migrations" / "versions").glob("0*.py"))
+    assert first.stdout.strip() == "applied: " + ", ".join(revisions)
     assert second.returncode == 0, second
     assert second.stdout.strip() == "register schema is up to date"
     assert db.is_file()
@@ -263,3 +273,165 @@ async def test_register_import_imports_the_good_line_and_refuses_a_wrong_period(
         (PERSON, 400_000, "2025-04-01")
     ]
     assert [(b.amount, b.remaining) for b in balances] == [(-1_500, -1_500)]
+
+
+# --- a newcomer's mistakes: one line each, never a traceback, never a secret --------------------
+
+HINT = "— start the hub with ./up, or set REGHUB_KAFKA_BOOTSTRAP"
+
+
+def _nobody_listens() -> str:
+    return f"127.0.0.1:{free_port()}"
+
+
+def test_tail_without_a_broker_prints_one_hint_line_and_fails(tmp_path: Path) -> None:
+    bootstrap = _nobody_listens()
+    done = reghub(
+        "tail", "ctr.decisions.v1", cwd=tmp_path, env={"REGHUB_KAFKA_BOOTSTRAP": bootstrap}
+    )
+
+    assert done.returncode != 0, done
+    assert done.stderr.strip() == f"no broker at {bootstrap} {HINT}", done.stderr
+    assert done.stdout == ""
+
+
+def test_send_without_a_broker_prints_one_hint_line_and_fails(tmp_path: Path) -> None:
+    bootstrap = _nobody_listens()
+    file = tmp_path / "reports.jsonl"
+    file.write_bytes(as_json(report("r-cli-nobroker", 10_000)) + b"\n")
+
+    done = reghub(
+        "send",
+        "ctr.dispensings.v1",
+        str(file),
+        cwd=tmp_path,
+        env={"REGHUB_KAFKA_BOOTSTRAP": bootstrap},
+    )
+
+    assert done.returncode != 0, done
+    assert done.stderr.strip() == f"no broker at {bootstrap} {HINT}", done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_a_missing_pseudonym_key_is_named_and_no_setting_is_echoed(tmp_path: Path) -> None:
+    secrets = {
+        "REGHUB_DATABASE_URL": "postgresql+asyncpg://reghub:db-password-1234@127.0.0.1:1/reghub",
+        "REGHUB_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+        "REGHUB_KAFKA_SASL_USERNAME": "reghub",
+        "REGHUB_KAFKA_SASL_PASSWORD": "sasl-password-5678",
+    }
+    done = reghub("worker", cwd=tmp_path, env=secrets)
+
+    assert done.returncode == 2, done
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("REGHUB_PSEUDONYM_KEY is not set"), done.stderr
+    for value in secrets.values():
+        assert value not in done.stdout + done.stderr
+    assert "Traceback" not in done.stderr and "database_url" not in done.stderr
+
+
+def test_invalid_settings_are_one_line_each_without_their_values(tmp_path: Path) -> None:
+    done = reghub(
+        "db",
+        "upgrade",
+        cwd=tmp_path,
+        env={"REGHUB_PSEUDONYM_KEY": "too-short-key", "REGHUB_TOPIC_PARTITIONS": "four"},
+    )
+
+    assert done.returncode == 2, done
+    assert sorted(done.stderr.strip().splitlines()) == [
+        "REGHUB_PSEUDONYM_KEY: at least 16 characters",
+        "REGHUB_TOPIC_PARTITIONS: Input should be a valid integer, unable to parse string as an integer",
+    ], done.stderr
+    assert "too-short-key" not in done.stderr and "four" not in done.stderr
+
+
+def test_settings_come_from_files_in_the_secrets_folder(tmp_path: Path) -> None:
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    db = tmp_path / "from-file.db"
+    (secrets / "reghub_pseudonym_key").write_text(PSEUDONYM_KEY + "\n")
+    (secrets / "reghub_database_url").write_text(f"sqlite+aiosqlite:///{db}\n")
+
+    done = reghub("db", "upgrade", cwd=tmp_path, env={"REGHUB_SECRETS_DIR": str(secrets)})
+
+    assert done.returncode == 0, done
+    assert db.is_file()
+
+
+def test_a_new_sqlite_register_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    db = tmp_path / "private" / "register.db"
+    env = {
+        "REGHUB_DATABASE_URL": f"sqlite+aiosqlite:///{db}",
+        "REGHUB_PSEUDONYM_KEY": PSEUDONYM_KEY,
+    }
+
+    assert reghub("db", "upgrade", cwd=tmp_path, env=env).returncode == 0
+
+    assert stat.S_IMODE(db.stat().st_mode) == 0o600
+    assert stat.S_IMODE(db.parent.stat().st_mode) == 0o700
+
+
+def test_the_embedded_pseudonym_key_and_its_folder_are_the_owners_only(tmp_path: Path) -> None:
+    folder = tmp_path / ".reghub"
+    key = ensure_pseudonym_key(folder)
+
+    assert len(key) >= 16 and ensure_pseudonym_key(folder) == key
+    assert stat.S_IMODE((folder / "pseudonym.key").stat().st_mode) == 0o600
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+
+
+def test_the_summary_says_joining_until_the_worker_reports_its_partitions() -> None:
+    pages = iter([b"{}", b'{"status": "ok", "assigned": 0}', b'{"status": "ok", "assigned": 4}'])
+
+    class Health(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = next(pages)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Health)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/health"
+    try:
+        assert [_partitions_assigned(url) for _ in range(3)] == [None, 0, 4]
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert _partitions_assigned(url) is None  # nobody answers: still joining
+
+
+@pytest.mark.broker
+async def test_topics_create_with_one_replica_and_min_insync_one_on_tansu(
+    broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    prefix = f"c{uuid.uuid4().hex[:8]}."
+    env = {
+        "REGHUB_KAFKA_BOOTSTRAP": broker.bootstrap,
+        "REGHUB_TOPIC_PREFIX": prefix,
+        "REGHUB_TOPIC_REPLICATION_FACTOR": "1",
+        "REGHUB_TOPIC_MIN_INSYNC_REPLICAS": "1",
+    }
+    first = await arun("topics", "create", cwd=tmp_path, env=env)
+    second = await arun("topics", "create", cwd=tmp_path, env=env)
+
+    assert first.returncode == 0, first
+    assert first.stdout.startswith("created: "), first
+    assert second.stdout.strip() == "all topics exist", second
+    admin = AIOKafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    await admin.start()
+    try:
+        topic = TopicNames(prefix)(DISPENSINGS)
+        [response] = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+    finally:
+        await admin.close()
+    [resource] = response.resources
+    configs = {entry[0]: entry[1] for entry in resource[4]}
+    assert configs["min.insync.replicas"] == "1"
+    assert configs["cleanup.policy"] == "delete"

@@ -1,0 +1,90 @@
+"""Kafka connection security from `Settings`: the keyword arguments every aiokafka client of the hub gets,
+and the same as faust broker credentials for the worker's faust app."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import ssl
+from typing import Any
+
+from aiokafka.errors import KafkaConnectionError
+from aiokafka.helpers import create_ssl_context
+
+from reghub.settings import Settings
+
+_TLS = ("SSL", "SASL_SSL")
+
+
+class BrokerUnavailable(Exception):
+    """No Kafka broker answered at the bootstrap address."""
+
+    def __init__(self, bootstrap: str) -> None:
+        super().__init__(f"no broker at {bootstrap}")
+        self.bootstrap = bootstrap
+
+
+async def start_client(client: Any, bootstrap: str) -> None:
+    """`await client.start()` for an aiokafka producer, consumer or admin client; a broker that does not
+    answer becomes `BrokerUnavailable` (and the half-started client is closed).
+    """
+    library = logging.getLogger("aiokafka")
+    level = library.level
+    library.setLevel(logging.CRITICAL)  # its "Unable connect to …" would repeat what we raise
+    try:
+        await client.start()
+    except KafkaConnectionError as exc:
+        with contextlib.suppress(Exception):
+            await (client.stop() if hasattr(client, "stop") else client.close())
+        raise BrokerUnavailable(bootstrap) from exc
+    finally:
+        library.setLevel(level)
+
+
+def ssl_context(settings: Settings) -> ssl.SSLContext | None:
+    """The TLS context for SSL and SASL_SSL (server verified against the CA file, or the system's CAs;
+    a client certificate when one is configured), else None."""
+    if settings.kafka_security_protocol not in _TLS:
+        return None
+    password = settings.kafka_ssl_key_password
+    return create_ssl_context(
+        cafile=str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None,
+        certfile=str(settings.kafka_ssl_certfile) if settings.kafka_ssl_certfile else None,
+        keyfile=str(settings.kafka_ssl_keyfile) if settings.kafka_ssl_keyfile else None,
+        password=password.get_secret_value() if password else None,
+    )
+
+
+def kafka_client_options(settings: Settings) -> dict[str, Any]:
+    """Keyword arguments for AIOKafkaProducer, AIOKafkaConsumer and AIOKafkaAdminClient."""
+    protocol = settings.kafka_security_protocol
+    options: dict[str, Any] = {"security_protocol": protocol}
+    context = ssl_context(settings)
+    if context is not None:
+        options["ssl_context"] = context
+    if protocol.startswith("SASL_"):
+        password = settings.kafka_sasl_password
+        options["sasl_mechanism"] = settings.kafka_sasl_mechanism
+        options["sasl_plain_username"] = settings.kafka_sasl_username
+        options["sasl_plain_password"] = password.get_secret_value() if password else None
+    return options
+
+
+def faust_credentials(settings: Settings) -> Any:
+    """`broker_credentials` for a faust app: None for PLAINTEXT, else faust.SSLCredentials or
+    faust.SASLCredentials (with the TLS context for SASL_SSL)."""
+    import faust
+
+    protocol = settings.kafka_security_protocol
+    if protocol == "PLAINTEXT":
+        return None
+    context = ssl_context(settings)
+    if protocol == "SSL":
+        return faust.SSLCredentials(context)
+    password = settings.kafka_sasl_password
+    return faust.SASLCredentials(
+        username=settings.kafka_sasl_username,
+        password=password.get_secret_value() if password else None,
+        mechanism=settings.kafka_sasl_mechanism,
+        ssl_context=context,
+    )
