@@ -117,7 +117,9 @@ async def create_topics(
         The names created now (existing ones are left as they are).
     """
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **(client_options or {}))
-    await start_client(admin, bootstrap)
+    await start_client(
+        admin, bootstrap, (client_options or {}).get("security_protocol", "PLAINTEXT")
+    )
     created: list[str] = []
     try:
         existing = set(await admin.list_topics())

@@ -250,7 +250,7 @@ def main() -> None:
             typer.echo(line, err=True)
         raise SystemExit(2) from None
     except BrokerUnavailable as exc:
-        typer.echo(f"{exc} — start the hub with ./up, or set REGHUB_KAFKA_BOOTSTRAP", err=True)
+        typer.echo(exc.hint, err=True)
         raise SystemExit(1) from None
 
 

@@ -38,7 +38,7 @@ async def run_demo(
         enable_idempotence=settings.kafka_idempotence,
         **kafka_client_options(settings),
     )
-    await start_client(producer, settings.kafka_bootstrap)
+    await start_client(producer, settings.kafka_bootstrap, settings.kafka_security_protocol)
     try:
         clock = synthetic.DEMO_START
         for i, person in enumerate(p for p in people if 2024 - p.birth_date.year >= 67):

@@ -17,14 +17,27 @@ _TLS = ("SSL", "SASL_SSL")
 
 
 class BrokerUnavailable(Exception):
-    """No Kafka broker answered at the bootstrap address."""
+    """No Kafka broker answered at the bootstrap address (over TLS or SASL: or not as configured)."""
 
-    def __init__(self, bootstrap: str) -> None:
-        super().__init__(f"no broker at {bootstrap}")
+    def __init__(self, bootstrap: str, protocol: str = "PLAINTEXT") -> None:
+        plain = protocol == "PLAINTEXT"
+        super().__init__(
+            f"no broker at {bootstrap}"
+            if plain
+            else f"no broker answered at {bootstrap} over {protocol}"
+        )
         self.bootstrap = bootstrap
+        self.protocol = protocol
+
+    @property
+    def hint(self) -> str:
+        """What to do about it, on the same line."""
+        if self.protocol == "PLAINTEXT":
+            return f"{self} — start the hub with ./up, or set REGHUB_KAFKA_BOOTSTRAP"
+        return f"{self} — check REGHUB_KAFKA_BOOTSTRAP and the REGHUB_KAFKA_SSL_*/SASL_* settings"
 
 
-async def start_client(client: Any, bootstrap: str) -> None:
+async def start_client(client: Any, bootstrap: str, protocol: str = "PLAINTEXT") -> None:
     """`await client.start()` for an aiokafka producer, consumer or admin client; a broker that does not
     answer becomes `BrokerUnavailable` (and the half-started client is closed).
     """
@@ -36,7 +49,7 @@ async def start_client(client: Any, bootstrap: str) -> None:
     except KafkaConnectionError as exc:
         with contextlib.suppress(Exception):
             await (client.stop() if hasattr(client, "stop") else client.close())
-        raise BrokerUnavailable(bootstrap) from exc
+        raise BrokerUnavailable(bootstrap, protocol) from exc
     finally:
         library.setLevel(level)
 

@@ -41,7 +41,7 @@ async def send_file(
             enable_idempotence=settings.kafka_idempotence,
             **kafka_client_options(settings),
         )
-        await start_client(producer, settings.kafka_bootstrap)
+        await start_client(producer, settings.kafka_bootstrap, settings.kafka_security_protocol)
         try:
             name = topic_names(settings)(spec)
             futures = [await producer.send(name, value, key=key) for key, value in good]

@@ -82,7 +82,7 @@ async def tail_topic(
         heartbeat_interval_ms=1000,
         **kafka_client_options(settings),
     )
-    await start_client(consumer, settings.kafka_bootstrap)
+    await start_client(consumer, settings.kafka_bootstrap, settings.kafka_security_protocol)
     seen = 0
     last = time.monotonic()
     try:
