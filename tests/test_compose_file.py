@@ -16,7 +16,8 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
-EXPECTED_SERVICES = {"kafka", "postgres", "migrate", "topics", "worker", "api"}
+EXPECTED_SERVICES = {"secrets", "kafka", "postgres", "migrate", "topics", "worker", "api"}
+REGHUB_SERVICES = ("migrate", "topics", "worker", "api")
 TEST_KEY = "test-only-pseudonym-key-not-a-secret"
 
 
@@ -108,3 +109,33 @@ def test_worker_scaling_and_startup_order_survive_normalisation(empty_env_file: 
     assert worker.count("condition: service_completed_successfully") == 2
     assert "condition: service_healthy" in worker
     assert TEST_KEY in rendered
+
+
+def test_worker_health_check_asks_for_readiness(empty_env_file: Path) -> None:
+    result = _run_config(empty_env_file, pseudonym_key=TEST_KEY)
+    assert result.returncode == 0, result.stderr
+    worker = _service_block(result.stdout, "worker")
+    assert "http://127.0.0.1:6066/ready" in worker
+    assert "/health" not in worker
+
+
+def test_clients_use_sasl_ssl_and_read_their_secrets_from_files(empty_env_file: Path) -> None:
+    result = _run_config(empty_env_file, pseudonym_key=TEST_KEY)
+    assert result.returncode == 0, result.stderr
+    rendered = result.stdout
+    for name in REGHUB_SERVICES:
+        block = _service_block(rendered, name)
+        assert "REGHUB_KAFKA_BOOTSTRAP: kafka:9094" in block, name
+        assert "REGHUB_KAFKA_SECURITY_PROTOCOL: SASL_SSL" in block, name
+        assert "REGHUB_KAFKA_SSL_CAFILE: /run/secrets/reghub/ca.crt" in block, name
+        assert "REGHUB_SECRETS_DIR: /run/secrets/reghub" in block, name
+        # one broker in this stack: one replica, one in sync (production defaults are 3 and 2)
+        assert "REGHUB_TOPIC_REPLICATION_FACTOR: '1'" in block, name
+        assert "REGHUB_TOPIC_MIN_INSYNC_REPLICAS: '1'" in block, name
+        # passwords come from the secrets volume, never from the environment
+        assert "REGHUB_DATABASE_URL" not in block and "SASL_PASSWORD" not in block, name
+    kafka = _service_block(rendered, "kafka")
+    assert "SASL_SSL://kafka:9094" in kafka
+    assert "INTERNAL://127.0.0.1:9092" in kafka  # plaintext only on the broker's own loopback
+    postgres = _service_block(rendered, "postgres")
+    assert "POSTGRES_PASSWORD_FILE" in postgres and "POSTGRES_PASSWORD:" not in postgres
