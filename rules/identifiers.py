@@ -60,12 +60,53 @@ def parse_person_key(raw: str) -> PersonKey:
         return PersonKey(value, PersonKeyKind.SYSTEM_SUBSTITUTE, None)
     if value[0] in "45":
         return PersonKey(value, PersonKeyKind.FICTITIOUS_SUBSTITUTE, None)
-    dd, mm, yy, seventh = int(value[0:2]), int(value[2:4]), int(value[4:6]), int(value[6])
-    try:
-        born = date(cpr_century(yy, seventh) + yy, mm, dd)
-    except ValueError as exc:
-        raise ValueError("CPR number does not encode a valid birth date") from exc
+    born = cpr_birth_date(value)
+    if born is None:
+        raise ValueError("CPR number does not encode a valid birth date")
     return PersonKey(value, PersonKeyKind.CPR, born)
+
+
+def cpr_birth_date(digits: str) -> date | None:
+    """The birth date ten digits encode read as a CPR number (DDMMYY, the century from the 7th digit),
+    or None when DDMMYY is no date (a substitute id's day 38, 39 or 40-59 is none)."""
+    if not _TEN_DIGITS.fullmatch(digits):
+        return None
+    dd, mm, yy, seventh = int(digits[0:2]), int(digits[2:4]), int(digits[4:6]), int(digits[6])
+    try:
+        return date(cpr_century(yy, seventh) + yy, mm, dd)
+    except ValueError:
+        return None
+
+
+_PERSON_NUMBER_SHAPE = re.compile(r"(?<![0-9])([0-9]{6})(-?)([0-9]{4})(?![0-9])")
+"""Ten digits, or DDMMYY-SSSS, not part of a longer run of digits."""
+
+
+def person_number_spans(text: str) -> list[tuple[int, int]]:
+    """Where `text` holds something that may be a CPR number: a run of exactly ten digits (or the
+    DDMMYY-SSSS form) whose DDMMYY is a real date. A P-number is one only when it reads as a date.
+
+    Used to refuse partner-chosen ids that would carry a person number onto shared topics and headers,
+    and to mask free text; a field known to hold a person key is masked whole instead.
+    """
+    return [
+        m.span()
+        for m in _PERSON_NUMBER_SHAPE.finditer(text)
+        if cpr_birth_date(m.group(1) + m.group(3)) is not None
+    ]
+
+
+def contains_person_number(text: str) -> bool:
+    """Whether `text` holds a run of ten digits (or DDMMYY-SSSS) that reads as a CPR number."""
+    return bool(person_number_spans(text))
+
+
+def mask_person_numbers(text: str, mask: str = "**********") -> str:
+    """`text` with every possible CPR number (see `person_number_spans`) replaced by `mask`."""
+    spans = person_number_spans(text)
+    for start, end in reversed(spans):
+        text = text[:start] + mask + text[end:]
+    return text
 
 
 PHARMACY_NUMBER_PATTERN = r"^[0-9]{5}$"

@@ -10,6 +10,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 from rules.identifiers import (
     PHARMACY_NUMBER_PATTERN,
     PersonKeyKind,
+    contains_person_number,
     is_p_number,
     normalise_person_key,
     parse_person_key,
@@ -36,7 +37,34 @@ PharmacyNumber = Annotated[
     ),
 ]
 PNumber = Annotated[str, AfterValidator(_p_number)]
-MessageId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:\-]+$")]
+
+
+def _no_person_number(value: str) -> str:
+    if contains_person_number(value):
+        raise ValueError("must not contain a person number")
+    return value
+
+
+MessageId = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9._:\-]+$",
+        description="chosen by the sender; must not contain a person number (ten digits, or "
+        "DDMMYY-SSSS, that read as a CPR number)",
+    ),
+    AfterValidator(_no_person_number),
+]
+"""An id a partner chooses for its message (report, message, agreement, grant, decision). It travels on
+shared topics and in dead-letter headers, so one that could be a CPR number is refused."""
+
+PharmacySystemId = Annotated[
+    str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:\-]+$")
+]
+"""A dispensing or ordination id (order § 3 stk. 1 nr. 2, 3): the number the pharmacy's or the
+prescription system gave it, often ten digits. Not checked for person numbers: a real one may read like a
+CPR number (`2106149173`), and refusing it would leave a legally required report unregistered."""
 DrugId = Annotated[str, Field(min_length=1, max_length=40)]
 Ore = Annotated[int, Field(description="amount in øre (1/100 DKK)")]
 

@@ -11,7 +11,16 @@ from typing import Literal
 
 from pydantic import AwareDatetime, Field, model_validator
 
-from schemas.common import DrugId, MessageId, Ore, PersonRef, PharmacyNumber, PNumber, WireModel
+from schemas.common import (
+    DrugId,
+    MessageId,
+    Ore,
+    PersonRef,
+    PharmacyNumber,
+    PharmacySystemId,
+    PNumber,
+    WireModel,
+)
 
 
 class DispensingLine(WireModel):
@@ -32,8 +41,8 @@ class DispensingReport(WireModel):
     return_of: MessageId | None = Field(default=None, description="report id of the sale returned")
     pharmacy_number: PharmacyNumber
     pharmacy_site_p_number: PNumber
-    dispensing_id: MessageId
-    ordination_id: MessageId
+    dispensing_id: PharmacySystemId
+    ordination_id: PharmacySystemId
     paid_or_invoiced_at: AwareDatetime = Field(
         description="time of payment, or of invoicing when that came first (§ 3 stk. 1 nr. 4)"
     )
