@@ -1,5 +1,9 @@
 """`ctr.decisions.v1` (keyed by pharmacy number): the register's answer to each dispensing report.
 
+Every pharmacy may read this topic, so a decision identifies the report, never the person (order § 5:
+each party sees what it needs): the pharmacy's own `report_id` and `dispensing_id`, and its number. The
+pharmacy that sent the report knows whom it was about.
+
 Amounts in øre. `deviation` is what the pharmacy granted minus what the register says was due; a non-zero
 deviation becomes a balancing amount (§ 6), applied at the person's next purchase wherever it is.
 """
@@ -13,6 +17,8 @@ from pydantic import BaseModel, ConfigDict
 
 
 class PurchaseDecision(BaseModel):
+    """The register's decision on one dispensing report, to the pharmacy that sent it."""
+
     model_config = ConfigDict(frozen=True)
 
     schema_version: Literal[1] = 1
@@ -21,7 +27,7 @@ class PurchaseDecision(BaseModel):
     status: Literal["registered", "parked", "duplicate"]
     reason: str | None = None
     pharmacy_number: str
-    person_key: str
+    dispensing_id: str
     subsidised: bool = False
     subsidy_entitled: int = 0
     balancing_applied: int = 0
@@ -43,7 +49,8 @@ class PurchaseDecision(BaseModel):
 
 
 class SettlementStatement(BaseModel):
-    """The year-end settlement of a deferral agreement (henstand), to the pharmacy that holds it."""
+    """The year-end settlement of a deferral agreement (henstand), to the pharmacy that holds it; the
+    agreement is identified by the pharmacy's `agreement_id`, not by the person."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -52,7 +59,6 @@ class SettlementStatement(BaseModel):
     message_id: str
     agreement_id: str
     pharmacy_number: str
-    person_key: str
     period_start: date | None
     total_own_payment: int
     total_rates_paid: int

@@ -35,7 +35,6 @@ def handle(view: BatchView, d: Decoded, ctx: Context) -> Effects:
             message_id=m.message_id,
             agreement_id=statement.agreement_id,
             pharmacy_number=statement.pharmacy_number,
-            person_key=state.key,
             period_start=period.start if period else None,
             total_own_payment=statement.total_own_payment,
             total_rates_paid=statement.total_rates_paid,

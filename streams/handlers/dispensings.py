@@ -59,7 +59,7 @@ def handle(view: BatchView, d: Decoded, ctx: Context) -> Effects:
                 status="parked",
                 reason=outcome.reason,
                 pharmacy_number=m.pharmacy_number,
-                person_key=state.key,
+                dispensing_id=m.dispensing_id,
             )
             .model_dump_json()
             .encode()
@@ -122,7 +122,7 @@ def decision(row: PurchaseRow, status: str) -> bytes:
             "status": status,
             "reason": None,
             "pharmacy_number": row.pharmacy_number,
-            "person_key": row.person_key,
+            "dispensing_id": row.dispensing_id,
             "subsidised": row.subsidised,
             "subsidy_entitled": row.subsidy_entitled,
             "balancing_applied": row.balancing_applied,
