@@ -1,17 +1,28 @@
-"""`reghub tail`: print a topic's messages readably — amounts in kroner, person keys masked."""
+"""`reghub tail`: print a topic's messages readably — amounts in kroner, person numbers masked.
+
+Masking goes by field, in bodies, headers and record keys alike: a person key (`person.key`,
+`person_key`, the key of a person-keyed topic) is masked whole; an id the sender chose, or a reason, only
+where it reads as a CPR number (older data may carry one); P-numbers, pharmacy numbers, amounts and the
+other fields the schemas declare are shown as they are. Content under a name no schema declares came
+from the sender and is masked like an id, its name included.
+"""
 
 from __future__ import annotations
 
-import re
 import time
 import uuid
 from datetime import UTC, datetime
 
 import orjson
 from aiokafka import AIOKafkaConsumer
+from pydantic import BaseModel
 
 from reghub.kafka_options import kafka_client_options, start_client
 from reghub.settings import Settings
+from rules.identifiers import mask_person_numbers
+from schemas.common import WireModel
+from schemas.decisions import SettlementStatement
+from streams.topics import ALL, DEAD_LETTER, TopicNames, TopicSpec
 
 _MONEY = {
     "subsidy_entitled",
@@ -31,14 +42,142 @@ _MONEY = {
     "total_rates_paid",
     "difference_in_citizens_favour",
 }
-_KEY = re.compile(rb"\b\d{6}-?\d{4}\b")
+MASK = "**********"
+
+PERSON_KEY_FIELDS = frozenset({"person_key"})
+"""Body fields that hold a person key wherever they are (decisions before they stopped carrying one)."""
+
+PERSON_OBJECTS = frozenset({"person"})
+"""Body fields holding a person reference, whose `key` is a person key (every input topic)."""
+
+ID_FIELDS = frozenset(
+    {
+        "report_id",
+        "message_id",
+        "return_of",
+        "agreement_id",
+        "grant_id",
+        "decision_id",
+        "reghub-message-id",
+    }
+)
+"""Ids the sender chose: refused today when they may be a CPR number, but older data may carry one, so
+whatever in them reads as a CPR number is masked; the rest of the id stays readable. A dispensing or
+ordination id is a number of its own kind, like a P-number, and is shown."""
+
+FREE_TEXT_FIELDS = frozenset(
+    {"reason", "detail", "reghub-reason", "source", "drug_id", "user", "reported_by"}
+)
+"""Reasons and details (built without message content today, but older data may quote it) and other
+text the sender writes: masked like ids."""
+
+SHOWN_HEADERS = frozenset(
+    {"reghub-source-topic", "reghub-source-partition", "reghub-source-offset"}
+)
 
 
-def _mask(raw: bytes) -> bytes:
-    return _KEY.sub(b"**********", raw)
+def _known_fields() -> frozenset[str]:
+    """Every field name a topic's schema declares: a field not among them came from the sender."""
+    names: set[str] = set()
+    todo: list[type[BaseModel]] = [spec.schema for spec in ALL if spec.schema is not None]
+    todo += [SettlementStatement, WireModel]
+    while todo:
+        model = todo.pop()
+        names.update(model.model_fields)
+        todo.extend(model.__subclasses__())
+    return frozenset(names)
+
+
+KNOWN_FIELDS = _known_fields()
+
+
+def _masked_text(value: object) -> object:
+    """A value whose meaning is unknown or an id: any run of digits that reads as a CPR number masked,
+    P-numbers, pharmacy numbers and other numbers left as they are."""
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, (str, int)):
+        text = str(value)
+        masked = mask_person_numbers(text, MASK)
+        return value if masked == text else masked
+    return _masked_unknown(value)
+
+
+def _masked_unknown(value: object) -> object:
+    """Content under a name the sender chose: every name and value masked as free text."""
+    if isinstance(value, dict):
+        return {str(_masked_text(k)): _masked_unknown(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_masked_unknown(v) for v in value]
+    return _masked_text(value)
+
+
+def _mask_object(data: dict[str, object], *, in_person: bool = False) -> dict[str, object]:
+    return {
+        str(_masked_text(k)): mask_field(str(k), v, in_person=in_person) for k, v in data.items()
+    }
+
+
+def mask_field(name: str, value: object, *, in_person: bool = False) -> object:
+    """`value` of body field `name` with whatever may be a person number masked, by what the field is:
+    a person key whole, an id or a reason where it reads as a CPR number, a known field of another kind
+    (a P-number, a pharmacy number, an amount) not at all; content under an unknown name as free text."""
+    if name in PERSON_KEY_FIELDS or (in_person and name == "key"):
+        return MASK if value is not None else None
+    if name in PERSON_OBJECTS and isinstance(value, dict):
+        return _mask_object(value, in_person=True)
+    if name in ID_FIELDS or name in FREE_TEXT_FIELDS or name in PERSON_OBJECTS:
+        return _masked_text(value)
+    if name not in KNOWN_FIELDS:
+        return _masked_unknown(value)
+    if isinstance(value, dict):
+        return _mask_object(value)
+    if isinstance(value, list):
+        return [_mask_object(v) if isinstance(v, dict) else _masked_text(v) for v in value]
+    return value
+
+
+def mask_header(name: str, value: bytes) -> str:
+    """A `reghub-*` header's text: the message id and the reason masked like ids, positions shown."""
+    text = value.decode(errors="replace")
+    return text if name in SHOWN_HEADERS else str(_masked_text(text))
+
+
+def _person_keyed(spec: TopicSpec | None) -> bool:
+    return spec is not None and spec.key == "person key"
+
+
+def render_key(
+    key: bytes | None,
+    spec: TopicSpec | None,
+    headers: list[tuple[str, bytes]],
+    names: TopicNames,
+    show_person_keys: bool,
+) -> str:
+    """A record key: masked whole on a person-keyed topic (and on a dead letter from one), shown on the
+    others (a pharmacy number, a pseudonym, a reporter, a date)."""
+    text = (key or b"").decode(errors="replace")
+    if show_person_keys:
+        return text
+    if spec is DEAD_LETTER:
+        source = dict(headers).get("reghub-source-topic", b"").decode(errors="replace")
+        spec = next((s for s in ALL if names(s) == source), None)
+        if spec is None:
+            return str(_masked_text(text))
+    if spec is None:
+        return str(_masked_text(text))
+    return MASK if _person_keyed(spec) and text else text
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, (dict, list)):
+        return orjson.dumps(value).decode()
+    return str(value)
 
 
 def render(value: bytes, headers: list[tuple[str, bytes]], show_person_keys: bool) -> str:
+    """A message's body and `reghub-*` headers on one line: amounts in kroner, person numbers masked by
+    field unless `show_person_keys`."""
     try:
         data = orjson.loads(value)
     except orjson.JSONDecodeError:
@@ -46,18 +185,22 @@ def render(value: bytes, headers: list[tuple[str, bytes]], show_person_keys: boo
     if isinstance(data, dict):
         parts = []
         for k, v in data.items():
-            if k in _MONEY and isinstance(v, int):
+            if k in _MONEY and isinstance(v, int) and not isinstance(v, bool):
                 v = f"{v / 100:.2f} kr"
-            if k == "person_key" and not show_person_keys:
-                v = "**********"
+            elif not show_person_keys:
+                v = mask_field(k, v)
+            name = k if show_person_keys else str(_masked_text(k))
             if v not in (None, 0, False, "0.00 kr") or k in ("status", "subsidy"):
-                parts.append(f"{k}={v}")
+                parts.append(f"{name}={_shown(v)}")
         text = " ".join(parts)
-    else:
+    elif show_person_keys:
         text = repr(value[:200])
-    text = text if show_person_keys else _mask(text.encode()).decode()
+    else:
+        text = str(_masked_unknown(repr(value[:200]) if data is None else _shown(data)))
     extra = " ".join(
-        f"{k}={v.decode(errors='replace')}" for k, v in headers if k.startswith("reghub-")
+        f"{k}={v.decode(errors='replace') if show_person_keys else mask_header(k, v)}"
+        for k, v in headers
+        if k.startswith("reghub-")
     )
     return f"{text} {extra}".strip()
 
@@ -71,7 +214,9 @@ async def tail_topic(
     idle_timeout: float,
     show_person_keys: bool,
 ) -> None:
-    name = settings.topic_prefix + topic
+    names = TopicNames(settings.topic_prefix)
+    name = names.prefix + topic
+    spec = next((s for s in ALL if s.base == topic), None)
     consumer = AIOKafkaConsumer(
         name,
         bootstrap_servers=settings.kafka_bootstrap,
@@ -95,12 +240,10 @@ async def tail_topic(
                     at = datetime.fromtimestamp(r.timestamp / 1000, UTC).strftime(
                         "%Y-%m-%d %H:%M:%S"
                     )
-                    key = (r.key or b"").decode(errors="replace")
-                    key = key if show_person_keys else _mask(key.encode()).decode()
-                    print(
-                        f"{tp.partition}/{r.offset} {at} key={key} {render(r.value or b'', list(r.headers), show_person_keys)}",
-                        flush=True,
-                    )
+                    headers = list(r.headers)
+                    key = render_key(r.key, spec, headers, names, show_person_keys)
+                    body = render(r.value or b"", headers, show_person_keys)
+                    print(f"{tp.partition}/{r.offset} {at} key={key} {body}", flush=True)
                     seen += 1
                     last = time.monotonic()
                     if limit and seen >= limit:
