@@ -64,7 +64,7 @@ async def run_demo(
         while not stop.is_set():
             person = rng.choice(people)
             clock += timedelta(seconds=rng.randint(20, 200))
-            report_id = f"demo-{run}-{n}"
+            report_id = f"demo-{run}-r{n}"  # never DDMMYY-SSSS: that would be refused
             if rng.random() < 0.002:
                 value = b'{"report_id": "' + report_id.encode() + b'", "lines": "not a list"}'
             elif sent and rng.random() < 0.01:
