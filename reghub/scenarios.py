@@ -231,7 +231,7 @@ async def run_case(hub: Hub, case: dict[str, Any]) -> list[dict[str, Any]]:
     person = case["person"]
     birth = date.fromisoformat(person["birth_date"])
     key = await hub.new_person(birth)
-    run = uuid.uuid4().hex[:10]
+    run = uuid.uuid4().hex[:8]  # ids of 8 hex digits at most: never a run of ten like a CPR number
     ids: dict[str, str] = {}
     now = datetime.now(UTC).isoformat()
     ref = {"key": key}
