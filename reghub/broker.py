@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import time
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -36,12 +37,18 @@ def free_port() -> int:
 
 
 class EmbeddedBroker:
-    """A Tansu broker as a child process on a free loopback port, memory storage (the log dies with it)."""
+    """A Tansu broker as a child process on a free loopback port, memory storage (the log dies with it).
+
+    Tansu keeps its log in memory, PostgreSQL or S3; the embedded hub uses memory, so each start is a new
+    log. It gets a new cluster id each time, so a worker can tell that the offsets its register stored
+    were read from another log (`streams.log_identity`) and reads this one from its beginning.
+    """
 
     def __init__(self, port: int | None = None, log_path: Path | None = None) -> None:
         self.port = port or free_port()
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
+        self.cluster_id = f"reghub-embedded-{uuid.uuid4().hex[:12]}"
 
     @property
     def bootstrap(self) -> str:
@@ -67,6 +74,8 @@ class EmbeddedBroker:
                 url,
                 "--storage-engine",
                 "memory://tansu/",
+                "--cluster-id",
+                self.cluster_id,
             ],
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -511,6 +511,7 @@ async def pipeline() -> AsyncIterator[Hub]:
     prefix = f"scn{uuid.uuid4().hex[:8]}."
     settings = Settings(
         kafka_bootstrap=bootstrap,
+        kafka_idempotence=False,
         database_url=url,
         topic_prefix=prefix,
         consumer_group=f"{prefix}register",

@@ -58,7 +58,13 @@ def decode(blob: bytes) -> list[Outgoing]:
     """
     if blob[:3] != _MAGIC:
         raise ValueError("not an outbox payload (version RO1)")
-    view = memoryview(blob)
+    try:
+        return _frames(memoryview(blob))
+    except struct.error as exc:
+        raise ValueError(f"outbox payload cut short: {exc}") from exc
+
+
+def _frames(view: memoryview) -> list[Outgoing]:
     (count,) = _COUNT.unpack_from(view, 3)
     at = 3 + _COUNT.size
     out: list[Outgoing] = []
@@ -82,8 +88,8 @@ def decode(blob: bytes) -> list[Outgoing]:
             headers.append((name, bytes(view[at : at + header_len])))
             at += header_len
         out.append(Outgoing(topic, key, value, tuple(headers)))
-    if at != len(blob):
-        raise ValueError("outbox payload has trailing bytes")
+    if at != len(view):
+        raise ValueError("outbox payload is cut short or has trailing bytes")
     return out
 
 

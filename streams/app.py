@@ -8,16 +8,27 @@ cron jobs (`app.timer`, `app.crontab`): they read like the domain and run beside
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import faust
+from aiokafka.errors import KafkaError
 
+from sinks.outbox import purge
 from sinks.register import RegisterUnavailable
+from streams.health import Health, HealthConfig
 from streams.processor import RegisterProcessor
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxTimers:
+    sweep_seconds: float = 10.0  # how often unsent rows left behind are looked for
+    stale_seconds: float = 30.0  # a row unsent this long was left behind by its worker
+    keep_hours: float = 24.0  # sent rows are kept this long, then deleted
 
 
 class HubApp(faust.App):
@@ -44,8 +55,12 @@ def create_app(
     web_port: int,
     session_timeout_ms: int,
     scale_refresh_seconds: float = 60.0,
+    health: HealthConfig | None = None,
+    outbox: OutboxTimers | None = None,
 ) -> faust.App:
     """A faust app whose one task runs `processor` until the worker stops."""
+    health = health or HealthConfig()
+    outbox = outbox or OutboxTimers()
     app = HubApp(
         app_id,
         broker=f"kafka://{bootstrap}",
@@ -58,6 +73,7 @@ def create_app(
         web_bind="0.0.0.0",
         autodiscover=False,
     )
+    readiness = Health(processor, health)
 
     async def register_consumer() -> None:
         await processor.start()
@@ -80,20 +96,51 @@ def create_app(
         except RegisterUnavailable as exc:
             log.warning("scales not refreshed, will try again: %s", exc)
 
+    @app.timer(interval=health.probe_seconds)
+    async def probe() -> None:
+        """Ask the broker and the register whether they answer, for `/ready`."""
+        await readiness.probe()
+
+    @app.timer(interval=outbox.sweep_seconds)
+    async def sweep_outbox() -> None:
+        """Publish rows a worker committed but left unsent (it crashed, or its broker connection
+        failed); rows younger than `stale_seconds` are still their own worker's to publish."""
+        if processor.consumer is None:
+            return
+        try:
+            await processor.relay.drain(older_than=outbox.stale_seconds)
+        except (RegisterUnavailable, KafkaError) as exc:
+            log.warning("outbox sweep failed, will try again: %s", exc)
+
+    @app.timer(interval=3600.0)
+    async def purge_outbox() -> None:
+        """Delete outbox rows sent longer ago than `keep_hours`; unsent rows stay."""
+        if processor.consumer is None:
+            return
+        try:
+            async with processor.register.unit_of_work() as uow:
+                deleted = await purge(
+                    uow.conn, timedelta(hours=outbox.keep_hours), datetime.now(UTC)
+                )
+            if deleted:
+                log.info(
+                    "outbox: deleted %d rows sent more than %g h ago", deleted, outbox.keep_hours
+                )
+        except RegisterUnavailable as exc:
+            log.warning("outbox not purged, will try again: %s", exc)
+
     @app.page("/health")
-    async def health(web: Any, request: Any) -> Any:
-        s = processor.stats
+    async def health_page(web: Any, request: Any) -> Any:
+        """Liveness: 200 while the process runs, with what it has done and why it is not ready."""
+        return web.json(readiness.report())
+
+    @app.page("/ready")
+    async def ready_page(web: Any, request: Any) -> Any:
+        """Readiness: 200 when ready, 503 with the reasons otherwise."""
+        report = readiness.report()
         return web.json(
-            {
-                "status": "ok",
-                "batches": s.batches,
-                "messages": s.messages,
-                "outcomes": s.outcomes,
-                "failed_batches": s.failures,
-                "seconds_since_last_batch": None
-                if s.last_batch_at is None
-                else round(time.time() - s.last_batch_at, 1),
-            }
+            {"ready": report["ready"], "problems": report["problems"]},
+            status=200 if report["ready"] else 503,
         )
 
     return app

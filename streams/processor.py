@@ -65,6 +65,7 @@ class ProcessorStats:
     assigned: int | None = None  # partitions held; None until the group is joined
     started_at: float = field(default_factory=time.time)
     incidents: list[dict[str, object]] = field(default_factory=list)
+    committed: dict[tuple[str, int], int] = field(default_factory=dict)  # next offset per partition
 
     def failed(self, error: str) -> None:
         self.failures += 1
@@ -116,11 +117,17 @@ class _Rebalance(ConsumerRebalanceListener):
         p.stats.assigned = len(p.consumer.assignment()) if p.consumer is not None else 0
         if not assigned or p.consumer is None:
             return
+        # aiokafka starts fetching the new partitions while this runs; paused, nothing fetched from
+        # where it reset them is handed out before they are moved to the register's offsets.
+        p.consumer.pause(*assigned)
         try:
-            await p.relay.drain()
-        except (RegisterUnavailable, KafkaError) as exc:
-            log.error("outbox not drained on assignment, the next batch will: %s", exc)
-        await p.resume_from_register(assigned)
+            try:
+                await p.relay.drain()
+            except (RegisterUnavailable, KafkaError) as exc:
+                log.error("outbox not drained on assignment, the next batch will: %s", exc)
+            await p.resume_from_register(assigned)
+        finally:
+            p.consumer.resume(*assigned)
 
 
 class RegisterProcessor:
@@ -301,6 +308,7 @@ class RegisterProcessor:
         ) as exc:  # a rebalance or a broker hiccup; the register's offsets stay exact
             log.warning("Kafka offset commit refused, the register has the offsets: %s", exc)
         self.pipeline.step("commit", started)
+        self.stats.committed.update(offsets)
         self.stats.succeeded()
         self._count(batch, result.counts)
 
@@ -328,6 +336,8 @@ class RegisterProcessor:
         log being read. When it does not — the topic was created again, or the broker lost its log
         (the embedded broker keeps it in memory) — read the partition from its beginning: ids already
         processed are acknowledged as duplicates, new ones registered; say so (log, alert, /health).
+        Where the log's identity is unknown (offsets stored before it was recorded, or a broker
+        without topic ids), an offset beyond the log's end tells the same.
         """
         assert self.consumer is not None
         topics = sorted({tp.topic for tp in assigned})
@@ -352,10 +362,13 @@ class RegisterProcessor:
         for tp in sorted(mine):
             offset, stored_log = stored[tp]
             log_now = self.log_ids.get(tp.topic)
-            if stored_log and log_now and stored_log != log_now:
+            identified = bool(stored_log and log_now)
+            if identified and stored_log != log_now:
                 problem = f"offset {offset} was read from log {stored_log}, this is log {log_now}"
                 kind = "log_replaced"
-            elif offset > ends[tp]:
+            elif not identified and offset > ends[tp]:
+                # Only when the log's identity is unknown: Tansu's ListOffsets answers the last
+                # batch's base offset + 1, which under-reports the end of the log it does know.
                 problem = f"offset {offset} is beyond the log's end {ends[tp]}"
                 kind = "log_replaced"
             elif offset < starts[tp]:
@@ -365,8 +378,10 @@ class RegisterProcessor:
                 committed = await self.consumer.committed(tp)
                 if committed is None or committed != offset:
                     self.consumer.seek(tp, offset)
+                self.stats.committed[(tp.topic, tp.partition)] = offset
                 continue
             self.consumer.seek(tp, starts[tp])
+            self.stats.committed[(tp.topic, tp.partition)] = starts[tp]
             detail = f"{tp.topic}/{tp.partition}: {problem}; reading it from offset {starts[tp]}"
             log.error("not the log the register read: %s", detail)
             self.stats.incidents.append({"kind": kind, "detail": detail, "at": time.time()})

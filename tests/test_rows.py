@@ -29,6 +29,9 @@ def test_a_row_is_its_tables_columns_in_order(row: type, table: object) -> None:
 
 
 def test_every_written_table_has_a_row() -> None:
-    bookkeeping = {"alembic_version", "outbox"}  # outbox: one framed blob per batch (sinks/outbox.py)
+    bookkeeping = {
+        "alembic_version",
+        "outbox",
+    }  # outbox: one framed blob per batch (sinks/outbox.py)
     covered = {table.name for _, table in PAIRS}
     assert set(tables.metadata.tables) - covered - bookkeeping == set()

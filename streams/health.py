@@ -1,0 +1,143 @@
+"""Is the worker doing its job? Liveness (`/health`) and readiness (`/ready`) from what it has seen.
+
+Not ready while: the consumer has not started; batches fail (register unavailable, outputs not
+published); the broker or the register does not answer a probe; or nothing was committed for
+`stall_seconds` while the partitions have lag. An orchestrator restarts a worker that stays unready
+(compose's health check asks `/ready`). Nothing here names a person.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import text
+
+from sinks import outbox
+from streams.processor import RegisterProcessor
+
+
+@dataclass(frozen=True, slots=True)
+class HealthConfig:
+    stall_seconds: float = 60.0  # no batch committed this long while lag > 0: stalled
+    probe_seconds: float = 5.0  # how often the broker and the register are asked
+    probe_timeout: float = 3.0  # an answer slower than this counts as none
+
+
+@dataclass
+class Probes:
+    """The last answers of the broker and the register; None until first asked."""
+
+    broker: str | None = None  # "ok" or what went wrong
+    register: str | None = None
+    outbox_unsent: int | None = None
+    outbox_oldest_seconds: float | None = None
+    at: float | None = None
+    history: list[str] = field(default_factory=list)
+
+
+class Health:
+    """Readiness of one worker, from its processor's stats and periodic probes."""
+
+    def __init__(self, processor: RegisterProcessor, config: HealthConfig = HealthConfig()) -> None:
+        self.processor = processor
+        self.config = config
+        self.probes = Probes()
+
+    async def probe(self) -> None:
+        """Ask the broker for metadata and the register for its outbox backlog, each with a timeout."""
+        p = self.processor
+        timeout = self.config.probe_timeout
+        if p.producer is not None:
+            self.probes.broker = await _answer(p.producer.client.fetch_all_metadata(), timeout)
+        self.probes.register = await _answer(self._outbox_backlog(), timeout)
+        self.probes.at = time.time()
+
+    async def _outbox_backlog(self) -> None:
+        async with self.processor.register.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+            count, oldest = await outbox.backlog(conn)
+        self.probes.outbox_unsent = count
+        self.probes.outbox_oldest_seconds = (
+            None if oldest is None else round(time.time() - _epoch(oldest), 1)
+        )
+
+    def lag(self) -> int | None:
+        """Messages in the assigned partitions not yet committed by this worker (from the last fetch's
+        high watermarks); None before the first fetch."""
+        consumer = self.processor.consumer
+        if consumer is None:
+            return None
+        total, known = 0, False
+        for tp in consumer.assignment():
+            high = consumer.highwater(tp)
+            if high is None:
+                continue
+            known = True
+            done = self.processor.stats.committed.get((tp.topic, tp.partition), 0)
+            total += max(0, high - done)
+        return total if known else None
+
+    def problems(self) -> list[str]:
+        """Why the worker is not ready; empty when it is."""
+        p, s, cfg = self.processor, self.processor.stats, self.config
+        now = time.time()
+        found = []
+        if p.consumer is None:
+            found.append("not started")
+        if s.failing_since is not None:
+            found.append(f"batches failing for {now - s.failing_since:.0f} s: {s.last_error}")
+        if self.probes.broker not in (None, "ok"):
+            found.append(f"broker: {self.probes.broker}")
+        if self.probes.register not in (None, "ok"):
+            found.append(f"register: {self.probes.register}")
+        lag = self.lag()
+        since = s.last_batch_at or s.started_at
+        if lag and now - since > cfg.stall_seconds:
+            found.append(f"stalled: lag {lag}, nothing committed for {now - since:.0f} s")
+        return found
+
+    def report(self) -> dict[str, Any]:
+        s = self.processor.stats
+        problems = self.problems()
+        return {
+            "status": "ok" if not problems else "not_ready",
+            "ready": not problems,
+            "problems": problems,
+            "assigned": s.assigned,
+            "batches": s.batches,
+            "messages": s.messages,
+            "outcomes": s.outcomes,
+            "failed_batches": s.failures,
+            "seconds_since_last_batch": None
+            if s.last_batch_at is None
+            else round(time.time() - s.last_batch_at, 1),
+            "lag": self.lag(),
+            "outbox_unsent": self.probes.outbox_unsent,
+            "outbox_oldest_unsent_seconds": self.probes.outbox_oldest_seconds,
+            "published": relay.published
+            if (relay := getattr(self.processor, "relay", None))
+            else 0,
+            "incidents": s.incidents[-10:],
+        }
+
+
+async def _answer(call: Any, timeout: float) -> str:
+    try:
+        await asyncio.wait_for(call, timeout)
+    except TimeoutError:
+        return f"no answer in {timeout:g} s"
+    except Exception as exc:  # any failure is the answer: the probe reports it, never raises
+        return f"{type(exc).__name__}: {exc}"[:200]
+    return "ok"
+
+
+def _epoch(moment: Any) -> float:
+    """Seconds since the epoch of a timestamp read back (SQLite returns naive UTC)."""
+    from datetime import UTC
+
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return float(moment.timestamp())
