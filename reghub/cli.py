@@ -84,11 +84,9 @@ def worker() -> None:
             stale_seconds=settings.outbox_stale_seconds,
             keep_hours=settings.outbox_keep_hours,
         ),
+        broker_credentials=faust_credentials(settings),
+        replication_factor=settings.topic_replication_factor,
     )
-    # faust connects lazily, at the worker's start: its own consumer and producer use the same TLS/SASL
-    credentials = faust_credentials(settings)
-    if credentials is not None:
-        faust_app.conf.broker_credentials = credentials
     faust.Worker(faust_app, loglevel=settings.log_level.upper()).execute_from_commandline()
 
 

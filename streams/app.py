@@ -7,6 +7,7 @@ cron jobs (`app.timer`, `app.crontab`): they read like the domain and run beside
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -57,8 +58,11 @@ def create_app(
     scale_refresh_seconds: float = 60.0,
     health: HealthConfig | None = None,
     outbox: OutboxTimers | None = None,
+    broker_credentials: Any = None,
+    replication_factor: int = 1,
 ) -> faust.App:
-    """A faust app whose one task runs `processor` until the worker stops."""
+    """A faust app whose one task runs `processor` until the worker stops; `broker_credentials` (faust's
+    SSL or SASL credentials) and `replication_factor` are for faust's own consumer and topics."""
     health = health or HealthConfig()
     outbox = outbox or OutboxTimers()
     app = HubApp(
@@ -67,7 +71,8 @@ def create_app(
         broker_session_timeout=session_timeout_ms / 1000,
         broker_heartbeat_interval=1.0,
         topic_partitions=1,
-        topic_replication_factor=1,
+        topic_replication_factor=replication_factor,
+        broker_credentials=broker_credentials,
         store="memory://",
         web_port=web_port,
         web_bind="0.0.0.0",
@@ -76,12 +81,17 @@ def create_app(
     readiness = Health(processor, health)
 
     async def register_consumer() -> None:
-        await processor.start()
-        log.info("register consumer started")
+        # probes run from the start, beside faust's own start-up (its timers begin only after that)
+        probing = asyncio.create_task(readiness.run())
         try:
-            await processor.run()
+            await processor.start()
+            log.info("register consumer started")
+            try:
+                await processor.run()
+            finally:
+                await processor.close()
         finally:
-            await processor.close()
+            probing.cancel()
 
     app.register_consumer = register_consumer
 
@@ -95,11 +105,6 @@ def create_app(
             await processor.pipeline.refresh_scales()
         except RegisterUnavailable as exc:
             log.warning("scales not refreshed, will try again: %s", exc)
-
-    @app.timer(interval=health.probe_seconds)
-    async def probe() -> None:
-        """Ask the broker and the register whether they answer, for `/ready`."""
-        await readiness.probe()
 
     @app.timer(interval=outbox.sweep_seconds)
     async def sweep_outbox() -> None:

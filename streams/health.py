@@ -46,6 +46,12 @@ class Health:
         self.config = config
         self.probes = Probes()
 
+    async def run(self) -> None:
+        """Probe every `probe_seconds` until cancelled."""
+        while True:
+            await self.probe()
+            await asyncio.sleep(self.config.probe_seconds)
+
     async def probe(self) -> None:
         """Ask the broker for metadata and the register for its outbox backlog, each with a timeout."""
         p = self.processor
@@ -93,6 +99,10 @@ class Health:
             found.append(f"broker: {self.probes.broker}")
         if self.probes.register not in (None, "ok"):
             found.append(f"register: {self.probes.register}")
+        if self.probes.at is not None and now - self.probes.at > 3 * (
+            cfg.probe_seconds + cfg.probe_timeout
+        ):
+            found.append(f"probes stuck: last answer {now - self.probes.at:.0f} s ago")
         lag = self.lag()
         since = s.last_batch_at or s.started_at
         if lag and now - since > cfg.stall_seconds:
