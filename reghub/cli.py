@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from reghub.config import load_settings, settings_problems
 from reghub.kafka_options import BrokerUnavailable
+from reghub.logs import mask_person_numbers_in_logs
 from reghub.settings import Settings
 
 app = typer.Typer(help="reghub: the CTR and treatment-place register hub.", no_args_is_help=True)
@@ -238,6 +239,7 @@ def register_import(
 def main() -> None:
     """The `reghub` command: a missing setting or an absent broker is one line on stderr, not a
     traceback."""
+    mask_person_numbers_in_logs()
     _logging("warning")
     try:
         app()

@@ -1,0 +1,34 @@
+"""The hub's log lines never carry a person number, whatever a message or an exception quoted."""
+
+from __future__ import annotations
+
+import io
+import logging
+
+from reghub.logs import mask_person_numbers_in_logs
+from tests.messages import PERSON
+
+
+def test_messages_arguments_and_exceptions_are_masked_and_p_numbers_kept() -> None:
+    mask_person_numbers_in_logs()
+    mask_person_numbers_in_logs()  # installing twice masks once
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    logger = logging.getLogger("reghub.test-logs")
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        logger.info("report for %s at P-number %s", PERSON, "1000000198")
+        logger.warning(f"key {PERSON[:6]}-{PERSON[6:]} refused")
+        try:
+            raise KeyError(PERSON)
+        except KeyError:
+            logger.exception("internal error")
+    finally:
+        logger.removeHandler(handler)
+    text = out.getvalue()
+    assert PERSON not in text and f"{PERSON[:6]}-{PERSON[6:]}" not in text
+    assert "1000000198" in text  # "100000" is no date: this P-number stays readable
+    assert "KeyError" in text and "Traceback" in text
+    assert text.count("**********") == 3
+    assert logging.getLogger("aiokafka").getEffectiveLevel() >= logging.INFO
