@@ -20,7 +20,11 @@ _formatter = logging.Formatter()
 def _masking(factory: Any) -> Any:
     def make(*args: Any, **kwargs: Any) -> logging.LogRecord:
         record: logging.LogRecord = factory(*args, **kwargs)
-        record.msg = mask_person_numbers(record.getMessage())
+        try:
+            text = record.getMessage()
+        except Exception:  # a caller's bad format string must not turn into an exception here
+            text = f"{record.msg} (arguments: {record.args!r})"
+        record.msg = mask_person_numbers(text)
         record.args = None
         if record.exc_info and not record.exc_text:
             record.exc_text = mask_person_numbers(_formatter.formatException(record.exc_info))
