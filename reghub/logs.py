@@ -25,7 +25,7 @@ def _masking(factory: Any) -> Any:
         except Exception:  # a caller's bad format string must not turn into an exception here
             text = f"{record.msg} (arguments: {record.args!r})"
         record.msg = mask_person_numbers(text)
-        record.args = None
+        record.args = ()  # not None: some formatters (mode's) wrap a non-tuple into one and format again
         if record.exc_info and not record.exc_text:
             record.exc_text = mask_person_numbers(_formatter.formatException(record.exc_info))
             record.exc_info = None  # the text above is the only rendering

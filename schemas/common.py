@@ -66,7 +66,9 @@ PharmacySystemId = Annotated[
 prescription system gave it, often ten digits. Not checked for person numbers: a real one may read like a
 CPR number (`2106149173`), and refusing it would leave a legally required report unregistered."""
 DrugId = Annotated[str, Field(min_length=1, max_length=40)]
-Ore = Annotated[int, Field(description="amount in øre (1/100 DKK)")]
+ORE_LIMIT = 10**13
+"""A hundred billion kroner: far above any amount the register can meet, far below a 64-bit column."""
+Ore = Annotated[int, Field(ge=-ORE_LIMIT, le=ORE_LIMIT, description="amount in øre (1/100 DKK)")]
 
 
 class PersonRef(WireModel):

@@ -64,6 +64,8 @@ def classify(exc: BaseException) -> RegisterError:
             if "UNIQUE" in text and any(name in text for name in _ALREADY_PROCESSED):
                 return RegisterUnavailable("already processed by another worker: retry")
             return RegisterRefused(f"register.integrity_error: {_sqlite_constraint(text)}")
+        if isinstance(e, OverflowError):  # the driver could not encode a number for its column
+            return RegisterRefused("register.data_error: a number does not fit its column")
         if isinstance(e, sqlite3.DataError):
             return RegisterRefused("register.data_error: a value does not fit its column")
     first = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]

@@ -572,4 +572,6 @@ def _is_driver_error(exc: BaseException) -> bool:
     """asyncpg's own errors (raised by the raw `COPY` and `unnest()` calls) and its connection errors."""
     import asyncpg
 
-    return isinstance(exc, asyncpg.PostgresError | asyncpg.InterfaceError | TimeoutError)
+    return isinstance(
+        exc, asyncpg.PostgresError | asyncpg.InterfaceError | TimeoutError | OverflowError
+    )
