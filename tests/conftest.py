@@ -79,12 +79,10 @@ async def database_url(
     yield url
 
 
-@pytest.fixture
-async def settings(broker: EmbeddedBroker, database_url: str) -> Settings:
-    """Settings for one test: its own topics and consumer group on the session broker."""
-    prefix = f"t{uuid.uuid4().hex[:8]}."
-    s = Settings(
-        kafka_bootstrap=broker.bootstrap,
+def settings_for(bootstrap: str, database_url: str, prefix: str) -> Settings:
+    """A test's settings: its topics and consumer group under `prefix`, on a Tansu broker."""
+    return Settings(
+        kafka_bootstrap=bootstrap,
         kafka_idempotence=False,
         database_url=database_url,
         topic_prefix=prefix,
@@ -94,7 +92,13 @@ async def settings(broker: EmbeddedBroker, database_url: str) -> Settings:
         pseudonym_key="test-pseudonym-key-0123456789",
         report_grace_seconds=10**9,
     )
-    await create_topics(s.kafka_bootstrap, TopicNames(prefix), s.topic_partitions)
+
+
+@pytest.fixture
+async def settings(broker: EmbeddedBroker, database_url: str) -> Settings:
+    """Settings for one test: its own topics and consumer group on the session broker."""
+    s = settings_for(broker.bootstrap, database_url, f"t{uuid.uuid4().hex[:8]}.")
+    await create_topics(s.kafka_bootstrap, TopicNames(s.topic_prefix), s.topic_partitions)
     return s
 
 

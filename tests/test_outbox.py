@@ -22,6 +22,7 @@ from sinks.publisher import OUTPUT_ID_HEADER, Outgoing
 from sinks.register import Register
 from streams.pipeline import CONFLICT_REASON
 from streams.topics import ALERTS, DEAD_LETTER, DECISIONS, DISPENSINGS, TopicNames
+from tests.conftest import settings_for
 from tests.kafka_helpers import as_json, read_until, running_worker
 from tests.messages import PERSON, report
 
@@ -123,17 +124,7 @@ async def test_a_register_read_from_a_lost_log_reads_the_new_log_from_its_start(
         broker = EmbeddedBroker()
         broker.start()
         try:
-            settings = Settings(
-                kafka_bootstrap=broker.bootstrap,
-                kafka_idempotence=False,
-                database_url=database_url,
-                topic_prefix=prefix,
-                consumer_group=f"{prefix}register",
-                topic_partitions=2,
-                kafka_session_timeout_ms=6000,
-                pseudonym_key="test-pseudonym-key-0123456789",
-                report_grace_seconds=10**9,
-            )
+            settings = settings_for(broker.bootstrap, database_url, prefix)
             names = TopicNames(prefix)
             await create_topics(settings.kafka_bootstrap, names, settings.topic_partitions)
             # the second run's reports are paid later: the same persons, later purchases
