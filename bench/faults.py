@@ -1210,38 +1210,57 @@ class Fuzz:
             alive_to_the_end = [w.alive for w in pool.workers]
             codes = await pool.stop()
             truth = await count_truth(hub)
-            # Only dispensings and corrections keep their ids in processed_messages; the change feed
-            # says what became of a message of any topic.
             changes = await read_all(hub.bootstrap, hub.topic(CHANGES), change_outcome)
-            taken = {c[:2] for c in changes if c is not None and c[2] != "rejected"}
+            outcomes: dict[tuple[str, str], set[str]] = {}
+            for c in changes:
+                if c is not None:
+                    outcomes.setdefault(c[:2], set()).add(c[2])
 
-        # every produced record: dead-lettered (by its source position), or valid and in the register
+        # What became of each produced record: dead-lettered (its source position in the headers);
+        # taken, i.e. registered or parked (processed_messages keeps dispensing and correction ids)
+        # or applied or parked on the change feed (the other topics keep no ids); answered by the
+        # dead letter of an identical record with the same id; or lost.
         dead_at = Counter(d.source for d in truth.dead)
         no_reason = sum(1 for d in truth.dead if not d.reason.strip())
-        accepted, lost, lost_decisions, decided = 0, 0, 0, 0
+        at_position = {pos: i for i, pos in sent.positions.items()}
+        dead_values: dict[tuple[str, str], set[bytes | None]] = {}
+        for dl in truth.dead:
+            i = at_position.get(dl.source)
+            if i is not None and dl.message_id:
+                dead_values.setdefault((dl.source[0], dl.message_id), set()).add(records[i].value)
+        taken = truth.processed | {k for k, v in outcomes.items() if v & {"applied", "parked"}}
+        accepted, lost, lost_decisions, decided, twins = 0, 0, 0, 0, 0
         lost_kinds: Counter[str] = Counter()
         examples: list[str] = []
+        undecided: dict[str, str] = {}  # report id → what the change feed says became of it
         for i, pos in sent.positions.items():
             if pos in dead_at:
                 continue
             r = records[i]
             d = decode(Source(pos[0], pos[1], pos[2], r.key, r.value, 0), r.spec)
             where = (pos[0], d.message_id) if isinstance(d, Decoded) else None
-            if where is not None and (where in truth.processed or where in taken):
+            said = "/".join(sorted(outcomes.get(where, {"nothing"}))) if where else "nothing"
+            if where is not None and where in taken:
                 accepted += 1
                 if r.spec is DISPENSINGS:
                     if d.message_id in truth.decisions:
                         decided += 1
                     else:
                         lost_decisions += 1
+                        undecided[d.message_id] = f"{d.message_id} ({r.kind}; {said})"
+                continue
+            if where is not None and r.value in dead_values.get(where, ()):
+                twins += 1
                 continue
             lost += 1
             lost_kinds[r.kind] += 1
             if len(examples) < 5:
                 what = d.message_id if isinstance(d, Decoded) else d.reason
-                examples.append(f"{r.kind} at {pos[0]}/{pos[1]}/{pos[2]} ({what})")
+                examples.append(
+                    f"{r.kind} at {pos[0]}/{pos[1]}/{pos[2]} ({what}; change feed: {said})"
+                )
         ours = set(sent.positions.values())
-        strangers = sum(n for pos, n in dead_at.items() if pos not in ours)
+        strangers = [d for d in truth.dead if d.source not in ours]
         row = self.row
         row.sent = len(sent.positions)
         row.registered = accepted
@@ -1254,10 +1273,23 @@ class Fuzz:
         if lost:
             row.notes.append(f"not accounted for, by kind: {dict(lost_kinds.most_common())}")
             row.notes.append(f"e.g. {'; '.join(examples)}")
+        if twins:
+            row.notes.append(
+                f"{twins} records answered by the dead letter of an identical record with their id"
+            )
+        if undecided:
+            row.notes.append(
+                f"taken without a decision: {len(undecided)} report ids, e.g. "
+                + ", ".join(list(undecided.values())[:5])
+            )
         if no_reason:
             row.problems.append(f"{no_reason} dead letters without a reghub-reason")
         if strangers:
-            row.notes.append(f"{strangers} dead letters of records the campaign did not produce")
+            row.notes.append(
+                f"{len(strangers)} dead letters name a source position the campaign did not produce "
+                "to: "
+                + "; ".join(f"{'/'.join(map(str, d.source))} {d.reason}" for d in strangers[:3])
+            )
         if pool.crashes or not all(alive_to_the_end):
             row.problems.append(f"{len(pool.crashes)} worker crash(es)")
             row.notes.extend(pool.crashes[:3])
