@@ -10,9 +10,10 @@ topic prefix and consumer group, and two `python -m reghub worker` processes con
 1. `kill9`: 20 `kill -9`s of a random live worker at random moments of the stream; each killed
    worker is started again after a random 0.5-3 s.
 2. `broker-stall`: half the reports paced, then the other half at once; while the workers work
-   through that backlog, Tansu is stopped (SIGSTOP) for `--stall` seconds; 2 s before it continues
-   (SIGCONT) one worker is killed with -9, so that a batch the register has committed is never
-   published by the worker that wrote it; the worker is started again after SIGCONT.
+   through that backlog (once the register has 500 more rows), Tansu is stopped (SIGSTOP) for
+   `--stall` seconds; 2 s before it continues (SIGCONT) the workers are killed with -9 (all of
+   them, or `--stall-victims N`), so that a batch the register has committed is never published by
+   the worker that wrote it; they are started again after SIGCONT.
 3. `db-refuses`: the database refuses connections for `--refuse` seconds (`ALTER DATABASE …
    ALLOW_CONNECTIONS false` and `pg_terminate_backend` of its backends, as the admin user on the
    admin database), then accepts them again.
@@ -1070,16 +1071,23 @@ class BrokerStall(ReportScenario):
         )
         kill_at = max(a.stall - 2.0, a.stall / 2)
         await asyncio.sleep(kill_at)
-        victim = self.rng.choice(hub.pool.alive())
-        hub.pool.kill9(victim)
+        # Which worker holds a batch the register committed but could not publish is not visible
+        # from outside; by default every worker dies, so whichever does dies with it.
+        at_kill = await hub.sql.scalar("SELECT count(*) FROM purchases")
+        alive = hub.pool.alive()
+        victims = self.rng.sample(alive, min(len(alive), a.stall_victims or len(alive)))
+        for w in victims:
+            hub.pool.kill9(w)
         await asyncio.sleep(max(0.0, stopped + a.stall - time.monotonic()))
         hub.cont_broker()
         await asyncio.sleep(self.rng.uniform(0.5, 2.0))
-        hub.pool.restart(victim)
+        for w in victims:
+            hub.pool.restart(w)
         self.fault_end = time.monotonic()
         self.row.notes.append(
-            f"worker {victim.index} killed -9 {kill_at:.0f} s into the stall, started again "
-            f"{self.fault_end - stopped - a.stall:.1f} s after SIGCONT"
+            f"worker(s) {sorted(w.index for w in victims)} killed -9 {kill_at:.0f} s into the "
+            f"stall, with {at_kill - progressed} more reports registered than at the stop; "
+            f"started again {self.fault_end - stopped - a.stall:.1f} s after SIGCONT"
         )
 
 
@@ -1424,6 +1432,13 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--restart-min", type=float, default=0.5, help="kill9: restart delay from (s)")
     p.add_argument("--restart-max", type=float, default=3.0, help="kill9: restart delay to (s)")
     p.add_argument("--stall", type=float, default=60.0, help="broker-stall: seconds (default 60)")
+    p.add_argument(
+        "--stall-victims",
+        type=int,
+        default=0,
+        metavar="N",
+        help="broker-stall: workers killed -9 during the stall (default 0: all of them)",
+    )
     p.add_argument("--refuse", type=float, default=45.0, help="db-refuses: seconds (default 45)")
     p.add_argument("--terminations", type=int, default=5, help="pg-terminate: how many (default 5)")
     p.add_argument(
