@@ -13,7 +13,9 @@ topic prefix and consumer group, and two `python -m reghub worker` processes con
    through that backlog (once the register has 500 more rows), Tansu is stopped (SIGSTOP) for
    `--stall` seconds; 2 s before it continues (SIGCONT) the workers are killed with -9 (all of
    them, or `--stall-victims N`), so that a batch the register has committed is never published by
-   the worker that wrote it; they are started again after SIGCONT.
+   the worker that wrote it; they are started again after SIGCONT. (A produce request already
+   written to the stopped broker's socket is still taken when it continues; what a big batch's
+   publish had not yet written is what a worker without an outbox loses.)
 3. `db-refuses`: the database refuses connections for `--refuse` seconds (`ALTER DATABASE …
    ALLOW_CONNECTIONS false` and `pg_terminate_backend` of its backends, as the admin user on the
    admin database), then accepts them again.
@@ -21,8 +23,12 @@ topic prefix and consumer group, and two `python -m reghub worker` processes con
    is inside a transaction (polled in pg_stat_activity).
 5. `fuzz`: `--fuzz` hostile records (`bench.hostile`: hypothesis strategies derived from the input
    schemas) produced to the input topics as fast as the broker takes them; the workers must stay
-   alive with /health answering, and every record must be dead-lettered with a reason, or, if it
-   happens to be valid, be in the register.
+   alive with /health answering, and every record must be dead-lettered with a reason (matched by
+   the source position in its headers), or, if it happens to be valid, be taken: registered or
+   parked (`processed_messages`) or applied (the change feed, for topics that keep no ids). A
+   record identical to an earlier one with the same id is answered by that one's dead letter. In
+   this row "registered" counts the valid records taken and "decided" the dispensings among them
+   with a decision.
 
 After the fault, the scenario waits until it is quiet: the register's and the broker's committed
 offsets together cover every input record, and nothing changed on the register or the output topics
