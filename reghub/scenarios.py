@@ -417,10 +417,19 @@ class ScenarioError(Exception):
     """A scenario's setup event was refused by the hub."""
 
 
+def _kr(amount: int | None) -> str | None:
+    return None if amount is None else ore_to_kroner(amount)
+
+
+def _label(message_id: str) -> str:
+    """A scenario's own id of a message the runner sent as `s<run>:<id>`."""
+    return message_id.split(":", 1)[-1]
+
+
 def _purchase_result(
     eid: str, d: dict[str, Any], event: dict[str, Any], supplement: bool
 ) -> dict[str, Any]:
-    if d["status"] != "registered":
+    if d.get("subsidy") is None:  # parked, or no answer: a decision without amounts
         return {
             "event_id": eid,
             "reported_to_ctr": True,
@@ -430,29 +439,66 @@ def _purchase_result(
     out: dict[str, Any] = {
         "event_id": eid,
         "reported_to_ctr": True,
-        "subsidy_entitled": ore_to_kroner(d["subsidy_entitled"]),
+        "status": d["status"],
+        "subsidy_entitled": _kr(d["subsidy_entitled"]),
     }
     balancing = d["balancing_applied"] != 0 or d["remaining_balancing"] != 0
     if balancing:
-        out["udligning_applied"] = ore_to_kroner(d["balancing_applied"])
-    out["subsidy"] = ore_to_kroner(d["subsidy"])
+        out["udligning_applied"] = _kr(d["balancing_applied"])
+    out["subsidy"] = _kr(d["subsidy"])
     if supplement or d["health_supplement"]:
-        out["helbredstillaeg"] = ore_to_kroner(d["health_supplement"])
+        out["helbredstillaeg"] = _kr(d["health_supplement"])
     if d["rights_based"]:
-        out["rights_based_subsidy"] = ore_to_kroner(d["rights_based"])
+        out["rights_based"] = _kr(d["rights_based"])
     if event.get("under_henstand"):
-        out["egenbetaling_deferred_to_henstand"] = ore_to_kroner(d["deferred_to_agreement"])
-        out["citizen_pays_at_counter"] = ore_to_kroner(d["citizen_pays_at_counter"])
+        out["egenbetaling_deferred_to_henstand"] = _kr(d["deferred_to_agreement"])
+        out["citizen_pays_at_counter"] = _kr(d["citizen_pays_at_counter"])
     out.update(
-        citizen_pays=ore_to_kroner(d["citizen_pays"]),
-        saldo_after=ore_to_kroner(d["saldo_after"]),
+        citizen_pays=_kr(d["citizen_pays"]),
+        saldo_after=_kr(d["saldo_after"]),
         period_start=d["period_start"],
         period_end=d["period_end"],
         previous_period_end=d["previous_period_end"],
         under18=d["under18"],
     )
     if balancing:
-        out["remaining_udligning"] = ore_to_kroner(d["remaining_balancing"])
+        out["remaining_udligning"] = _kr(d["remaining_balancing"])
+    out.update(_purchase_details(d))
+    return out
+
+
+def _purchase_details(d: dict[str, Any]) -> dict[str, Any]:
+    """A decision's lines (when more than one), billing, balancing and henstand agreement, in the
+    scenarios' terms; only what is there."""
+    out: dict[str, Any] = {}
+    if len(d.get("lines") or ()) > 1:
+        out["lines"] = [
+            {
+                "drug_id": ln["drug_id"],
+                "subsidy": _kr(ln["subsidy"]),
+                "helbredstillaeg": _kr(ln["health_supplement"]),
+                "rights_based": _kr(ln["rights_based"]),
+                "citizen_pays": _kr(ln["citizen_pays"]),
+            }
+            for ln in d["lines"]
+        ]
+    for field_name, name in (
+        ("health_supplement_billed_to", "helbredstillaeg_billed_to"),
+        ("rights_based_billed_to", "rights_based_billed_to"),
+    ):
+        billed = d.get(field_name)
+        if billed is not None:
+            out[name] = {
+                "municipality_code": billed["municipality_code"],
+                "decision": _label(billed["decision_id"]),
+            }
+    if d.get("balancing"):
+        out["udligning"] = [
+            {"amount": _kr(b["amount"]), "arose_in_period_start": b["period_start"]}
+            for b in d["balancing"]
+        ]
+    if d.get("agreement_id"):
+        out["henstand_agreement"] = _label(d["agreement_id"])
     return out
 
 

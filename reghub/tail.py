@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 import uuid
 from datetime import UTC, datetime
+from typing import get_args
 
 import orjson
 from aiokafka import AIOKafkaConsumer
@@ -76,15 +77,29 @@ SHOWN_HEADERS = frozenset(
 )
 
 
+def _models_in(annotation: object) -> list[type[BaseModel]]:
+    """The models a field's type refers to (`list[DecisionLine] | None` -> [DecisionLine])."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in get_args(annotation) for m in _models_in(arg)]
+
+
 def _known_fields() -> frozenset[str]:
-    """Every field name a topic's schema declares: a field not among them came from the sender."""
+    """Every field name a topic's schema declares, in it or in the models its fields hold (a decision's
+    lines): a field not among them came from the sender."""
     names: set[str] = set()
     todo: list[type[BaseModel]] = [spec.schema for spec in ALL if spec.schema is not None]
     todo += [SettlementStatement, WireModel]
+    seen: set[type[BaseModel]] = set()
     while todo:
         model = todo.pop()
+        if model in seen:
+            continue
+        seen.add(model)
         names.update(model.model_fields)
         todo.extend(model.__subclasses__())
+        for info in model.model_fields.values():
+            todo.extend(_models_in(info.annotation))
     return frozenset(names)
 
 

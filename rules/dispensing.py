@@ -13,10 +13,17 @@ from decimal import Decimal
 
 from rules.balancing import open_total, settle_at_purchase
 from rules.money import Ore
-from rules.outcomes import Applied, Parked, PurchaseRecord, PurchaseResult, Refused
+from rules.outcomes import (
+    Applied,
+    AppliedBalance,
+    Parked,
+    PurchaseRecord,
+    PurchaseResult,
+    Refused,
+)
 from rules.periods import is_under18, period_end
 from rules.scales import Scale, scale_for
-from rules.state import Balance, Period, PersonState
+from rules.state import Balance, Period, PersonState, Supplement
 from rules.subsidy import entitlement, share_of
 from schemas.dispensing import DispensingLine, DispensingReport
 
@@ -40,6 +47,7 @@ class _Priced:
     actual: Ore  # everything the pharmacy charged
     terminal_cover: Ore  # 100 % under a § 148 grant
     above_basis: Ore  # what the citizen pays in full whatever the scale says
+    line_basis: tuple[Ore, ...]  # each line's part of `basis`, in the report's order
 
 
 def price_lines(state: PersonState, lines: list[DispensingLine], day: date) -> _Priced:
@@ -48,23 +56,27 @@ def price_lines(state: PersonState, lines: list[DispensingLine], day: date) -> _
     terminal = grants and state.grant("s148_terminal", day) is not None
     basis = actual = above = 0
     any_subsidised = False
+    line_basis: list[Ore] = []
     for line in lines:
         actual += line.actual_price
         increased = grants and state.grant("s151_increased", day, line.drug_id) is not None
         single = grants and state.grant("s145_single", day, line.drug_id) is not None
         if not (line.generally_reimbursed or single or increased):
             above += line.actual_price
+            line_basis.append(0)
             continue
         any_subsidised = True
         if increased:
-            line_basis = line.actual_price
+            basis_of_line = line.actual_price
         elif line.actual_price >= 0:
-            line_basis = min(line.reimbursement_price, line.actual_price)
+            basis_of_line = min(line.reimbursement_price, line.actual_price)
         else:
-            line_basis = max(line.reimbursement_price, line.actual_price)
-        basis += line_basis
-        above += line.actual_price - line_basis
-    return _Priced(any_subsidised, basis, actual, actual if terminal else 0, above)
+            basis_of_line = max(line.reimbursement_price, line.actual_price)
+        line_basis.append(basis_of_line)
+        basis += basis_of_line
+        above += line.actual_price - basis_of_line
+    terminal_cover = actual if terminal else 0
+    return _Priced(any_subsidised, basis, actual, terminal_cover, above, tuple(line_basis))
 
 
 def _open_period(state: PersonState, day: date) -> Period:
@@ -122,8 +134,9 @@ def apply_dispensing(
     if priced.terminal_cover:
         entitled = priced.terminal_cover
     own_on_basis = 0 if priced.terminal_cover else priced.basis - entitled
-    health, rights = _supplements(state, day, max(own_on_basis, 0), config)
+    health, rights, health_by, rights_by = _supplements(state, day, max(own_on_basis, 0), config)
     applied, balances = settle_at_purchase(state.balances, entitled) if state.balances else (0, ())
+    parts = _applied_parts(state.balances, balances) if state.balances else ()
     subsidy = entitled + applied
     citizen_pays = priced.actual - subsidy - health - rights
     agreement = state.agreement_on(day) if report.under_deferral else None
@@ -181,7 +194,22 @@ def apply_dispensing(
             remaining_balancing=open_total(balances),
             deviation=deviation,
             agreement_id=agreement.agreement_id if agreement is not None else None,
+            line_basis=priced.line_basis,
+            health_supplement_by=health_by,
+            rights_based_by=rights_by,
+            balancing_parts=parts,
         ),
+    )
+
+
+def _applied_parts(
+    before: tuple[Balance, ...], after: tuple[Balance, ...]
+) -> tuple[AppliedBalance, ...]:
+    """What a purchase applied of each open balancing amount (`settle_at_purchase` keeps their order)."""
+    return tuple(
+        AppliedBalance(b.remaining - a.remaining, b.arose_in_period, b.arose_on, b.origin)
+        for b, a in zip(before, after, strict=True)
+        if b.remaining != a.remaining
     )
 
 
@@ -217,7 +245,7 @@ def _apply_return(
     if original.terminal:
         reversal = priced.actual
     own = 0 if original.terminal else priced.basis - reversal
-    health, rights = _supplements(state, day, min(own, 0), config)
+    health, rights, health_by, rights_by = _supplements(state, day, min(own, 0), config)
     refund = priced.actual - reversal - health - rights
     # own payment that went to a deferral agreement comes off the agreement, not back in cash
     agreements = state.agreements
@@ -254,23 +282,34 @@ def _apply_return(
             remaining_balancing=open_total(state.balances),
             deviation=0,
             agreement_id=agreement.agreement_id if agreement is not None else None,
+            line_basis=priced.line_basis,
+            health_supplement_by=health_by,
+            rights_based_by=rights_by,
         ),
     )
 
 
 def _supplements(
     state: PersonState, day: date, own_on_basis: Ore, config: RulesConfig
-) -> tuple[Ore, Ore]:
+) -> tuple[Ore, Ore, Supplement | None, Supplement | None]:
     """Helbredstillæg and the rights-based subsidy on the own payment within the basis (spec § 5).
 
     A negative own payment (a return) reverses them the same way.
+
+    Returns:
+        The helbredstillæg and the rights-based amount, and the municipal decision each is billed
+        to (None where the amount is 0).
     """
     health = rights = 0
     if own_on_basis == 0 or not state.supplements:
-        return 0, 0
+        return 0, 0, None, None
+    health_by = rights_by = None
     supplement = state.supplement("health_supplement", day)
     if supplement is not None and supplement.percentage:
         health = share_of(own_on_basis, HEALTH_SUPPLEMENT_SHARE, supplement.percentage)
-    if state.supplement("rights_based", day) is not None:
+        health_by = supplement if health else None
+    rights_decision = state.supplement("rights_based", day)
+    if rights_decision is not None:
         rights = share_of(own_on_basis - health, config.rights_based_coverage)
-    return health, rights
+        rights_by = rights_decision if rights else None
+    return health, rights, health_by, rights_by

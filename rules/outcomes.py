@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from rules.money import Ore
-from rules.state import Period, PersonState
+from rules.state import Period, PersonState, Supplement
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +39,21 @@ class PurchaseRecord:
     deferred: Ore = 0  # own payment that went to a deferral agreement
 
 
+@dataclass(frozen=True, slots=True)
+class AppliedBalance:
+    """One open balancing amount (udligningsbeløb, § 6) as a purchase settled it.
+
+    `amount` is what this purchase applied of it: + paid to the person, − deducted from the subsidy.
+    `period_start` is the start of the period where it arose (§ 7 stk. 3), None when it arose outside
+    any period the register knows.
+    """
+
+    amount: Ore
+    period_start: date | None
+    arose_on: date
+    origin: str
+
+
 @dataclass(
     slots=True
 )  # not frozen: built once per report, and a frozen __init__ costs twice as much
@@ -64,6 +79,14 @@ class PurchaseResult:
     remaining_balancing: Ore
     deviation: Ore
     agreement_id: str | None
+    line_basis: tuple[Ore, ...] = ()
+    """Each line's saldo basis, in the report's order (0 for a line without subsidy); sums to `basis`."""
+    health_supplement_by: Supplement | None = None
+    """The municipal decision the helbredstillæg is billed to; None when there is none."""
+    rights_based_by: Supplement | None = None
+    """The municipal decision the rights-based amount is billed to; None when there is none."""
+    balancing_parts: tuple[AppliedBalance, ...] = ()
+    """The balancing amounts applied, one per open amount touched; they sum to `balancing_applied`."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -144,6 +144,18 @@ def test_schemas_export_writes_one_json_schema_per_topic(tmp_path: Path) -> None
     assert set(dispensing["properties"]) >= {"report_id", "person", "lines", "pharmacy_number"}
     decisions = json.loads((out / "ctr.decisions.v1.schema.json").read_text())
     assert {s["title"] for s in decisions["oneOf"]} == {"PurchaseDecision", "SettlementStatement"}
+    # each member is embedded as it is, so no reference may point at the document's root
+    assert "$ref" not in json.dumps(decisions)
+    purchase = next(s for s in decisions["oneOf"] if s["title"] == "PurchaseDecision")
+    details = {"lines", "health_supplement_billed_to", "rights_based_billed_to", "balancing"}
+    assert details | {"agreement_id"} <= set(purchase["properties"])
+    line = purchase["properties"]["lines"]["anyOf"][0]["items"]
+    assert {"drug_id", "subsidy", "health_supplement", "rights_based", "citizen_pays"} <= set(
+        line["properties"]
+    )
+    # a parked report's decision has no amounts: null, never 0
+    assert {"type": "null"} in purchase["properties"]["subsidy"]["anyOf"]
+    assert purchase["properties"]["subsidy"]["default"] is None
 
 
 # --- reghub tail --------------------------------------------------------------------------------

@@ -2,6 +2,18 @@
 
 The hot path: one call per report. Registers the purchase by the § 146 scale of its payment day, settles
 open balancing amounts (§ 6), answers with a decision, parks a report dated where no scale is known.
+
+A purchase's `lines` column (JSON) keeps what the decision needs beyond the row's other columns, so a
+redelivered report is answered again with the same decision:
+
+    {"lines": [{"drug_id", "reimbursement_price", "actual_price", "generally_reimbursed", "basis"}],
+     "health_supplement_billed_to": {"municipality_code", "decision_id"} | null,
+     "rights_based_billed_to": {"municipality_code", "decision_id"} | null,
+     "balancing": [{"amount", "period_start", "arose_on", "origin"}],
+     "agreement_id": str | null}
+
+`basis` is the line's part of the saldo basis (§ 3 stk. 1 nr. 8). A purchase registered before the column
+held this object holds the list of lines alone (see `kept`).
 """
 
 from __future__ import annotations
@@ -12,7 +24,10 @@ import orjson
 
 from rules.deadlines import due_immediately
 from rules.dispensing import apply_dispensing
+from rules.identifiers import mask_person_numbers
+from rules.lines import line_charges
 from rules.outcomes import Parked, PurchaseResult, Refused
+from rules.state import Supplement
 from schemas.decisions import PurchaseDecision
 from schemas.dispensing import DispensingReport
 from sinks.publisher import Outgoing
@@ -91,8 +106,10 @@ def handle(view: BatchView, d: Decoded, ctx: Context) -> Effects:
     updates: tuple[tuple[str, dict[str, Any]], ...] = ()
     if m.return_of and original is not None:
         updates = ((m.return_of, {"returned_basis": original.returned_basis - result.basis}),)
-    row = purchase_row(d, m, state.key, result, ctx)
-    outputs.append(ctx.out.emit(DECISIONS, m.pharmacy_number.encode(), decision(row, "registered")))
+    details = kept_details(m, result)
+    row = purchase_row(d, m, state.key, result, ctx, details)
+    answer = decision(row, "registered", details)
+    outputs.append(ctx.out.emit(DECISIONS, m.pharmacy_number.encode(), answer))
     return Effects(
         outcome="registered",
         states=(outcome.state,),
@@ -105,11 +122,127 @@ def handle(view: BatchView, d: Decoded, ctx: Context) -> Effects:
 
 def redecide(row: PurchaseRow, ctx: Context) -> Outgoing:
     """A redelivered report's decision, rebuilt from its register row."""
-    return ctx.out.emit(DECISIONS, row.pharmacy_number.encode(), decision(row, "duplicate"))
+    answer = decision(row, "duplicate", kept(row))
+    return ctx.out.emit(DECISIONS, row.pharmacy_number.encode(), answer)
 
 
-def decision(row: PurchaseRow, status: str) -> bytes:
-    """A registered purchase's decision (`PurchaseDecision` as JSON) from its register row.
+def kept_details(m: DispensingReport, r: PurchaseResult) -> dict[str, Any]:
+    """What the purchase's `lines` column keeps (this module's docstring): the report's lines with each
+    one's saldo basis, and the decision's billing, balancing and deferral details."""
+    return {
+        "lines": [
+            {
+                "drug_id": ln.drug_id,
+                "reimbursement_price": ln.reimbursement_price,
+                "actual_price": ln.actual_price,
+                "generally_reimbursed": ln.generally_reimbursed,
+                "basis": basis,
+            }
+            for ln, basis in zip(m.lines, r.line_basis, strict=True)
+        ],
+        "health_supplement_billed_to": _billing(r.health_supplement_by),
+        "rights_based_billed_to": _billing(r.rights_based_by),
+        "balancing": [
+            {
+                "amount": p.amount,
+                "period_start": p.period_start,
+                "arose_on": p.arose_on,
+                "origin": p.origin,
+            }
+            for p in r.balancing_parts
+        ],
+        "agreement_id": r.agreement_id,
+    }
+
+
+def _billing(supplement: Supplement | None) -> dict[str, Any] | None:
+    if supplement is None:
+        return None
+    return {
+        "municipality_code": supplement.municipality_code,
+        "decision_id": supplement.decision_id,
+    }
+
+
+def kept(row: PurchaseRow) -> dict[str, Any]:
+    """The details a purchase's `lines` column keeps, as `kept_details` made them.
+
+    A purchase registered when the column held the list of lines alone gets each line's basis as it is
+    without individual grants (the reimbursement price capped by the actual price, 0 without general
+    subsidy) and no billing, balancing or deferral details (null: not kept).
+    """
+    stored = orjson.loads(row.lines)
+    if isinstance(stored, dict):
+        return stored
+    lines = []
+    for ln in stored:
+        reimbursement, actual = ln.get("reimbursement_price", 0), ln.get("actual_price", 0)
+        basis = 0
+        if ln.get("generally_reimbursed", True):
+            basis = min(reimbursement, actual) if actual >= 0 else max(reimbursement, actual)
+        lines.append({"basis": basis, **ln, "actual_price": actual})
+    return {
+        "lines": lines,
+        "health_supplement_billed_to": None,
+        "rights_based_billed_to": None,
+        "balancing": None,
+        "agreement_id": None,
+    }
+
+
+def _shown_drug_id(drug_id: str) -> str:
+    """A drug id as the decision shows it: the decisions topic never carries a CPR number, and a drug
+    id is not checked for one on the way in."""
+    return mask_person_numbers(drug_id) if len(drug_id) >= 10 else drug_id
+
+
+def decision_lines(row: PurchaseRow, details: dict[str, Any]) -> list[dict[str, Any]]:
+    """The decision's lines: the row's totals apportioned over the kept lines (`rules/lines.py`).
+
+    Apportioned from the subsidy, balancing, supplements and own payment the purchase was charged with,
+    so the lines add up to the decision's totals also when a later correction changed the row's
+    `subsidy_entitled` (the difference became a balancing amount, § 6).
+    """
+    lines = details["lines"]
+    if len(lines) == 1:  # the hot path: the one line carries the totals (rules/lines.py)
+        actual = lines[0]["actual_price"]
+        return [
+            {
+                "drug_id": _shown_drug_id(lines[0]["drug_id"]),
+                "actual_price": actual,
+                "subsidy": row.subsidy,
+                "balancing_applied": row.balancing_applied,
+                "health_supplement": row.health_supplement,
+                "rights_based": row.rights_based,
+                "citizen_pays": actual - row.subsidy - row.health_supplement - row.rights_based,
+            }
+        ]
+    charges = line_charges(
+        [ln["actual_price"] for ln in lines],
+        [ln["basis"] for ln in lines],
+        terminal=row.terminal,
+        subsidy=row.subsidy,
+        balancing_applied=row.balancing_applied,
+        health_supplement=row.health_supplement,
+        rights_based=row.rights_based,
+    )
+    return [
+        {
+            "drug_id": _shown_drug_id(ln["drug_id"]),
+            "actual_price": c.actual_price,
+            "subsidy": c.subsidy,
+            "balancing_applied": c.balancing_applied,
+            "health_supplement": c.health_supplement,
+            "rights_based": c.rights_based,
+            "citizen_pays": c.citizen_pays,
+        }
+        for ln, c in zip(lines, charges, strict=True)
+    ]
+
+
+def decision(row: PurchaseRow, status: str, details: dict[str, Any]) -> bytes:
+    """A registered purchase's decision (`PurchaseDecision` as JSON) from its register row and the
+    details its `lines` column keeps.
 
     Called once per report, and again for a redelivered one; built without the model for speed, and
     checked against the model by the tests.
@@ -141,25 +274,25 @@ def decision(row: PurchaseRow, status: str) -> bytes:
             "remaining_balancing": row.remaining_balancing,
             "granted_subsidy": row.granted_subsidy,
             "deviation": row.deviation,
+            "lines": decision_lines(row, details),
+            "health_supplement_billed_to": details["health_supplement_billed_to"],
+            "rights_based_billed_to": details["rights_based_billed_to"],
+            "balancing": details["balancing"],
+            "agreement_id": details["agreement_id"],
         }
     )
 
 
 def purchase_row(
-    d: Decoded, m: DispensingReport, person_key: str, r: PurchaseResult, ctx: Context
+    d: Decoded,
+    m: DispensingReport,
+    person_key: str,
+    r: PurchaseResult,
+    ctx: Context,
+    details: dict[str, Any],
 ) -> PurchaseRow:
     p = r.period
-    lines = orjson.dumps(
-        [
-            {
-                "drug_id": ln.drug_id,
-                "reimbursement_price": ln.reimbursement_price,
-                "actual_price": ln.actual_price,
-                "generally_reimbursed": ln.generally_reimbursed,
-            }
-            for ln in m.lines
-        ]
-    ).decode()
+    lines = orjson.dumps(details).decode()
     return PurchaseRow(
         m.report_id,
         person_key,
