@@ -8,12 +8,14 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from rules.identifiers import (
+    P_NUMBER_OLD_WEIGHTS_UNTIL,
     PHARMACY_NUMBER_PATTERN,
-    PersonKeyKind,
+    check_born_by,
     contains_person_number,
     is_p_number,
     normalise_person_key,
     parse_person_key,
+    person_birth_date,
 )
 
 
@@ -25,7 +27,9 @@ class WireModel(BaseModel):
 
 def _p_number(value: str) -> str:
     if not is_p_number(value):
-        raise ValueError("P-number must be ten digits passing modulus 11")
+        raise ValueError(
+            "P-number must be ten digits passing modulus 11 with the weights of its series"
+        )
     return value
 
 
@@ -33,10 +37,18 @@ PharmacyNumber = Annotated[
     str,
     Field(
         pattern=PHARMACY_NUMBER_PATTERN,
-        description="AAAnn: five digits (nn 00 pharmacy, 01-09 branch)",
+        description="AAAnn: five digits (nn 00 pharmacy, 01-09 branch, 10-99 outlet)",
     ),
 ]
-PNumber = Annotated[str, AfterValidator(_p_number)]
+PNumber = Annotated[
+    str,
+    Field(
+        description="the site's P-number: ten digits, modulus 11 with the weights 4,3,2,7,6,5,4,3,2 "
+        f"(and 1 on the check digit); up to and including {P_NUMBER_OLD_WEIGHTS_UNTIL} the weights "
+        "1,5,6,7,3,6,4,8,9 pass too"
+    ),
+    AfterValidator(_p_number),
+]
 
 
 def _no_person_number(value: str) -> str:
@@ -72,34 +84,42 @@ Ore = Annotated[int, Field(ge=-ORE_LIMIT, le=ORE_LIMIT, description="amount in Ã
 
 
 class PersonRef(WireModel):
-    """Who the message is about: a CPR number or a substitute id, with the birth date for a substitute.
+    """Who the message is about: a CPR number or a substitute id, with the birth date for a fictitious one.
 
     Error messages never repeat the key, so a rejection can be shown to the sender's operators.
     """
 
     key: Annotated[
-        str, Field(description="CPR number DDMMYYSSSS (hyphen allowed) or substitute id")
+        str,
+        Field(
+            description="CPR number DDMMYYSSSS (hyphen allowed), a system-assigned number xxMMYYnnnn "
+            "(xx 38 or 39) or a fictitious number xLLLnnnnnn (x 4 or 5, LLL a country code)"
+        ),
     ]
     birth_date: date | None = Field(
-        default=None, description="required for a substitute id, must agree with a CPR number"
+        default=None,
+        description="with a fictitious number only, and required with one; a CPR number and a "
+        "system-assigned number carry their own",
     )
 
     @model_validator(mode="after")
     def _check_key(self) -> PersonRef:
         parsed = parse_person_key(self.key)
-        if parsed.kind is PersonKeyKind.CPR:
-            if self.birth_date is not None and self.birth_date != parsed.birth_date:
-                raise ValueError("birth_date disagrees with the CPR number")
-        elif self.birth_date is None:
-            raise ValueError("a substitute id needs birth_date")
+        person_birth_date(parsed, self.birth_date)
         if parsed.value != self.key:
             object.__setattr__(self, "key", normalise_person_key(self.key))
         return self
 
     def born(self) -> date:
-        """The person's birth date, from the CPR number or the supplied date."""
-        if self.birth_date is not None:
-            return self.birth_date
-        parsed = parse_person_key(self.key)
-        assert parsed.birth_date is not None  # a CPR key; substitutes were refused without a date
-        return parsed.birth_date
+        """The person's birth date: the fictitious number's supplied one, or the one the key carries
+        (`rules.identifiers.person_birth_date`)."""
+        return person_birth_date(parse_person_key(self.key), self.birth_date)
+
+    def check_born_by(self, day: date, event: str = "the day of payment") -> None:
+        """Refuse a person born after `day`, the day of the event the message reports (a CPR number
+        from the future); see `rules.identifiers.check_born_by`.
+
+        Raises:
+            ValueError: born after `day`; the message quotes neither key nor date.
+        """
+        check_born_by(parse_person_key(self.key), self.born(), day, event)

@@ -7,10 +7,12 @@ reports immediately after payment (or invoicing, when that comes first). A perso
 
 from __future__ import annotations
 
+from datetime import date, datetime
 from typing import Literal
 
-from pydantic import AwareDatetime, Field, model_validator
+from pydantic import AwareDatetime, Field, ValidationInfo, field_validator, model_validator
 
+from rules.deadlines import COPENHAGEN
 from schemas.common import (
     DrugId,
     MessageId,
@@ -39,8 +41,12 @@ class DispensingReport(WireModel):
     report_id: MessageId
     kind: Literal["sale", "return"] = "sale"
     return_of: MessageId | None = Field(default=None, description="report id of the sale returned")
-    pharmacy_number: PharmacyNumber
-    pharmacy_site_p_number: PNumber
+    pharmacy_number: PharmacyNumber | None = Field(
+        default=None, description="the pharmacy number and/or the site's P-number (at least one)"
+    )
+    pharmacy_site_p_number: PNumber | None = Field(
+        default=None, description="the site's P-number and/or the pharmacy number (at least one)"
+    )
     dispensing_id: PharmacySystemId
     ordination_id: PharmacySystemId
     paid_or_invoiced_at: AwareDatetime = Field(
@@ -54,6 +60,27 @@ class DispensingReport(WireModel):
     under_deferral: bool = Field(
         default=False, description="own payment goes to a henstand agreement"
     )
+
+    @field_validator("person")
+    @classmethod
+    def _born_by_the_day_of_payment(cls, person: PersonRef, info: ValidationInfo) -> PersonRef:
+        """A person born after the day of payment is refused: a CPR number (or a birth date) from the
+        future. "Today" is the report's own Danish local date of payment or invoicing, not the hub's
+        clock, so a report gets the same answer whenever it is read (`rules.identifiers.check_born_by`).
+        """
+        paid = info.data.get("paid_or_invoiced_at")
+        if isinstance(paid, datetime):
+            day = payment_day(paid)
+            if day is not None:
+                person.check_born_by(day)
+        return person
+
+    @model_validator(mode="after")
+    def _check_site(self) -> DispensingReport:
+        # order § 3 stk. 1 nr. 1, LMST field 5: "Apoteksnummer ... og/eller Ekspeditionsstedets P-nummer"
+        if self.pharmacy_number is None and self.pharmacy_site_p_number is None:
+            raise ValueError("a report needs pharmacy_number or pharmacy_site_p_number (or both)")
+        return self
 
     @model_validator(mode="after")
     def _check_kind(self) -> DispensingReport:
@@ -70,3 +97,12 @@ class DispensingReport(WireModel):
             if ln.reimbursement_price < 0 or ln.actual_price < 0:
                 raise ValueError("a sale carries no negative amounts")
         return self
+
+
+def payment_day(paid: datetime) -> date | None:
+    """The Danish local date of a payment time: the day the register books the purchase by; None for a
+    time so near the ends of the calendar that it has no local date."""
+    try:
+        return paid.astimezone(COPENHAGEN).date()
+    except (OverflowError, ValueError):
+        return None

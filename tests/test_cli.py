@@ -92,7 +92,7 @@ async def test_send_produces_the_good_line_and_refuses_the_bad_ones_by_line_numb
     prefix = await fresh_prefix(broker.bootstrap)
     topic = TopicNames(prefix)(DISPENSINGS)
     good = as_json(report("r-cli-1", 10_000))
-    missing = as_json({k: v for k, v in report("r-cli-3", 100).items() if k != "pharmacy_number"})
+    missing = as_json({k: v for k, v in report("r-cli-3", 100).items() if k != "dispensing_id"})
     file = tmp_path / "reports.jsonl"
     file.write_bytes(good + b"\n" + b'{"report_id": "r-cli-2", "lines": [\n' + missing + b"\n")
 
@@ -114,7 +114,7 @@ async def test_send_produces_the_good_line_and_refuses_the_bad_ones_by_line_numb
     errors = done.stderr.strip().splitlines()
     assert len(errors) == 2, done.stderr
     assert errors[0].startswith("line 2: schema.json_invalid"), done.stderr
-    assert errors[1] == "line 3: schema.missing: pharmacy_number: Field required", done.stderr
+    assert errors[1] == "line 3: schema.missing: dispensing_id: Field required", done.stderr
     assert PERSON not in done.stderr  # reasons never repeat the person key
     records = await read_until(broker.bootstrap, topic, lambda r: len(r) >= 1)
     assert [(r.key, r.value) for r in records] == [(PERSON.encode(), good)]

@@ -77,7 +77,7 @@ async def test_a_malformed_message_is_dead_lettered_and_the_next_is_processed(
 ) -> None:
     names = TopicNames(settings.topic_prefix)
     broken = b'{"report_id": "r-bad", "lines": ['
-    missing = as_json({k: v for k, v in report("r-missing", 100).items() if k != "pharmacy_number"})
+    missing = as_json({k: v for k, v in report("r-missing", 100).items() if k != "dispensing_id"})
     await produce(
         settings.kafka_bootstrap,
         names(DISPENSINGS),
@@ -93,7 +93,7 @@ async def test_a_malformed_message_is_dead_lettered_and_the_next_is_processed(
     headers = [dict(r.headers) for r in dead]
     assert [r.value for r in dead] == [broken, missing]
     assert headers[0]["reghub-reason"].startswith(b"schema.json_invalid")
-    assert headers[1]["reghub-reason"] == b"schema.missing: pharmacy_number: Field required"
+    assert headers[1]["reghub-reason"] == b"schema.missing: dispensing_id: Field required"
     assert {h["reghub-source-offset"] for h in headers} == {b"0", b"1"}
     assert all(h["reghub-source-topic"] == names(DISPENSINGS).encode() for h in headers)
     assert all(PERSON.encode() not in h["reghub-reason"] for h in headers)

@@ -109,7 +109,7 @@ def test_an_unexpected_field_is_reported_where_it_was_never_by_its_name() -> Non
 
 
 def test_reasons_stay_specific_and_quote_no_value() -> None:
-    missing = {k: v for k, v in report("r-1", 100).items() if k != "pharmacy_number"}
+    missing = {k: v for k, v in report("r-1", 100).items() if k != "dispensing_id"}
     wrong = report("r-1", 100, granted_subsidy=WRONG_TYPE)
     kind = report("r-1", 100, kind=WRONG_TYPE)
     drug = report("r-1", 100)
@@ -117,7 +117,7 @@ def test_reasons_stay_specific_and_quote_no_value() -> None:
     born = report("r-1", 100)
     born["person"]["birth_date"] = "1971-01-01"
 
-    assert reason(DispensingReport, missing) == "schema.missing: pharmacy_number: Field required"
+    assert reason(DispensingReport, missing) == "schema.missing: dispensing_id: Field required"
     assert (
         reason(DispensingReport, wrong)
         == "schema.int_type: granted_subsidy: Input should be a valid integer"
@@ -130,7 +130,8 @@ def test_reasons_stay_specific_and_quote_no_value() -> None:
         "schema.string_type: lines[0].drug_id: Input should be a valid string"
     )
     assert reason(DispensingReport, born) == (
-        "schema.value_error: person: birth_date disagrees with the CPR number"
+        "schema.value_error: person: birth_date is sent only with a fictitious number "
+        "(xLLLnnnnnn): a CPR number carries its own"
     )
     broken = b'{"report_id": "' + BROKEN_JSON_ID.encode() + b'", "lines": ['
     assert reason(DispensingReport, broken).startswith("schema.json_invalid: message: Invalid JSON")
