@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import pytest
 
-from bench import faults
+from bench.faults.__main__ import parse
+from bench.faults.campaign import campaign
+from bench.faults.report import details, table
 
 pytestmark = [pytest.mark.broker, pytest.mark.database]
 
 
 async def test_one_kill_and_a_little_fuzz_lose_nothing_and_double_nothing() -> None:
-    args = faults.parse(
+    args = parse(
         [
             "-n", "2000",
             "--only", "kill9,fuzz",
@@ -24,8 +26,8 @@ async def test_one_kill_and_a_little_fuzz_lose_nothing_and_double_nothing() -> N
             "--crash-loop-seconds", "10",
         ]
     )  # fmt: skip
-    rows = await faults.campaign(args)
-    report = faults.table(rows) + "\n" + faults.details(rows)
+    rows = await campaign(args)
+    report = table(rows) + "\n" + details(rows)
     kill9, fuzz = rows
     assert kill9.scenario == "kill9" and fuzz.scenario == "fuzz", report
 
