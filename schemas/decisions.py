@@ -107,7 +107,8 @@ class PurchaseDecision(BaseModel):
     report_id: str
     status: Literal["registered", "parked", "duplicate"]
     reason: str | None = None
-    pharmacy_number: str
+    pharmacy_number: str | None = None  # the report's pharmacy number and/or P-number, as it came
+    pharmacy_site_p_number: str | None = None
     dispensing_id: str
     subsidised: bool | None = None
     subsidy_entitled: int | None = None

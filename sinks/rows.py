@@ -36,8 +36,8 @@ class PurchaseRow(NamedTuple):
     person_key: str
     kind: str
     return_of: str | None
-    pharmacy_number: str
-    pharmacy_site_p_number: str
+    pharmacy_number: str | None
+    pharmacy_site_p_number: str | None
     dispensing_id: str
     ordination_id: str
     paid_or_invoiced_at: datetime

@@ -58,8 +58,9 @@ purchases = Table(
     Column("person_key", PersonKeyCol, nullable=False),
     Column("kind", String(8), nullable=False),
     Column("return_of", String(64)),
-    Column("pharmacy_number", String(5), nullable=False),
-    Column("pharmacy_site_p_number", String(10), nullable=False),
+    # the pharmacy number and/or the site's P-number (§ 3 stk. 1 nr. 1): at least one of them
+    Column("pharmacy_number", String(5)),
+    Column("pharmacy_site_p_number", String(10)),
     Column("dispensing_id", String(64), nullable=False),
     Column("ordination_id", String(64), nullable=False),
     Column("paid_or_invoiced_at", DateTime(timezone=True), nullable=False),

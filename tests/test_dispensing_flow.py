@@ -98,3 +98,47 @@ async def test_a_malformed_message_is_dead_lettered_and_the_next_is_processed(
     assert all(h["reghub-source-topic"] == names(DISPENSINGS).encode() for h in headers)
     assert all(PERSON.encode() not in h["reghub-reason"] for h in headers)
     assert orjson.loads(good[0].value)["report_id"] == "r-good"
+
+
+async def test_a_report_naming_only_one_of_pharmacy_number_and_p_number_is_registered(
+    settings: Settings, register: Register
+) -> None:
+    """§ 3 stk. 1 nr. 1: the pharmacy number and/or the site's P-number. A report with only the
+    P-number is decided under it (and answered again under it when redelivered); one with only the
+    pharmacy number under that."""
+    names = TopicNames(settings.topic_prefix)
+    only_p = report("r-only-p", 40_000, pharmacy_site_p_number="1006959421")
+    del only_p["pharmacy_number"]
+    only_pharmacy = report("r-only-ph", 40_000, paid_at="2024-04-03T11:00:00+02:00")
+    del only_pharmacy["pharmacy_site_p_number"]
+    sent = [(PERSON.encode(), as_json(only_p)), (PERSON.encode(), as_json(only_pharmacy))]
+    await produce(settings.kafka_bootstrap, names(DISPENSINGS), sent)
+    async with running_worker(settings, register):
+        await read_until(settings.kafka_bootstrap, names(DECISIONS), lambda r: len(r) >= 2)
+        await produce(settings.kafka_bootstrap, names(DISPENSINGS), sent[:1])  # redelivered
+        records = await read_until(
+            settings.kafka_bootstrap, names(DECISIONS), lambda r: len(r) >= 3
+        )
+    decisions = [(r.key, orjson.loads(r.value)) for r in records]
+    assert [(k, d["report_id"], d["status"]) for k, d in decisions] == [
+        (b"1006959421", "r-only-p", "registered"),
+        (b"12300", "r-only-ph", "registered"),
+        (b"1006959421", "r-only-p", "duplicate"),
+    ]
+    assert decisions[0][1]["pharmacy_number"] is None
+    assert decisions[0][1]["pharmacy_site_p_number"] == "1006959421"
+    assert decisions[2][1] == {**decisions[0][1], "status": "duplicate"}
+    async with register.engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                select(
+                    tables.purchases.c.report_id,
+                    tables.purchases.c.pharmacy_number,
+                    tables.purchases.c.pharmacy_site_p_number,
+                ).order_by(tables.purchases.c.report_id)
+            )
+        ).all()
+    assert [tuple(r) for r in rows] == [
+        ("r-only-p", None, "1006959421"),
+        ("r-only-ph", "12300", None),
+    ]

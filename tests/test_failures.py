@@ -67,6 +67,9 @@ async def test_a_failed_write_commits_nothing_and_is_retried(settings: Settings)
                 settings.kafka_bootstrap, names(DECISIONS), lambda r: len(r) >= 1
             )
             assert processor.stats.failures == 3
+            # the decision is published before the Kafka offsets are committed: wait for the commit
+            while processor.stats.batches < 1:
+                await asyncio.sleep(0.05)
             final = {p: await processor.consumer.committed(p) for p in partitions}
         assert orjson.loads(records[0].value)["subsidy"] == 201_975
         assert sorted(v or 0 for v in final.values())[-1] == 1

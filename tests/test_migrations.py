@@ -45,6 +45,7 @@ EVERY_REVISION = [
     "0001_initial_register",
     "0002_drop_schema_migrations",
     "0003_outbox_and_log_ids",
+    "0004_pharmacy_or_p_number",
 ]
 AT = datetime(2024, 5, 2, 9, 30, 15, tzinfo=UTC)
 

@@ -62,7 +62,7 @@ def handle(view: BatchView, d: Decoded, ctx: Context) -> Effects:
     if d.source.timestamp_ms / 1000 - m.paid_or_invoiced_at.timestamp() > grace:
         due = due_immediately(m.paid_or_invoiced_at, grace)
         rule = "§ 7 stk. 1: immediately after payment"
-        late = ctx.out.late_report(d, due, m.pharmacy_number, rule)
+        late = ctx.out.late_report(d, due, reporter(m), rule)
         if late is not None:
             outputs.append(late)
     if isinstance(outcome, Refused):
@@ -74,6 +74,7 @@ def handle(view: BatchView, d: Decoded, ctx: Context) -> Effects:
                 status="parked",
                 reason=outcome.reason,
                 pharmacy_number=m.pharmacy_number,
+                pharmacy_site_p_number=m.pharmacy_site_p_number,
                 dispensing_id=m.dispensing_id,
             )
             .model_dump_json()
@@ -89,7 +90,7 @@ def handle(view: BatchView, d: Decoded, ctx: Context) -> Effects:
             ctx.now,
             None,
         )
-        outputs.append(ctx.out.emit(DECISIONS, m.pharmacy_number.encode(), value))
+        outputs.append(ctx.out.emit(DECISIONS, reporter(m).encode(), value))
         return Effects(
             outcome="parked", output=value, reason=outcome.reason, parked=(parked,), outputs=outputs
         )
@@ -109,7 +110,7 @@ def handle(view: BatchView, d: Decoded, ctx: Context) -> Effects:
     details = kept_details(m, result)
     row = purchase_row(d, m, state.key, result, ctx, details)
     answer = decision(row, "registered", details)
-    outputs.append(ctx.out.emit(DECISIONS, m.pharmacy_number.encode(), answer))
+    outputs.append(ctx.out.emit(DECISIONS, reporter(m).encode(), answer))
     return Effects(
         outcome="registered",
         states=(outcome.state,),
@@ -120,10 +121,18 @@ def handle(view: BatchView, d: Decoded, ctx: Context) -> Effects:
     )
 
 
+def reporter(report: DispensingReport | PurchaseRow) -> str:
+    """Who sent a report, as decisions are keyed: its pharmacy number, or its site's P-number when it
+    named only that (§ 3 stk. 1 nr. 1: the pharmacy number and/or the P-number)."""
+    found = report.pharmacy_number or report.pharmacy_site_p_number
+    assert found is not None  # the schema requires one of them
+    return found
+
+
 def redecide(row: PurchaseRow, ctx: Context) -> Outgoing:
     """A redelivered report's decision, rebuilt from its register row."""
     answer = decision(row, "duplicate", kept(row))
-    return ctx.out.emit(DECISIONS, row.pharmacy_number.encode(), answer)
+    return ctx.out.emit(DECISIONS, reporter(row).encode(), answer)
 
 
 def kept_details(m: DispensingReport, r: PurchaseResult) -> dict[str, Any]:
@@ -255,6 +264,7 @@ def decision(row: PurchaseRow, status: str, details: dict[str, Any]) -> bytes:
             "status": status,
             "reason": None,
             "pharmacy_number": row.pharmacy_number,
+            "pharmacy_site_p_number": row.pharmacy_site_p_number,
             "dispensing_id": row.dispensing_id,
             "subsidised": row.subsidised,
             "subsidy_entitled": row.subsidy_entitled,
