@@ -7,12 +7,13 @@ in the period where it arose (§ 7 stk. 3; spec/ctr.md § 7 DECISION).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date
 
 from rules.balancing import repay
 from rules.dispensing import price_lines
+from rules.money import Ore
 from rules.outcomes import Applied, Parked, PurchaseRecord, Refused
 from rules.scales import Scale, scale_for
 from rules.state import Balance, Period, PersonState
@@ -80,6 +81,42 @@ def recompute_period(
         terminal_cover = priced.terminal_cover
     else:
         new_basis, terminal_cover = 0, 0
+    return recompute_from(
+        period,
+        chain,
+        {target.report_id: (new_basis, terminal_cover)},
+        scales,
+        balance_id=f"correction:{message.message_id}",
+        origin=f"correction ordered by {message.sender.ordered_by}",
+        statuses={target.report_id: "cancelled" if message.action == "cancel" else "corrected"},
+    )
+
+
+def recompute_from(
+    period: Period,
+    chain: tuple[PurchaseRecord, ...],
+    repriced: Mapping[str, tuple[Ore, Ore]],
+    scales: Iterable[Scale],
+    *,
+    balance_id: str,
+    origin: str,
+    statuses: Mapping[str, str] | None = None,
+    owed_by_person: bool = True,
+) -> Recomputed | Parked:
+    """Recompute a period's purchases from the first repriced one on (corrections, retroactive grants).
+
+    Args:
+        repriced: per report id its new (basis, terminal cover); a terminal cover is due in full.
+        balance_id: the prefix of each balancing amount's id (the report id is appended).
+        statuses: new statuses of repriced reports (corrected, cancelled).
+        owed_by_person: False when a difference may only be owed to the person (a grant never takes
+            subsidy back); a negative difference is then dropped.
+
+    Purchases before the first repriced one keep what they got; later purchases keep their basis and
+    a terminal one its subsidy; every other difference between what is now due and what was granted
+    becomes a balancing amount in the period where it arose.
+    """
+    statuses = statuses or {}
     saldo = 0
     reached = False
     records: list[PurchaseRecord] = []
@@ -88,16 +125,17 @@ def recompute_period(
         if record.status == "cancelled":
             records.append(record)
             continue
-        if record is target:
+        new = repriced.get(record.report_id)
+        if new is not None:
             reached = True
         if not reached:
             saldo += record.basis
             records.append(record)
             continue
-        basis = new_basis if record is target else record.basis
-        if record.terminal and record is not target:
+        basis, terminal_cover = new if new is not None else (record.basis, 0)
+        if new is None and record.terminal:
             due = record.entitled
-        elif record is target and terminal_cover:
+        elif terminal_cover:
             due = terminal_cover
         else:
             scale = scale_for(record.day, scales)
@@ -108,21 +146,28 @@ def recompute_period(
             due = entitlement(saldo, basis, scale, period.under18)
         saldo += basis
         difference = due - record.entitled
+        if difference < 0 and not owed_by_person:
+            due, difference = record.entitled, 0
         if difference:
             balances.append(
                 Balance(
-                    balance_id=f"correction:{message.message_id}:{record.report_id}",
+                    balance_id=f"{balance_id}:{record.report_id}",
                     amount=difference,
                     remaining=difference,
                     arose_on=record.day,
                     arose_in_period=period.start,
-                    origin=f"correction ordered by {message.sender.ordered_by}",
+                    origin=origin,
                 )
             )
-        status = record.status
-        if record is target:
-            status = "cancelled" if message.action == "cancel" else "corrected"
-        records.append(replace(record, basis=basis, entitled=due, status=status))
+        records.append(
+            replace(
+                record,
+                basis=basis,
+                entitled=due,
+                terminal=record.terminal or bool(terminal_cover),
+                status=statuses.get(record.report_id, record.status),
+            )
+        )
     return Recomputed(tuple(records), replace(period, saldo=saldo), tuple(balances))
 
 

@@ -61,7 +61,8 @@ def price_lines(state: PersonState, lines: list[DispensingLine], day: date) -> _
         actual += line.actual_price
         increased = grants and state.grant("s151_increased", day, line.drug_id) is not None
         single = grants and state.grant("s145_single", day, line.drug_id) is not None
-        if not (line.generally_reimbursed or single or increased):
+        # § 151 changes only the basis of an eligible line (§ 144 or § 145); it never makes one eligible
+        if not (line.generally_reimbursed or single):
             above += line.actual_price
             line_basis.append(0)
             continue
