@@ -3,7 +3,16 @@
 Each scenario (format: shared/spec/scenarios/README.md) gets a fresh person key. Its domain events are
 translated into wire messages on the hub's topics, sent one at a time, and each is awaited on the output
 topics (decision, change feed or dead letter) before the next is sent, because a grant and a purchase
-travel on different topics. Many scenarios run at once. The broker is the embedded Tansu unless
+travel on different topics. Many scenarios run at once.
+
+Every event type of the format is sent: purchases (one line or `lines`, returns, `granted_subsidy`,
+henstand), grants, balancing amounts, henstand agreements and settlements, corrections and cancellations
+and repayments (`ctr.corrections.v1`), scales (`ctr.subsidy-scales.v1`, keyed by their effective date; a
+scale is the whole register's, so it reaches every scenario run beside it) and municipal decisions.
+Events go in the file's order, which is their arrival order, whatever their payment dates. Each `as`
+label is a fresh key of its own. `renumbering` is refused before anything of its scenario is sent.
+Whatever the register answers is reported as it is: a purchase's `status` (`registered`, `parked`,
+`duplicate`, or `refused` with the dead letter's reason), and for the other new events their outcome. The broker is the embedded Tansu unless
 REGHUB_KAFKA_BOOTSTRAP names one; the register is a fresh SQLite file unless REGHUB_DATABASE_URL names one.
 """
 
@@ -49,6 +58,7 @@ from streams.topics import (
     INDIVIDUAL_GRANTS,
     INPUTS,
     MUNICIPAL_GRANTS,
+    SUBSIDY_SCALES,
     TopicNames,
     TopicSpec,
 )
@@ -226,35 +236,122 @@ class InProcessHub(Hub):
                 self.outputs.route(self.names, out.topic, out.value, out.headers)
 
 
+EVENT_TYPES = frozenset(
+    {
+        "purchase",
+        "grant",
+        "udligning_registered",
+        "henstand_agreement",
+        "henstand_settlement",
+        "correction",
+        "repayment",
+        "scale",
+        "municipal",
+    }
+)
+"""Every event type of the scenario format the runner sends; `renumbering` comes with the person keys."""
+
+DEFAULT_MUNICIPALITY = 101
+
+
+def _refuse_unsupported(events: list[dict[str, Any]]) -> None:
+    """Refuse a scenario with an event the runner cannot send, before anything of it is sent."""
+    for event in events:
+        kind = event.get("type")
+        if kind == "renumbering":
+            raise ScenarioError(
+                f"{event.get('id')}: event type 'renumbering' is not supported yet "
+                "(a person's new key comes with the person-keys work)"
+            )
+        if kind not in EVENT_TYPES:
+            raise ScenarioError(f"{event.get('id')}: unknown event type {kind!r}")
+
+
+def _sent_at(event: dict[str, Any], now: str) -> str:
+    """When an agency or municipal message was sent: the event's own time or date, else now."""
+    if event.get("timestamp"):
+        return str(event["timestamp"])
+    if event.get("date"):
+        return f"{event['date']}T12:00:00+01:00"
+    return now
+
+
+def _lines(event: dict[str, Any]) -> list[dict[str, Any]]:
+    """A purchase's or correction's lines on the wire: its `lines`, or its single line's fields."""
+    given = event.get("lines") or [event]
+    return [
+        {
+            "drug_id": ln.get("drug_id", "SCENARIO-DRUG"),
+            "reimbursement_price": kroner_to_ore(ln["tilskudspris"]),
+            "actual_price": kroner_to_ore(ln["actual_price"]),
+            "generally_reimbursed": ln.get("generally_reimbursed", True),
+        }
+        for ln in given
+    ]
+
+
+def _answer(eid: str, kind: str, outcome: tuple[str, dict[str, Any]]) -> dict[str, Any]:
+    """The register's answer to an event that is not a purchase: its change-feed outcome, or
+    `refused` with the dead letter's reason."""
+    got, body = outcome
+    if got == "rejected":
+        return {
+            "event_id": eid,
+            "type": kind,
+            "status": "refused",
+            "reason": body.get("reghub-reason"),
+        }
+    return {"event_id": eid, "type": kind, "status": body.get("outcome", "applied")}
+
+
 async def run_case(hub: Hub, case: dict[str, Any]) -> list[dict[str, Any]]:
-    """Run one scenario; returns its results in the shape of `expected`."""
+    """Run one scenario; returns its results in the shape of `expected`.
+
+    Events are sent in the file's order (their arrival order), whatever their payment dates. Each `as`
+    label (default "a") is a key of its own, fresh for this run; a purchase's `is_return_of` and a
+    correction's `target` name an earlier event, whatever label it was sent under.
+    """
     person = case["person"]
     birth = date.fromisoformat(person["birth_date"])
-    key = await hub.new_person(birth)
+    events = case["events"]
+    _refuse_unsupported(events)
+    keys = {"a": await hub.new_person(birth)}
+
+    async def key_of(event: dict[str, Any]) -> str:
+        label = str(event.get("as", "a"))
+        if label not in keys:
+            keys[label] = await hub.new_person(birth)
+        return keys[label]
+
     run = uuid.uuid4().hex[:8]  # ids of 8 hex digits at most: never a run of ten like a CPR number
     ids: dict[str, str] = {}
     now = datetime.now(UTC).isoformat()
-    ref = {"key": key}
-    view: dict[str, Any] = {
-        "saldo_after": "0.00",
-        "period_start": None,
-        "period_end": None,
-        "previous_period_end": None,
-        "under18": None,
-    }
-    events = case["events"]
+    views: dict[str, dict[str, Any]] = {}
+
+    def view_of(key: str) -> dict[str, Any]:
+        return views.setdefault(
+            key,
+            {
+                "saldo_after": "0.00",
+                "period_start": None,
+                "period_end": None,
+                "previous_period_end": None,
+                "under18": None,
+            },
+        )
+
     if "existing_period" in person:
         ep = person["existing_period"]
         snap = SnapshotPerson(
-            person=ref,
-            period_start=date.fromisoformat(ep["start"]),  # type: ignore[arg-type]
+            person={"key": keys["a"]},  # type: ignore[arg-type]
+            period_start=date.fromisoformat(ep["start"]),
             period_end=date.fromisoformat(ep["end"]),
             saldo=kroner_to_ore(ep["saldo"]),
             under18=ep["under18"],
         )
         async with hub.register.engine.begin() as conn:
             await import_person(conn, snap, f"scenario-{run}")
-        view.update(
+        view_of(keys["a"]).update(
             saldo_after=ore_to_kroner(snap.saldo),
             period_start=ep["start"],
             period_end=ep["end"],
@@ -262,7 +359,11 @@ async def run_case(hub: Hub, case: dict[str, Any]) -> list[dict[str, Any]]:
         )
     first_day = min(
         (
-            e.get("timestamp", "")[:10] or e.get("date") or e.get("valid_from") or "9999"
+            e.get("timestamp", "")[:10]
+            or e.get("date")
+            or e.get("valid_from")
+            or e.get("effective_from")
+            or "9999"
             for e in events
         ),
         default="2000-01-01",
@@ -272,16 +373,16 @@ async def run_case(hub: Hub, case: dict[str, Any]) -> list[dict[str, Any]]:
         mid = f"s{run}:hs"
         message = {
             "message_id": mid,
-            "sender": {"municipality_code": 101, "user": "scenario"},
+            "sender": {"municipality_code": DEFAULT_MUNICIPALITY, "user": "scenario"},
             "decided_at": now,
             "kind": "health_supplement",
             "action": "grant",
             "decision_id": mid,
             "supplement_percentage": str(person["helbredstillaeg_tillaegsprocent"]),
             "valid_from": first_day,
-            "person": ref,
+            "person": {"key": keys["a"]},
         }
-        await _expect_applied(await hub.send(MUNICIPAL_GRANTS, key, message, mid, "change"))
+        await _expect_applied(await hub.send(MUNICIPAL_GRANTS, keys["a"], message, mid, "change"))
     pharmacy = next((e["pharmacy_id"] for e in events if "pharmacy_id" in e), DEFAULT_PHARMACY)
     agreement: str | None = None
     last_day = first_day
@@ -290,6 +391,9 @@ async def run_case(hub: Hub, case: dict[str, Any]) -> list[dict[str, Any]]:
         eid = event["id"]
         mid = ids[eid] = f"s{run}:{eid}"
         kind = event["type"]
+        key = await key_of(event)
+        ref = {"key": key}
+        view = view_of(key)
         if kind == "purchase":
             last_day = event["timestamp"][:10]
             if event.get("citizen_opts_out_of_ctr"):
@@ -299,7 +403,9 @@ async def run_case(hub: Hub, case: dict[str, Any]) -> list[dict[str, Any]]:
                         "event_id": eid,
                         "reported_to_ctr": False,
                         "subsidy": "0.00",
-                        "citizen_pays": ore_to_kroner(kroner_to_ore(event["actual_price"])),
+                        "citizen_pays": ore_to_kroner(
+                            sum(ln["actual_price"] for ln in _lines(event))
+                        ),
                         "saldo_after": view["saldo_after"],
                         "period_start": view["period_start"],
                         "period_end": view["period_end"],
@@ -321,21 +427,24 @@ async def run_case(hub: Hub, case: dict[str, Any]) -> list[dict[str, Any]]:
                 "ordination_id": event.get("ordination_id", "01"),
                 "paid_or_invoiced_at": event["timestamp"],
                 "person": ref,
-                "lines": [
-                    {
-                        "drug_id": event.get("drug_id", "SCENARIO-DRUG"),
-                        "reimbursement_price": kroner_to_ore(event["tilskudspris"]),
-                        "actual_price": kroner_to_ore(event["actual_price"]),
-                        "generally_reimbursed": event.get("generally_reimbursed", True),
-                    }
-                ],
+                "lines": _lines(event),
                 "under_deferral": bool(event.get("under_henstand", False)),
             }
+            if event.get("granted_subsidy") is not None:
+                message["granted_subsidy"] = kroner_to_ore(event["granted_subsidy"])
             if event.get("is_return_of"):
-                message.update(kind="return", return_of=ids[event["is_return_of"]])
+                returned = event["is_return_of"]
+                message.update(kind="return", return_of=ids.get(returned, f"s{run}:{returned}"))
             outcome, body = await hub.send(DISPENSINGS, key, message, mid, "decision")
             if outcome != "decision":
-                results.append({"event_id": eid, "error": body.get("reghub-reason", body)})
+                results.append(
+                    {
+                        "event_id": eid,
+                        "reported_to_ctr": True,
+                        "status": "refused",
+                        "reason": body.get("reghub-reason"),
+                    }
+                )
                 continue
             result = _purchase_result(eid, body, event, has_supplement)
             view.update({k: result.get(k) for k in view if k in result})
@@ -366,7 +475,69 @@ async def run_case(hub: Hub, case: dict[str, Any]) -> list[dict[str, Any]]:
                 "person": ref,
             }
             await _expect_applied(await hub.send(CORRECTIONS, key, message, mid, "change"))
-        elif kind in ("henstand_agreement", "henstand_settlement"):
+        elif kind in ("correction", "repayment"):
+            message = {
+                "message_id": mid,
+                "sent_at": _sent_at(event, now),
+                "sender": {
+                    "ordered_by": event.get("ordered_by", "agency"),
+                    "reported_by": "scenario",
+                },
+                "action": event.get("action", "correct") if kind == "correction" else "repayment",
+                "person": ref,
+            }
+            if kind == "repayment":
+                message["amount"] = kroner_to_ore(event["amount"])
+            else:
+                target = event["target"]
+                message["report_id"] = ids.get(target, f"s{run}:{target}")
+                if message["action"] == "correct":
+                    message["lines"] = _lines(event)
+            answer = await hub.send(CORRECTIONS, key, message, mid, "change")
+            results.append(_answer(eid, kind, answer))
+        elif kind == "scale":
+            message = {
+                "message_id": mid,
+                "effective_from": event["effective_from"],
+                "valid_to": event.get("valid_to"),
+                "source": event.get("source") or f"scenario {case['id']}"[:500],
+            }
+            for name, wire in (
+                ("t1", "t1"),
+                ("t2", "t2"),
+                ("t3", "t3"),
+                ("t4", "t4"),
+                ("t4c", "t4_child"),
+                ("cap", "own_payment_cap"),
+            ):
+                if event.get(name) is not None:
+                    message[wire] = kroner_to_ore(event[name])
+            answer = await hub.send(SUBSIDY_SCALES, event["effective_from"], message, mid, "change")
+            results.append(_answer(eid, kind, answer))
+        elif kind == "municipal":
+            municipal_kind = event.get("kind", "health_supplement")
+            decision = event.get("decision", eid)
+            message = {
+                "message_id": mid,
+                "sender": {
+                    "municipality_code": event.get("municipality_code", DEFAULT_MUNICIPALITY),
+                    "user": "scenario",
+                },
+                "decided_at": _sent_at(event, now),
+                "kind": municipal_kind,
+                "action": event.get("action", "grant"),
+                "decision_id": f"s{run}:{decision}",
+                "valid_from": event["valid_from"],
+                "valid_to": event.get("valid_to"),
+                "person": ref,
+            }
+            if event.get("percentage") is not None:
+                message["supplement_percentage"] = str(event["percentage"])
+            if municipal_kind == "health_supplement":
+                has_supplement = True
+            answer = await hub.send(MUNICIPAL_GRANTS, key, message, mid, "change")
+            results.append(_answer(eid, kind, answer))
+        else:  # henstand_agreement, henstand_settlement
             entered = kind == "henstand_agreement"
             if entered:
                 agreement = mid
@@ -402,8 +573,6 @@ async def run_case(hub: Hub, case: dict[str, Any]) -> list[dict[str, Any]]:
                         "payout_with_statement": body["payout_with_statement"],
                     }
                 )
-        else:
-            results.append({"event_id": eid, "error": f"unknown event type {kind!r}"})
     return results
 
 
@@ -463,6 +632,9 @@ def _purchase_result(
     )
     if balancing:
         out["remaining_udligning"] = _kr(d["remaining_balancing"])
+    if event.get("granted_subsidy") is not None or d.get("deviation"):
+        out["granted_subsidy"] = _kr(d.get("granted_subsidy"))
+        out["deviation"] = _kr(d.get("deviation"))
     out.update(_purchase_details(d))
     return out
 
@@ -503,7 +675,12 @@ def _purchase_details(d: dict[str, Any]) -> dict[str, Any]:
 
 
 def compare(expected: list[dict[str, Any]], actual: list[dict[str, Any]]) -> list[str]:
-    """Differences, one line each; empty when every expected field matches."""
+    """Differences, one line each; empty when every expected field matches.
+
+    An event sent twice is answered by its last result. `status` is checked when given; a refused
+    event fails unless its expectation says `refused`, and so does a refused correction, repayment,
+    scale or municipal decision that `expected` does not mention.
+    """
     by_id = {r["event_id"]: r for r in actual}
     problems = []
     for exp in expected:
@@ -514,11 +691,18 @@ def compare(expected: list[dict[str, Any]], actual: list[dict[str, Any]]) -> lis
         if "error" in got:
             problems.append(f"{exp['event_id']}: {got['error']}")
             continue
+        if got.get("status") == "refused" and exp.get("status") != "refused":
+            problems.append(f"{exp['event_id']}: refused: {got.get('reason')}")
+            continue
         for k, v in exp.items():
             if k not in got:
                 problems.append(f"{exp['event_id']}.{k}: expected {v!r}, missing")
             elif got[k] != v:
                 problems.append(f"{exp['event_id']}.{k}: expected {v!r}, got {got[k]!r}")
+    wanted = {exp["event_id"] for exp in expected}
+    for got in by_id.values():
+        if "type" in got and got["status"] == "refused" and got["event_id"] not in wanted:
+            problems.append(f"{got['event_id']}: {got['type']} refused: {got.get('reason')}")
     return problems
 
 
