@@ -3,6 +3,12 @@
 An amount owed to the person is paid in full; an amount owed by the person is deducted only up to the
 subsidy due on the purchase, the rest carries to later purchases (stk. 2); the hardship deferral of
 stk. 3 skips the deduction once. Balancing never changes the saldo.
+
+All of it happens only at a purchase of an eligible medicine ("køb af tilskudsberettigede lægemidler",
+stk. 1 and 3: general subsidy or a § 145 grant; spec/ctr.md § 6): a purchase with no eligible line pays
+nothing out, deducts nothing and leaves the stk. 3 skip for the next eligible purchase. An amount keeps
+the period where it arose (`Balance.arose_in_period`, § 7 stk. 3), also when it is settled in a later
+period.
 """
 
 from __future__ import annotations
@@ -14,14 +20,20 @@ from rules.state import Balance
 
 
 def settle_at_purchase(
-    balances: tuple[Balance, ...], entitled: Ore
+    balances: tuple[Balance, ...], entitled: Ore, *, eligible: bool = True
 ) -> tuple[Ore, tuple[Balance, ...]]:
-    """Apply open balances to a purchase whose due subsidy is `entitled`.
+    """Apply open balances to a purchase whose due subsidy on its eligible medicines is `entitled`.
+
+    Args:
+        eligible: the purchase has a line of an eligible medicine; when not, nothing is applied and
+            the balances are returned as they are (the stk. 3 skip included).
 
     Returns:
         The amount applied (+ paid to the person, − deducted) and the balances still open afterwards,
         with any hardship deferral used up.
     """
+    if not eligible:
+        return 0, balances
     skip_deductions = any(b.skip_once and b.remaining < 0 for b in balances)
     applied = 0
     room = max(entitled, 0)

@@ -2,15 +2,20 @@
 
 The agreement spreads the yearly maximum own payment over equal monthly rates; at the end of the subsidy
 year the pharmacy settles the rates paid against the own payment actually deferred.
+
+An agreement belongs to one subsidy year: the first period that ends on or after the day it was entered
+(the period in force that day, or, entered in a gap or before any purchase, the period the next
+subsidised purchase opens). A purchase in a later period is not deferred into it (`in_subsidy_year`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from datetime import date
 
 from rules.money import Ore
 from rules.outcomes import Applied, Refused
-from rules.state import Agreement, PersonState
+from rules.state import Agreement, Period, PersonState
 from schemas.deferrals import DeferralAgreement
 
 
@@ -26,6 +31,30 @@ class Settlement:
     @property
     def difference_in_citizens_favour(self) -> Ore:
         return self.total_rates_paid - self.total_own_payment
+
+
+def in_subsidy_year(agreement: Agreement, period: Period | None, current: Period | None) -> bool:
+    """Whether `agreement` belongs to the subsidy year `period` (this module's docstring).
+
+    Args:
+        period: the period a purchase falls in; None when it falls in none (a purchase with no
+            subsidised line in a gap), which counts as the year to come.
+        current: the person's current (latest) period before the purchase.
+    """
+    entered = agreement.entered_on
+    if period is None:
+        return current is None or entered > current.end
+    return entered <= period.end and (period.previous_end is None or entered > period.previous_end)
+
+
+def agreement_for(
+    state: PersonState, day: date, period: Period | None
+) -> tuple[Agreement | None, bool]:
+    """The agreement in force on `day`, and whether it belongs to the purchase's subsidy year `period`."""
+    agreement = state.agreement_on(day)
+    if agreement is None:
+        return None, False
+    return agreement, in_subsidy_year(agreement, period, state.period)
 
 
 def apply_deferral(

@@ -12,6 +12,7 @@ from datetime import date
 from decimal import Decimal
 
 from rules.balancing import open_total, settle_at_purchase
+from rules.deferral import agreement_for, in_subsidy_year
 from rules.money import Ore
 from rules.outcomes import (
     Applied,
@@ -136,13 +137,26 @@ def apply_dispensing(
         entitled = priced.terminal_cover
     own_on_basis = 0 if priced.terminal_cover else priced.basis - entitled
     health, rights, health_by, rights_by = _supplements(state, day, max(own_on_basis, 0), config)
-    applied, balances = settle_at_purchase(state.balances, entitled) if state.balances else (0, ())
-    parts = _applied_parts(state.balances, balances) if state.balances else ()
+    applied, balances, parts = 0, state.balances, ()
+    if state.balances:
+        room = _balancing_room(
+            state, report.lines, day, entitled, terminal=bool(priced.terminal_cover)
+        )
+        applied, balances = settle_at_purchase(state.balances, room or 0, eligible=room is not None)
+        parts = _applied_parts(state.balances, balances)
     subsidy = entitled + applied
     citizen_pays = priced.actual - subsidy - health - rights
-    agreement = state.agreement_on(day) if report.under_deferral else None
-    if report.under_deferral and agreement is None:
-        return Refused("rule.no_deferral_agreement: under_deferral without an agreement in force")
+    agreement = None
+    if report.under_deferral:
+        agreement, this_year = agreement_for(state, day, period)
+        if agreement is None:
+            return Refused(
+                "rule.no_deferral_agreement: under_deferral without an agreement in force"
+            )
+        if not this_year:
+            return Refused(
+                "rule.no_deferral_agreement: the agreement in force belongs to another subsidy year"
+            )
     deferred = max(0, citizen_pays - priced.above_basis) if agreement is not None else 0
     agreements = state.agreements
     if agreement is not None:
@@ -203,6 +217,33 @@ def apply_dispensing(
     )
 
 
+def _balancing_room(
+    state: PersonState, lines: list[DispensingLine], day: date, entitled: Ore, *, terminal: bool
+) -> Ore | None:
+    """What § 6 stk. 2 lets a purchase deduct: the subsidy due on its eligible medicines.
+
+    A line is eligible with general subsidy or a § 145 grant (spec/ctr.md § 6, "køb af
+    tilskudsberettigede lægemidler"); a § 151 grant never makes it so, and a § 148 grant pays a line
+    outside § 144/145 without making it take part (DECISION). Under § 148 the subsidy due on the
+    eligible lines is their actual price; otherwise the § 146 subsidy, which only they carry.
+
+    Returns:
+        None when no line is eligible: the purchase takes no part in balancing.
+    """
+    grants = bool(state.grants)
+    eligible = [
+        ln
+        for ln in lines
+        if ln.generally_reimbursed
+        or (grants and state.grant("s145_single", day, ln.drug_id) is not None)
+    ]
+    if not eligible:
+        return None
+    if terminal:
+        return max(0, sum(ln.actual_price for ln in eligible))
+    return max(0, entitled)
+
+
 def _applied_parts(
     before: tuple[Balance, ...], after: tuple[Balance, ...]
 ) -> tuple[AppliedBalance, ...]:
@@ -251,7 +292,18 @@ def _apply_return(
     # own payment that went to a deferral agreement comes off the agreement, not back in cash
     agreements = state.agreements
     undeferred = 0
-    agreement = next((a for a in agreements if not a.settled), None) if original.deferred else None
+    agreement = None
+    if original.deferred:  # the agreement the sale deferred to: in force that day, of its year
+        agreement = next(
+            (
+                a
+                for a in agreements
+                if not a.settled
+                and a.active_on(original.day)
+                and in_subsidy_year(a, period, state.period)
+            ),
+            None,
+        )
     if agreement is not None:
         undeferred = min(original.deferred, max(0, -(own - health - rights)))
         less = replace(agreement, deferred_total=agreement.deferred_total - undeferred)

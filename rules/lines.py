@@ -9,8 +9,10 @@ proportion to what it was computed from, in whole øre, by the largest-remainder
    saldo bases; under a § 148 grant, which pays every line in full, over their actual prices;
 2. the helbredstillæg over each line's own payment within its basis (its basis less its share of 1);
 3. the rights-based amount over what the helbredstillæg leaves of that own payment (2's weight less 2);
-4. the balancing applied over the lines' shares of 1; when those are all 0 (an amount paid out at a
-   purchase with no subsidy due), over the bases, and when those are 0 too, over the actual prices;
+4. the balancing applied over the shares of 1 of the lines with a saldo basis, the eligible medicines
+   (§ 6 balances only at a purchase of those; a line outside § 144/145 has basis 0, also when a § 148
+   grant pays it); when those shares are all 0 (an amount paid out at a purchase with no subsidy due),
+   over the bases, and when those are 0 too, over the actual prices;
 5. a line's subsidy is its share of 1 plus its share of 4; the person pays its actual price less its
    subsidy, helbredstillæg and rights-based amount.
 
@@ -107,7 +109,8 @@ def line_charges(
     else:
         rights = [0] * n
     if balancing_applied:
-        weights = scale if any(scale) else basis if any(basis) else actual
+        eligible = [s if b else 0 for s, b in zip(scale, basis, strict=True)]
+        weights = eligible if any(eligible) else basis if any(basis) else actual
         balancing = apportion(balancing_applied, weights)
     else:
         balancing = [0] * n
