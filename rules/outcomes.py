@@ -7,6 +7,7 @@ from datetime import date
 
 from rules.money import Ore
 from rules.state import Period, PersonState, Supplement
+from schemas.dispensing import DispensingLine
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,7 +27,7 @@ class Parked:
 
 @dataclass(frozen=True, slots=True)
 class PurchaseRecord:
-    """A registered purchase as later rules (returns, corrections) need it; amounts in øre."""
+    """A registered purchase as later rules (returns, corrections, grants) need it; amounts in øre."""
 
     report_id: str
     day: date
@@ -37,6 +38,8 @@ class PurchaseRecord:
     returned_basis: Ore = 0
     status: str = "registered"
     deferred: Ore = 0  # own payment that went to a deferral agreement
+    lines: tuple[DispensingLine, ...] = ()
+    """The report's lines as registered (a retroactive grant prices them again); () when not loaded."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, date, datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import String, Table, and_, any_, event, literal, select, tuple_, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -23,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from rules.outcomes import PurchaseRecord
 from rules.scales import KNOWN_SCALES, Scale
 from rules.state import Agreement, Balance, Grant, Period, PersonState, Supplement
+from schemas.dispensing import DispensingLine
 from sinks import outbox
 from sinks import tables as t
 from sinks.changes import BatchChanges
@@ -509,7 +511,25 @@ def _columns(rows: list[Any]) -> list[list[Any]]:
 
 
 def record_of(r: Any) -> PurchaseRecord:
-    """What later rules (returns, corrections) need of a registered purchase: a row or a result row."""
+    """What later rules (returns, corrections, grants) need of a registered purchase: a row or a
+    result row.
+
+    Its lines come from the row's `lines` column (JSON): the object the dispensings handler keeps
+    (`streams.handlers.dispensings.kept_details`, the lines under "lines"), or, for a purchase
+    registered before that, the list of lines alone. They were validated when the report came in,
+    so they are rebuilt without validating again; a line kept without `generally_reimbursed` had it.
+    """
+    stored = orjson.loads(r.lines)
+    kept = stored["lines"] if isinstance(stored, dict) else stored
+    lines = tuple(
+        DispensingLine.model_construct(
+            drug_id=ln["drug_id"],
+            reimbursement_price=ln.get("reimbursement_price", 0),
+            actual_price=ln.get("actual_price", 0),
+            generally_reimbursed=ln.get("generally_reimbursed", True),
+        )
+        for ln in kept
+    )
     return PurchaseRecord(
         report_id=r.report_id,
         day=r.day,
@@ -520,6 +540,7 @@ def record_of(r: Any) -> PurchaseRecord:
         returned_basis=r.returned_basis,
         status=r.status,
         deferred=r.deferred_to_agreement,
+        lines=lines,
     )
 
 

@@ -26,6 +26,7 @@ _RECORD_FIELD = {
     "subsidy_entitled": "entitled",
     "status": "status",
     "returned_basis": "returned_basis",
+    "terminal": "terminal",
 }
 
 

@@ -55,11 +55,14 @@ class Needs:
 
     - `report_ids`: registered purchases it refers to (a return's sale, a correction's report);
     - `chains`: reports whose whole period it recomputes (a correction);
+    - `current_period`: the person's current period with its purchases, which it may recompute
+      (a grant entered with a start before them);
     - `day`: the date whose subsidy scale it needs.
     """
 
     report_ids: tuple[str, ...] = ()
     chains: tuple[str, ...] = ()
+    current_period: bool = False
     day: date | None = None
 
 

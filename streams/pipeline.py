@@ -295,6 +295,10 @@ class Pipeline:
                     period = loaded.states[d.person_key].period
                     if period is not None:
                         chains.add((d.person_key, period.start))
+            if n.current_period and d.person_key in loaded.states:
+                period = loaded.states[d.person_key].period
+                if period is not None:
+                    chains.add((d.person_key, period.start))
         loaded.chains = await uow.load_chains(chains)
         scales = self.scales
         if any(n.day is not None and scales.on(n.day) is None for _, n in needs):

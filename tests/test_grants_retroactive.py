@@ -68,11 +68,6 @@ async def test_a_s151_grant_never_makes_a_medicine_eligible(
         assert (await conn.execute(select(tables.subsidy_periods))).all() == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a registered purchase's lines are not loaded with its period (PurchaseRecord has none), "
-    "so the grant handler cannot yet recompute with rules.grants.recompute_for_grant",
-)
 async def test_a_grant_entered_with_an_earlier_start_pays_the_difference_at_the_next_purchase(
     settings: Settings, register: Register
 ) -> None:
