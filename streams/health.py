@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import text
@@ -144,10 +145,8 @@ async def _answer(call: Any, timeout: float) -> str:
     return "ok"
 
 
-def _epoch(moment: Any) -> float:
+def _epoch(moment: datetime) -> float:
     """Seconds since the epoch of a timestamp read back (SQLite returns naive UTC)."""
-    from datetime import UTC
-
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return float(moment.timestamp())

@@ -86,14 +86,12 @@ class Relay:
                     await self.publisher.publish(outputs, outbox_id)
                     published += len(outputs)
                 await outbox.mark_sent(uow.conn, [i for i, _ in rows], datetime.now(UTC))
-            if published:
-                self._sent(0)
             if len(rows) < DRAIN_ROWS:
                 break
         if not older_than:
             self.dirty = False
-        self.published += published
         if published:
+            self._sent(published)
             log.info("outbox: published %d records left unsent", published)
         return published
 

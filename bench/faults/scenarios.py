@@ -4,6 +4,7 @@ counted."""
 
 from __future__ import annotations
 
+import abc
 import argparse
 import asyncio
 import random
@@ -25,7 +26,7 @@ from bench.faults.workers import Pool
 from streams.topics import DISPENSINGS
 
 
-class ReportScenario:
+class ReportScenario(abc.ABC):
     """A scenario of N synthetic reports: produce while the fault happens, settle, count."""
 
     label = ""
@@ -98,8 +99,9 @@ class ReportScenario:
         if bad:
             self.row.notes.append(f"worker exit codes on SIGTERM: {codes}")
 
+    @abc.abstractmethod
     async def fault(self, hub: Hub, items: list[Any]) -> None:
-        raise NotImplementedError
+        """Break something while the reports stream in; each scenario breaks its own thing."""
 
 
 class Kill9(ReportScenario):
