@@ -6,13 +6,14 @@ sale of a return, and the local date; the result says what to register and what 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
 
 from rules.balancing import open_total, settle_at_purchase
 from rules.deferral import agreement_for, in_subsidy_year
+from rules.history import Placement
 from rules.money import Ore
 from rules.outcomes import (
     Applied,
@@ -95,6 +96,19 @@ def _open_period(state: PersonState, day: date) -> Period:
     )
 
 
+def is_late(state: PersonState, report: DispensingReport, day: date) -> bool:
+    """Whether a sale was paid before the person's current period began or before a purchase already
+    registered in it: then it is placed by its payment date (`rules.history`), not on the saldo as it
+    stands (spec/ctr.md § 7)."""
+    period = state.period
+    if period is None or report.kind == "return":
+        return False
+    if day < period.start:
+        return True
+    latest = period.last_paid_at
+    return latest is not None and report.paid_or_invoiced_at < latest
+
+
 def apply_dispensing(
     state: PersonState,
     report: DispensingReport,
@@ -102,43 +116,68 @@ def apply_dispensing(
     scales: Iterable[Scale],
     config: RulesConfig,
     original: PurchaseRecord | None = None,
+    *,
+    placement: Placement | None = None,
+    sale_period: Period | None = None,
+    earlier_returns: Sequence[PurchaseRecord] = (),
 ) -> Applied | Parked | Refused:
     """Apply a sale or a return on `day` (the Danish local date of payment or invoicing).
+
+    Args:
+        original: a return's sale.
+        placement: a late sale's period, saldo and subsidy as `rules.history.place_sale` placed it
+            (`state` is then the state after that placement). A late sale settles no balancing
+            amount: those wait for the person's next purchase (§ 6 stk. 1).
+        sale_period: a return's sale's period when it is an earlier one (the current one is the
+            state's).
+        earlier_returns: the sale's returns registered before this one.
 
     Returns:
         `Applied` with the new state and the purchase result; `Parked` when no scale is in force on the
         day; `Refused` when the report contradicts the register (a return of an unknown sale, …).
     """
-    if state.period is not None and day < state.period.start:
-        return Refused("rule.dated_before_current_period")
+    if placement is None and is_late(state, report, day):
+        raise ValueError("a late sale is placed by rules.history.place_sale before it is applied")
     if report.kind == "return":
-        return _apply_return(state, report, day, scales, original, config)
-    priced = price_lines(state, report.lines, day)
-    period = state.period if state.period is not None and state.period.covers(day) else None
-    entitled = 0
-    saldo_before = period.saldo if period is not None else 0
-    if priced.any_subsidised:
-        scale = scale_for(day, scales)
-        if scale is None:
-            return Parked(
-                "rule.unknown_scale: no subsidy scale in force on " + day.isoformat(), day
-            )
-        period = _open_period(state, day)
-        saldo_before = period.saldo
-        entitled = entitlement(period.saldo, priced.basis, scale, period.under18)
-        period = Period(
-            period.start,
-            period.end,
-            period.saldo + priced.basis,
-            period.under18,
-            period.previous_end,
+        return _apply_return(
+            state, report, day, scales, original, config, sale_period, earlier_returns
         )
+    priced = price_lines(state, report.lines, day)
+    entitled = 0
+    if placement is not None:
+        period: Period | None = placement.period
+        saldo_before = placement.saldo_before
+        entitled = placement.entitled
+        saldo_after = saldo_before + priced.basis
+    else:
+        period = state.period if state.period is not None and state.period.covers(day) else None
+        saldo_before = period.saldo if period is not None else 0
+        if priced.any_subsidised:
+            scale = scale_for(day, scales)
+            if scale is None:
+                return Parked(
+                    "rule.unknown_scale: no subsidy scale in force on " + day.isoformat(), day
+                )
+            period = _open_period(state, day)
+            saldo_before = period.saldo
+            entitled = entitlement(period.saldo, priced.basis, scale, period.under18)
+            latest = period.last_paid_at
+            paid_at = report.paid_or_invoiced_at
+            period = Period(
+                period.start,
+                period.end,
+                period.saldo + priced.basis,
+                period.under18,
+                period.previous_end,
+                paid_at if latest is None or paid_at > latest else latest,
+            )
+        saldo_after = None
     if priced.terminal_cover:
         entitled = priced.terminal_cover
     own_on_basis = 0 if priced.terminal_cover else priced.basis - entitled
     health, rights, health_by, rights_by = _supplements(state, day, max(own_on_basis, 0), config)
     applied, balances, parts = 0, state.balances, ()
-    if state.balances:
+    if state.balances and placement is None:
         room = _balancing_room(
             state, report.lines, day, entitled, terminal=bool(priced.terminal_cover)
         )
@@ -177,16 +216,19 @@ def apply_dispensing(
                 origin="deviation",
             ),
         )
+    current = state.period if placement is not None or period is None else period
     new_state = PersonState(
         state.key,
         state.birth_date,
-        period if period is not None else state.period,
+        current,
         state.grants,
         state.supplements,
         balances,
         agreements,
     )
     shown_period = period if period is not None else state.period
+    if saldo_after is None:
+        saldo_after = shown_period.saldo if shown_period is not None else 0
     return Applied(
         new_state,
         PurchaseResult(
@@ -204,7 +246,7 @@ def apply_dispensing(
             deferred_to_agreement=deferred,
             citizen_pays_at_counter=citizen_pays - deferred,
             saldo_before=saldo_before,
-            saldo_after=shown_period.saldo if shown_period is not None else 0,
+            saldo_after=saldo_after,
             period=shown_period,
             remaining_balancing=open_total(balances),
             deviation=deviation,
@@ -262,33 +304,57 @@ def _apply_return(
     scales: Iterable[Scale],
     original: PurchaseRecord | None,
     config: RulesConfig,
+    sale_period: Period | None,
+    earlier_returns: Sequence[PurchaseRecord],
 ) -> Applied | Parked | Refused:
-    """A return: the saldo falls by the returned basis and the subsidy is reversed, F(S − b) − F(S)."""
+    """A return on `day`, reversed with the terms of the sale (spec/ctr.md § 7, DECISION).
+
+    The saldo of the sale's period (the current one or an earlier one) falls by the returned basis; the
+    subsidy reversed is F(S − b) − F(S) on that saldo under the scale in force on the sale's day, with
+    the grants and supplements of that day (a § 148 sale is reversed at 100 %). Two caps, both counted
+    with the sale's earlier returns: no more subsidy is taken back than was granted on the sale, and the
+    person never gets back more than they paid for the returned part (the returned share of the sale's
+    basis, or of its price when it had none, times what they paid for the sale).
+    """
     if original is None or original.status == "cancelled":
         return Refused("rule.return_of_unknown_report")
-    period = state.period
-    if period is None or original.period_start != period.start:
-        if original.basis == 0 and original.terminal:
-            period = state.period
-        else:
-            return Refused("rule.return_outside_current_period")
-    priced = price_lines(state, report.lines, day)
+    current = state.period
+    if current is not None and original.period_start == current.start:
+        sale_period = current  # the current period as it stands
+    sale_day = original.day
+    priced = price_lines(state, report.lines, sale_day)
     if -priced.basis > original.basis - original.returned_basis:
         return Refused("rule.return_exceeds_sale")
+    if original.period_start is not None and (
+        sale_period is None or sale_period.start != original.period_start
+    ):
+        return Refused("rule.return_outside_known_periods")
+    period = sale_period if original.period_start is not None else None
+    granted_left = max(0, original.entitled + sum(r.entitled for r in earlier_returns))
+    paid_left = max(0, original.paid + sum(r.paid for r in earlier_returns))
+    paid_part = min(_part(original.paid, priced, original), paid_left)
     reversal = 0
-    if priced.basis and period is not None:
-        scale = scale_for(day, scales)
-        if scale is None:
-            return Parked(
-                "rule.unknown_scale: no subsidy scale in force on " + day.isoformat(), day
-            )
-        reversal = entitlement(period.saldo, priced.basis, scale, period.under18)
-        period = replace(period, saldo=period.saldo + priced.basis)
     if original.terminal:
         reversal = priced.actual
+    elif priced.basis and period is not None:
+        scale = scale_for(sale_day, scales)
+        if scale is None:
+            return Parked(
+                "rule.unknown_scale: no subsidy scale in force on " + sale_day.isoformat(),
+                sale_day,
+            )
+        reversal = max(
+            entitlement(period.saldo, priced.basis, scale, period.under18), -granted_left
+        )
+    if period is not None and priced.basis:
+        period = replace(period, saldo=period.saldo + priced.basis)
     own = 0 if original.terminal else priced.basis - reversal
-    health, rights, health_by, rights_by = _supplements(state, day, min(own, 0), config)
+    health, rights, health_by, rights_by = _supplements(state, sale_day, min(own, 0), config)
     refund = priced.actual - reversal - health - rights
+    if not original.terminal and refund < -paid_part:  # never back more than was paid for it
+        refund = -paid_part
+        reversal = max(priced.actual - refund - health - rights, -granted_left)
+        health = priced.actual - refund - reversal - rights
     # own payment that went to a deferral agreement comes off the agreement, not back in cash
     agreements = state.agreements
     undeferred = 0
@@ -308,13 +374,11 @@ def _apply_return(
         undeferred = min(original.deferred, max(0, -(own - health - rights)))
         less = replace(agreement, deferred_total=agreement.deferred_total - undeferred)
         agreements = tuple(less if a is agreement else a for a in agreements)
-    saldo_before = state.period.saldo if state.period is not None else 0
+    current = state.period
+    if period is not None and current is not None and period.start == current.start:
+        current = period
     return Applied(
-        replace(
-            state,
-            period=period if period is not None else state.period,
-            agreements=agreements,
-        ),
+        replace(state, period=current, agreements=agreements),
         PurchaseResult(
             report_id=report.report_id,
             day=day,
@@ -329,9 +393,9 @@ def _apply_return(
             citizen_pays=refund,
             deferred_to_agreement=-undeferred,
             citizen_pays_at_counter=refund + undeferred,
-            saldo_before=saldo_before,
+            saldo_before=sale_period.saldo if sale_period is not None else 0,
             saldo_after=period.saldo if period is not None else 0,
-            period=period,
+            period=period if period is not None else state.period,
             remaining_balancing=open_total(state.balances),
             deviation=0,
             agreement_id=agreement.agreement_id if agreement is not None else None,
@@ -339,7 +403,17 @@ def _apply_return(
             health_supplement_by=health_by,
             rights_based_by=rights_by,
         ),
+        period if period is not None and period is not current else None,
     )
+
+
+def _part(amount: Ore, returned: _Priced, sale: PurchaseRecord) -> Ore:
+    """`amount` of a sale times the returned share of it: of its basis, or of its price when it has
+    no basis; rounded half-up to the øre."""
+    whole, back = (sale.basis, -returned.basis) if sale.basis else (sale.actual, -returned.actual)
+    if whole <= 0 or back <= 0 or amount <= 0:
+        return 0
+    return (2 * amount * min(back, whole) + whole) // (2 * whole)
 
 
 def _supplements(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 from rules.money import Ore
 from rules.state import Period, PersonState, Supplement
@@ -40,6 +40,15 @@ class PurchaseRecord:
     deferred: Ore = 0  # own payment that went to a deferral agreement
     lines: tuple[DispensingLine, ...] = ()
     """The report's lines as registered (a retroactive grant prices them again); () when not loaded."""
+    paid_at: datetime | None = None
+    """When it was paid or invoiced: the order purchases are placed in (spec/ctr.md § 7)."""
+    return_of: str | None = None
+    subsidised: bool = True
+    """Whether it has a line with subsidy (§ 144, or a § 145 grant): only such a sale opens a period."""
+    actual: Ore = 0
+    """What the pharmacy charged for it, all lines."""
+    paid: Ore = 0
+    """What the person paid for it, balancing aside: actual − subsidy due − supplements (a return's cap)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,5 +103,9 @@ class PurchaseResult:
 
 @dataclass(frozen=True, slots=True)
 class Applied:
+    """The event applied: the person's new state, a purchase's result, and an earlier period it
+    changed besides the current one (a return of a previous-period sale)."""
+
     state: PersonState
     purchase: PurchaseResult | None = None
+    earlier_period: Period | None = None

@@ -6,8 +6,8 @@ rules, and written back. Every holder here is immutable; the rules return new va
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import date
+from dataclasses import dataclass, field
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Literal
 
@@ -19,13 +19,19 @@ SupplementKind = Literal["health_supplement", "rights_based"]
 
 @dataclass(frozen=True, slots=True)
 class Period:
-    """A subsidy period (tilskudsperiode): start..end inclusive, its saldo, and the under-18 flag."""
+    """A subsidy period (tilskudsperiode): start..end inclusive, its saldo, and the under-18 flag.
+
+    `last_paid_at` is the payment time of the latest purchase registered in it: a report paid before it
+    is late and is placed by its payment date (`rules/history.py`); None where it is not known. It
+    orders reports and is not part of the period's value: periods compare without it.
+    """
 
     start: date
     end: date
     saldo: Ore
     under18: bool
     previous_end: date | None
+    last_paid_at: datetime | None = field(default=None, compare=False)
 
     def covers(self, day: date) -> bool:
         return self.start <= day <= self.end

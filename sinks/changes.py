@@ -17,13 +17,15 @@ class BatchChanges:
 
     `loaded` keeps each person as read, so only what changed is written. `purchase_updates` holds the
     changed columns of purchases registered before this batch (report id -> column -> value); a purchase
-    registered in this batch is changed in `purchases` itself. `replacing` are processed ids that
+    registered in this batch is changed in `purchases` itself. `removed_periods` are periods of the
+    register to delete (a late report moved their start back, a cancellation their opening purchase). `replacing` are processed ids that
     overwrite an earlier outcome (a parked report decided on replay).
     """
 
     loaded: dict[str, PersonState | None] = field(default_factory=dict)
     persons: dict[str, PersonState] = field(default_factory=dict)
     periods: dict[tuple[str, date], Period] = field(default_factory=dict)
+    removed_periods: set[tuple[str, date]] = field(default_factory=set)
     purchases: list[PurchaseRow] = field(default_factory=list)
     purchase_updates: dict[str, dict[str, Any]] = field(default_factory=dict)
     processed: list[ProcessedRow] = field(default_factory=list)

@@ -15,12 +15,24 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import String, Table, and_, any_, event, literal, select, tuple_, update
+from sqlalchemy import (
+    String,
+    Table,
+    and_,
+    any_,
+    delete,
+    event,
+    literal,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from rules.history import History
 from rules.outcomes import PurchaseRecord
 from rules.scales import KNOWN_SCALES, Scale
 from rules.state import Agreement, Balance, Grant, Period, PersonState, Supplement
@@ -107,6 +119,7 @@ class RegisterUnitOfWork:
                 sp.c.previous_period_end,
                 sp.c.under18,
                 sp.c.saldo,
+                sp.c.last_paid_at,
             )
             .select_from(
                 p.outerjoin(
@@ -132,6 +145,7 @@ class RegisterUnitOfWork:
                     row.saldo,
                     row.under18,
                     row.previous_period_end,
+                    _utc(row.last_paid_at),
                 )
             states[row.person_key] = PersonState(row.person_key, row.birth_date, period)
             if row.has_extras:
@@ -255,13 +269,7 @@ class RegisterUnitOfWork:
         found: dict[tuple[str, date], Period] = {}
         for row in await self.conn.execute(select(sp).where(self._among(sp.c.person_key, keys))):
             if (row.person_key, row.period_start) in wanted:
-                found[(row.person_key, row.period_start)] = Period(
-                    row.period_start,
-                    row.period_end,
-                    row.saldo,
-                    row.under18,
-                    row.previous_period_end,
-                )
+                found[(row.person_key, row.period_start)] = _period_of(row)
         records: dict[tuple[str, date], list[PurchaseRecord]] = {where: [] for where in found}
         query = select(p).where(self._among(p.c.person_key, keys)).order_by(p.c.id)
         for row in await self.conn.execute(query):
@@ -269,6 +277,23 @@ class RegisterUnitOfWork:
             if chain is not None:
                 chain.append(record_of(row))
         return {where: (period, tuple(records[where])) for where, period in found.items()}
+
+    async def load_histories(self, keys: Iterable[str]) -> dict[str, History]:
+        """Every period and purchase of these persons (`rules.history.History`), for a report placed by
+        its payment date among them: one query for the periods and one for the purchases."""
+        keys = sorted(set(keys))
+        if not keys:
+            return {}
+        sp, p = t.subsidy_periods, t.purchases
+        periods: dict[str, list[Period]] = {key: [] for key in keys}
+        query = select(sp).where(self._among(sp.c.person_key, keys)).order_by(sp.c.period_start)
+        for row in await self.conn.execute(query):
+            periods[row.person_key].append(_period_of(row))
+        records: dict[str, list[PurchaseRecord]] = {key: [] for key in keys}
+        query = select(p).where(self._among(p.c.person_key, keys)).order_by(p.c.id)
+        for row in await self.conn.execute(query):
+            records[row.person_key].append(record_of(row))
+        return {key: History(tuple(periods[key]), tuple(records[key])) for key in keys}
 
     async def load_scales(self) -> tuple[Scale, ...]:
         """The known scales and those loaded through the scale topic (a loaded one supersedes)."""
@@ -342,13 +367,18 @@ class RegisterUnitOfWork:
             ):
                 person_rows.append(row)
         period_rows = [
-            PeriodRow(key, p.start, p.end, p.previous_end, p.under18, p.saldo)
+            PeriodRow(key, p.start, p.end, p.previous_end, p.under18, p.saldo, _utc(p.last_paid_at))
             for (key, _), p in changes.periods.items()
         ]
         offset_rows = [
             OffsetRow(group_id, topic, part, off, now, changes.log_ids.get(topic))
             for (topic, part), off in changes.offsets.items()
         ]
+        sp = t.subsidy_periods
+        for key, start in changes.removed_periods - changes.periods.keys():
+            await self.conn.execute(
+                delete(sp).where(sp.c.person_key == key, sp.c.period_start == start)
+            )
         if self.is_postgres:
             await self._write_hot_postgres(changes, person_rows, period_rows, offset_rows)
         else:
@@ -397,9 +427,10 @@ class RegisterUnitOfWork:
             )
         if period_rows:
             await raw.execute(
-                """INSERT INTO subsidy_periods (person_key, period_start, period_end, previous_period_end, under18, saldo)
-                SELECT * FROM unnest($1::varchar[], $2::date[], $3::date[], $4::date[], $5::bool[], $6::bigint[])
-                ON CONFLICT (person_key, period_start) DO UPDATE SET saldo = EXCLUDED.saldo""",
+                """INSERT INTO subsidy_periods (person_key, period_start, period_end, previous_period_end, under18, saldo, last_paid_at)
+                SELECT * FROM unnest($1::varchar[], $2::date[], $3::date[], $4::date[], $5::bool[], $6::bigint[], $7::timestamptz[])
+                ON CONFLICT (person_key, period_start) DO UPDATE SET saldo = EXCLUDED.saldo,
+                  previous_period_end = EXCLUDED.previous_period_end, last_paid_at = EXCLUDED.last_paid_at""",
                 *_columns(period_rows),
             )
         if changes.purchases:
@@ -501,6 +532,24 @@ class RegisterUnitOfWork:
                 await self.conn.execute(_upsert(self.conn, table), [r._asdict() for r in rows])
 
 
+def _period_of(row: Any) -> Period:
+    return Period(
+        row.period_start,
+        row.period_end,
+        row.saldo,
+        row.under18,
+        row.previous_period_end,
+        _utc(row.last_paid_at),
+    )
+
+
+def _utc(at: datetime | None) -> datetime | None:
+    """A time as stored: in UTC. SQLite keeps no offset, so a time read back without one is UTC."""
+    if at is None:
+        return None
+    return at.astimezone(UTC) if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
 def _has_extras(s: PersonState) -> bool:
     return bool(s.grants or s.supplements or s.balances or s.agreements)
 
@@ -541,6 +590,11 @@ def record_of(r: Any) -> PurchaseRecord:
         status=r.status,
         deferred=r.deferred_to_agreement,
         lines=lines,
+        paid_at=_utc(r.paid_or_invoiced_at),
+        return_of=r.return_of,
+        subsidised=r.subsidised,
+        actual=sum(ln.actual_price for ln in lines),
+        paid=r.citizen_pays + r.balancing_applied,
     )
 
 

@@ -26,6 +26,7 @@ class PeriodRow(NamedTuple):
     previous_period_end: date | None
     under18: bool
     saldo: int
+    last_paid_at: datetime | None
 
 
 class PurchaseRow(NamedTuple):

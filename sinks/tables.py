@@ -46,6 +46,7 @@ subsidy_periods = Table(
     Column("previous_period_end", Date),
     Column("under18", Boolean, nullable=False),
     Column("saldo", Money, nullable=False),
+    Column("last_paid_at", DateTime(timezone=True)),  # the latest payment registered in it
 )
 
 purchases = Table(

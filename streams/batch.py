@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
 
+from rules.history import History
 from rules.outcomes import PurchaseRecord
 from rules.scales import Scale, ScaleBook
 from rules.state import Period, PersonState
@@ -27,6 +28,7 @@ _RECORD_FIELD = {
     "status": "status",
     "returned_basis": "returned_basis",
     "terminal": "terminal",
+    "period_start": "period_start",
 }
 
 
@@ -40,7 +42,8 @@ class Loaded:
     - `chains`: (person key, period start) -> (period, purchases) for corrections to recompute;
     - `duplicates`: register rows of redelivered registered reports, to answer them again;
     - `hashes`: (topic, message id) -> content hash of each message handled in this batch;
-    - `conflicts`: messages whose id was processed with other content, to dead-letter.
+    - `conflicts`: messages whose id was processed with other content, to dead-letter;
+    - `histories`: person key -> every period and purchase, for persons whose messages need them.
     """
 
     known: dict[tuple[str, str], tuple[str, bytes | None]] = field(default_factory=dict)
@@ -52,6 +55,7 @@ class Loaded:
     duplicates: dict[tuple[str, str], PurchaseRow] = field(default_factory=dict)
     hashes: dict[tuple[str, str], int] = field(default_factory=dict)
     conflicts: list[Rejected] = field(default_factory=list)
+    histories: dict[str, History] = field(default_factory=dict)
 
 
 class Batch:
@@ -104,11 +108,30 @@ class Batch:
         )
         return period, tuple(records)
 
+    def history(self, person_key: str) -> History:
+        loaded = self.loaded.histories.get(person_key)
+        if loaded is None and person_key in self.loaded.states:
+            raise LookupError("a message needs a history its handler's check did not ask for")
+        c = self.changes
+        periods = {
+            p.start: p
+            for p in (loaded.periods if loaded else ())
+            if (person_key, p.start) not in c.removed_periods
+        }
+        for (key, start), period in c.periods.items():
+            if key == person_key:
+                periods[start] = period
+        records = [self._updated(r) for r in loaded.records] if loaded else []
+        records.extend(record_of(row) for row in c.purchases if row.person_key == person_key)
+        return History(tuple(periods[s] for s in sorted(periods)), tuple(records))
+
     def _updated(self, record: PurchaseRecord) -> PurchaseRecord:
         values = self.changes.purchase_updates.get(record.report_id)
         if not values:
             return record
-        return replace(record, **{_RECORD_FIELD[k]: v for k, v in values.items()})
+        return replace(
+            record, **{_RECORD_FIELD[k]: v for k, v in values.items() if k in _RECORD_FIELD}
+        )
 
     # -- the merge (called by the pipeline only) ---------------------------------------------------
 
@@ -117,8 +140,12 @@ class Batch:
         c = self.changes
         for state in fx.states:
             c.keep(state)
+        for key, start in fx.removed_periods:
+            c.periods.pop((key, start), None)
+            c.removed_periods.add((key, start))
         for key, period in fx.periods:
             c.periods[(key, period.start)] = period
+            c.removed_periods.discard((key, period.start))
         for row in fx.purchases:
             self._pending[row.report_id] = len(c.purchases)
             c.purchases.append(row)

@@ -25,7 +25,8 @@ class Effects:
     - `outcome`: "registered", "applied" or "parked" (recorded with the message id, so a redelivery is
       a duplicate), with `output` kept for it and `reason` for the change feed; None when rejected.
     - `rejected`: the message goes to the dead-letter topic with this reason (outputs still go out).
-    - `states`: people's new states; `periods`: periods changed besides their current one.
+    - `states`: people's new states; `periods`: periods changed besides their current one;
+      `removed_periods`: (person key, start) of periods that no longer exist (a start moved back).
     - `purchase_updates`: (report id, changed columns) of purchases registered earlier.
     """
 
@@ -35,6 +36,7 @@ class Effects:
     rejected: Rejected | None = None
     states: Sequence[PersonState] = ()
     periods: Sequence[tuple[str, Period]] = ()
+    removed_periods: Sequence[tuple[str, date]] = ()
     purchases: Sequence[PurchaseRow] = ()
     purchase_updates: Sequence[tuple[str, Mapping[str, Any]]] = ()
     settled_by: Mapping[str, str] | None = None
@@ -57,12 +59,15 @@ class Needs:
     - `chains`: reports whose whole period it recomputes (a correction);
     - `current_period`: the person's current period with its purchases, which it may recompute
       (a grant entered with a start before them);
+    - `history`: every period and purchase of the person (`rules.history`: a return of a sale in
+      an earlier period, a cancellation);
     - `day`: the date whose subsidy scale it needs.
     """
 
     report_ids: tuple[str, ...] = ()
     chains: tuple[str, ...] = ()
     current_period: bool = False
+    history: bool = False
     day: date | None = None
 
 

@@ -300,11 +300,26 @@ class Pipeline:
                 if period is not None:
                     chains.add((d.person_key, period.start))
         loaded.chains = await uow.load_chains(chains)
+        loaded.histories = await uow.load_histories(self._histories(needs, loaded))
         scales = self.scales
         if any(n.day is not None and scales.on(n.day) is None for _, n in needs):
             # another worker may have loaded the scale since this one read them
             scales = ScaleBook(await uow.load_scales())
         return loaded, fresh, duplicates, scales
+
+    def _histories(self, needs: list[tuple[Decoded, Needs]], loaded: Loaded) -> set[str]:
+        """The persons whose whole history the batch needs: declared by a message's needs, or found
+        by its handler's `history` check against the person as loaded (a late report)."""
+        wanted: set[str] = set()
+        seen: dict[str, datetime] = {}
+        for d, n in needs:
+            key = d.person_key
+            if key is None:
+                continue
+            check = self.handlers[d.spec].history
+            if n.history or (check is not None and check(d, loaded.states.get(key), seen)):
+                wanted.add(key)
+        return wanted
 
     def _needs(self, d: Decoded) -> Needs:
         needs = self.handlers[d.spec].needs

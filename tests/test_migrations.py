@@ -46,6 +46,7 @@ EVERY_REVISION = [
     "0002_drop_schema_migrations",
     "0003_outbox_and_log_ids",
     "0004_pharmacy_or_p_number",
+    "0005_period_last_payment",
 ]
 AT = datetime(2024, 5, 2, 9, 30, 15, tzinfo=UTC)
 

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from rules.dispensing import RulesConfig
+from rules.history import History
 from rules.outcomes import PurchaseRecord
 from rules.scales import ScaleBook
 from rules.state import Period, PersonState
@@ -67,6 +68,11 @@ class BatchView(Protocol):
         """A period and its purchases in register order, for a correction to recompute."""
         ...
 
+    def history(self, person_key: str) -> History:
+        """Every period and purchase of the person as the batch has them (loaded when the message's
+        needs or its handler's `history` check asked for it)."""
+        ...
+
 
 HandleFn = Callable[[BatchView, Decoded, Context], Effects]
 
@@ -77,12 +83,16 @@ class Handler:
 
     - `handle`: the message's effects; raising discards them and dead-letters it as `internal_error`;
     - `needs`: what it needs loaded besides the person (default: nothing);
-    - `redecide`: for a redelivered message already registered, its output rebuilt from its purchase row.
+    - `redecide`: for a redelivered message already registered, its output rebuilt from its purchase row;
+    - `history`: whether the message needs its person's whole history, given the person as loaded and
+      a dict the check keeps per batch (person key -> the latest payment seen so far). It must answer
+      yes whenever `handle` will call `BatchView.history` for the message.
     """
 
     handle: HandleFn
     needs: Callable[[Decoded], Needs] | None = None
     redecide: Callable[[PurchaseRow, Context], Outgoing] | None = None
+    history: Callable[[Decoded, PersonState | None, dict[str, datetime]], bool] | None = None
 
 
 def person_state(view: BatchView, d: Decoded) -> PersonState:

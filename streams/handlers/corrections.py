@@ -7,8 +7,12 @@ each difference becomes a balancing amount in the period where it arose.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from rules.corrections import apply_balancing, apply_recomputed, recompute_period
+from rules.history import cancel_sale
 from rules.outcomes import Parked, Refused
+from rules.state import PersonState
 from schemas.corrections import Correction
 from sinks.rows import CorrectionRow
 from streams.decode import Decoded
@@ -30,6 +34,8 @@ def needs(d: Decoded) -> Needs:
     m: Correction = d.message  # type: ignore[assignment]
     if m.report_id is None:
         return Needs()
+    if m.action == "cancel":  # may move the period's start, and takes the sale's returns with it
+        return Needs(report_ids=(m.report_id,), history=True)
     return Needs(report_ids=(m.report_id,), chains=(m.report_id,))
 
 
@@ -54,6 +60,8 @@ def handle(view: BatchView, d: Decoded, ctx: Context) -> Effects:
         return applied(outcome.state, corrections=(row,))
     assert m.report_id is not None
     target = view.purchase(m.report_id, state.key)
+    if m.action == "cancel":
+        return _cancel(view, d, m, state, row)
     if target is None or target.period_start is None:
         return refused(rejection(d, UNKNOWN_REPORT))
     chain = view.chain(state.key, target.period_start)
@@ -74,6 +82,42 @@ def handle(view: BatchView, d: Decoded, ctx: Context) -> Effects:
         apply_recomputed(state, result),
         periods=((state.key, result.period),),
         purchase_updates=updates,
+        corrections=(row,),
+    )
+
+
+def _cancel(
+    view: BatchView, d: Decoded, m: Correction, state: PersonState, row: CorrectionRow
+) -> Effects:
+    """A cancelled report leaves with its returns; the later purchases are recomputed, and a period it
+    opened starts again at the next remaining purchase (`rules.history.cancel_sale`)."""
+    assert m.report_id is not None
+    history = view.history(state.key)
+    target = history.record(m.report_id)
+    if target is None:
+        return refused(rejection(d, UNKNOWN_REPORT))
+    if target.status == "cancelled":
+        return refused(rejection(d, "rule.report_already_cancelled"))
+    result = cancel_sale(
+        state.birth_date,
+        history,
+        m.report_id,
+        view.scales,
+        balance_id=f"correction:{m.message_id}",
+        origin=f"cancellation ordered by {m.sender.ordered_by}",
+    )
+    if isinstance(result, Parked):
+        return refused(rejection(d, result.reason))
+    after = replace(
+        state,
+        period=result.current(history.periods),
+        balances=(*state.balances, *result.balances),
+    )
+    return applied(
+        after,
+        periods=tuple((state.key, p) for p in result.periods),
+        removed_periods=tuple((state.key, start) for start in result.removed),
+        purchase_updates=result.updates,
         corrections=(row,),
     )
 

@@ -18,16 +18,19 @@ held this object holds the list of lines alone (see `kept`).
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import UTC, date, datetime
 from typing import Any
 
 import orjson
 
 from rules.deadlines import due_immediately
-from rules.dispensing import apply_dispensing
+from rules.dispensing import apply_dispensing, is_late, price_lines
+from rules.history import NewSale, Replayed, place_sale
 from rules.identifiers import mask_person_numbers
 from rules.lines import line_charges
-from rules.outcomes import Parked, PurchaseResult, Refused
-from rules.state import Supplement
+from rules.outcomes import Applied, Parked, PurchaseResult, Refused
+from rules.state import Period, PersonState, Supplement
 from schemas.decisions import PurchaseDecision
 from schemas.dispensing import DispensingReport
 from sinks.publisher import Outgoing
@@ -48,7 +51,25 @@ from streams.topics import DECISIONS
 def needs(d: Decoded) -> Needs:
     m: DispensingReport = d.message  # type: ignore[assignment]
     day = m.paid_or_invoiced_at.astimezone(COPENHAGEN).date()
-    return Needs(report_ids=(m.return_of,) if m.return_of else (), day=day)
+    if m.return_of:  # its sale may lie in an earlier period
+        return Needs(report_ids=(m.return_of,), day=day, history=True)
+    return Needs(day=day)
+
+
+def needs_history(d: Decoded, loaded: PersonState | None, latest: dict[str, datetime]) -> bool:
+    """Whether a sale may be late (`rules.dispensing.is_late`): paid before its person's period as
+    loaded began, or before the latest payment of that period or of this batch so far."""
+    m: DispensingReport = d.message  # type: ignore[assignment]
+    key = d.person_key
+    assert key is not None
+    paid_at = m.paid_or_invoiced_at
+    period = loaded.period if loaded is not None else None
+    before = latest.get(key) or (period.last_paid_at if period is not None else None)
+    if before is None or paid_at > before:
+        latest[key] = paid_at
+    if period is not None and paid_at.astimezone(COPENHAGEN).date() < period.start:
+        return True
+    return before is not None and paid_at < before
 
 
 def handle(view: BatchView, d: Decoded, ctx: Context) -> Effects:
@@ -56,7 +77,39 @@ def handle(view: BatchView, d: Decoded, ctx: Context) -> Effects:
     state = person_state(view, d)
     day = m.paid_or_invoiced_at.astimezone(COPENHAGEN).date()
     original = view.purchase(m.return_of, state.key) if m.return_of else None
-    outcome = apply_dispensing(state, m, day, view.scales, ctx.config.rules, original)
+    replayed: Replayed | None = None
+    if original is not None:
+        history = view.history(state.key)
+        outcome = apply_dispensing(
+            state,
+            m,
+            day,
+            view.scales,
+            ctx.config.rules,
+            original,
+            sale_period=history.period_starting(original.period_start),
+            earlier_returns=[
+                r
+                for r in history.records
+                if r.return_of == original.report_id and r.status != "cancelled"
+            ],
+        )
+    elif is_late(state, m, day):
+        placed = _place_late(view, state, m, day)
+        if isinstance(placed, Parked):
+            outcome: Applied | Parked | Refused = placed
+        else:
+            replayed = placed
+            state = replace(
+                state,
+                period=placed.current(view.history(state.key).periods),
+                balances=(*state.balances, *placed.balances),
+            )
+            outcome = apply_dispensing(
+                state, m, day, view.scales, ctx.config.rules, placement=placed.placed
+            )
+    else:
+        outcome = apply_dispensing(state, m, day, view.scales, ctx.config.rules, original)
     outputs: list[Outgoing] = []
     grace = ctx.config.report_grace_seconds
     if d.source.timestamp_ms / 1000 - m.paid_or_invoiced_at.timestamp() > grace:
@@ -97,7 +150,7 @@ def handle(view: BatchView, d: Decoded, ctx: Context) -> Effects:
     result = outcome.purchase
     assert result is not None
     settled_by = None
-    if state.balances:
+    if state.balances and replayed is None:
         before = {b.balance_id: b.remaining for b in state.balances}
         settled_by = {
             b.balance_id: m.report_id
@@ -105,8 +158,16 @@ def handle(view: BatchView, d: Decoded, ctx: Context) -> Effects:
             if before.get(b.balance_id, b.remaining) != b.remaining
         }
     updates: tuple[tuple[str, dict[str, Any]], ...] = ()
+    periods: tuple[tuple[str, Period], ...] = ()
+    removed: tuple[tuple[str, date], ...] = ()
     if m.return_of and original is not None:
         updates = ((m.return_of, {"returned_basis": original.returned_basis - result.basis}),)
+    if outcome.earlier_period is not None:
+        periods = ((state.key, outcome.earlier_period),)
+    if replayed is not None:
+        updates = replayed.updates
+        periods = tuple((state.key, p) for p in replayed.periods)
+        removed = tuple((state.key, start) for start in replayed.removed)
     details = kept_details(m, result)
     row = purchase_row(d, m, state.key, result, ctx, details)
     answer = decision(row, "registered", details)
@@ -114,11 +175,29 @@ def handle(view: BatchView, d: Decoded, ctx: Context) -> Effects:
     return Effects(
         outcome="registered",
         states=(outcome.state,),
+        periods=periods,
+        removed_periods=removed,
         purchases=(row,),
         purchase_updates=updates,
         settled_by=settled_by,
         outputs=outputs,
     )
+
+
+def _place_late(
+    view: BatchView, state: PersonState, m: DispensingReport, day: date
+) -> Replayed | Parked:
+    """A sale paid before purchases already registered, placed among them by its payment date."""
+    priced = price_lines(state, m.lines, day)
+    sale = NewSale(
+        m.report_id,
+        day,
+        m.paid_or_invoiced_at,
+        priced.basis if priced.any_subsidised else 0,
+        priced.any_subsidised,
+        priced.terminal_cover,
+    )
+    return place_sale(state.birth_date, view.history(state.key), sale, view.scales)
 
 
 def reporter(report: DispensingReport | PurchaseRow) -> str:
@@ -312,7 +391,7 @@ def purchase_row(
         m.pharmacy_site_p_number,
         m.dispensing_id,
         m.ordination_id,
-        m.paid_or_invoiced_at,
+        m.paid_or_invoiced_at.astimezone(UTC),  # SQLite keeps no offset: stored in UTC
         r.day,
         lines,
         p.start if p else None,
@@ -341,4 +420,4 @@ def purchase_row(
     )
 
 
-HANDLER = Handler(handle, needs=needs, redecide=redecide)
+HANDLER = Handler(handle, needs=needs, redecide=redecide, history=needs_history)

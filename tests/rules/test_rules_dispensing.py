@@ -11,7 +11,9 @@ from dataclasses import replace
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
 
-from rules.dispensing import RulesConfig, apply_dispensing
+import pytest
+
+from rules.dispensing import RulesConfig, apply_dispensing, is_late
 from rules.money import kroner_to_ore
 from rules.outcomes import Applied, Parked, PurchaseRecord, PurchaseResult, Refused
 from rules.scales import KNOWN_SCALES
@@ -121,6 +123,11 @@ def record_of(result: PurchaseResult) -> PurchaseRecord:
         result.basis,
         result.subsidy_entitled,
         result.terminal,
+        actual=result.citizen_pays
+        + result.subsidy
+        + result.health_supplement
+        + result.rights_based,
+        paid=result.citizen_pays + result.balancing_applied,
     )
 
 
@@ -189,10 +196,33 @@ def test_last_day_stays_in_the_period_and_the_next_day_opens_a_new_one() -> None
     assert next_day.subsidy == 0  # below T1 again
 
 
-def test_purchase_dated_before_the_current_period_is_refused() -> None:
+def test_a_sale_dated_before_the_current_period_is_late_and_must_be_placed_first() -> None:
+    """Spec § 7: a late report is placed by its payment date (`rules.history`), never applied to the
+    current saldo as if it were new, and never refused for being late."""
     state = in_period(date(2024, 3, 1), "100")
-    outcome = apply(state, report("r1", date(2024, 2, 29), line("100")))
-    assert outcome == Refused("rule.dated_before_current_period")
+    early = report("r1", date(2024, 2, 29), line("100"))
+    assert is_late(state, early, date(2024, 2, 29))
+    assert not is_late(state, report("r2", date(2024, 3, 1), line("100")), date(2024, 3, 1))
+    with pytest.raises(ValueError, match="late"):
+        apply(state, early)
+
+
+def test_a_sale_paid_before_the_latest_payment_of_its_period_is_late() -> None:
+    """The day before, the same moment and a minute after the latest payment of the period."""
+    latest = datetime(2024, 5, 1, 12, 0, tzinfo=CPH)
+    state = in_period(date(2024, 3, 1), "100")
+    assert state.period is not None
+    state = replace(state, period=replace(state.period, last_paid_at=latest))
+
+    def at(moment: datetime) -> bool:
+        rpt = report("r", moment.date(), line("100")).model_copy(
+            update={"paid_or_invoiced_at": moment}
+        )
+        return is_late(state, rpt, moment.date())
+
+    assert at(latest - timedelta(days=1))
+    assert not at(latest)
+    assert not at(latest + timedelta(minutes=1))
 
 
 # --- spec § 2 "Which scale": 3 April 2023 and 1 January ---------------------------------------
@@ -567,7 +597,7 @@ def test_a_return_of_a_deferred_sale_comes_off_the_agreement() -> None:
     )
     original = PurchaseRecord(
         "r1", date(2024, 1, 2), date(2024, 1, 2), kr("5000"), sale.subsidy_entitled, False,
-        deferred=sale.deferred_to_agreement,
+        deferred=sale.deferred_to_agreement, actual=kr("5000"), paid=sale.citizen_pays,
     )  # fmt: skip
     outcome = apply(
         state,
@@ -636,13 +666,33 @@ def test_return_larger_than_the_sale_is_refused() -> None:
     assert apply(state, rpt, original=record_of(sale)) == Refused("rule.return_exceeds_sale")
 
 
-def test_return_of_a_sale_in_an_earlier_period_is_refused() -> None:
-    state, sale = bought(person(), report("r1", date(2023, 1, 5), line("400")))
+def test_return_of_a_sale_in_an_earlier_period_is_booked_to_that_period() -> None:
+    """spec § 7: "A return of a purchase in the previous period is booked to that period".
+
+    Period 1 (5 Jan 2023 –) holds a 1,200 kr sale: 2023 scale, 0 % up to 1,045, 50 % above, so 77.50 kr
+    of subsidy and 1,122.50 kr paid. Period 2 began 5 Jan 2024 with 100 kr. Returning 400 kr of the
+    sale on 1 Feb 2024 reverses F(800) − F(1,200) = −77.50 kr on period 1's saldo under the sale's
+    scale, refunds 400 − 77.50 = 322.50 kr, and leaves period 2's saldo at 100 kr.
+    """
+    state, sale = bought(person(), report("r1", date(2023, 1, 5), line("1200")))
+    earlier = state.period
+    assert earlier is not None and sale.subsidy == kr("77.50")
     state, _ = bought(state, report("r2", date(2024, 1, 5), line("100")))
     rpt = report("r3", date(2024, 2, 1), line("-400"), kind="return", return_of="r1")
-    assert apply(state, rpt, original=record_of(sale)) == Refused(
-        "rule.return_outside_current_period"
+    day = rpt.paid_or_invoiced_at.date()
+    outcome = apply_dispensing(
+        state, rpt, day, KNOWN_SCALES, RulesConfig(), record_of(sale), sale_period=earlier
     )
+    assert isinstance(outcome, Applied) and outcome.purchase is not None
+    back = outcome.purchase
+    assert (back.subsidy, back.citizen_pays) == (-kr("77.50"), -kr("322.50"))
+    assert outcome.earlier_period is not None
+    assert (outcome.earlier_period.start, outcome.earlier_period.saldo) == (
+        date(2023, 1, 5),
+        kr("800"),
+    )
+    assert back.period is not None and back.period.start == date(2023, 1, 5)
+    assert outcome.state.period is not None and outcome.state.period.saldo == kr("100")
 
 
 def test_return_of_a_terminal_sale_reverses_the_actual_price() -> None:
