@@ -313,8 +313,9 @@ def _apply_return(
     subsidy reversed is F(S − b) − F(S) on that saldo under the scale in force on the sale's day, with
     the grants and supplements of that day (a § 148 sale is reversed at 100 %). Two caps, both counted
     with the sale's earlier returns: no more subsidy is taken back than was granted on the sale, and the
-    person never gets back more than they paid for the returned part (the returned share of the sale's
-    basis, or of its price when it had none, times what they paid for the sale).
+    person never gets back more than they paid for it (balancing aside). Counted per sale, not per
+    returned share: a first partial return reversed at the top of the saldo takes back more subsidy
+    than its share, and the caps must still leave room for the rest of the sale to come back.
     """
     if original is None or original.status == "cancelled":
         return Refused("rule.return_of_unknown_report")
@@ -332,7 +333,6 @@ def _apply_return(
     period = sale_period if original.period_start is not None else None
     granted_left = max(0, original.entitled + sum(r.entitled for r in earlier_returns))
     paid_left = max(0, original.paid + sum(r.paid for r in earlier_returns))
-    paid_part = min(_part(original.paid, priced, original), paid_left)
     reversal = 0
     if original.terminal:
         reversal = priced.actual
@@ -351,8 +351,8 @@ def _apply_return(
     own = 0 if original.terminal else priced.basis - reversal
     health, rights, health_by, rights_by = _supplements(state, sale_day, min(own, 0), config)
     refund = priced.actual - reversal - health - rights
-    if not original.terminal and refund < -paid_part:  # never back more than was paid for it
-        refund = -paid_part
+    if not original.terminal and refund < -paid_left:  # never back more than was paid for it
+        refund = -paid_left
         reversal = max(priced.actual - refund - health - rights, -granted_left)
         health = priced.actual - refund - reversal - rights
     # own payment that went to a deferral agreement comes off the agreement, not back in cash
@@ -405,15 +405,6 @@ def _apply_return(
         ),
         period if period is not None and period is not current else None,
     )
-
-
-def _part(amount: Ore, returned: _Priced, sale: PurchaseRecord) -> Ore:
-    """`amount` of a sale times the returned share of it: of its basis, or of its price when it has
-    no basis; rounded half-up to the øre."""
-    whole, back = (sale.basis, -returned.basis) if sale.basis else (sale.actual, -returned.actual)
-    if whole <= 0 or back <= 0 or amount <= 0:
-        return 0
-    return (2 * amount * min(back, whole) + whole) // (2 * whole)
 
 
 def _supplements(
