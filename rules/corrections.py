@@ -1,8 +1,9 @@
 """Corrections of the register: order § 7 stk. 6 (agency) and stk. 7 (person), and § 6 balancing amounts.
 
-A corrected or cancelled report changes the saldo from that point on; later purchases keep the subsidy
-they got, and every difference between what was granted and what is now due becomes a balancing amount
-in the period where it arose (§ 7 stk. 3; spec/ctr.md § 7 DECISION).
+A corrected report changes the saldo from that point on; later purchases keep the subsidy they got, and
+every difference between what was granted and what is now due becomes a balancing amount in the period
+where it arose (§ 7 stk. 3; spec/ctr.md § 7 DECISION). A cancellation may move the period's start and is
+replayed by `rules.history.cancel_sale`.
 """
 
 from __future__ import annotations
@@ -30,8 +31,14 @@ class Recomputed:
     new_balances: tuple[Balance, ...]
 
 
-def apply_balancing(state: PersonState, message: Correction, day: date) -> Applied | Refused:
-    """Register a balancing amount, or settle what the person owes with a voluntary repayment."""
+def apply_balancing(
+    state: PersonState, message: Correction, day: date, periods: Iterable[Period] = ()
+) -> Applied | Refused:
+    """Register a balancing amount, or settle what the person owes with a voluntary repayment.
+
+    The amount keeps the period where it arose (§ 7 stk. 3): the one of `periods` (the person's, the
+    current one included) that covers its date, also an earlier one; None when none does.
+    """
     assert message.amount is not None
     if message.action == "repayment":
         owed = -sum(b.remaining for b in state.balances if b.remaining < 0)
@@ -40,8 +47,8 @@ def apply_balancing(state: PersonState, message: Correction, day: date) -> Appli
         _, balances = repay(state.balances, message.amount)
         return Applied(replace(state, balances=balances))
     arose_on = message.arose_on or day
-    period = state.period
-    arose_in = period.start if period is not None and period.covers(arose_on) else None
+    covering = [p for p in (state.period, *periods) if p is not None and p.covers(arose_on)]
+    arose_in = covering[0].start if covering else None
     balance = Balance(
         balance_id=f"agency:{message.message_id}",
         amount=message.amount,
@@ -63,7 +70,8 @@ def recompute_period(
     chain: tuple[PurchaseRecord, ...],
     scales: Iterable[Scale],
 ) -> Recomputed | Parked | Refused:
-    """Correct or cancel one report and recompute the period's purchases from it on.
+    """Correct one report and recompute the period's purchases from it on (a cancellation is
+    `rules.history.cancel_sale`).
 
     Args:
         period: the period the corrected report belongs to (current or earlier).
@@ -74,13 +82,12 @@ def recompute_period(
         return Refused("rule.correction_of_unknown_report")
     if target.status == "cancelled":
         return Refused("rule.report_already_cancelled")
-    if message.action == "correct":
-        assert message.lines is not None
-        priced = price_lines(state, message.lines, target.day)
-        new_basis = priced.basis if priced.any_subsidised else 0
-        terminal_cover = priced.terminal_cover
-    else:
-        new_basis, terminal_cover = 0, 0
+    if message.action != "correct":
+        raise ValueError("a cancellation is replayed by rules.history.cancel_sale")
+    assert message.lines is not None
+    priced = price_lines(state, message.lines, target.day)
+    new_basis = priced.basis if priced.any_subsidised else 0
+    terminal_cover = priced.terminal_cover
     return recompute_from(
         period,
         chain,
@@ -88,7 +95,7 @@ def recompute_period(
         scales,
         balance_id=f"correction:{message.message_id}",
         origin=f"correction ordered by {message.sender.ordered_by}",
-        statuses={target.report_id: "cancelled" if message.action == "cancel" else "corrected"},
+        statuses={target.report_id: "corrected"},
     )
 
 

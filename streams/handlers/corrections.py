@@ -32,8 +32,8 @@ UNKNOWN_REPORT = "rule.correction_of_unknown_report"
 
 def needs(d: Decoded) -> Needs:
     m: Correction = d.message  # type: ignore[assignment]
-    if m.report_id is None:
-        return Needs()
+    if m.report_id is None:  # a balancing amount dated in an earlier period keeps that period
+        return Needs(history=m.action == "balancing" and m.arose_on is not None)
     if m.action == "cancel":  # may move the period's start, and takes the sale's returns with it
         return Needs(report_ids=(m.report_id,), history=True)
     return Needs(report_ids=(m.report_id,), chains=(m.report_id,))
@@ -54,7 +54,8 @@ def handle(view: BatchView, d: Decoded, ctx: Context) -> Effects:
         ctx.now,
     )
     if m.action in ("balancing", "repayment"):
-        outcome = apply_balancing(state, m, day)
+        periods = view.history(state.key).periods if needs(d).history else ()
+        outcome = apply_balancing(state, m, day, periods)
         if isinstance(outcome, Refused):
             return refused(rejection(d, outcome.reason))
         return applied(outcome.state, corrections=(row,))
