@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import date
-from typing import Annotated
+from datetime import date, datetime
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from rules.identifiers import (
     P_NUMBER_OLD_WEIGHTS_UNTIL,
@@ -123,3 +132,33 @@ class PersonRef(WireModel):
             ValueError: born after `day`; the message quotes neither key nor date.
         """
         check_born_by(parse_person_key(self.key), self.born(), day, event)
+
+
+_COPENHAGEN = ZoneInfo("Europe/Copenhagen")
+
+
+def local_day(at: datetime) -> date | None:
+    """The Danish local date of a time; None for a time so near the ends of the calendar that it has
+    no local date."""
+    try:
+        return at.astimezone(_COPENHAGEN).date()
+    except (OverflowError, ValueError):
+        return None
+
+
+def person_born_by(time_field: str, event: str) -> Any:
+    """A validator of a message's `person`: refused when born after the Danish local date of the
+    message's own `time_field` (a CPR number from the future). The field must come before `person`.
+
+    The day is the message's, never the hub's clock, so a message gets the same answer whenever it is
+    read (`rules.identifiers.check_born_by`).
+    """
+
+    def check(cls: type, person: PersonRef, info: ValidationInfo) -> PersonRef:
+        at = info.data.get(time_field)
+        day = local_day(at) if isinstance(at, datetime) else None
+        if day is not None:
+            person.check_born_by(day, event)
+        return person
+
+    return field_validator("person")(classmethod(check))  # type: ignore[arg-type]

@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, Field, model_validator
 
-from schemas.common import MessageId, Ore, PersonRef, WireModel
+from schemas.common import MessageId, Ore, PersonRef, WireModel, person_born_by
 from schemas.dispensing import DispensingLine
 
 
@@ -44,6 +44,8 @@ class Correction(WireModel):
     )
     arose_on: date | None = Field(default=None, description="balancing: when it arose (its period)")
     person: PersonRef
+
+    _born_by = person_born_by("sent_at", "the day it was sent")
 
     @model_validator(mode="after")
     def _check(self) -> Correction:

@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, Field, model_validator
 
-from schemas.common import MessageId, Ore, PersonRef, PharmacyNumber, WireModel
+from schemas.common import MessageId, Ore, PersonRef, PharmacyNumber, WireModel, person_born_by
 
 
 class DeferralAgreement(WireModel):
@@ -32,6 +32,8 @@ class DeferralAgreement(WireModel):
     )
     ended_by_default: bool = False
     person: PersonRef
+
+    _born_by = person_born_by("sent_at", "the day it was sent")
 
     @model_validator(mode="after")
     def _check(self) -> DeferralAgreement:

@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, Field, model_validator
 
-from schemas.common import DrugId, MessageId, PersonRef, WireModel
+from schemas.common import DrugId, MessageId, PersonRef, WireModel, person_born_by
 
 GrantKind = Literal["s145_single", "s148_terminal", "s151_increased"]
 
@@ -37,6 +37,8 @@ class IndividualGrant(WireModel):
     valid_from: date
     valid_to: date
     person: PersonRef
+
+    _born_by = person_born_by("sent_at", "the day the grant was sent")
 
     @model_validator(mode="after")
     def _check(self) -> IndividualGrant:

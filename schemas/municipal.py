@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, AwareDatetime, Field, model_validator
 
 from rules.identifiers import DANISH_MUNICIPALITY_CODES
-from schemas.common import MessageId, PersonRef, WireModel
+from schemas.common import MessageId, PersonRef, WireModel, person_born_by
 
 
 def _known_municipality(code: int) -> int:
@@ -51,6 +51,8 @@ class MunicipalDecision(WireModel):
     valid_from: date
     valid_to: date | None = None
     person: PersonRef
+
+    _born_by = person_born_by("decided_at", "the day of the decision")
 
     @model_validator(mode="after")
     def _check(self) -> MunicipalDecision:

@@ -260,3 +260,46 @@ def test_a_payment_time_without_a_local_date_does_not_break_the_check(paid_at: s
 def test_a_payment_in_year_one_is_before_any_cpr_birth_date() -> None:
     """0001-01-01T00:00:00-14:00 has a Copenhagen date, 1 January of year 1: born 1960 is after it."""
     assert refused(with_person("0505601234", paid_at="0001-01-01T00:00:00-14:00")) == FUTURE
+
+
+# --- the same on every topic keyed by person: born by the day of the message ----------------------
+
+
+def _other_topics() -> list[tuple[type[Any], str, dict[str, Any], str]]:
+    from schemas.corrections import Correction
+    from schemas.grants import IndividualGrant
+    from schemas.municipal import MunicipalDecision
+    from tests.messages import correction, grant, municipal
+
+    return [
+        (
+            IndividualGrant,
+            "sent_at",
+            grant("g1", "2024-01-01", "2024-12-31"),
+            "the day the grant was sent",
+        ),
+        (MunicipalDecision, "decided_at", municipal("m1", 101, "50"), "the day of the decision"),
+        (Correction, "sent_at", correction("c1", "balancing", amount=100), "the day it was sent"),
+    ]
+
+
+@pytest.mark.parametrize(("model", "field", "data", "event"), _other_topics())
+@pytest.mark.parametrize(("key", "ok"), [("1103244321", True), ("1203244321", False)])
+def test_a_person_born_after_the_day_of_any_message_is_refused(
+    model: type[Any], field: str, data: dict[str, Any], event: str, key: str, ok: bool
+) -> None:
+    """Sent 11 March 2024 at noon: a person born that day (1103244321) is accepted, one born the day
+    after (1203244321) is refused with a reason naming the message's day, never the number or the date."""
+    data = {**data, field: "2024-03-11T12:00:00+01:00", "person": {"key": key}}
+    raw = orjson.dumps(data)
+    if ok:
+        model.model_validate_json(raw)
+        return
+    with pytest.raises(ValidationError) as caught:
+        model.model_validate_json(raw)
+    reason = reason_of(caught.value, model)
+    assert reason == (
+        f"schema.value_error: person: the CPR number's birth date lies after {event}: "
+        "a date in the future"
+    )
+    assert key not in reason and "2024" not in reason
