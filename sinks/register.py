@@ -419,10 +419,13 @@ class RegisterUnitOfWork:
         assert raw is not None
         if person_rows:
             await raw.execute(
-                """INSERT INTO persons (person_key, birth_date, current_period_start, has_extras, updated_at)
-                SELECT * FROM unnest($1::varchar[], $2::date[], $3::date[], $4::bool[], $5::timestamptz[])
+                """INSERT INTO persons (person_key, birth_date, current_period_start, has_extras, updated_at,
+                  alias_of, alias_from, alias_since, died_on)
+                SELECT * FROM unnest($1::varchar[], $2::date[], $3::date[], $4::bool[], $5::timestamptz[],
+                  $6::varchar[], $7::varchar[], $8::date[], $9::date[])
                 ON CONFLICT (person_key) DO UPDATE SET current_period_start = EXCLUDED.current_period_start,
-                  has_extras = EXCLUDED.has_extras, updated_at = EXCLUDED.updated_at""",
+                  has_extras = EXCLUDED.has_extras, updated_at = EXCLUDED.updated_at,
+                  died_on = EXCLUDED.died_on""",
                 *_columns(person_rows),
             )
         if period_rows:

@@ -17,6 +17,27 @@ class PersonRow(NamedTuple):
     current_period_start: date | None
     has_extras: bool
     updated_at: datetime
+    alias_of: str | None = None
+    alias_from: str | None = None
+    alias_since: date | None = None
+    died_on: date | None = None
+
+
+class PersonMergeRow(NamedTuple):
+    message_id: str
+    person_key: str
+    merged_key: str
+    effective_on: date
+    details: str
+    merged_at: datetime
+
+
+class CustodyRow(NamedTuple):
+    parent_key: str
+    child_key: str
+    valid_from: date
+    valid_to: date | None
+    updated_at: datetime
 
 
 class PeriodRow(NamedTuple):

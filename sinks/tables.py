@@ -35,7 +35,36 @@ persons = Table(
     Column("current_period_start", Date),
     Column("has_extras", Boolean, nullable=False, default=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # another number of the person keyed `alias_of` (their internal id), since `alias_since`; it replaced
+    # `alias_from` (order § 7 stk. 5, § 3 stk. 3). Null on the person's own row.
+    Column("alias_of", PersonKeyCol),
+    Column("alias_from", PersonKeyCol),
+    Column("alias_since", Date),
+    Column("died_on", Date),
 )
+
+person_merges = Table(
+    "person_merges",
+    metadata,
+    Column("message_id", String(64), primary_key=True),
+    Column("person_key", PersonKeyCol, nullable=False),  # the person kept
+    Column("merged_key", PersonKeyCol, nullable=False),  # the person merged into it, now an alias
+    Column("effective_on", Date, nullable=False),
+    Column("details", Text, nullable=False),  # JSON: periods and balancing amounts before and after
+    Column("merged_at", DateTime(timezone=True), nullable=False),
+)
+Index("ix_person_merges_person", person_merges.c.person_key)
+
+custody = Table(
+    "custody",
+    metadata,
+    Column("parent_key", PersonKeyCol, primary_key=True),
+    Column("child_key", PersonKeyCol, primary_key=True),
+    Column("valid_from", Date, primary_key=True),
+    Column("valid_to", Date),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+Index("ix_custody_child", custody.c.child_key)
 
 subsidy_periods = Table(
     "subsidy_periods",

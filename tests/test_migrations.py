@@ -47,6 +47,7 @@ EVERY_REVISION = [
     "0003_outbox_and_log_ids",
     "0004_pharmacy_or_p_number",
     "0005_period_last_payment",
+    "0006_person_identity",
 ]
 AT = datetime(2024, 5, 2, 9, 30, 15, tzinfo=UTC)
 

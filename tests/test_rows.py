@@ -19,6 +19,8 @@ PAIRS = [
     (rows.SupplementRow, tables.supplements),
     (rows.BalanceRow, tables.balances),
     (rows.AgreementRow, tables.deferral_agreements),
+    (rows.PersonMergeRow, tables.person_merges),
+    (rows.CustodyRow, tables.custody),
 ]
 
 
