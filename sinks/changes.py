@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from sqlalchemy import Table
+
 from rules.state import Period, PersonState
 from sinks.rows import CorrectionRow, ParkedRow, ProcessedRow, PurchaseRow, ScaleRow
 
@@ -36,6 +38,7 @@ class BatchChanges:
     settled_by: dict[str, str] = field(default_factory=dict)  # balance_id -> report_id
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)
     log_ids: dict[str, str] = field(default_factory=dict)  # topic -> the log the offsets belong to
+    rows: list[tuple[Table, tuple[Any, ...]]] = field(default_factory=list)  # other tables' upserts
 
     def keep(self, state: PersonState) -> None:
         """Record a person's state after an event, with the period it now has."""

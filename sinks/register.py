@@ -345,7 +345,7 @@ class RegisterUnitOfWork:
         1. persons and their touched periods;
         2. purchases (new rows, then the changed columns of earlier rows);
         3. grants, supplements, balances and deferral agreements that changed;
-        4. corrections, scales, parked messages;
+        4. other tables' rows (a register beside the CTR's), corrections, scales, parked messages;
         5. processed message ids with their outputs;
         6. the consumed offset per topic-partition.
 
@@ -399,6 +399,14 @@ class RegisterUnitOfWork:
         # Step 3
         await self._write_extras(changes, now)
         # Step 4
+        grouped: dict[str, tuple[Table, list[Any]]] = {}
+        for table, row in changes.rows:
+            grouped.setdefault(table.name, (table, []))[1].append(row)
+        for table, rows in grouped.values():
+            names = [c.name for c in table.columns]
+            await self.conn.execute(
+                _upsert(self.conn, table), [dict(zip(names, r, strict=True)) for r in rows]
+            )
         for table, rows in (
             (t.corrections, changes.corrections),
             (t.subsidy_scales, changes.scales),

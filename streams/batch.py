@@ -10,6 +10,8 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
 
+from sqlalchemy import Table
+
 from rules.history import History
 from rules.outcomes import PurchaseRecord
 from rules.scales import Scale, ScaleBook
@@ -43,7 +45,8 @@ class Loaded:
     - `duplicates`: register rows of redelivered registered reports, to answer them again;
     - `hashes`: (topic, message id) -> content hash of each message handled in this batch;
     - `conflicts`: messages whose id was processed with other content, to dead-letter;
-    - `histories`: person key -> every period and purchase, for persons whose messages need them.
+    - `histories`: person key -> every period and purchase, for persons whose messages need them;
+    - `preloaded`: topic name -> what its handler's `preload` read for the batch.
     """
 
     known: dict[tuple[str, str], tuple[str, bytes | None]] = field(default_factory=dict)
@@ -56,6 +59,7 @@ class Loaded:
     hashes: dict[tuple[str, str], int] = field(default_factory=dict)
     conflicts: list[Rejected] = field(default_factory=list)
     histories: dict[str, History] = field(default_factory=dict)
+    preloaded: dict[str, Any] = field(default_factory=dict)
 
 
 class Batch:
@@ -108,6 +112,12 @@ class Batch:
         )
         return period, tuple(records)
 
+    def preloaded(self, topic: str) -> Any:
+        return self.loaded.preloaded.get(topic)
+
+    def written(self, table: Table) -> list[tuple[Any, ...]]:
+        return [row for t, row in self.changes.rows if t is table]
+
     def history(self, person_key: str) -> History:
         loaded = self.loaded.histories.get(person_key)
         if loaded is None and person_key in self.loaded.states:
@@ -159,6 +169,7 @@ class Batch:
             self.scales = self.scales.with_scale(scale)
             self.new_scales.append(scale)
         c.parked.extend(fx.parked)
+        c.rows.extend(fx.rows)
         self.outputs.extend(fx.outputs)
         if fx.rejected is not None:
             self.reject(fx.rejected)

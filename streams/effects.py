@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from sqlalchemy import Table
+
 from rules.scales import Scale
 from rules.state import Period, PersonState
 from sinks.publisher import Outgoing
@@ -27,7 +29,9 @@ class Effects:
     - `rejected`: the message goes to the dead-letter topic with this reason (outputs still go out).
     - `states`: people's new states; `periods`: periods changed besides their current one;
       `removed_periods`: (person key, start) of periods that no longer exist (a start moved back).
-    - `purchase_updates`: (report id, changed columns) of purchases registered earlier.
+    - `purchase_updates`: (report id, changed columns) of purchases registered earlier;
+    - `rows`: (table, row) of any other table, upserted by primary key (a register beside the CTR's:
+      its handler writes its own rows; a row is a tuple of the table's columns in order).
     """
 
     outcome: str | None = None
@@ -44,6 +48,7 @@ class Effects:
     scales: Sequence[tuple[ScaleRow, Scale]] = ()
     parked: Sequence[ParkedRow] = ()
     outputs: Sequence[Outgoing] = ()
+    rows: Sequence[tuple[Table, tuple[Any, ...]]] = ()
 
 
 def refused(rejected: Rejected, outputs: Sequence[Outgoing] = ()) -> Effects:

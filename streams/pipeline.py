@@ -301,6 +301,13 @@ class Pipeline:
                     chains.add((d.person_key, period.start))
         loaded.chains = await uow.load_chains(chains)
         loaded.histories = await uow.load_histories(self._histories(needs, loaded))
+        by_spec: dict[TopicSpec, list[Decoded]] = {}
+        for d in fresh:
+            by_spec.setdefault(d.spec, []).append(d)
+        for spec, messages in by_spec.items():
+            preload = self.handlers[spec].preload
+            if preload is not None:
+                loaded.preloaded[spec.base] = await preload(uow.conn, messages)
         scales = self.scales
         if any(n.day is not None and scales.on(n.day) is None for _, n in needs):
             # another worker may have loaded the scale since this one read them

@@ -7,11 +7,14 @@ register is declared by `needs` and loaded before the batch is handled.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
+
+from sqlalchemy import Table
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rules.dispensing import RulesConfig
 from rules.history import History
@@ -73,6 +76,14 @@ class BatchView(Protocol):
         needs or its handler's `history` check asked for it)."""
         ...
 
+    def preloaded(self, topic: str) -> Any:
+        """What the topic's handler `preload` read for this batch (None without one)."""
+        ...
+
+    def written(self, table: Table) -> list[tuple[Any, ...]]:
+        """The rows of `table` that messages handled earlier in this batch wrote (`Effects.rows`)."""
+        ...
+
 
 HandleFn = Callable[[BatchView, Decoded, Context], Effects]
 
@@ -84,6 +95,8 @@ class Handler:
     - `handle`: the message's effects; raising discards them and dead-letters it as `internal_error`;
     - `needs`: what it needs loaded besides the person (default: nothing);
     - `redecide`: for a redelivered message already registered, its output rebuilt from its purchase row;
+    - `preload`: reads what the topic's messages of a batch need from the register, in the batch's
+      transaction, before any handler runs (for a register beside the CTR's); `BatchView.preloaded`;
     - `history`: whether the message needs its person's whole history, given the person as loaded and
       a dict the check keeps per batch (person key -> the latest payment seen so far). It must answer
       yes whenever `handle` will call `BatchView.history` for the message.
@@ -93,6 +106,7 @@ class Handler:
     needs: Callable[[Decoded], Needs] | None = None
     redecide: Callable[[PurchaseRow, Context], Outgoing] | None = None
     history: Callable[[Decoded, PersonState | None, dict[str, datetime]], bool] | None = None
+    preload: Callable[[AsyncConnection, list[Decoded]], Awaitable[Any]] | None = None
 
 
 def person_state(view: BatchView, d: Decoded) -> PersonState:
