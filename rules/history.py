@@ -183,6 +183,7 @@ def replay(
     day: date,
     new: NewSale | None = None,
     dropped: set[str] | frozenset[str] = frozenset(),
+    since: datetime | None = None,
     balance_id: str,
     origin: str,
 ) -> Replayed | Parked:
@@ -191,6 +192,8 @@ def replay(
     Args:
         new: a sale to place among them (a late report); its subsidy is computed, not balanced.
         dropped: report ids that leave (a cancelled sale and its returns).
+        since: purchases paid from then on are recomputed (a merge: the first purchase of the person
+            merged in), when there is neither a new sale nor a dropped one.
         balance_id: the prefix of each balancing amount's id (the report id is appended).
     """
     scales = tuple(scales)
@@ -212,7 +215,7 @@ def replay(
         at = new.paid_at if new.paid_at.tzinfo else new.paid_at.replace(tzinfo=UTC)
         order.append((at, len(history.records), None))
     order.sort(key=lambda item: (item[0], item[1]))
-    change = _change_point(order, history, dropped, new)
+    change = _change_point(order, history, dropped, new, since)
 
     opened: list[_Open] = []
     of_sale: dict[str, _Open] = {}
@@ -297,12 +300,15 @@ def _change_point(
     history: History,
     dropped: set[str] | frozenset[str],
     new: NewSale | None,
+    since: datetime | None,
 ) -> int:
-    """The position in `order` from which purchases are recomputed: the new sale's, or the first one
-    after a dropped purchase."""
+    """The position in `order` from which purchases are recomputed: the new sale's, the first one
+    after a dropped purchase, or the first one paid `since`."""
     if new is not None:
         return next(i for i, (_, _, r) in enumerate(order) if r is None)
     times = [_when(r) for r in history.records if r.report_id in dropped]
+    if since is not None:
+        times.append(since)
     if not times:
         return len(order)
     earliest = min(times)

@@ -114,6 +114,7 @@ class PersonState:
     supplements: tuple[Supplement, ...] = ()
     balances: tuple[Balance, ...] = ()
     agreements: tuple[Agreement, ...] = ()
+    died_on: date | None = None
 
     def grant(self, kind: GrantKind, day: date, drug_id: str | None = None) -> Grant | None:
         for g in self.grants:

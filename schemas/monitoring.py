@@ -29,7 +29,13 @@ class Alert(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     schema_version: Literal[1] = 1
-    kind: Literal["late_report", "dead_letter_ratio", "log_replaced", "messages_deleted_unread"]
+    kind: Literal[
+        "late_report",
+        "dead_letter_ratio",
+        "log_replaced",
+        "messages_deleted_unread",
+        "purchase_after_death",
+    ]
     source_topic: str
     message_id: str | None = None
     reporter: str | None = None

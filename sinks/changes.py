@@ -8,8 +8,26 @@ from typing import Any
 
 from sqlalchemy import Table
 
+from rules.identity import Alias
 from rules.state import Period, PersonState
-from sinks.rows import CorrectionRow, ParkedRow, ProcessedRow, PurchaseRow, ScaleRow
+from sinks.rows import (
+    CorrectionRow,
+    ParkedRow,
+    PersonMergeRow,
+    ProcessedRow,
+    PurchaseRow,
+    ScaleRow,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Merge:
+    """Two persons found to be one: `alias.key` (the merged person) becomes an alias of
+    `alias.person_key` (the kept one); `record` is what the operator can inspect."""
+
+    alias: Alias
+    birth_date: date
+    record: PersonMergeRow
 
 
 @dataclass
@@ -39,6 +57,8 @@ class BatchChanges:
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)
     log_ids: dict[str, str] = field(default_factory=dict)  # topic -> the log the offsets belong to
     rows: list[tuple[Table, tuple[Any, ...]]] = field(default_factory=list)  # other tables' upserts
+    aliases: list[tuple[Alias, date]] = field(default_factory=list)  # new numbers, with birth dates
+    merges: list[Merge] = field(default_factory=list)
 
     def keep(self, state: PersonState) -> None:
         """Record a person's state after an event, with the period it now has."""

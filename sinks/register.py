@@ -33,13 +33,14 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from rules.history import History
+from rules.identity import Alias
 from rules.outcomes import PurchaseRecord
 from rules.scales import KNOWN_SCALES, Scale
 from rules.state import Agreement, Balance, Grant, Period, PersonState, Supplement
 from schemas.dispensing import DispensingLine
 from sinks import outbox
 from sinks import tables as t
-from sinks.changes import BatchChanges
+from sinks.changes import BatchChanges, Merge
 from sinks.errors import RegisterError, RegisterRefused, RegisterUnavailable, classify
 from sinks.publisher import Outgoing
 from sinks.rows import (
@@ -104,16 +105,39 @@ class RegisterUnitOfWork:
     # -- reads ------------------------------------------------------------------------------------
 
     async def load_states(self, keys: Iterable[str]) -> dict[str, PersonState]:
-        """The current state of every known person among `keys` (unknown keys are absent)."""
-        keys = list(keys)
+        """The current state of every known person among `keys` (unknown keys and other numbers of a
+        person are absent)."""
+        states, _ = await self._load_states(list(keys))
+        return states
+
+    async def load_persons(
+        self, keys: Iterable[str]
+    ) -> tuple[dict[str, PersonState], dict[str, Alias]]:
+        """The persons `keys` belong to, by their internal id, and the keys among them that are another
+        number of a person (`rules.identity`). On PostgreSQL every row read is locked, an alias's and
+        its person's alike, so a renumbering and a report under either number take turns."""
+        states, aliases = await self._load_states(list(keys))
+        missing = sorted({a.person_key for a in aliases.values()} - states.keys())
+        if missing:
+            more, _ = await self._load_states(missing)
+            states.update(more)
+        return states, aliases
+
+    async def _load_states(
+        self, keys: list[str]
+    ) -> tuple[dict[str, PersonState], dict[str, Alias]]:
         if not keys:
-            return {}
+            return {}, {}
         p, sp = t.persons, t.subsidy_periods
         query = (
             select(
                 p.c.person_key,
                 p.c.birth_date,
                 p.c.has_extras,
+                p.c.alias_of,
+                p.c.alias_from,
+                p.c.alias_since,
+                p.c.died_on,
                 sp.c.period_start,
                 sp.c.period_end,
                 sp.c.previous_period_end,
@@ -135,8 +159,14 @@ class RegisterUnitOfWork:
         if self.is_postgres:
             query = query.with_for_update(of=p)
         states: dict[str, PersonState] = {}
+        aliases: dict[str, Alias] = {}
         with_extras: list[str] = []
         for row in await self.conn.execute(query):
+            if row.alias_of is not None:
+                aliases[row.person_key] = Alias(
+                    row.person_key, row.alias_of, row.alias_from, row.alias_since
+                )
+                continue
             period = None
             if row.period_start is not None:
                 period = Period(
@@ -147,12 +177,14 @@ class RegisterUnitOfWork:
                     row.previous_period_end,
                     _utc(row.last_paid_at),
                 )
-            states[row.person_key] = PersonState(row.person_key, row.birth_date, period)
+            states[row.person_key] = PersonState(
+                row.person_key, row.birth_date, period, died_on=row.died_on
+            )
             if row.has_extras:
                 with_extras.append(row.person_key)
         if with_extras:
             await self._load_extras(states, with_extras)
-        return states
+        return states, aliases
 
     async def _load_extras(self, states: dict[str, PersonState], keys: list[str]) -> None:
         grants: dict[str, list[Grant]] = {}
@@ -222,6 +254,7 @@ class RegisterUnitOfWork:
                 tuple(supplements.get(key, ())),
                 tuple(balances.get(key, ())),
                 tuple(agreements.get(key, ())),
+                s.died_on,
             )
 
     async def known_messages(
@@ -342,6 +375,8 @@ class RegisterUnitOfWork:
     async def write(self, changes: BatchChanges, group_id: str) -> None:
         """Write a whole batch. Steps, all in the caller's transaction:
 
+        0. merges of two persons (the merged one's rows move to the kept one, its key becomes an
+           alias) and new aliases (another number of a person);
         1. persons and their touched periods;
         2. purchases (new rows, then the changed columns of earlier rows);
         3. grants, supplements, balances and deferral agreements that changed;
@@ -350,22 +385,40 @@ class RegisterUnitOfWork:
         6. the consumed offset per topic-partition.
 
         Raises:
+            RegisterUnavailable: a person's key was registered by another worker meanwhile (a report
+                under a new number and its renumbering at once): run the batch again.
             sqlalchemy.exc.DBAPIError, asyncpg.PostgresError, OSError: the database refused or failed;
                 `Register.unit_of_work` classifies it.
         """
         now = datetime.now(UTC)
+        # Step 0
+        for merge in changes.merges:
+            await self._merge(merge, now)
+        new_keys = [
+            PersonRow(a.key, born, None, False, now, a.person_key, a.replaced, a.since, None)
+            for a, born in changes.aliases
+        ]
         # Step 1
         person_rows = []
         for s in changes.persons.values():
             row = PersonRow(
-                s.key, s.birth_date, s.period.start if s.period else None, _has_extras(s), now
+                s.key,
+                s.birth_date,
+                s.period.start if s.period else None,
+                _has_extras(s),
+                now,
+                died_on=s.died_on,
             )
             before = changes.loaded.get(s.key)
-            if before is None or (
+            if before is None:
+                new_keys.append(row)
+            elif (
                 (before.period.start if before.period else None) != row.current_period_start
                 or _has_extras(before) != row.has_extras
+                or before.died_on != row.died_on
             ):
                 person_rows.append(row)
+        await self._insert_new_keys(new_keys)
         period_rows = [
             PeriodRow(key, p.start, p.end, p.previous_end, p.under18, p.saldo, _utc(p.last_paid_at))
             for (key, _), p in changes.periods.items()
@@ -414,6 +467,53 @@ class RegisterUnitOfWork:
         ):
             if rows:
                 await self.conn.execute(_upsert(self.conn, table), [r._asdict() for r in rows])
+
+    async def _insert_new_keys(self, rows: list[PersonRow]) -> None:
+        """Persons and aliases the batch saw for the first time. A key another worker registered since
+        the batch read it (a report under a new number beside its renumbering) is not overwritten: the
+        batch is run again, and then sees it.
+
+        Raises:
+            RegisterUnavailable: one of the keys exists now.
+        """
+        if not rows:
+            return
+        if not self.is_postgres:  # one writer at a time: nobody can have come between
+            await self.conn.execute(
+                sqlite_insert(t.persons).on_conflict_do_nothing(), [r._asdict() for r in rows]
+            )
+            return
+        await self.conn.exec_driver_sql("SELECT 1")  # opens the transaction the raw call joins
+        raw = (await self.conn.get_raw_connection()).driver_connection
+        assert raw is not None
+        inserted = await raw.fetch(
+            """INSERT INTO persons (person_key, birth_date, current_period_start, has_extras, updated_at,
+              alias_of, alias_from, alias_since, died_on)
+            SELECT * FROM unnest($1::varchar[], $2::date[], $3::date[], $4::bool[], $5::timestamptz[],
+              $6::varchar[], $7::varchar[], $8::date[], $9::date[])
+            ON CONFLICT (person_key) DO NOTHING RETURNING person_key""",
+            *_columns(rows),
+        )
+        if len(inserted) != len(rows):
+            raise RegisterUnavailable(
+                "a person's key was registered by another worker meanwhile: running the batch again"
+            )
+
+    async def _merge(self, merge: Merge, now: datetime) -> None:
+        """Move a merged person's rows to the kept one; its key (and its aliases) become aliases."""
+        kept, gone = merge.alias.person_key, merge.alias.key
+        for table in (t.grants, t.supplements, t.balances, t.deferral_agreements, t.purchases):
+            await self.conn.execute(
+                update(table).where(table.c.person_key == gone).values(person_key=kept)
+            )
+        sp, p = t.subsidy_periods, t.persons
+        await self.conn.execute(delete(sp).where(sp.c.person_key == gone))
+        await self.conn.execute(update(p).where(p.c.alias_of == gone).values(alias_of=kept))
+        row = PersonRow(
+            gone, merge.birth_date, None, False, now, kept, merge.alias.replaced, merge.alias.since
+        )
+        await self.conn.execute(_upsert(self.conn, p), [row._asdict()])
+        await self.conn.execute(_upsert(self.conn, t.person_merges), [merge.record._asdict()])
 
     async def _write_hot_postgres(
         self,

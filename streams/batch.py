@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import Table
 
 from rules.history import History
+from rules.identity import Alias, KeyFacts
 from rules.outcomes import PurchaseRecord
 from rules.scales import Scale, ScaleBook
 from rules.state import Period, PersonState
@@ -46,7 +47,8 @@ class Loaded:
     - `hashes`: (topic, message id) -> content hash of each message handled in this batch;
     - `conflicts`: messages whose id was processed with other content, to dead-letter;
     - `histories`: person key -> every period and purchase, for persons whose messages need them;
-    - `preloaded`: topic name -> what its handler's `preload` read for the batch.
+    - `preloaded`: topic name -> what its handler's `preload` read for the batch;
+    - `aliases`: the batch's keys that are another number of a person (`rules.identity`).
     """
 
     known: dict[tuple[str, str], tuple[str, bytes | None]] = field(default_factory=dict)
@@ -60,6 +62,7 @@ class Loaded:
     conflicts: list[Rejected] = field(default_factory=list)
     histories: dict[str, History] = field(default_factory=dict)
     preloaded: dict[str, Any] = field(default_factory=dict)
+    aliases: dict[str, Alias] = field(default_factory=dict)
 
 
 class Batch:
@@ -75,8 +78,24 @@ class Batch:
         self.counts: dict[str, int] = {}
         self.rejected_at: dict[tuple[str, int], int] = {}
         self._pending: dict[str, int] = {}  # report id -> index in changes.purchases
+        self._aliases: dict[str, Alias] = {}  # numbers made aliases in this batch
 
     # -- the view (read by handlers) ---------------------------------------------------------------
+
+    def canonical(self, key: str) -> str:
+        for _ in range(8):  # an alias points at a person; a merge in this batch adds one step
+            alias = self._aliases.get(key) or self.loaded.aliases.get(key)
+            if alias is None or alias.person_key == key:
+                return key
+            key = alias.person_key
+        return key
+
+    def key_facts(self, key: str) -> KeyFacts:
+        alias = self._aliases.get(key) or self.loaded.aliases.get(key)
+        if alias is not None:
+            return KeyFacts(key, self.canonical(key), alias)
+        known = key in self.changes.persons or key in self.loaded.states
+        return KeyFacts(key, key if known else None)
 
     def state(self, person_key: str) -> PersonState | None:
         return self.changes.persons.get(person_key) or self.loaded.states.get(person_key)
@@ -170,6 +189,13 @@ class Batch:
             self.new_scales.append(scale)
         c.parked.extend(fx.parked)
         c.rows.extend(fx.rows)
+        for alias, born in fx.aliases:
+            c.aliases.append((alias, born))
+            self._aliases[alias.key] = alias
+        for m in fx.merges:
+            c.merges.append(m)
+            self._aliases[m.alias.key] = m.alias
+            c.persons.pop(m.alias.key, None)
         self.outputs.extend(fx.outputs)
         if fx.rejected is not None:
             self.reject(fx.rejected)

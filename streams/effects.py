@@ -13,8 +13,10 @@ from typing import Any
 
 from sqlalchemy import Table
 
+from rules.identity import Alias
 from rules.scales import Scale
 from rules.state import Period, PersonState
+from sinks.changes import Merge
 from sinks.publisher import Outgoing
 from sinks.rows import CorrectionRow, ParkedRow, PurchaseRow, ScaleRow
 from streams.decode import Rejected
@@ -30,6 +32,8 @@ class Effects:
     - `states`: people's new states; `periods`: periods changed besides their current one;
       `removed_periods`: (person key, start) of periods that no longer exist (a start moved back).
     - `purchase_updates`: (report id, changed columns) of purchases registered earlier;
+    - `aliases`: another number of a person (with the birth date it carries); `merges`: a person
+      merged into another (`rules.identity`);
     - `rows`: (table, row) of any other table, upserted by primary key (a register beside the CTR's:
       its handler writes its own rows; a row is a tuple of the table's columns in order).
     """
@@ -49,6 +53,8 @@ class Effects:
     parked: Sequence[ParkedRow] = ()
     outputs: Sequence[Outgoing] = ()
     rows: Sequence[tuple[Table, tuple[Any, ...]]] = ()
+    aliases: Sequence[tuple[Alias, date]] = ()
+    merges: Sequence[Merge] = ()
 
 
 def refused(rejected: Rejected, outputs: Sequence[Outgoing] = ()) -> Effects:
@@ -64,6 +70,8 @@ class Needs:
     - `chains`: reports whose whole period it recomputes (a correction);
     - `current_period`: the person's current period with its purchases, which it may recompute
       (a grant entered with a start before them);
+    - `persons`: other persons' keys it reads (a renumbering's new number), loaded like its own, with
+      their histories when `history` is set;
     - `history`: every period and purchase of the person (`rules.history`: a return of a sale in
       an earlier period, a cancellation);
     - `day`: the date whose subsidy scale it needs.
@@ -73,6 +81,7 @@ class Needs:
     chains: tuple[str, ...] = ()
     current_period: bool = False
     history: bool = False
+    persons: tuple[str, ...] = ()
     day: date | None = None
 
 

@@ -6,7 +6,7 @@ Used by the batch driver and the handlers while a batch is handled; builds value
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from rules.deadlines import seconds_late
 from rules.privacy import pseudonym
@@ -80,6 +80,19 @@ class Outputs:
             reporter=reporter,
             person=self.pseudonym(d.person_key),
             detail=f"received {late} s after its deadline {due.isoformat()} ({rule})",
+            at=self.now,
+        )
+        return self.emit(ALERTS, reporter.encode(), alert.model_dump_json().encode())
+
+    def purchase_after_death(self, d: Decoded, reporter: str, died_on: date, day: date) -> Outgoing:
+        """A purchase paid after the person's registered death: registered, and flagged."""
+        alert = Alert(
+            kind="purchase_after_death",
+            source_topic=d.source.topic,
+            message_id=d.message_id,
+            reporter=reporter,
+            person=self.pseudonym(d.person_key),
+            detail=f"paid {(day - died_on).days} days after the registered date of death",
             at=self.now,
         )
         return self.emit(ALERTS, reporter.encode(), alert.model_dump_json().encode())

@@ -267,9 +267,10 @@ class Pipeline:
             else:
                 fresh.append(d)
                 seen[where] = digest
-        keys = {d.person_key for d in fresh if d.person_key is not None}
-        loaded.states = await uow.load_states(keys)
         needs = [(d, self._needs(d)) for d in fresh]
+        keys = {d.person_key for d in fresh if d.person_key is not None}
+        keys.update(key for _, n in needs for key in n.persons)
+        loaded.states, loaded.aliases = await uow.load_persons(keys)
         redecided = [
             d.message_id
             for d in duplicates
@@ -288,17 +289,18 @@ class Pipeline:
                 loaded.duplicates[(d.source.topic, d.message_id)] = row
         chains = set()
         for d, n in needs:
+            key = _canonical(loaded, d.person_key)
             for rid in n.chains:
                 if rid in by_id and by_id[rid].period_start is not None:
                     chains.add((by_id[rid].person_key, by_id[rid].period_start))
-                elif d.person_key in loaded.states:  # a report of this batch: the current period
-                    period = loaded.states[d.person_key].period
+                elif key in loaded.states:  # a report of this batch: the current period
+                    period = loaded.states[key].period
                     if period is not None:
-                        chains.add((d.person_key, period.start))
-            if n.current_period and d.person_key in loaded.states:
-                period = loaded.states[d.person_key].period
+                        chains.add((key, period.start))
+            if n.current_period and key in loaded.states:
+                period = loaded.states[key].period
                 if period is not None:
-                    chains.add((d.person_key, period.start))
+                    chains.add((key, period.start))
         loaded.chains = await uow.load_chains(chains)
         loaded.histories = await uow.load_histories(self._histories(needs, loaded))
         by_spec: dict[TopicSpec, list[Decoded]] = {}
@@ -319,13 +321,15 @@ class Pipeline:
         by its handler's `history` check against the person as loaded (a late report)."""
         wanted: set[str] = set()
         seen: dict[str, datetime] = {}
+
         for d, n in needs:
-            key = d.person_key
-            if key is None:
+            if d.person_key is None:
                 continue
+            key = _canonical(loaded, d.person_key)
             check = self.handlers[d.spec].history
             if n.history or (check is not None and check(d, loaded.states.get(key), seen)):
                 wanted.add(key)
+                wanted.update(_canonical(loaded, k) for k in n.persons)
         return wanted
 
     def _needs(self, d: Decoded) -> Needs:
@@ -348,3 +352,9 @@ class Pipeline:
                 and bad / total >= cfg.dead_letter_alert_ratio
             ):
                 batch.outputs.append(batch.out.dead_letter_ratio(topic, partition, bad, total))
+
+
+def _canonical(loaded: Loaded, key: str | None) -> str | None:
+    """The internal id of the person a key belongs to, as loaded (`rules.identity`)."""
+    alias = loaded.aliases.get(key) if key is not None else None
+    return alias.person_key if alias is not None else key

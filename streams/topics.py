@@ -13,6 +13,7 @@ from schemas.dispensing import DispensingReport
 from schemas.grants import IndividualGrant
 from schemas.monitoring import Alert, Change
 from schemas.municipal import MunicipalDecision
+from schemas.person_events import PersonEvent
 from schemas.scales import SubsidyScale
 
 
@@ -36,6 +37,9 @@ MUNICIPAL_GRANTS = TopicSpec(
 )
 DEFERRALS = TopicSpec("ctr.deferrals.v1", DeferralAgreement, "person key", "pharmacy")
 CORRECTIONS = TopicSpec("ctr.corrections.v1", Correction, "person key", "LMST or pharmacy")
+PERSON_EVENTS = TopicSpec(
+    "cpr.person-events.v1", PersonEvent, "person key (the old one)", "CPR register or pharmacy"
+)
 SUBSIDY_SCALES = TopicSpec(
     "ctr.subsidy-scales.v1",
     SubsidyScale,
@@ -61,6 +65,7 @@ INPUTS: tuple[TopicSpec, ...] = (
     INDIVIDUAL_GRANTS,
     MUNICIPAL_GRANTS,
     DEFERRALS,
+    PERSON_EVENTS,
     DISPENSINGS,
     CORRECTIONS,
 )

@@ -10,6 +10,7 @@ from streams.handlers import (
     dispensings,
     individual_grants,
     municipal_grants,
+    person_events,
     subsidy_scales,
 )
 from streams.handlers.base import Handler
@@ -19,6 +20,7 @@ from streams.topics import (
     DISPENSINGS,
     INDIVIDUAL_GRANTS,
     MUNICIPAL_GRANTS,
+    PERSON_EVENTS,
     SUBSIDY_SCALES,
     TopicSpec,
 )
@@ -28,6 +30,7 @@ HANDLERS: Mapping[TopicSpec, Handler] = {
     INDIVIDUAL_GRANTS: individual_grants.HANDLER,
     MUNICIPAL_GRANTS: municipal_grants.HANDLER,
     DEFERRALS: deferrals.HANDLER,
+    PERSON_EVENTS: person_events.HANDLER,
     DISPENSINGS: dispensings.HANDLER,
     CORRECTIONS: corrections.HANDLER,
 }

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rules.dispensing import RulesConfig
 from rules.history import History
+from rules.identity import KeyFacts
 from rules.outcomes import PurchaseRecord
 from rules.scales import ScaleBook
 from rules.state import Period, PersonState
@@ -59,6 +60,15 @@ class BatchView(Protocol):
 
     def state(self, person_key: str) -> PersonState | None:
         """The person's state, or None for a person the register does not know."""
+        ...
+
+    def canonical(self, key: str) -> str:
+        """The internal id of the person a key belongs to: the key itself unless it is another number
+        of a person (`rules.identity`)."""
+        ...
+
+    def key_facts(self, key: str) -> KeyFacts:
+        """What the register (and this batch) knows of a key."""
         ...
 
     def purchase(self, report_id: str, person_key: str) -> PurchaseRecord | None:
@@ -110,9 +120,10 @@ class Handler:
 
 
 def person_state(view: BatchView, d: Decoded) -> PersonState:
-    """The message's person as the batch has it, or a new person born on the key's birth date."""
-    key = d.person_key
-    assert key is not None
+    """The message's person as the batch has it (under their internal id, also when the message names
+    another of their numbers), or a new person born on the key's birth date."""
+    assert d.person_key is not None
+    key = view.canonical(d.person_key)
     return view.state(key) or PersonState(key, d.message.person.born())  # type: ignore[attr-defined]
 
 

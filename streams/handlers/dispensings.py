@@ -118,6 +118,8 @@ def handle(view: BatchView, d: Decoded, ctx: Context) -> Effects:
         late = ctx.out.late_report(d, due, reporter(m), rule)
         if late is not None:
             outputs.append(late)
+    if state.died_on is not None and day > state.died_on and m.kind == "sale":
+        outputs.append(ctx.out.purchase_after_death(d, reporter(m), state.died_on, day))
     if isinstance(outcome, Refused):
         return refused(rejection(d, outcome.reason), outputs)
     if isinstance(outcome, Parked):
