@@ -225,6 +225,7 @@ def apply_dispensing(
         state.supplements,
         balances,
         agreements,
+        state.died_on,
     )
     shown_period = period if period is not None else state.period
     if saldo_after is None:

@@ -83,3 +83,33 @@ SCALE_2025 = {
     "source": "test scale",
 }
 """A scale built for the tests (2025 is not in our public sources): own payment at T4 = 4,696.25 kr."""
+
+
+NEW_NUMBER = "0505601235"
+"""Another CPR-shaped number of the same birth date: the person's new number in renumbering tests."""
+
+
+def renumbering(
+    message_id: str, old: str = PERSON, new: str = NEW_NUMBER, effective_on: str = "2024-03-01"
+) -> dict[str, Any]:
+    """A pharmacy reports the person's new number (order § 7 stk. 5); keyed by the old one."""
+    return {
+        "message_id": message_id,
+        "sent_at": NOW,
+        "sender": {"source": "pharmacy", "pharmacy_number": "12300"},
+        "event": "number_replaced",
+        "person": {"key": old},
+        "new_person": {"key": new},
+        "effective_on": effective_on,
+    }
+
+
+def death(message_id: str, died_on: str, person: str = PERSON) -> dict[str, Any]:
+    return {
+        "message_id": message_id,
+        "sent_at": NOW,
+        "sender": {"source": "cpr_register"},
+        "event": "death",
+        "person": {"key": person},
+        "died_on": died_on,
+    }

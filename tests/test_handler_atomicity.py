@@ -31,12 +31,22 @@ from streams.topics import (
     DISPENSINGS,
     INDIVIDUAL_GRANTS,
     MUNICIPAL_GRANTS,
+    PERSON_EVENTS,
     SUBSIDY_SCALES,
     TopicNames,
     TopicSpec,
 )
 from tests.conftest import _admin, _url
-from tests.messages import PERSON, SCALE_2025, correction, grant, municipal, report
+from tests.messages import (
+    PERSON,
+    SCALE_2025,
+    correction,
+    death,
+    grant,
+    municipal,
+    renumbering,
+    report,
+)
 
 pytestmark = pytest.mark.database
 
@@ -48,6 +58,7 @@ CONFIG = ApplyConfig(
 )
 # Columns the clock or the database fills: they differ between any two runs.
 VOLATILE = {
+    "merged_at",
     "id",
     "registered_at",
     "updated_at",
@@ -87,6 +98,10 @@ FAILING: dict[TopicSpec, tuple[Message, Message]] = {
     MUNICIPAL_GRANTS: (
         (MUNICIPAL_GRANTS, municipal("m-boom", 101, "85")),
         (MUNICIPAL_GRANTS, municipal("m-boom", 101, "85")),
+    ),
+    PERSON_EVENTS: (
+        (PERSON_EVENTS, death("e-boom", "2024-01-22")),
+        (PERSON_EVENTS, renumbering("e-boom", effective_on="2024-01-22")),
     ),
     DEFERRALS: ((DEFERRALS, DEFERRAL), (DEFERRALS, DEFERRAL)),
     CORRECTIONS: (

@@ -1,0 +1,244 @@
+"""Persons whose number changes (issue: person keys), through the real pipeline and register.
+
+Renumbering chains, repeats, loops, merges with overlapping periods, deaths, and the invalid events that
+go to the dead-letter topic with a specific reason while the register stays as it was. 2024 adult scale:
+T1 1,075, T2 1,805, T3 3,915; 0 / 50 / 75 / 85 %.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+from sqlalchemy import select
+
+from sinks import tables
+from sinks.register import Register, make_engine
+from streams.decode import Rejected, Source, decode
+from streams.pipeline import BatchResult, Pipeline
+from streams.topics import ALERTS, CHANGES, DEAD_LETTER, DISPENSINGS, PERSON_EVENTS, TopicSpec
+from tests.messages import NEW_NUMBER, PERSON, death, renumbering, report
+from tests.test_handler_atomicity import CONFIG, NAMES, decoded, snapshot, two_databases
+
+pytestmark = pytest.mark.database
+__all__ = ["two_databases"]
+
+THIRD = "0505601242"
+OTHER = "0707701234"
+Message = tuple[TopicSpec, dict[str, Any]]
+
+
+class Hub:
+    """One register and pipeline; `send` runs one batch and returns what came of it."""
+
+    def __init__(self, url: str) -> None:
+        self.register = Register(make_engine(url))
+        self.pipeline = Pipeline(self.register, NAMES, CONFIG)
+        self.offset = 0
+
+    async def send(self, *messages: Message) -> BatchResult:
+        items = []
+        for spec, message in messages:
+            items.append(decoded(spec, message, self.offset))
+            self.offset += 1
+        return await self.pipeline.run(items, [], {})
+
+    async def rows(self, table: Any) -> list[Any]:
+        async with self.register.engine.connect() as conn:
+            return list((await conn.execute(select(table))).all())
+
+
+@pytest.fixture
+async def hub(database_url: str) -> Any:
+    h = Hub(database_url)
+    await h.pipeline.start()
+    yield h
+    await h.register.close()
+
+
+def sale(report_id: str, price: int, paid_at: str, key: str = PERSON) -> Message:
+    return (DISPENSINGS, report(report_id, price, paid_at, person=key))
+
+
+def event(message: dict[str, Any]) -> Message:
+    return (PERSON_EVENTS, message)
+
+
+def reasons(result: BatchResult) -> list[str]:
+    return [
+        dict(o.headers)["reghub-reason"].decode()
+        for o in result.outputs
+        if o.topic == NAMES(DEAD_LETTER)
+    ]
+
+
+def changes(result: BatchResult) -> list[dict[str, Any]]:
+    return [orjson.loads(o.value) for o in result.outputs if o.topic == NAMES(CHANGES)]
+
+
+async def test_a_chain_of_numbers_ends_in_one_person(hub: Hub) -> None:
+    """A → B → C: purchases under each number belong to the first one's person; the saldo is their
+    sum (1,000 + 500 + 300) and each purchase counts once."""
+    await hub.send(sale("a1", 100_000, "2024-03-01T10:00:00+01:00"))
+    await hub.send(event(renumbering("r1", PERSON, NEW_NUMBER, "2024-03-05")))
+    await hub.send(sale("b1", 50_000, "2024-03-10T10:00:00+01:00", NEW_NUMBER))
+    await hub.send(event(renumbering("r2", NEW_NUMBER, THIRD, "2024-03-15")))
+    await hub.send(sale("c1", 30_000, "2024-03-20T10:00:00+01:00", THIRD))
+    persons = {r.person_key: r for r in await hub.rows(tables.persons)}
+    assert persons[PERSON].alias_of is None
+    assert (persons[NEW_NUMBER].alias_of, persons[NEW_NUMBER].alias_from) == (PERSON, PERSON)
+    assert (persons[THIRD].alias_of, persons[THIRD].alias_from) == (PERSON, NEW_NUMBER)
+    purchases = await hub.rows(tables.purchases)
+    assert sorted((p.report_id, p.person_key) for p in purchases) == [
+        ("a1", PERSON),
+        ("b1", PERSON),
+        ("c1", PERSON),
+    ]
+    periods = await hub.rows(tables.subsidy_periods)
+    assert [(p.person_key, p.saldo) for p in periods] == [(PERSON, 180_000)]
+
+
+async def test_a_renumbering_delivered_twice_changes_nothing_the_second_time(hub: Hub) -> None:
+    await hub.send(sale("a1", 100_000, "2024-03-01T10:00:00+01:00"))
+    await hub.send(event(renumbering("r1")))
+    before = await snapshot(hub.register)
+    again = await hub.send(event(renumbering("r1-again")))
+    assert reasons(again) == []
+    assert [c["reason"] for c in changes(again)] == ["renumbering already registered"]
+    after = await snapshot(hub.register)
+    assert {k: v for k, v in after.items() if k != "processed_messages"} == {
+        k: v for k, v in before.items() if k != "processed_messages"
+    }
+
+
+async def test_a_renumbering_back_is_a_loop_and_is_refused(hub: Hub) -> None:
+    """B → A after A → B: refused with a clear reason, not a loop; the register is unchanged."""
+    await hub.send(sale("a1", 100_000, "2024-03-01T10:00:00+01:00"))
+    await hub.send(event(renumbering("r1")))
+    before = await snapshot(hub.register)
+    back = await hub.send(event(renumbering("r2", NEW_NUMBER, PERSON)))
+    assert reasons(back) == ["rule.renumbering_loop: the new number is already this person's"]
+    after = await snapshot(hub.register)
+    assert after["persons"] == before["persons"] and after["purchases"] == before["purchases"]
+
+
+async def test_invalid_renumberings_are_dead_lettered_and_change_nothing(hub: Hub) -> None:
+    """From an unknown key; to a number that is already another person's alias."""
+    await hub.send(sale("x1", 10_000, "2024-03-01T10:00:00+01:00", OTHER))
+    await hub.send(event(renumbering("r0", OTHER, THIRD)))
+    await hub.send(sale("a1", 100_000, "2024-03-01T10:00:00+01:00"))
+    before = await snapshot(hub.register)
+    unknown = await hub.send(event(renumbering("r1", NEW_NUMBER, "0606601234")))
+    taken = await hub.send(event(renumbering("r2", PERSON, THIRD)))
+    assert reasons(unknown) == ["rule.renumbering_from_unknown_key"]
+    assert reasons(taken) == ["rule.renumbering_to_another_persons_number"]
+    after = await snapshot(hub.register)
+    assert after["persons"] == before["persons"] and after["purchases"] == before["purchases"]
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"new_person": {"key": "3213"}}, "schema."),
+        ({"new_person": {"key": PERSON}}, "schema.value_error: message: new_person is the same"),
+        ({"event": "death", "died_on": "2030-01-01"}, "schema.value_error"),
+    ],
+)
+def test_malformed_events_are_refused_with_a_reason_that_names_no_number(
+    change: dict[str, Any], reason: str
+) -> None:
+    message = {**renumbering("bad"), **change}
+    if change.get("event") == "death":
+        message = {k: v for k, v in message.items() if k not in ("new_person", "effective_on")}
+    source = Source(NAMES(PERSON_EVENTS), 0, 0, PERSON.encode(), orjson.dumps(message), 0)
+    rejected = decode(source, PERSON_EVENTS)
+    assert isinstance(rejected, Rejected)
+    assert rejected.reason.startswith(reason), rejected.reason
+    assert PERSON not in rejected.reason and "3213" not in rejected.reason
+
+
+async def test_a_number_with_its_own_history_is_merged_and_recomputed_in_payment_order(
+    hub: Hub,
+) -> None:
+    """Under A: a1 1,000 (1 March: opens A's period, 0) and a2 1,000 (1 May, saldo 1,000 → 2,000:
+    730 × 50 % + 195 × 75 % = 511.25). Under B, before anyone knew it was the same person: b1 500
+    (1 April: opens B's own period, 0). The renumbering A → B merges B into A. In payment order from
+    b1: b1 on saldo 1,000 is due 425 × 50 % = 212.50 (owed to the person); a2 on 1,500 is due
+    F(2,500) − F(1,500) = 152.50 + 521.25 = 673.75 (162.50 owed). One period, 1 March, saldo 2,500;
+    together 886.25 = F(2,500), as if all three had come under one number."""
+    await hub.send(sale("a1", 100_000, "2024-03-01T10:00:00+01:00"))
+    await hub.send(sale("b1", 50_000, "2024-04-01T10:00:00+02:00", NEW_NUMBER))
+    await hub.send(sale("a2", 100_000, "2024-05-01T10:00:00+02:00"))
+    result = await hub.send(event(renumbering("m1", PERSON, NEW_NUMBER, "2024-05-10")))
+    assert reasons(result) == []
+    [feed] = changes(result)
+    assert feed["outcome"] == "applied" and feed["reason"].startswith("merged ")
+    assert PERSON not in feed["reason"] and NEW_NUMBER not in feed["reason"]
+    purchases = {p.report_id: p for p in await hub.rows(tables.purchases)}
+    assert {p.person_key for p in purchases.values()} == {PERSON}
+    assert {k: p.subsidy_entitled for k, p in purchases.items()} == {
+        "a1": 0,
+        "b1": 21_250,
+        "a2": 67_375,
+    }
+    assert {p.period_start.isoformat() for p in purchases.values()} == {"2024-03-01"}
+    periods = await hub.rows(tables.subsidy_periods)
+    assert [(p.person_key, p.period_start.isoformat(), p.saldo) for p in periods] == [
+        (PERSON, "2024-03-01", 250_000)
+    ]
+    owed = sorted((b.balance_id, b.person_key, b.amount) for b in await hub.rows(tables.balances))
+    assert owed == [("merge:m1:a2", PERSON, 16_250), ("merge:m1:b1", PERSON, 21_250)]
+    persons = {r.person_key: r for r in await hub.rows(tables.persons)}
+    assert persons[NEW_NUMBER].alias_of == PERSON
+    assert persons[PERSON].current_period_start.isoformat() == "2024-03-01"
+    [record] = await hub.rows(tables.person_merges)
+    assert (record.person_key, record.merged_key) == (PERSON, NEW_NUMBER)
+    # the next purchase under either number pays out what the merge owes
+    after = await hub.send(sale("b2", 10_000, "2024-06-01T10:00:00+02:00", NEW_NUMBER))
+    decision = next(orjson.loads(o.value) for o in after.outputs if b'"b2"' in o.value)
+    assert decision["saldo_before"] == 250_000 and decision["balancing_applied"] == 37_500
+
+
+async def test_a_merge_in_the_same_batch_as_the_reports_decides_as_batch_by_batch(
+    two_databases: tuple[str, str],
+) -> None:
+    """The purchases under both numbers and the renumbering in one batch leave the register exactly
+    as the same messages one batch at a time."""
+    messages = [
+        sale("a1", 100_000, "2024-03-01T10:00:00+01:00"),
+        sale("b1", 50_000, "2024-04-01T10:00:00+02:00", NEW_NUMBER),
+        sale("a2", 100_000, "2024-05-01T10:00:00+02:00"),
+        event(renumbering("m1", PERSON, NEW_NUMBER, "2024-05-10")),
+        sale("b2", 10_000, "2024-06-01T10:00:00+02:00", NEW_NUMBER),
+    ]
+    found = []
+    for url, batches in zip(two_databases, ([messages], [[m] for m in messages]), strict=True):
+        h = Hub(url)
+        try:
+            await h.pipeline.start()
+            for batch in batches:
+                assert reasons(await h.send(*batch)) == []
+            found.append(await snapshot(h.register))
+        finally:
+            await h.register.close()
+    one_batch, one_at_a_time = found
+    del one_batch["processed_messages"], one_at_a_time["processed_messages"]
+    assert one_batch == one_at_a_time
+
+
+async def test_a_death_is_stored_and_a_purchase_after_it_is_registered_and_flagged(
+    hub: Hub,
+) -> None:
+    await hub.send(sale("a1", 100_000, "2024-03-01T10:00:00+01:00"))
+    await hub.send(event(death("d1", "2024-04-01")))
+    on_the_day = await hub.send(sale("a2", 10_000, "2024-04-01T10:00:00+02:00"))
+    after = await hub.send(sale("a3", 10_000, "2024-04-03T10:00:00+02:00"))
+    alerts = [orjson.loads(o.value) for o in after.outputs if o.topic == NAMES(ALERTS)]
+    assert [a["kind"] for a in alerts] == ["purchase_after_death"]
+    assert alerts[0]["detail"] == "paid 2 days after the registered date of death"
+    assert PERSON not in orjson.dumps(alerts).decode()
+    assert not [o for o in on_the_day.outputs if o.topic == NAMES(ALERTS)]
+    [person] = await hub.rows(tables.persons)
+    assert person.died_on.isoformat() == "2024-04-01"
+    assert {p.report_id for p in await hub.rows(tables.purchases)} == {"a1", "a2", "a3"}
