@@ -65,8 +65,8 @@ INPUTS: tuple[TopicSpec, ...] = (
     INDIVIDUAL_GRANTS,
     MUNICIPAL_GRANTS,
     DEFERRALS,
-    PERSON_EVENTS,
     DISPENSINGS,
+    PERSON_EVENTS,
     CORRECTIONS,
 )
 """Topics the register consumes, in the order a batch applies them (reference data and grants first)."""

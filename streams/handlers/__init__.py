@@ -30,8 +30,8 @@ HANDLERS: Mapping[TopicSpec, Handler] = {
     INDIVIDUAL_GRANTS: individual_grants.HANDLER,
     MUNICIPAL_GRANTS: municipal_grants.HANDLER,
     DEFERRALS: deferrals.HANDLER,
-    PERSON_EVENTS: person_events.HANDLER,
     DISPENSINGS: dispensings.HANDLER,
+    PERSON_EVENTS: person_events.HANDLER,
     CORRECTIONS: corrections.HANDLER,
 }
 """Input topics in the order a batch applies them (reference data and grants first)."""
