@@ -10,7 +10,8 @@ henstand), grants, balancing amounts, henstand agreements and settlements, corre
 and repayments (`ctr.corrections.v1`), scales (`ctr.subsidy-scales.v1`, keyed by their effective date; a
 scale is the whole register's, so it reaches every scenario run beside it) and municipal decisions.
 Events go in the file's order, which is their arrival order, whatever their payment dates. Each `as`
-label is a fresh key of its own. `renumbering` is refused before anything of its scenario is sent.
+label is a fresh key of its own; a `renumbering` moves the person from one label's key to another's
+(`cpr.person-events.v1`, keyed by the old key).
 Whatever the register answers is reported as it is: a purchase's `status` (`registered`, `parked`,
 `duplicate`, or `refused` with the dead letter's reason), and for the other new events their outcome. The broker is the embedded Tansu unless
 REGHUB_KAFKA_BOOTSTRAP names one; the register is a fresh SQLite file unless REGHUB_DATABASE_URL names one.
@@ -58,6 +59,7 @@ from streams.topics import (
     INDIVIDUAL_GRANTS,
     INPUTS,
     MUNICIPAL_GRANTS,
+    PERSON_EVENTS,
     SUBSIDY_SCALES,
     TopicNames,
     TopicSpec,
@@ -247,9 +249,10 @@ EVENT_TYPES = frozenset(
         "repayment",
         "scale",
         "municipal",
+        "renumbering",
     }
 )
-"""Every event type of the scenario format the runner sends; `renumbering` comes with the person keys."""
+"""Every event type of the scenario format the runner sends."""
 
 DEFAULT_MUNICIPALITY = 101
 
@@ -258,11 +261,6 @@ def _refuse_unsupported(events: list[dict[str, Any]]) -> None:
     """Refuse a scenario with an event the runner cannot send, before anything of it is sent."""
     for event in events:
         kind = event.get("type")
-        if kind == "renumbering":
-            raise ScenarioError(
-                f"{event.get('id')}: event type 'renumbering' is not supported yet "
-                "(a person's new key comes with the person-keys work)"
-            )
         if kind not in EVENT_TYPES:
             raise ScenarioError(f"{event.get('id')}: unknown event type {kind!r}")
 
@@ -318,7 +316,9 @@ async def run_case(hub: Hub, case: dict[str, Any]) -> list[dict[str, Any]]:
     keys = {"a": await hub.new_person(birth)}
 
     async def key_of(event: dict[str, Any]) -> str:
-        label = str(event.get("as", "a"))
+        return await key_of_label(str(event.get("as", "a")))
+
+    async def key_of_label(label: str) -> str:
         if label not in keys:
             keys[label] = await hub.new_person(birth)
         return keys[label]
@@ -495,6 +495,20 @@ async def run_case(hub: Hub, case: dict[str, Any]) -> list[dict[str, Any]]:
                     message["lines"] = _lines(event)
             answer = await hub.send(CORRECTIONS, key, message, mid, "change")
             results.append(_answer(eid, kind, answer))
+        elif kind == "renumbering":
+            old, new = await key_of_label(event["from"]), await key_of_label(event["to"])
+            message = {
+                "message_id": mid,
+                "sent_at": _sent_at(event, now),
+                "sender": {"source": "pharmacy", "pharmacy_number": pharmacy},
+                "event": "number_replaced",
+                "person": {"key": old},
+                "new_person": {"key": new},
+                "effective_on": event.get("date", last_day),
+            }
+            answer = await hub.send(PERSON_EVENTS, old, message, mid, "change")
+            results.append(_answer(eid, kind, answer))
+            view_of(new).update(view_of(old))
         elif kind == "scale":
             message = {
                 "message_id": mid,

@@ -31,6 +31,7 @@ def test_every_new_event_type_has_a_case() -> None:
         "scale",
         "municipal",
         "udligning_registered",
+        "renumbering",
     }
     purchases = [
         e
@@ -93,21 +94,4 @@ async def test_a_status_is_checked_and_a_refusal_is_reported(
     assert "e1: refused: schema.value_error: person:" in out
     assert "r1: repayment refused: rule.repayment_exceeds_debt" in out
     assert out.strip().splitlines()[-1] == "0 passed, 3 failed"
-    assert code == 1
-
-
-async def test_renumbering_is_refused_as_not_supported_yet(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    case = _case("E07")
-    case["events"].insert(  # type: ignore[attr-defined]
-        1, {"type": "renumbering", "id": "n1", "from": "a", "to": "b", "date": "2024-03-15"}
-    )
-    (tmp_path / "renumbered.json").write_text(json.dumps(case))
-    monkeypatch.delenv("REGHUB_DATABASE_URL", raising=False)
-    code = await scenarios.main([tmp_path / "renumbered.json"], check=True, fast=True)
-    out = capsys.readouterr().out
-    assert "FAIL E07-as-labels-two-keys: ScenarioError: n1: event type 'renumbering' is not" in out
-    assert "not supported yet" in out
-    assert out.strip().splitlines()[-1] == "0 passed, 1 failed"
     assert code == 1
