@@ -24,11 +24,13 @@ scenario_app = typer.Typer(
     help="Worked CTR scenarios through the real pipeline.", no_args_is_help=True
 )
 register_app = typer.Typer(help="Register data.", no_args_is_help=True)
+person_app = typer.Typer(help="Persons and their numbers.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(topics_app, name="topics")
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(scenario_app, name="scenario")
 app.add_typer(register_app, name="register")
+app.add_typer(person_app, name="person")
 
 
 def _logging(level: str) -> None:
@@ -234,6 +236,18 @@ def register_import(
     typer.echo(f"imported {imported}, refused {len(bad)}")
     if bad:
         raise typer.Exit(1)
+
+
+@person_app.command("show")
+def person_show(
+    key: Annotated[str, typer.Argument(help="Any number the person has had")],
+    show_person_keys: Annotated[bool, typer.Option(help="Show person numbers unmasked.")] = False,
+) -> None:
+    """A person as the register holds them: numbers, merges, death, custody, periods, purchases."""
+    from reghub.person_show import show
+
+    for line in asyncio.run(show(load_settings(), key, show_person_keys=show_person_keys)):
+        typer.echo(line)
 
 
 def main() -> None:

@@ -13,11 +13,14 @@ import orjson
 import pytest
 from sqlalchemy import select
 
+from reghub.person_show import show
+from rules.privacy import pseudonym
 from sinks import tables
 from sinks.register import Register, make_engine
 from streams.decode import Rejected, Source, decode
 from streams.pipeline import BatchResult, Pipeline
 from streams.topics import ALERTS, CHANGES, DEAD_LETTER, DISPENSINGS, PERSON_EVENTS, TopicSpec
+from tests.conftest import settings_for
 from tests.messages import NEW_NUMBER, PERSON, death, renumbering, report
 from tests.test_handler_atomicity import CONFIG, NAMES, decoded, snapshot, two_databases
 
@@ -242,3 +245,28 @@ async def test_a_death_is_stored_and_a_purchase_after_it_is_registered_and_flagg
     [person] = await hub.rows(tables.persons)
     assert person.died_on.isoformat() == "2024-04-01"
     assert {p.report_id for p in await hub.rows(tables.purchases)} == {"a1", "a2", "a3"}
+
+
+async def test_person_show_lists_numbers_and_merges_masked_by_default(
+    hub: Hub, database_url: str
+) -> None:
+    """`reghub person show KEY` finds the person by any of their numbers; by default every number is
+    the pseudonym the change feed uses, and no CPR number is printed."""
+    await hub.send(sale("a1", 100_000, "2024-03-01T10:00:00+01:00"))
+    await hub.send(sale("b1", 50_000, "2024-04-01T10:00:00+02:00", NEW_NUMBER))
+    await hub.send(event(renumbering("m1", PERSON, NEW_NUMBER, "2024-05-10")))
+    await hub.send(event(death("d1", "2024-06-01")))
+    settings = settings_for("127.0.0.1:1", database_url, "show.")
+    masked = "\n".join(await show(settings, NEW_NUMBER))
+    assert PERSON not in masked and NEW_NUMBER not in masked
+    secret = settings.pseudonym_key.get_secret_value().encode()
+    assert f"person pseudonym {pseudonym(PERSON, secret)} (internal id)" in masked
+    assert "died 2024-06-01" in masked
+    assert f"merged pseudonym {pseudonym(NEW_NUMBER, secret)} on 2024-05-10 (m1)" in masked
+    assert "balancing b1 212.50" in masked
+    assert "period 2024-03-01..2025-02-28 saldo 1500.00" in masked
+    shown = "\n".join(await show(settings, PERSON, show_person_keys=True))
+    assert f"person {PERSON} (internal id)" in shown and f"merged {NEW_NUMBER}" in shown
+    assert await show(settings, "0606601234") == [
+        "pseudonym " + pseudonym("0606601234", secret) + ": not in the register"
+    ]
