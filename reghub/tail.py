@@ -48,8 +48,9 @@ MASK = "**********"
 PERSON_KEY_FIELDS = frozenset({"person_key"})
 """Body fields that hold a person key wherever they are (decisions before they stopped carrying one)."""
 
-PERSON_OBJECTS = frozenset({"person"})
-"""Body fields holding a person reference, whose `key` is a person key (every input topic)."""
+PERSON_OBJECTS = frozenset({"person", "new_person", "parent"})
+"""Body fields holding a person reference, whose `key` is a person key (every input topic; a new number
+and a parent on `cpr.person-events.v1`)."""
 
 ID_FIELDS = frozenset(
     {
@@ -159,7 +160,7 @@ def mask_header(name: str, value: bytes) -> str:
 
 
 def _person_keyed(spec: TopicSpec | None) -> bool:
-    return spec is not None and spec.key == "person key"
+    return spec is not None and spec.key.startswith("person key")
 
 
 def render_key(

@@ -417,3 +417,15 @@ async def test_no_person_number_leaves_the_hub_except_in_the_producers_own_bytes
         if record.name.split(".")[0] in OUR_LOGGERS or record.levelno >= logging.INFO:
             line = logging.Formatter().format(record)
             assert not leaks(line.encode()), (record.name, line)
+
+
+def test_tail_masks_every_number_of_a_person_event() -> None:
+    """`cpr.person-events.v1` carries the old number as its key and in `person`, the new one in
+    `new_person`, a parent in `parent`: all masked, and its record key too."""
+    from streams.topics import PERSON_EVENTS
+    from tests.messages import NEW_NUMBER, renumbering
+
+    body = {**renumbering("r1"), "parent": {"key": "0707701234"}}
+    line = render(orjson.dumps(body), [], show_person_keys=False)
+    assert PERSON not in line and NEW_NUMBER not in line and "0707701234" not in line
+    assert render_key(PERSON.encode(), PERSON_EVENTS, [], TopicNames(""), False) == MASK
