@@ -270,3 +270,39 @@ async def test_person_show_lists_numbers_and_merges_masked_by_default(
     assert await show(settings, "0606601234") == [
         "pseudonym " + pseudonym("0606601234", secret) + ": not in the register"
     ]
+
+
+async def test_a_substitute_id_replaced_by_a_cpr_number_keeps_its_purchases(hub: Hub) -> None:
+    """§ 3 stk. 3: a person first registered under a fictitious substitute id (with their birth date)
+    later gets a CPR number; the purchases under both count in one period."""
+    substitute = {"key": "4208000001", "birth_date": "1960-05-05"}
+    first = report("s1", 100_000, "2024-03-01T10:00:00+01:00")
+    first["person"] = substitute
+    await hub.send((DISPENSINGS, first))
+    move = renumbering("r1", "4208000001", PERSON, "2024-03-10")
+    move["person"], move["replaces"] = substitute, "substitute_id"
+    assert reasons(await hub.send(event(move))) == []
+    await hub.send(sale("c1", 100_000, "2024-04-01T10:00:00+02:00"))
+    periods = await hub.rows(tables.subsidy_periods)
+    assert [(p.person_key, p.saldo) for p in periods] == [("4208000001", 200_000)]
+    purchases = {p.report_id: p for p in await hub.rows(tables.purchases)}
+    assert purchases["c1"].subsidy_entitled == 51_125  # F(2,000) − F(1,000)
+
+
+async def test_custody_is_stored_parent_to_child(hub: Hub) -> None:
+    child = "0101201234"  # born 1 January 2020
+    message = {
+        "message_id": "k1",
+        "sent_at": "2024-05-01T12:00:00+02:00",
+        "sender": {"source": "cpr_register"},
+        "event": "custody",
+        "person": {"key": child},
+        "parent": {"key": PERSON},
+        "valid_from": "2020-01-01",
+    }
+    result = await hub.send(event(message))
+    assert reasons(result) == [] and [c["reason"] for c in changes(result)] == [
+        "custody registered"
+    ]
+    [row] = await hub.rows(tables.custody)
+    assert (row.parent_key, row.child_key, row.valid_to) == (PERSON, child, None)
