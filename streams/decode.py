@@ -15,13 +15,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel, RootModel, TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 from pydantic_core.core_schema import ErrorType
 
 from rules.identifiers import mask_person_numbers, normalise_person_key
 from schemas.common import MessageId, WireModel
-from streams.topics import DISPENSINGS, SUBSIDY_SCALES, TopicSpec
+from streams.topics import DISPENSINGS, REGISTRATIONS, SUBSIDY_SCALES, TopicSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +132,8 @@ def field_path(loc: Sequence[int | str], model: type[BaseModel] | None) -> tuple
     Returns the path and whether its last part was such a name.
     """
     current: list[Any] = [model] if model is not None else []
+    if model is not None and issubclass(model, RootModel):  # a union at the top: its members
+        current = _inner(model.model_fields["root"].annotation)
     path = ""
     unnamed = False
     for part in loc:
@@ -154,10 +156,24 @@ def field_path(loc: Sequence[int | str], model: type[BaseModel] | None) -> tuple
             continue
         elif any(part == m.__name__ for m in models):
             continue  # pydantic names the union member it tried: a class of ours, not a field
+        elif any(part in _tags(m) for m in models):
+            current = [m for m in models if part in _tags(m)]
+            continue  # a discriminated union names the member by its tag: a value of our schema
         unnamed = True
         path += f"[{UNNAMED}]" if containers else (f".{UNNAMED}" if path else UNNAMED)
         current = _items(containers)
     return path, unnamed
+
+
+def _tags(model: type[BaseModel]) -> set[str]:
+    """The values of `model`'s one-valued `Literal` string fields: the tags a union may name it by."""
+    tags: set[str] = set()
+    for f in model.model_fields.values():
+        if typing.get_origin(f.annotation) is typing.Literal:
+            args = typing.get_args(f.annotation)
+            if len(args) == 1 and isinstance(args[0], str):
+                tags.add(args[0])
+    return tags
 
 
 def _message(error: ErrorDetails) -> str:
@@ -207,9 +223,12 @@ def parse(value: bytes, spec: TopicSpec) -> BaseModel:
 
 
 def record_key(message: BaseModel, spec: TopicSpec) -> str:
-    """The key a message must travel under: the person key, or a scale's effective date."""
+    """The key a message must travel under: the person key, a scale's effective date, or a
+    treatment-place registration's company (CVR number or registrant id)."""
     if spec is SUBSIDY_SCALES:
         return message.effective_from.isoformat()  # type: ignore[attr-defined]
+    if spec is REGISTRATIONS:
+        return message.company.key  # type: ignore[attr-defined]
     return message.person.key  # type: ignore[attr-defined]
 
 
@@ -241,6 +260,8 @@ def decode(source: Source, spec: TopicSpec) -> Decoded | Rejected:
         message = parse(source.value, spec)
     except ValidationError as exc:
         return Rejected(source, reason_of(exc, spec.schema), _claimed_id(source.value))
+    if isinstance(message, RootModel):  # a union of events: the event itself
+        message = message.root
     m: Any = message
     person = getattr(m, "person", None)
     decoded = Decoded(

@@ -15,6 +15,7 @@ from schemas.monitoring import Alert, Change
 from schemas.municipal import MunicipalDecision
 from schemas.person_events import PersonEvent
 from schemas.scales import SubsidyScale
+from schemas.treatment_places import PlaceAlert, Registration
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +61,14 @@ DEAD_LETTER = TopicSpec(
 CHANGES = TopicSpec("ctr.changes.v1", Change, "person pseudonym", "reghub")
 ALERTS = TopicSpec("ctr.alerts.v1", Alert, "reporter", "reghub")
 
+REGISTRATIONS = TopicSpec(
+    "stps.registrations.v1",
+    Registration,
+    "company (CVR number, or the registrant's id without one)",
+    "STPS registration forms, SOR",
+)
+PLACE_ALERTS = TopicSpec("stps.alerts.v1", PlaceAlert, "company", "reghub")
+
 INPUTS: tuple[TopicSpec, ...] = (
     SUBSIDY_SCALES,
     INDIVIDUAL_GRANTS,
@@ -68,10 +77,11 @@ INPUTS: tuple[TopicSpec, ...] = (
     DISPENSINGS,
     PERSON_EVENTS,
     CORRECTIONS,
+    REGISTRATIONS,
 )
 """Topics the register consumes, in the order a batch applies them (reference data and grants first)."""
 
-OUTPUTS: tuple[TopicSpec, ...] = (DECISIONS, DEAD_LETTER, CHANGES, ALERTS)
+OUTPUTS: tuple[TopicSpec, ...] = (DECISIONS, DEAD_LETTER, CHANGES, ALERTS, PLACE_ALERTS)
 ALL: tuple[TopicSpec, ...] = INPUTS + OUTPUTS
 
 

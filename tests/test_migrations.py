@@ -25,7 +25,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, MetaData, Table, inspect, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from sinks import tables
+from sinks import places_tables, tables  # noqa: F401  (places_tables: its tables join `metadata`)
 from sinks.migrations import (
     ADVISORY_LOCK_ID,
     INITIAL_REVISION,
@@ -48,6 +48,7 @@ EVERY_REVISION = [
     "0004_pharmacy_or_p_number",
     "0005_period_last_payment",
     "0006_person_identity",
+    "0007_treatment_places",
 ]
 AT = datetime(2024, 5, 2, 9, 30, 15, tzinfo=UTC)
 

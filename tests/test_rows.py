@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sinks import rows, tables
+from sinks import places_rows, places_tables, rows, tables
 
 PAIRS = [
     (rows.PersonRow, tables.persons),
@@ -21,6 +21,14 @@ PAIRS = [
     (rows.AgreementRow, tables.deferral_agreements),
     (rows.PersonMergeRow, tables.person_merges),
     (rows.CustodyRow, tables.custody),
+    (places_rows.CompanyRow, places_tables.companies),
+    (places_rows.UnitRow, places_tables.units),
+    (places_rows.PractitionerRow, places_tables.practitioners),
+    (places_rows.InformationRow, places_tables.information),
+    (places_rows.NotificationRow, places_tables.notifications),
+    (places_rows.StateRow, places_tables.states),
+    (places_rows.StateHistoryRow, places_tables.state_history),
+    (places_rows.FeeRow, places_tables.fees),
 ]
 
 

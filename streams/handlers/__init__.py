@@ -11,6 +11,7 @@ from streams.handlers import (
     individual_grants,
     municipal_grants,
     person_events,
+    registrations,
     subsidy_scales,
 )
 from streams.handlers.base import Handler
@@ -21,6 +22,7 @@ from streams.topics import (
     INDIVIDUAL_GRANTS,
     MUNICIPAL_GRANTS,
     PERSON_EVENTS,
+    REGISTRATIONS,
     SUBSIDY_SCALES,
     TopicSpec,
 )
@@ -33,5 +35,6 @@ HANDLERS: Mapping[TopicSpec, Handler] = {
     DISPENSINGS: dispensings.HANDLER,
     PERSON_EVENTS: person_events.HANDLER,
     CORRECTIONS: corrections.HANDLER,
+    REGISTRATIONS: registrations.HANDLER,
 }
 """Input topics in the order a batch applies them (reference data and grants first)."""

@@ -1,0 +1,154 @@
+"""The annual fee of a registered treatment place (spec/treatment-places.md § 6), in øre.
+
+Exempt at or below the year's de-minimis limit L; half fee for L < turnover ≤ 2L; full fee above.
+Fee-free places register but pay nothing (spec § 1); a new owner's place and the old one both pay the
+full fee for the year of the change. The fee tables are reference data per year: a year without one
+has no fee (`NoFeeTable`), never a guess.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from rules.money import Ore
+
+Band = Literal["de_minimis", "half", "full", "fee_free", "owner_change"]
+FeeFreeReason = Literal["volunteer_clinic", "volunteer_large_event", "care_only"]
+InvoiceChannel = Literal["ean", "digital_mailbox", "email"]
+
+
+@dataclass(frozen=True, slots=True)
+class FeeTable:
+    """One calendar year's fees by category and its turnover limit, in øre.
+
+    - `limit`: the de-minimis limit L (None: no limit that year, every place pays the full fee);
+    - `care_only_fee_free`: units delivering only §§ 83-87 care pay no fee that year (DECISION:
+      configurable per year; stated for 2018-2024).
+    """
+
+    year: int
+    limit: Ore | None
+    fees: Mapping[int, Ore]
+    care_only_fee_free: bool
+    source: str
+
+    def __post_init__(self) -> None:
+        if sorted(self.fees) != [1, 2, 3, 4, 5]:
+            raise ValueError("a fee table has a fee for each of the categories 1-5")
+
+
+def _dkk(*amounts: int) -> dict[int, Ore]:
+    return {category: kr * 100 for category, kr in enumerate(amounts, start=1)}
+
+
+_STPS = "stps.dk, 'Gebyr for registrering af behandlingssted' (spec/treatment-places.md § 6)"
+KNOWN_FEE_TABLES: tuple[FeeTable, ...] = (
+    FeeTable(2017, None, _dkk(10_847, 7_234, 3_975, 2_238, 1_917), False, _STPS),
+    FeeTable(2018, 2_500_000, _dkk(11_161, 7_444, 4_090, 2_303, 1_973), True, _STPS),
+    FeeTable(2019, 2_545_000, _dkk(11_362, 7_578, 4_164, 2_344, 2_009), True, _STPS),
+    FeeTable(2020, 2_570_500, _dkk(11_476, 7_653, 4_205, 2_368, 2_029), True, _STPS),
+    FeeTable(2021, 2_609_000, _dkk(6_389, 4_260, 2_341, 1_318, 1_130), True, _STPS + ", reduced"),
+    FeeTable(2024, 2_861_500, _dkk(12_775, 8_520, 4_681, 2_636, 2_258), True, _STPS),
+)
+"""The years the spec found for every category; 2022, 2023, 2025 and 2026 are not here on purpose."""
+
+
+class FeeBook:
+    """Fee tables by year."""
+
+    def __init__(self, tables: Iterable[FeeTable] = KNOWN_FEE_TABLES) -> None:
+        self._by_year = {t.year: t for t in tables}
+
+    def of(self, year: int) -> FeeTable | None:
+        return self._by_year.get(year)
+
+
+@dataclass(frozen=True, slots=True)
+class Fee:
+    """A place's fee for a year: the band it falls in and the amount in øre."""
+
+    year: int
+    category: int
+    band: Band
+    amount: Ore
+
+
+@dataclass(frozen=True, slots=True)
+class NoFeeTable:
+    """The year has no fee table: no fee is computed (spec § 6: never a guess)."""
+
+    year: int
+    reason: str = "no fee table"
+
+
+@dataclass(frozen=True, slots=True)
+class NoTurnover:
+    """The place reported no turnover for the year, so its band is unknown."""
+
+    year: int
+    reason: str = "no turnover reported"
+
+
+def half(amount: Ore) -> Ore:
+    """Exactly half: 2018's category 1, 1,116,100 øre, gives 558,050 øre (5,580.50 kr)."""
+    if amount % 2:
+        raise ValueError("a fee in øre must halve exactly")
+    return amount // 2
+
+
+def annual_fee(
+    book: FeeBook,
+    year: int,
+    category: int,
+    turnover: Ore | None,
+    *,
+    fee_free: FeeFreeReason | None = None,
+    owner_change: bool = False,
+) -> Fee | NoFeeTable | NoTurnover:
+    """The fee a place registered at any time in `year` owes for it (spec § 6).
+
+    Args:
+        turnover: the place's turnover for the year in øre (None: not reported).
+        fee_free: why the place pays no fee (spec § 1), if it does not.
+        owner_change: the year a new owner (a new CVR) took over: both places pay the full fee.
+    """
+    table = book.of(year)
+    if table is None:
+        return NoFeeTable(year)
+    full = table.fees[category]
+    if fee_free == "care_only" and not table.care_only_fee_free:
+        fee_free = None
+    if fee_free is not None:
+        return Fee(year, category, "fee_free", 0)
+    if owner_change:
+        return Fee(year, category, "owner_change", full)
+    if table.limit is None:
+        return Fee(year, category, "full", full)
+    if turnover is None:
+        return NoTurnover(year)
+    if turnover <= table.limit:
+        return Fee(year, category, "de_minimis", 0)
+    if turnover <= 2 * table.limit:
+        return Fee(year, category, "half", half(full))
+    return Fee(year, category, "full", full)
+
+
+def invoice_to(
+    ean: str | None, cvr: str | None, fee_email: str | None
+) -> tuple[InvoiceChannel, str] | None:
+    """Where the invoice goes: the EAN number if given, else the company's digital mailbox (by CVR),
+    else (no CVR) the fee e-mail; None when there is nowhere (spec § 6)."""
+    if ean:
+        return "ean", ean
+    if cvr:
+        return "digital_mailbox", cvr
+    if fee_email:
+        return "email", fee_email
+    return None
+
+
+def years_registered(first: int, last: int) -> range:
+    """The calendar years a place registered from `first` to `last` (inclusive) owes a fee for."""
+    return range(first, last + 1)

@@ -1,0 +1,116 @@
+"""Typed rows of the treatment-place register's tables (`sinks.places_tables`), one `NamedTuple` per table,
+its fields the table's columns in order (checked by tests/test_rows.py)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import NamedTuple
+
+
+class CompanyRow(NamedTuple):
+    company_key: str
+    cvr: str | None
+    form: str
+    name: str
+    street: str
+    postal_code: str
+    city: str
+    phone: str | None
+    website: str | None
+    sor_id: str | None
+    owner_municipality_code: int | None
+    owner_region_code: int | None
+    message_id: str
+    updated_at: datetime
+
+
+class UnitRow(NamedTuple):
+    sor_id: str
+    company_key: str
+    name: str
+    unit_type: str
+    postal_address: str
+    visiting_address: str
+    activity_address: str
+    phone: str | None
+    website: str | None
+    main_speciality: str | None
+    sub_specialities: str
+    parent_sor_id: str | None
+    care_services: str
+    treatment_starts_on: date | None
+    closed_on: date | None
+    replaces_sor_id: str | None
+    replaced_by_sor_id: str | None
+    updated_at: datetime
+
+
+class PractitionerRow(NamedTuple):
+    sor_id: str
+    authorisation_id: str
+    name: str
+    ydernummer: str | None
+    profession: str
+    active: bool
+    updated_at: datetime
+
+
+class InformationRow(NamedTuple):
+    sor_id: str
+    version: int
+    category: int
+    fee_email: str | None
+    ean: str | None
+    turnover_year: int | None
+    turnover: int | None
+    responsible_authorisation_id: str | None
+    fee_free: str | None
+    message_id: str
+    valid_from: datetime
+    recorded_at: datetime
+
+
+class NotificationRow(NamedTuple):
+    message_id: str
+    company_key: str
+    sor_id: str | None
+    exemption: str
+    treatment_starts_on: date
+    recorded_at: datetime
+
+
+class StateRow(NamedTuple):
+    sor_id: str
+    company_key: str
+    state: str
+    since: date
+    reference_number: str | None
+    first_registered_on: date | None
+    version: int | None
+    history_seq: int
+    treatment_stopped_on: date | None
+    updated_at: datetime
+
+
+class StateHistoryRow(NamedTuple):
+    sor_id: str
+    seq: int
+    state: str
+    since: date
+    event: str
+    message_id: str
+    recorded_at: datetime
+
+
+class FeeRow(NamedTuple):
+    sor_id: str
+    year: int
+    company_key: str
+    reference_number: str | None
+    category: int
+    turnover: int | None
+    band: str
+    amount: int | None
+    invoice_channel: str | None
+    invoice_address: str | None
+    computed_at: datetime

@@ -1,0 +1,700 @@
+"""`stps.registrations.v1`: the treatment-place register's events, from the six registration forms and SOR.
+
+Runs once per message of a batch, after `preload` read the companies' rows in the batch's transaction.
+Pure: it checks identifiers, the form and the state move (`rules.treatment_places`), and returns the
+rows to upsert (`Effects.rows`), a registration summary as the message's output, and any deadline alert
+on `stps.alerts.v1`. A rule violation is dead-lettered with its `rule.*` reason.
+
+Rows come from the preload (the register before the batch) overlaid with the rows earlier messages of
+the batch wrote (`BatchView.written`), so a company's first events may share one batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import orjson
+from sqlalchemy import Table, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from rules.identifiers import DANISH_MUNICIPALITY_CODES
+from rules.treatment_places import identifiers as ids
+from rules.treatment_places.categories import Practitioner, category_refusal
+from rules.treatment_places.fees import Fee, FeeBook, NoFeeTable, annual_fee, invoice_to
+from rules.treatment_places.forms import form_refusal
+from rules.treatment_places.states import (
+    State,
+    deregistration_days_late,
+    move,
+    treatment_days_before_registration,
+)
+from schemas.common import local_day
+from schemas.treatment_places import (
+    Address,
+    CompanyChanged,
+    CompanyRegistered,
+    Deregistered,
+    ExemptPlaceNotified,
+    InformationAdded,
+    InformationChanged,
+    PlaceAlert,
+    Reregistered,
+    UnitAdded,
+    UnitChanged,
+    UnitClosed,
+)
+from sinks import places_tables as pt
+from sinks.places_rows import (
+    CompanyRow,
+    FeeRow,
+    InformationRow,
+    NotificationRow,
+    PractitionerRow,
+    StateHistoryRow,
+    StateRow,
+    UnitRow,
+)
+from sinks.publisher import Outgoing
+from streams.decode import Decoded
+from streams.effects import Effects, refused
+from streams.handlers.base import BatchView, Context, Handler, rejection
+from streams.topics import PLACE_ALERTS, REGISTRATIONS
+
+ROW_OF: dict[str, Callable[..., tuple[Any, ...]]] = {
+    pt.companies.name: CompanyRow,
+    pt.units.name: UnitRow,
+    pt.practitioners.name: PractitionerRow,
+    pt.information.name: InformationRow,
+    pt.states.name: StateRow,
+    pt.fees.name: FeeRow,
+}
+"""The tables a handler reads back (notifications and state history are only written)."""
+
+FEES = FeeBook()
+"""The fee tables known (`rules.treatment_places.fees.KNOWN_FEE_TABLES`)."""
+
+Loaded = dict[str, dict[tuple[Any, ...], tuple[Any, ...]]]
+"""Table name -> primary key -> row, as `preload` read them."""
+
+
+def _pk(table: Table, row: tuple[Any, ...]) -> tuple[Any, ...]:
+    names = [c.name for c in table.columns]
+    return tuple(row[names.index(c.name)] for c in table.primary_key.columns)
+
+
+# -- preload: one read per table, in the batch's transaction -----------------------------------------
+
+
+async def preload(conn: AsyncConnection, decoded: list[Decoded]) -> Loaded:
+    """The batch's companies with their units, practitioners, information versions, states and fees;
+    also the places a new owner's unit replaces and the units that replace theirs (owner changes).
+
+    Called once per batch before any handler; reads only.
+    """
+    events = [d.message for d in decoded]
+    keys = {e.company.key for e in events}  # type: ignore[attr-defined]
+    named = {s for e in events for s in (getattr(e, "sor_id", None), _replaces(e)) if s}
+    u = pt.units
+    found = await _rows(conn, u, or_(u.c.company_key.in_(keys), u.c.sor_id.in_(named)))
+    sors = {row.sor_id for row in found.values()} | named
+    replaced = {row.replaces_sor_id for row in found.values() if row.replaces_sor_id}
+    found.update(await _rows(conn, u, or_(u.c.sor_id.in_(replaced), u.c.replaces_sor_id.in_(sors))))
+    sors |= {row.sor_id for row in found.values()}
+    keys |= {row.company_key for row in found.values()}
+    loaded: Loaded = {u.name: found}
+    loaded[pt.companies.name] = await _rows(
+        conn, pt.companies, pt.companies.c.company_key.in_(keys)
+    )
+    for table in (pt.practitioners, pt.information, pt.states, pt.fees):
+        loaded[table.name] = await _rows(conn, table, table.c.sor_id.in_(sors))
+    return loaded
+
+
+def _replaces(e: Any) -> str | None:
+    return getattr(e, "replaces_sor_id", None)
+
+
+async def _rows(conn: AsyncConnection, table: Table, where: Any) -> dict[tuple[Any, ...], Any]:
+    make = ROW_OF[table.name]
+    result = await conn.execute(select(table).where(where))
+    return {_pk(table, tuple(r)): make(*r) for r in result}
+
+
+# -- the company's rows as this message sees them ---------------------------------------------------
+
+
+@dataclass(slots=True)
+class Book:
+    """The register's rows for this message: preloaded, overlaid with the batch's earlier writes."""
+
+    companies: dict[str, CompanyRow]
+    units: dict[str, UnitRow]
+    practitioners: dict[tuple[str, str], PractitionerRow]
+    information: dict[tuple[str, int], InformationRow]
+    states: dict[str, StateRow]
+    fees: dict[tuple[str, int], FeeRow]
+
+    @classmethod
+    def of(cls, view: BatchView) -> Book:
+        loaded: Loaded = view.preloaded(REGISTRATIONS.base) or {}
+        merged: dict[str, dict[Any, Any]] = {}
+        for table in (pt.companies, pt.units, pt.practitioners, pt.information, pt.states, pt.fees):
+            rows = dict(loaded.get(table.name, {}))
+            for row in view.written(table):
+                rows[_pk(table, row)] = row
+            merged[table.name] = rows
+        return cls(
+            {k[0]: r for k, r in merged[pt.companies.name].items()},
+            {k[0]: r for k, r in merged[pt.units.name].items()},
+            merged[pt.practitioners.name],
+            merged[pt.information.name],
+            {k[0]: r for k, r in merged[pt.states.name].items()},
+            merged[pt.fees.name],
+        )
+
+    def state(self, sor_id: str) -> State | None:
+        row = self.states.get(sor_id)
+        return row.state if row is not None else None  # type: ignore[return-value]
+
+    def info(self, sor_id: str, version: int | None = None) -> InformationRow | None:
+        versions = [r for (s, _), r in self.information.items() if s == sor_id]
+        if version is not None:
+            versions = [r for r in versions if r.version == version]
+        return max(versions, key=lambda r: r.version, default=None)
+
+    def active_practitioners(self, sor_id: str) -> list[PractitionerRow]:
+        return [r for (s, _), r in self.practitioners.items() if s == sor_id and r.active]
+
+    def registered_in(self, sor_id: str, year: int) -> bool:
+        """Whether the place was registered at some time in `year` (as far as its state row tells)."""
+        row = self.states.get(sor_id)
+        if row is None or row.first_registered_on is None:
+            return False
+        if row.first_registered_on.year > year:
+            return False
+        return row.state == "REGISTERED" or row.since.year >= year
+
+
+# -- checks ------------------------------------------------------------------------------------------
+
+
+def _addresses(e: Any) -> Iterable[Address]:
+    for name in ("address", "postal_address", "visiting_address", "activity_address"):
+        a = getattr(e, name, None)
+        if a is not None:
+            yield a
+
+
+def identifier_refusal(e: Any) -> str | None:
+    """The first identifier of the event that fails its check, as a `rule.*` reason (spec § 3)."""
+    if e.company.cvr is not None and not ids.is_cvr(e.company.cvr):
+        return "rule.cvr_check_digit"
+    for name in ("sor_id", "parent_sor_id", "replaces_sor_id", "replaced_by_sor_id"):
+        value = getattr(e, name, None)
+        if value is not None and not ids.is_sor_id(value):
+            return "rule.sor_id_invalid"
+    if any(not ids.is_postal_code(a.postal_code) for a in _addresses(e)):
+        return "rule.postal_code_unknown"
+    named: set[str] = set()
+    for p in getattr(e, "practitioners", ()):
+        if not ids.is_authorisation_id(p.authorisation_id):
+            return "rule.authorisation_id_invalid"
+        if p.ydernummer is not None and not ids.is_ydernummer(p.ydernummer):
+            return "rule.ydernummer_invalid"
+        if p.authorisation_id in named:
+            return "rule.practitioner_named_twice"
+        named.add(p.authorisation_id)
+    ean = getattr(e, "ean", None)
+    if ean is not None and not ids.is_ean_location_number(ean):
+        return "rule.ean_check_digit"
+    responsible = getattr(e, "responsible_authorisation_id", None)
+    if responsible is not None and not ids.is_authorisation_id(responsible):
+        return "rule.authorisation_id_invalid"
+    return None
+
+
+def owner_refusal(e: Any, company: CompanyRow | None) -> str | None:
+    """Whether the filer may act for this company: the form (spec § 2) and, for a municipal or regional
+    place, the filer's own municipality or region."""
+    reason = form_refusal(
+        e.event,
+        e.form,
+        e.filer.role,
+        has_cvr=e.company.cvr is not None,
+        se_number=e.filer.se_number,
+        registered_form=company.form if company is not None else None,  # type: ignore[arg-type]
+    )
+    if reason is not None:
+        return reason
+    owner_code = (
+        company.owner_municipality_code
+        if company is not None
+        else getattr(e, "owner_municipality_code", None)
+    )
+    if e.form == "municipal":
+        if owner_code not in DANISH_MUNICIPALITY_CODES:
+            return "rule.municipality_code_unknown"
+        if e.filer.role == "municipality" and e.filer.municipality_code != owner_code:
+            return "rule.another_municipalitys_place"
+    region = company.owner_region_code if company is not None else None
+    region = region or getattr(e, "owner_region_code", None)
+    if e.form == "regional" and e.filer.role == "region" and e.filer.region_code != region:
+        return "rule.another_regions_place"
+    return None
+
+
+# -- the handler ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """What handling one event produced, before it becomes `Effects`."""
+
+    rows: tuple[tuple[Table, tuple[Any, ...]], ...]
+    reason: str
+    place: str | None = None
+    alerts: tuple[Outgoing, ...] = ()
+
+
+def handle(view: BatchView, d: Decoded, ctx: Context) -> Effects:
+    """One registration event: checked, then its rows, summary and alerts (see the module docstring)."""
+    e: Any = d.message
+    book = Book.of(view)
+    key = e.company.key
+    company = book.companies.get(key)
+    reason = identifier_refusal(e) or owner_refusal(e, company)
+    if reason is None and e.event != "company_registered" and company is None:
+        reason = "rule.company_not_registered"
+    sor = getattr(e, "sor_id", None)
+    if reason is None and sor is not None:
+        unit = book.units.get(sor)
+        if unit is not None and unit.company_key != key:
+            reason = "rule.unit_of_another_company"
+    if reason is not None:
+        return refused(rejection(d, reason))
+    result = _STEPS[e.event](book, d, e, ctx)
+    if isinstance(result, str):
+        return refused(rejection(d, result))
+    summary = {"event": e.event, "company": key, "sor_id": sor, "result": result.reason}
+    if sor is not None:
+        after = {r[0]: r for t, r in result.rows if t is pt.states}.get(sor) or book.states.get(sor)
+        if after is not None:
+            summary.update(state=after.state, reference_number=after.reference_number)
+    return Effects(
+        outcome="applied",
+        output=orjson.dumps(summary),
+        reason=result.reason,
+        rows=result.rows,
+        outputs=result.alerts,
+    )
+
+
+def _day(e: Any) -> date:
+    return local_day(e.sent_at) or e.sent_at.date()
+
+
+def _company(
+    book: Book, d: Decoded, e: CompanyRegistered | CompanyChanged, ctx: Context
+) -> Step | str:
+    exists = e.company.key in book.companies
+    if e.event == "company_registered" and exists:
+        return "rule.company_already_registered_send_a_change"
+    row = CompanyRow(
+        e.company.key,
+        e.company.cvr,
+        e.form,
+        e.name,
+        e.address.street,
+        e.address.postal_code,
+        e.address.city,
+        e.phone,
+        e.website,
+        e.sor_id,
+        e.owner_municipality_code,
+        e.owner_region_code,
+        e.message_id,
+        ctx.now,
+    )
+    what = "company registered" if e.event == "company_registered" else "company changed"
+    return Step(((pt.companies, row),), what)
+
+
+def _address_json(a: Address | None) -> str | None:
+    return None if a is None else orjson.dumps(a.model_dump()).decode()
+
+
+def _transition(
+    book: Book,
+    e: Any,
+    sor: str,
+    new: State,
+    ctx: Context,
+    *,
+    version: int | None = None,
+    registered: bool = False,
+    stopped_on: date | None = None,
+) -> tuple[tuple[Table, tuple[Any, ...]], ...]:
+    """The place's state row and, when its state changes, a history row."""
+    before = book.states.get(sor)
+    day = _day(e)
+    seq = before.history_seq if before is not None else 0
+    changed = before is None or before.state != new
+    reference = before.reference_number if before is not None else None
+    first = before.first_registered_on if before is not None else None
+    if registered and reference is None:
+        reference = f"BST-{sor}"  # DECISION: the SOR id is unique and never reused, so is this
+    if registered and first is None:
+        first = day
+    rows: list[tuple[Table, tuple[Any, ...]]] = []
+    if changed:
+        seq += 1
+        rows.append(
+            (pt.state_history, StateHistoryRow(sor, seq, new, day, e.event, e.message_id, ctx.now))
+        )
+    state = StateRow(
+        sor,
+        e.company.key,
+        new,
+        day if changed or before is None else before.since,
+        reference,
+        first,
+        version if version is not None else (before.version if before is not None else None),
+        seq,
+        stopped_on
+        if stopped_on is not None
+        else (before.treatment_stopped_on if before is not None and new != "REGISTERED" else None),
+        ctx.now,
+    )
+    return ((pt.states, state), *rows)
+
+
+def _alert(
+    ctx: Context, d: Decoded, e: Any, sor: str, kind: str, days: int, detail: str
+) -> Outgoing:
+    alert = PlaceAlert(
+        kind=kind,  # type: ignore[arg-type]
+        source_topic=d.source.topic,
+        message_id=e.message_id,
+        company=e.company.key,
+        sor_id=sor,
+        days=days,
+        detail=detail,
+        at=ctx.now,
+    )
+    return ctx.out.emit(PLACE_ALERTS, e.company.key.encode(), alert.model_dump_json().encode())
+
+
+def _unit(book: Book, d: Decoded, e: UnitAdded | UnitChanged, ctx: Context) -> Step | str:
+    new = move(e.event, book.state(e.sor_id))
+    if new not in ("SOR_ONLY", "REGISTERED", "DEREGISTERED", "NOTIFIED"):
+        return new
+    before = book.units.get(e.sor_id)
+    visiting = e.visiting_address or e.postal_address
+    unit = UnitRow(
+        e.sor_id,
+        e.company.key,
+        e.name,
+        e.unit_type,
+        _address_json(e.postal_address),  # type: ignore[arg-type]
+        _address_json(visiting),  # type: ignore[arg-type]
+        _address_json(e.activity_address or visiting),  # type: ignore[arg-type]
+        e.phone,
+        e.website,
+        e.main_speciality,
+        orjson.dumps(list(e.sub_specialities)).decode(),
+        e.parent_sor_id,
+        orjson.dumps(list(e.care_services)).decode(),
+        e.treatment_starts_on,
+        None,
+        e.replaces_sor_id,
+        before.replaced_by_sor_id if before is not None else None,
+        ctx.now,
+    )
+    rows: list[tuple[Table, tuple[Any, ...]]] = [(pt.units, unit)]
+    named = {p.authorisation_id for p in e.practitioners}
+    for p in e.practitioners:
+        rows.append(
+            (
+                pt.practitioners,
+                PractitionerRow(
+                    e.sor_id, p.authorisation_id, p.name, p.ydernummer, p.profession, True, ctx.now
+                ),
+            )
+        )
+    for gone in book.active_practitioners(e.sor_id):
+        if gone.authorisation_id not in named:
+            rows.append((pt.practitioners, gone._replace(active=False, updated_at=ctx.now)))
+    if book.state(e.sor_id) is None:
+        rows.extend(_transition(book, e, e.sor_id, new, ctx))  # type: ignore[arg-type]
+    alerts = []
+    late = (
+        0
+        if new in ("REGISTERED", "NOTIFIED")
+        else treatment_days_before_registration(e.treatment_starts_on, None, _day(e))
+    )
+    if late:
+        alerts.append(
+            _alert(
+                ctx,
+                d,
+                e,
+                e.sor_id,
+                "treatment_before_registration",
+                late,
+                f"treatment started {e.treatment_starts_on} and the place is not registered",
+            )
+        )
+    what = "unit added in SOR" if e.event == "unit_added" else "unit changed in SOR"
+    return Step(tuple(rows), f"{what}: {new}", e.sor_id, tuple(alerts))
+
+
+def _unit_closed(book: Book, d: Decoded, e: UnitClosed, ctx: Context) -> Step | str:
+    new = move(e.event, book.state(e.sor_id))
+    if new != "CLOSED_IN_SOR":
+        return new
+    unit = book.units.get(e.sor_id)
+    if unit is None:
+        return "rule.unknown_unit"
+    rows = [
+        (pt.units, unit._replace(closed_on=e.closed_on, replaced_by_sor_id=e.replaced_by_sor_id)),
+        *_transition(book, e, e.sor_id, new, ctx),
+    ]
+    return Step(tuple(rows), "unit closed in SOR: CLOSED_IN_SOR", e.sor_id)
+
+
+def _information(
+    book: Book, d: Decoded, e: InformationAdded | InformationChanged, ctx: Context
+) -> Step | str:
+    before = book.states.get(e.sor_id)
+    new = move(e.event, book.state(e.sor_id))
+    if new != "REGISTERED":
+        return new
+    if (
+        e.event == "information_changed"
+        and e.filer.role == "stps"
+        and before is not None
+        and e.reference_number != before.reference_number
+    ):
+        return "rule.reference_number_does_not_match"
+    unit = book.units.get(e.sor_id)
+    if unit is None:
+        return "rule.unknown_unit"
+    company = book.companies[e.company.key]
+    practitioners = [
+        Practitioner(p.authorisation_id, p.profession)  # type: ignore[arg-type]
+        for p in book.active_practitioners(e.sor_id)
+    ]
+    care_only = bool(orjson.loads(unit.care_services)) and not practitioners
+    why = category_refusal(
+        e.category,
+        practitioners,
+        e.responsible_authorisation_id,
+        company.form,  # type: ignore[arg-type]
+        care_only=care_only,
+    )
+    if why is not None:
+        return why
+    if e.fee_free == "care_only" and not care_only:
+        return "rule.fee_free_care_only_unit_gives_health_treatment"
+    latest = book.info(e.sor_id)
+    version = (latest.version if latest is not None else 0) + 1
+    info = InformationRow(
+        e.sor_id,
+        version,
+        e.category,
+        e.fee_email,
+        e.ean,
+        e.turnover_year,
+        e.turnover,
+        e.responsible_authorisation_id,
+        e.fee_free,
+        e.message_id,
+        e.sent_at,
+        ctx.now,
+    )
+    rows: list[tuple[Table, tuple[Any, ...]]] = [(pt.information, info)]
+    rows.extend(_transition(book, e, e.sor_id, new, ctx, version=version, registered=True))
+    alerts: list[Outgoing] = []
+    if e.event == "information_added":
+        late = treatment_days_before_registration(unit.treatment_starts_on, _day(e), _day(e))
+        if late:
+            alerts.append(
+                _alert(
+                    ctx,
+                    d,
+                    e,
+                    e.sor_id,
+                    "treatment_before_registration",
+                    late,
+                    f"registered {late} days after treatment started {unit.treatment_starts_on}",
+                )
+            )
+    after = _apply_rows(book, rows)
+    rows.extend(_fees_of_year(after, e.sor_id, _day(e).year, ctx))
+    what = "registered" if e.event == "information_added" else "information changed"
+    return Step(tuple(rows), f"{what}: version {version}", e.sor_id, tuple(alerts))
+
+
+def _apply_rows(book: Book, rows: Iterable[tuple[Table, tuple[Any, ...]]]) -> Book:
+    """The book with `rows` written (for the fee, which reads the place as it is after the event)."""
+    after = Book(
+        dict(book.companies),
+        dict(book.units),
+        dict(book.practitioners),
+        dict(book.information),
+        dict(book.states),
+        dict(book.fees),
+    )
+    for table, row in rows:
+        if table is pt.units:
+            after.units[row[0]] = row  # type: ignore[assignment]
+        elif table is pt.information:
+            after.information[(row[0], row[1])] = row  # type: ignore[assignment]
+        elif table is pt.states:
+            after.states[row[0]] = row  # type: ignore[assignment]
+    return after
+
+
+def _owner_change(book: Book, sor: str, year: int) -> bool:
+    """Whether a new owner's place and the place it replaced were both registered in `year`."""
+    unit = book.units.get(sor)
+    replaced = unit.replaces_sor_id if unit is not None else None
+    if replaced is not None and book.registered_in(replaced, year):
+        return True
+    return any(
+        u.replaces_sor_id == sor and book.registered_in(u.sor_id, year) for u in book.units.values()
+    )
+
+
+def _fee_row(book: Book, sor: str, year: int, ctx: Context) -> FeeRow | None:
+    """The place's fee for `year`, if it was registered in it and has information (spec § 6)."""
+    state = book.states.get(sor)
+    info = book.info(sor, state.version if state is not None else None)
+    if state is None or info is None or not book.registered_in(sor, year):
+        return None
+    company = book.companies.get(state.company_key)
+    turnover = info.turnover if info.turnover_year == year else None
+    fee = annual_fee(
+        FEES,
+        year,
+        info.category,
+        turnover,
+        fee_free=info.fee_free,  # type: ignore[arg-type]
+        owner_change=_owner_change(book, sor, year),
+    )
+    if isinstance(fee, Fee):
+        band, amount = fee.band, fee.amount
+    else:
+        band, amount = ("no_fee_table" if isinstance(fee, NoFeeTable) else "no_turnover"), None
+    target = invoice_to(info.ean, company.cvr if company else None, info.fee_email)
+    return FeeRow(
+        sor,
+        year,
+        state.company_key,
+        state.reference_number,
+        info.category,
+        turnover,
+        band,
+        amount,
+        target[0] if target else None,
+        target[1] if target else None,
+        ctx.now,
+    )
+
+
+def _fees_of_year(
+    book: Book, sor: str, year: int, ctx: Context
+) -> list[tuple[Table, tuple[Any, ...]]]:
+    """The fee rows of `year` for the place and, in an owner change, the other place of it."""
+    rows: list[tuple[Table, tuple[Any, ...]]] = []
+    unit = book.units.get(sor)
+    others = {u.sor_id for u in book.units.values() if u.replaces_sor_id == sor}
+    if unit is not None and unit.replaces_sor_id is not None:
+        others.add(unit.replaces_sor_id)
+    for place in (sor, *sorted(others)):
+        row = _fee_row(book, place, year, ctx)
+        if row is not None:
+            rows.append((pt.fees, row))
+    return rows
+
+
+def _deregistered(book: Book, d: Decoded, e: Deregistered, ctx: Context) -> Step | str:
+    new = move(e.event, book.state(e.sor_id))
+    if new != "DEREGISTERED":
+        return new
+    day = _day(e)
+    if e.treatment_stopped_on > day:
+        return "rule.treatment_stopped_in_the_future"
+    rows = _transition(book, e, e.sor_id, new, ctx, stopped_on=e.treatment_stopped_on)
+    alerts = []
+    late = deregistration_days_late(e.treatment_stopped_on, day)
+    if late:
+        alerts.append(
+            _alert(
+                ctx,
+                d,
+                e,
+                e.sor_id,
+                "late_deregistration",
+                late,
+                f"deregistered {late} days after the deadline: treatment stopped "
+                f"{e.treatment_stopped_on}, due within 14 days",
+            )
+        )
+    return Step(rows, "deregistered", e.sor_id, tuple(alerts))
+
+
+def _reregistered(book: Book, d: Decoded, e: Reregistered, ctx: Context) -> Step | str:
+    new = move(e.event, book.state(e.sor_id))
+    if new != "REGISTERED":
+        return new
+    before = book.states[e.sor_id]
+    if e.reference_number is not None and e.reference_number != before.reference_number:
+        return "rule.reference_number_does_not_match"
+    rows = list(_transition(book, e, e.sor_id, new, ctx, registered=True))
+    rows.extend(_fees_of_year(_apply_rows(book, rows), e.sor_id, _day(e).year, ctx))
+    return Step(tuple(rows), "registered again", e.sor_id)
+
+
+def _notified(book: Book, d: Decoded, e: ExemptPlaceNotified, ctx: Context) -> Step | str:
+    if e.operative_procedures:
+        return "rule.exemption_not_for_operative_procedures"
+    rows: list[tuple[Table, tuple[Any, ...]]] = [
+        (
+            pt.notifications,
+            NotificationRow(
+                e.message_id,
+                e.company.key,
+                e.sor_id,
+                e.exemption,
+                e.treatment_starts_on,
+                ctx.now,
+            ),
+        )
+    ]
+    if e.sor_id is not None:
+        new = move(e.event, book.state(e.sor_id))
+        if new != "NOTIFIED":
+            return new
+        rows.extend(_transition(book, e, e.sor_id, new, ctx))
+    return Step(tuple(rows), f"exempt place notified ({e.exemption})", e.sor_id)
+
+
+_STEPS: dict[str, Callable[[Book, Decoded, Any, Context], Step | str]] = {
+    "company_registered": _company,
+    "company_changed": _company,
+    "unit_added": _unit,
+    "unit_changed": _unit,
+    "unit_closed": _unit_closed,
+    "information_added": _information,
+    "information_changed": _information,
+    "deregistered": _deregistered,
+    "reregistered": _reregistered,
+    "exempt_place_notified": _notified,
+}
+
+
+HANDLER = Handler(handle, preload=preload)
