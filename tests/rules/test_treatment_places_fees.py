@@ -1,0 +1,122 @@
+"""The annual fee of a treatment place, spec/treatment-places.md § 6: every row of the table, each band
+edge, the fee-free cases (§ 1), the owner-change year, and a year without a table."""
+
+from __future__ import annotations
+
+import pytest
+
+from rules.treatment_places.fees import (
+    KNOWN_FEE_TABLES,
+    Fee,
+    FeeBook,
+    FeeTable,
+    NoFeeTable,
+    NoTurnover,
+    annual_fee,
+    half,
+    invoice_to,
+)
+
+BOOK = FeeBook()
+
+# spec § 6: year, L (kr), fees for categories 1-5 (kr)
+TABLE = [
+    (2017, None, (10_847, 7_234, 3_975, 2_238, 1_917)),
+    (2018, 25_000, (11_161, 7_444, 4_090, 2_303, 1_973)),
+    (2019, 25_450, (11_362, 7_578, 4_164, 2_344, 2_009)),
+    (2020, 25_705, (11_476, 7_653, 4_205, 2_368, 2_029)),
+    (2021, 26_090, (6_389, 4_260, 2_341, 1_318, 1_130)),
+    (2024, 28_615, (12_775, 8_520, 4_681, 2_636, 2_258)),
+]
+ROWS = [
+    (year, limit, category, kr)
+    for year, limit, fees in TABLE
+    for category, kr in enumerate(fees, start=1)
+]
+
+
+def test_the_known_tables_are_the_spec_table() -> None:
+    assert [(t.year, t.limit) for t in KNOWN_FEE_TABLES] == [
+        (year, None if limit is None else limit * 100) for year, limit, _ in TABLE
+    ]
+
+
+@pytest.mark.parametrize(("year", "limit", "category", "kr"), ROWS)
+def test_every_row_full_fee_above_twice_the_limit(
+    year: int, limit: int | None, category: int, kr: int
+) -> None:
+    """§ 6: full fee above 2L (and in 2017, which had no limit, at any turnover)."""
+    turnover = 2 * limit * 100 + 1 if limit is not None else 100
+    assert annual_fee(BOOK, year, category, turnover) == Fee(year, category, "full", kr * 100)
+
+
+@pytest.mark.parametrize(("year", "limit", "category", "kr"), [r for r in ROWS if r[1]])
+def test_every_row_half_fee_and_its_edges(year: int, limit: int, category: int, kr: int) -> None:
+    """§ 6: half fee for L < turnover ≤ 2L; at L exactly, exempt (de minimis); exactly half."""
+    L = limit * 100
+    assert annual_fee(BOOK, year, category, L) == Fee(year, category, "de_minimis", 0)
+    assert annual_fee(BOOK, year, category, L + 1) == Fee(year, category, "half", kr * 50)
+    assert annual_fee(BOOK, year, category, 2 * L) == Fee(year, category, "half", kr * 50)
+    assert annual_fee(BOOK, year, category, 2 * L + 1) == Fee(year, category, "full", kr * 100)
+    assert annual_fee(BOOK, year, category, 0) == Fee(year, category, "de_minimis", 0)
+
+
+def test_half_of_2018_category_1_is_5580_50_kr() -> None:
+    """§ 6: 'Half fee = exactly half (2018: 5,580.50)'."""
+    fee = annual_fee(BOOK, 2018, 1, 2_500_001)
+    assert isinstance(fee, Fee) and fee.amount == 558_050
+    with pytest.raises(ValueError):
+        half(101)
+
+
+@pytest.mark.parametrize("year", [2016, 2022, 2023, 2025, 2026])
+def test_a_year_without_a_table_has_no_fee_never_a_guess(year: int) -> None:
+    """§ 6: 2022, 2023, 2025, 2026 were not found: no fee is invented."""
+    assert annual_fee(BOOK, year, 3, 10_000_000) == NoFeeTable(year)
+    assert annual_fee(BOOK, year, 3, None, owner_change=True) == NoFeeTable(year)
+    assert annual_fee(BOOK, year, 3, None, fee_free="volunteer_clinic") == NoFeeTable(year)
+
+
+def test_a_table_loaded_for_another_year_is_used() -> None:
+    book = FeeBook(
+        [
+            *KNOWN_FEE_TABLES,
+            FeeTable(2025, 2_900_000, {c: 100_000 * c for c in range(1, 6)}, True, "test"),
+        ]
+    )
+    assert annual_fee(book, 2025, 2, 6_000_000) == Fee(2025, 2, "full", 200_000)
+    with pytest.raises(ValueError):
+        FeeTable(2025, None, {1: 1}, True, "test")
+
+
+@pytest.mark.parametrize("reason", ["volunteer_clinic", "volunteer_large_event", "care_only"])
+def test_fee_free_places_register_and_pay_nothing(reason: str) -> None:
+    """§ 1: fixed clinics with only volunteer unpaid staff, large volunteer events, care-only units."""
+    assert annual_fee(BOOK, 2024, 4, 10_000_000, fee_free=reason) == Fee(2024, 4, "fee_free", 0)  # type: ignore[arg-type]
+
+
+def test_care_only_is_fee_free_only_in_years_that_say_so() -> None:
+    """§ 1 DECISION: configurable per year; the 2017 table does not make care-only units fee-free."""
+    assert annual_fee(BOOK, 2017, 4, 100, fee_free="care_only") == Fee(2017, 4, "full", 223_800)
+    assert annual_fee(BOOK, 2018, 4, 100, fee_free="care_only") == Fee(2018, 4, "fee_free", 0)
+
+
+def test_both_places_of_an_owner_change_pay_the_full_fee_whatever_their_turnover() -> None:
+    """§ 1: a new owner is a new place; both pay the full fee for a year where both were registered."""
+    for turnover in (None, 0, 2_861_500, 5_723_000):
+        assert annual_fee(BOOK, 2024, 3, turnover, owner_change=True) == Fee(
+            2024, 3, "owner_change", 468_100
+        )
+
+
+def test_without_turnover_the_band_is_unknown() -> None:
+    assert annual_fee(BOOK, 2024, 3, None) == NoTurnover(2024)
+    assert annual_fee(BOOK, 2017, 3, None) == Fee(2017, 3, "full", 397_500)  # no limit in 2017
+
+
+def test_the_invoice_goes_to_ean_else_digital_mailbox_else_email() -> None:
+    """§ 6: EAN if given, else the company's digital mailbox, else (no CVR) the fee e-mail."""
+    assert invoice_to("5790000000005", "10000009", "a@b.dk") == ("ean", "5790000000005")
+    assert invoice_to(None, "10000009", "a@b.dk") == ("digital_mailbox", "10000009")
+    assert invoice_to(None, None, "a@b.dk") == ("email", "a@b.dk")
+    assert invoice_to(None, None, None) is None

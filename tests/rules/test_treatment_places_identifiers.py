@@ -1,0 +1,86 @@
+"""Identifiers of the treatment-place register, spec/treatment-places.md § 3: CVR modulus 11, EAN/GLN
+check digit, SOR ids (Verhoeff), authorisation ids, ydernumre and postal codes."""
+
+from __future__ import annotations
+
+import pytest
+
+from rules.treatment_places.identifiers import (
+    gs1_check_digit,
+    is_authorisation_id,
+    is_cvr,
+    is_ean_location_number,
+    is_postal_code,
+    is_sor_id,
+    is_ydernummer,
+    sor_id,
+    verhoeff_check_digit,
+    verhoeff_valid,
+)
+
+
+@pytest.mark.parametrize("cvr", ["10000009", "12345674", "29403473"])
+def test_a_cvr_passes_modulus_11_with_weights_2765432_1(cvr: str) -> None:
+    """§ 3: CVR, 8 digits, modulus 11 with weights 2,7,6,5,4,3,2,1 over all digits ≡ 0."""
+    assert is_cvr(cvr)
+
+
+@pytest.mark.parametrize(
+    "cvr", ["10000008", "12345675", "02345674", "1234567", "123456740", "1234567a"]
+)
+def test_a_wrong_check_digit_or_shape_is_no_cvr(cvr: str) -> None:
+    assert not is_cvr(cvr)
+
+
+def test_an_ean_location_number_ends_in_its_gs1_check_digit() -> None:
+    """§ 3: EAN/GLN location number, 13 digits with the GS1 mod-10 check digit."""
+    assert gs1_check_digit("579000000000") == 5
+    assert is_ean_location_number("5790000000005")
+    assert is_ean_location_number("5798000416604")
+    for wrong in ("5790000000004", "579000000000", "57900000000050", "579000000000x"):
+        assert not is_ean_location_number(wrong)
+
+
+def test_verhoeff_catches_every_single_digit_error_and_adjacent_swap() -> None:
+    body = "4841000016" + "00"
+    good = body + str(verhoeff_check_digit(body))
+    assert verhoeff_valid(good)
+    for i in range(len(good)):
+        for d in "0123456789":
+            if d != good[i]:
+                assert not verhoeff_valid(good[:i] + d + good[i + 1 :])
+    for i in range(len(good) - 1):
+        if good[i] != good[i + 1]:
+            assert not verhoeff_valid(good[:i] + good[i + 1] + good[i] + good[i + 2 :])
+
+
+def test_an_sor_id_has_at_least_11_digits_and_a_verhoeff_check_digit() -> None:
+    """§ 3: SOR id, at least 11 digits; SNOMED-style: namespace 1000016, partition 00, Verhoeff."""
+    made = sor_id("48")
+    assert made.startswith("481000016" + "00") and len(made) == 12 and is_sor_id(made)
+    broken = made[:-1] + str((int(made[-1]) + 1) % 10)
+    assert not is_sor_id(broken)
+    short = "1000016" + "00"
+    assert not is_sor_id(short + str(verhoeff_check_digit(short)))  # 10 digits
+    assert not is_sor_id("abc" + made)
+
+
+def test_an_authorisation_id_is_five_digits_or_capitals() -> None:
+    """§ 3: authorisation id, 5 characters [0-9A-Z]."""
+    for good in ("0C4MN", "12345", "ABCDE"):
+        assert is_authorisation_id(good)
+    for bad in ("0c4mn", "1234", "123456", "12 45", "ÆØÅ12"):
+        assert not is_authorisation_id(bad)
+
+
+def test_a_ydernummer_is_numeric_up_to_six_digits() -> None:
+    assert is_ydernummer("1") and is_ydernummer("123456")
+    assert not is_ydernummer("1234567") and not is_ydernummer("12a") and not is_ydernummer("")
+
+
+def test_postal_codes_come_from_the_bundled_list() -> None:
+    """§ 3: Danish 4-digit codes, Greenland 39xx, Faroese codes in SOR."""
+    for good in ("1050", "2100", "8000", "9990", "3900", "3992", "0800", "100", "970"):
+        assert is_postal_code(good), good
+    for bad in ("0000", "0123", "9999", "3995", "12345", "", "99"):
+        assert not is_postal_code(bad), bad

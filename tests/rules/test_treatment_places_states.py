@@ -1,0 +1,211 @@
+"""States, forms and categories of the treatment-place register: spec/treatment-places.md § 2 (who files
+what through which form), § 4 (states and deadlines) and § 5 (categories)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from rules.treatment_places.categories import Practitioner, category_refusal
+from rules.treatment_places.forms import form_refusal
+from rules.treatment_places.states import (
+    deregistration_days_late,
+    is_registered,
+    move,
+    treatment_days_before_registration,
+)
+
+# -- § 4 states -----------------------------------------------------------------------------------------
+
+
+def test_sor_data_alone_is_not_registered_the_information_registers() -> None:
+    """§ 4: SOR_ONLY is not registered; the place is registered once the information is there."""
+    assert move("unit_added", None) == "SOR_ONLY" and not is_registered("SOR_ONLY")
+    assert move("unit_changed", "SOR_ONLY") == "SOR_ONLY"
+    assert move("information_added", "SOR_ONLY") == "REGISTERED"
+    assert move("information_changed", "REGISTERED") == "REGISTERED"
+
+
+def test_deregistered_places_may_reregister_closed_ones_register_anew() -> None:
+    """§ 4: DEREGISTERED may re-register; CLOSED_IN_SOR cannot be reopened."""
+    assert move("deregistered", "REGISTERED") == "DEREGISTERED"
+    assert move("reregistered", "DEREGISTERED") == "REGISTERED"
+    assert move("unit_closed", "REGISTERED") == "CLOSED_IN_SOR"
+    for event in ("unit_changed", "information_added", "reregistered", "deregistered"):
+        assert move(event, "CLOSED_IN_SOR") == "rule.closed_in_sor_register_anew"
+
+
+def test_a_notified_place_registers_when_it_becomes_liable() -> None:
+    """§ 4: NOTIFIED for exempt places; when liable it must register."""
+    assert move("exempt_place_notified", None) == "NOTIFIED"
+    assert move("exempt_place_notified", "SOR_ONLY") == "NOTIFIED"
+    assert move("information_added", "NOTIFIED") == "REGISTERED"
+    assert move("exempt_place_notified", "REGISTERED") == "rule.registered_place_cannot_notify"
+
+
+@pytest.mark.parametrize(
+    ("event", "state", "reason"),
+    [
+        ("information_added", None, "rule.unknown_unit"),
+        ("information_added", "REGISTERED", "rule.already_registered_send_a_change"),
+        ("information_changed", "SOR_ONLY", "rule.not_registered_add_information_first"),
+        ("deregistered", "SOR_ONLY", "rule.not_registered"),
+        ("deregistered", "DEREGISTERED", "rule.already_deregistered"),
+        ("unit_added", "SOR_ONLY", "rule.unit_already_in_sor"),
+        ("reregistered", "REGISTERED", "rule.already_registered"),
+    ],
+)
+def test_moves_that_cannot_happen_have_a_reason(event: str, state: str | None, reason: str) -> None:
+    assert move(event, state) == reason  # type: ignore[arg-type]
+
+
+def test_deregistration_is_due_within_two_weeks_of_treatment_stopping() -> None:
+    """§ 4: no later than 2 weeks after treatment stopped."""
+    stopped = date(2024, 3, 1)
+    assert deregistration_days_late(stopped, date(2024, 3, 15)) == 0
+    assert deregistration_days_late(stopped, date(2024, 3, 16)) == 1
+    assert deregistration_days_late(stopped, date(2024, 2, 20)) == 0
+
+
+def test_a_unit_registers_before_treatment_starts() -> None:
+    """§ 1 (RBT § 1 stk. 3): register before treatment starts."""
+    start = date(2024, 5, 1)
+    assert treatment_days_before_registration(start, date(2024, 5, 1), date(2024, 6, 1)) == 0
+    assert treatment_days_before_registration(start, date(2024, 5, 4), date(2024, 6, 1)) == 3
+    assert treatment_days_before_registration(start, None, date(2024, 4, 30)) == 0
+    assert treatment_days_before_registration(start, None, date(2024, 5, 1)) == 1
+    assert treatment_days_before_registration(None, None, date(2024, 5, 1)) == 0
+
+
+# -- § 2 forms ------------------------------------------------------------------------------------------
+
+
+def _form(event: str, form: str, role: str, **kw: object) -> str | None:
+    args = {"has_cvr": form != "private_no_cvr", "se_number": False, "registered_form": None}
+    args.update(kw)
+    return form_refusal(event, form, role, **args)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("form", "role"),
+    [
+        ("private_cvr", "company"),
+        ("private_no_cvr", "person"),
+        ("private_hospital", "private_hospital"),
+        ("municipal", "municipality"),
+        ("regional", "region"),
+        ("state", "state_authority"),
+    ],
+)
+def test_each_form_is_filed_by_its_owner(form: str, role: str) -> None:
+    """§ 2: the table of forms and logins."""
+    assert _form("company_registered", form, role) is None
+    assert _form("unit_added", form, role) is None
+    assert _form("information_added", form, role) is None
+    assert _form("deregistered", form, "stps") is None
+    other = "company" if role != "company" else "region"
+    assert _form("unit_added", form, other) is not None
+
+
+def test_an_se_number_holder_must_use_the_cvr_form() -> None:
+    """§ 2: SE-number holders must use the CVR form."""
+    assert (
+        _form("company_registered", "private_no_cvr", "person", se_number=True)
+        == "rule.se_number_holder_must_use_cvr_form"
+    )
+    assert (
+        _form("company_registered", "private_no_cvr", "person", has_cvr=True)
+        == "rule.company_with_cvr_must_use_cvr_form"
+    )
+    assert (
+        _form("company_registered", "private_cvr", "company", has_cvr=False)
+        == "rule.form_needs_cvr"
+    )
+
+
+def test_a_municipality_cannot_file_for_a_private_place() -> None:
+    """§ 2: an event through the wrong form, a municipality changing a private place."""
+    assert (
+        _form("information_changed", "municipal", "municipality", registered_form="private_cvr")
+        == "rule.municipality_filing_for_private_place"
+    )
+    assert (
+        _form("unit_added", "private_cvr", "municipality")
+        == "rule.municipality_filing_for_private_place"
+    )
+
+
+def test_changes_by_email_arrive_from_stps_and_sor_changes_from_sds() -> None:
+    """§ 2: no-CVR and municipal places change by e-mail quoting the reference number; private
+    hospitals' and municipalities' SOR data change through the Health Data Authority."""
+    assert (
+        _form("information_changed", "municipal", "municipality") == "rule.change_by_email_to_stps"
+    )
+    assert _form("information_changed", "municipal", "stps") is None
+    assert _form("information_changed", "private_cvr", "company") is None
+    assert (
+        _form("unit_changed", "private_hospital", "private_hospital")
+        == "rule.sor_changes_through_sds"
+    )
+    assert _form("unit_changed", "private_hospital", "sds") is None
+    assert _form("unit_changed", "private_cvr", "sds") == "rule.role_not_on_form"
+
+
+# -- § 5 categories -------------------------------------------------------------------------------------
+
+DOC_A = Practitioner("0C4MN", "doctor")
+DOC_B = Practitioner("1D5NP", "doctor")
+PHYSIO = Practitioner("2E6PQ", "other")
+PHYSIO_2 = Practitioner("3F7QR", "other")
+CHIRO = Practitioner("4G8RS", "chiropractor")
+
+
+def test_category_2_needs_a_responsible_doctor() -> None:
+    """§ 5 and § 3: several doctors together need a company-responsible doctor."""
+    assert (
+        category_refusal(2, [DOC_A, DOC_B], None, "private_cvr")
+        == "rule.category_2_needs_responsible_doctor"
+    )
+    assert category_refusal(2, [DOC_A, DOC_B], "0C4MN", "private_cvr") is None
+    assert (
+        category_refusal(3, [DOC_A, DOC_B], None, "private_cvr")
+        == "rule.several_doctors_need_responsible_doctor"
+    )
+    assert (
+        category_refusal(2, [DOC_A, DOC_B], "2E6PQ", "private_cvr")
+        == "rule.responsible_doctor_not_a_practitioner"
+    )
+    assert (
+        category_refusal(2, [DOC_A], "0C4MN", "private_cvr")
+        == "rule.category_2_needs_several_doctors"
+    )
+
+
+def test_category_1_is_for_hospital_units() -> None:
+    """§ 5: 1 hospital units (private, regional, state)."""
+    assert category_refusal(1, [DOC_A], None, "private_hospital") is None
+    assert category_refusal(1, [DOC_A], None, "regional") is None
+    assert (
+        category_refusal(1, [DOC_A], None, "private_cvr") == "rule.category_1_is_for_hospital_units"
+    )
+
+
+def test_mixed_places_take_their_category_from_doctors_dentists_chiropractors() -> None:
+    """§ 5: 3 chiropractic clinics always; 4 several other health persons; 5 one."""
+    assert category_refusal(3, [CHIRO, PHYSIO], None, "private_cvr") is None
+    assert (
+        category_refusal(4, [CHIRO, PHYSIO], None, "private_cvr")
+        == "rule.category_from_doctors_dentists_chiropractors"
+    )
+    assert category_refusal(4, [PHYSIO, PHYSIO_2], None, "private_cvr") is None
+    assert category_refusal(5, [PHYSIO], None, "private_no_cvr") is None
+    assert (
+        category_refusal(5, [PHYSIO, PHYSIO_2], None, "private_cvr")
+        == "rule.category_5_is_one_health_person"
+    )
+    assert (
+        category_refusal(4, [PHYSIO], None, "private_cvr")
+        == "rule.category_4_is_several_health_persons"
+    )
+    assert category_refusal(4, [], None, "municipal", care_only=True) is None
