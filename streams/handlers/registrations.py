@@ -165,6 +165,14 @@ class Book:
             versions = [r for r in versions if r.version == version]
         return max(versions, key=lambda r: r.version, default=None)
 
+    def turnover(self, sor_id: str, year: int) -> int | None:
+        """The turnover for `year` in the latest information version that reports one."""
+        versions = [
+            r for (s, _), r in self.information.items() if s == sor_id and r.turnover_year == year
+        ]
+        latest = max(versions, key=lambda r: r.version, default=None)
+        return latest.turnover if latest is not None else None
+
     def active_practitioners(self, sor_id: str) -> list[PractitionerRow]:
         return [r for (s, _), r in self.practitioners.items() if s == sor_id and r.active]
 
@@ -520,7 +528,7 @@ def _information(
     alerts: list[Outgoing] = []
     if e.event == "information_added":
         late = treatment_days_before_registration(unit.treatment_starts_on, _day(e), _day(e))
-        if late:
+        if late and not _alerted_in_sor(before, unit):
             alerts.append(
                 _alert(
                     ctx,
@@ -536,6 +544,13 @@ def _information(
     rows.extend(_fees_of_year(after, e.sor_id, _day(e).year, ctx))
     what = "registered" if e.event == "information_added" else "information changed"
     return Step(tuple(rows), f"{what}: version {version}", e.sor_id, tuple(alerts))
+
+
+def _alerted_in_sor(before: StateRow | None, unit: UnitRow) -> bool:
+    """Whether the unit's SOR event already raised `treatment_before_registration`: it put the place
+    in its unregistered state on or after the day treatment started."""
+    start = unit.treatment_starts_on
+    return before is not None and start is not None and before.since >= start
 
 
 def _apply_rows(book: Book, rows: Iterable[tuple[Table, tuple[Any, ...]]]) -> Book:
@@ -576,7 +591,7 @@ def _fee_row(book: Book, sor: str, year: int, ctx: Context) -> FeeRow | None:
     if state is None or info is None or not book.registered_in(sor, year):
         return None
     company = book.companies.get(state.company_key)
-    turnover = info.turnover if info.turnover_year == year else None
+    turnover = book.turnover(sor, year)
     fee = annual_fee(
         FEES,
         year,

@@ -1,0 +1,441 @@
+"""The treatment-place register (spec/treatment-places.md) through the real broker, worker and register:
+each of the six forms from its first event to registered, changed and deregistered; SOR data alone is not
+a registration; an owner change; deadline alerts; invalid registrations dead-lettered with their reasons.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+from aiokafka.structs import ConsumerRecord
+from sqlalchemy import select
+
+from reghub.settings import Settings
+from rules.treatment_places.identifiers import CVR_WEIGHTS, gs1_check_digit, sor_id
+from sinks import places_tables as pt
+from sinks.register import Register
+from streams.topics import CHANGES, DEAD_LETTER, PLACE_ALERTS, REGISTRATIONS, TopicNames
+from tests.kafka_helpers import as_json, produce, read_until, running_worker
+
+pytestmark = [pytest.mark.broker, pytest.mark.database]
+
+# -- registration events with valid identifiers ----------------------------------------------------
+
+FORM_ROLE = {
+    "private_cvr": "company",
+    "private_no_cvr": "person",
+    "private_hospital": "private_hospital",
+    "municipal": "municipality",
+    "regional": "region",
+    "state": "state_authority",
+}
+MUNICIPALITY = 101  # Copenhagen
+REGION = 1084  # the Capital Region
+
+
+def cvr(n: int) -> str:
+    """The `n`-th valid CVR number from 2000000x on (modulus 11, spec § 3)."""
+    found = 0
+    for prefix in range(2_000_000, 3_000_000):
+        body = str(prefix)
+        rest = sum(int(d) * w for d, w in zip(body, CVR_WEIGHTS, strict=False)) % 11
+        check = (11 - rest) % 11
+        if check == 10:
+            continue
+        if found == n:
+            return body + str(check)
+        found += 1
+    raise ValueError(n)
+
+
+def ean(body: str = "579800041660") -> str:
+    return body + str(gs1_check_digit(body))
+
+
+def sor(n: int) -> str:
+    return sor_id(str(4_000 + n))
+
+
+def company_ref(form: str, key: str) -> dict[str, str]:
+    return {"registrant_id": key} if form == "private_no_cvr" else {"cvr": key}
+
+
+def event(
+    kind: str,
+    message_id: str,
+    form: str,
+    key: str,
+    sent_at: str = "2024-03-01T10:00:00+01:00",
+    role: str | None = None,
+    **fields: Any,
+) -> tuple[bytes, dict[str, Any]]:
+    """(record key, message) of one event filed through `form` by its owner (or `role`)."""
+    role = role or FORM_ROLE[form]
+    filer: dict[str, Any] = {"role": role, "user": f"user-{role}"}
+    if role == "municipality":
+        filer["municipality_code"] = MUNICIPALITY
+    if role == "region":
+        filer["region_code"] = REGION
+    message = {
+        "event": kind,
+        "message_id": message_id,
+        "sent_at": sent_at,
+        "form": form,
+        "filer": filer,
+        "company": company_ref(form, key),
+        **fields,
+    }
+    return key.encode(), message
+
+
+def company_registered(message_id: str, form: str, key: str, **more: Any) -> tuple[bytes, dict]:
+    fields: dict[str, Any] = {
+        "name": f"Clinic {key}",
+        "address": {"street": "Nørregade 1", "postal_code": "1165", "city": "København K"},
+    }
+    if form == "municipal":
+        fields["owner_municipality_code"] = MUNICIPALITY
+    if form == "regional":
+        fields["owner_region_code"] = REGION
+    return event("company_registered", message_id, form, key, **{**fields, **more})
+
+
+DOCTORS = [
+    {"name": "Dr A", "authorisation_id": "0C4MN", "ydernummer": "123456", "profession": "doctor"},
+    {"name": "Dr B", "authorisation_id": "1D5NP", "profession": "doctor"},
+]
+PHYSIOS = [
+    {"name": "Physio A", "authorisation_id": "2E6PQ", "profession": "other"},
+    {"name": "Physio B", "authorisation_id": "3F7QR", "profession": "other"},
+]
+
+
+def unit_added(
+    message_id: str, form: str, key: str, sor_id_: str, practitioners: list[dict], **more: Any
+) -> tuple[bytes, dict]:
+    fields: dict[str, Any] = {
+        "sor_id": sor_id_,
+        "name": f"Unit {sor_id_}",
+        "unit_type": "Almen praksis",
+        "postal_address": {"street": "Vestergade 2", "postal_code": "8000", "city": "Aarhus C"},
+        "practitioners": practitioners,
+    }
+    return event("unit_added", message_id, form, key, **{**fields, **more})
+
+
+def information(
+    kind: str, message_id: str, form: str, key: str, sor_id_: str, category: int, **more: Any
+) -> tuple[bytes, dict]:
+    fields: dict[str, Any] = {
+        "sor_id": sor_id_,
+        "category": category,
+        "fee_email": "fees@example.dk",
+    }
+    return event(kind, message_id, form, key, **{**fields, **more})
+
+
+Message = tuple[bytes, dict[str, Any]]
+
+
+async def _run(
+    settings: Settings, register: Register, messages: list[Message]
+) -> list[dict[str, Any]]:
+    """Produce `messages` on the registrations topic and run the worker until each has its change-feed
+    entry; returns those entries."""
+    names = TopicNames(settings.topic_prefix)
+    wanted = {m["message_id"] for _, m in messages}
+
+    def seen(records: list[ConsumerRecord]) -> set[str]:
+        return {
+            orjson.loads(r.value)["message_id"]
+            for r in records
+            if orjson.loads(r.value)["source_topic"] == names(REGISTRATIONS)
+        }
+
+    async with running_worker(settings, register):
+        await produce(
+            settings.kafka_bootstrap,
+            names(REGISTRATIONS),
+            [(key, as_json(message)) for key, message in messages],
+        )
+        records = await read_until(
+            settings.kafka_bootstrap, names(CHANGES), lambda r: wanted <= seen(r), timeout=60
+        )
+    changes = [orjson.loads(r.value) for r in records]
+    assert wanted <= {c["message_id"] for c in changes}
+    return [c for c in changes if c["message_id"] in wanted]
+
+
+async def _rows(register: Register, table: Any) -> list[Any]:
+    async with register.engine.connect() as conn:
+        return list((await conn.execute(select(table))).all())
+
+
+async def _alerts(settings: Settings, count: int) -> list[dict[str, Any]]:
+    names = TopicNames(settings.topic_prefix)
+    records = await read_until(
+        settings.kafka_bootstrap, names(PLACE_ALERTS), lambda r: len(r) >= count, timeout=15
+    )
+    return [orjson.loads(r.value) for r in records]
+
+
+# Per form: the company key, its practitioners, the category it files, who files a change of the
+# treatment-place information (the e-mail forms: STPS, quoting the reference number).
+FORMS: dict[str, tuple[str, list[dict[str, Any]], int, str | None]] = {
+    "private_cvr": (cvr(1), DOCTORS, 2, None),
+    "private_no_cvr": ("registrant-7", PHYSIOS[:1], 5, "stps"),
+    "private_hospital": (cvr(2), DOCTORS[:1], 1, None),
+    "municipal": (cvr(3), PHYSIOS, 4, "stps"),
+    "regional": (cvr(4), DOCTORS[:1], 1, None),
+    "state": (cvr(5), DOCTORS[:1], 1, None),
+}
+
+
+def _walk(i: int, form: str) -> list[Message]:
+    """A place's life through one form: company, unit in SOR, information, a change, deregistration."""
+    key, practitioners, category, changer = FORMS[form]
+    place = sor(100 + i)
+    responsible = {"responsible_authorisation_id": "0C4MN"} if category == 2 else {}
+    change: dict[str, Any] = {"fee_email": "new-fees@example.dk", **responsible}
+    if changer == "stps":
+        change.update(role="stps", reference_number=f"BST-{place}")
+    return [
+        company_registered(f"{form}-company", form, key),
+        unit_added(f"{form}-unit", form, key, place, practitioners),
+        information(
+            "information_added",
+            f"{form}-info",
+            form,
+            key,
+            place,
+            category,
+            turnover_year=2024,
+            turnover=10_000_000,
+            **responsible,
+        ),
+        information(
+            "information_changed",
+            f"{form}-change",
+            form,
+            key,
+            place,
+            category,
+            sent_at="2024-05-01T10:00:00+02:00",
+            **change,
+        ),
+        event(
+            "deregistered",
+            f"{form}-gone",
+            form,
+            key,
+            sent_at="2024-09-10T10:00:00+02:00",
+            sor_id=place,
+            treatment_stopped_on="2024-09-01",
+        ),
+    ]
+
+
+async def test_each_of_the_six_forms_registers_changes_and_deregisters(
+    settings: Settings, register: Register
+) -> None:
+    """spec § 2, § 4: each form's place goes SOR_ONLY → REGISTERED (a reference number issued, version
+    1) → a change (version 2, version 1 kept) → DEREGISTERED; one registers again."""
+    messages = [m for i, form in enumerate(FORMS) for m in _walk(i, form)]
+    again = event(
+        "reregistered",
+        "private_cvr-again",
+        "private_cvr",
+        FORMS["private_cvr"][0],
+        sent_at="2024-10-01T10:00:00+02:00",
+        sor_id=sor(100),
+        reference_number=f"BST-{sor(100)}",
+    )
+    changes = await _run(settings, register, [*messages, again])
+
+    assert {c["outcome"] for c in changes} == {"applied"}, [
+        c for c in changes if c["outcome"] != "applied"
+    ]
+    states = {r.sor_id: r for r in await _rows(register, pt.states)}
+    history = sorted((r.sor_id, r.seq, r.state) for r in await _rows(register, pt.state_history))
+    versions = sorted(
+        (r.sor_id, r.version, r.fee_email) for r in await _rows(register, pt.information)
+    )
+    for i, form in enumerate(FORMS):
+        place = sor(100 + i)
+        state = states[place]
+        assert state.reference_number == f"BST-{place}", form
+        assert state.version == 2 and state.first_registered_on.isoformat() == "2024-03-01"
+        walked = [s for p, _, s in history if p == place]
+        expected = ["SOR_ONLY", "REGISTERED", "DEREGISTERED"]
+        if form == "private_cvr":
+            assert state.state == "REGISTERED" and walked == [*expected, "REGISTERED"]
+        else:
+            assert state.state == "DEREGISTERED" and walked == expected, form
+            assert state.treatment_stopped_on.isoformat() == "2024-09-01"
+        assert [(v, e) for p, v, e in versions if p == place] == [
+            (1, "fees@example.dk"),
+            (2, "new-fees@example.dk"),
+        ]
+    fees = {r.sor_id: r for r in await _rows(register, pt.fees)}
+    # 100,000 kr turnover in 2024, above 2L: the full fee of the category (spec § 6)
+    assert fees[sor(100)].amount == 852_000 and fees[sor(100)].band == "full"
+    assert fees[sor(101)].amount == 225_800 and fees[sor(101)].invoice_channel == "email"
+    assert (
+        fees[sor(102)].amount == 1_277_500 and fees[sor(102)].invoice_channel == "digital_mailbox"
+    )
+    assert fees[sor(103)].amount == 263_600
+
+
+async def test_sor_data_without_treatment_place_information_is_not_registered_and_owes_no_fee(
+    settings: Settings, register: Register
+) -> None:
+    """spec § 4: a place is only registered once its treatment-place information is added; a unit
+    that starts treating before that raises an alert on stps.alerts.v1."""
+    key, place = cvr(6), sor(200)
+    await _run(
+        settings,
+        register,
+        [
+            company_registered("sor-company", "private_cvr", key),
+            unit_added(
+                "sor-unit",
+                "private_cvr",
+                key,
+                place,
+                DOCTORS[:1],
+                treatment_starts_on="2024-02-20",
+            ),
+        ],
+    )
+    [state] = await _rows(register, pt.states)
+    assert state.state == "SOR_ONLY" and state.reference_number is None
+    assert await _rows(register, pt.fees) == []
+    assert await _rows(register, pt.information) == []
+    [alert] = await _alerts(settings, 1)
+    assert alert["kind"] == "treatment_before_registration" and alert["sor_id"] == place
+    assert alert["days"] == 11 and alert["company"] == key  # 20 Feb to 1 Mar 2024, both counted
+
+
+async def test_an_owner_change_makes_two_places_that_both_owe_the_full_fee(
+    settings: Settings, register: Register
+) -> None:
+    """spec § 1: a new owner (a new CVR) is a new place, the old one deregisters; both pay the full
+    fee for the year in which both were registered — here even in the half-fee band. The old place
+    deregistered more than two weeks after treatment stopped: an alert (spec § 4)."""
+    old_key, new_key = cvr(7), cvr(8)
+    old, new = sor(300), sor(301)
+    half_band = {"turnover_year": 2024, "turnover": 4_000_000}  # 40,000 kr: L < t ≤ 2L in 2024
+    messages = [
+        company_registered("old-company", "private_cvr", old_key),
+        unit_added("old-unit", "private_cvr", old_key, old, DOCTORS[:1]),
+        information("information_added", "old-info", "private_cvr", old_key, old, 3, **half_band),
+        event(
+            "deregistered",
+            "old-gone",
+            "private_cvr",
+            old_key,
+            sent_at="2024-07-20T10:00:00+02:00",
+            sor_id=old,
+            treatment_stopped_on="2024-06-30",
+        ),
+        company_registered("new-company", "private_cvr", new_key),
+        unit_added(
+            "new-unit",
+            "private_cvr",
+            new_key,
+            new,
+            DOCTORS[:1],
+            replaces_sor_id=old,
+            sent_at="2024-06-25T10:00:00+02:00",
+            treatment_starts_on="2024-07-01",
+        ),
+        information(
+            "information_added",
+            "new-info",
+            "private_cvr",
+            new_key,
+            new,
+            3,
+            sent_at="2024-06-28T10:00:00+02:00",
+            ean=ean(),
+            **half_band,
+        ),
+    ]
+    changes = await _run(settings, register, messages)
+    assert {c["outcome"] for c in changes} == {"applied"}
+
+    fees = {r.sor_id: r for r in await _rows(register, pt.fees)}
+    assert set(fees) == {old, new}
+    for place in (old, new):
+        assert (fees[place].year, fees[place].band, fees[place].amount) == (
+            2024,
+            "owner_change",
+            468_100,
+        )
+    assert fees[new].invoice_channel == "ean" and fees[new].invoice_address == ean()
+    assert fees[old].invoice_channel == "digital_mailbox"
+    states = {r.sor_id: r.state for r in await _rows(register, pt.states)}
+    assert states == {old: "DEREGISTERED", new: "REGISTERED"}
+    [alert] = await _alerts(settings, 1)
+    assert alert["kind"] == "late_deregistration" and alert["sor_id"] == old
+    assert alert["days"] == 6  # due 14 July, deregistered 20 July
+
+
+async def test_invalid_registrations_are_dead_lettered_with_their_reasons(
+    settings: Settings, register: Register
+) -> None:
+    """Issue 16: a bad CVR check digit, an EAN with a wrong check digit, category 2 without a
+    responsible doctor, a municipality filing for a private place; the worker goes on."""
+    key, place = cvr(9), sor(400)
+    good = cvr(10)
+    bad_cvr = good[:-1] + str((int(good[-1]) + 1) % 10)  # one check digit passes, the others fail
+    wrong_ean = ean()[:-1] + str((int(ean()[-1]) + 1) % 10)
+    messages = [
+        company_registered("ok-company", "private_cvr", key),
+        unit_added("ok-unit", "private_cvr", key, place, DOCTORS),
+        company_registered("bad-cvr", "private_cvr", bad_cvr),
+        information("information_added", "bad-ean", "private_cvr", key, place, 2, ean=wrong_ean),
+        information("information_added", "no-responsible", "private_cvr", key, place, 2),
+        event(
+            "unit_changed",
+            "municipality-on-private",
+            "municipal",
+            key,
+            role="municipality",
+            sor_id=place,
+            name="Taken over",
+            unit_type="Almen praksis",
+            postal_address={"street": "Vej 1", "postal_code": "2100", "city": "København Ø"},
+        ),
+        information(
+            "information_added",
+            "ok-info",
+            "private_cvr",
+            key,
+            place,
+            2,
+            responsible_authorisation_id="1D5NP",
+        ),
+    ]
+    changes = await _run(settings, register, messages)
+
+    outcome = {c["message_id"]: (c["outcome"], c["reason"]) for c in changes}
+    assert outcome["ok-info"][0] == "applied"
+    names = TopicNames(settings.topic_prefix)
+    records = await read_until(
+        settings.kafka_bootstrap, names(DEAD_LETTER), lambda r: len(r) >= 4, timeout=15
+    )
+    reasons = {
+        dict(r.headers)["reghub-message-id"].decode(): dict(r.headers)["reghub-reason"].decode()
+        for r in records
+    }
+    assert reasons == {
+        "bad-cvr": "rule.cvr_check_digit",
+        "bad-ean": "rule.ean_check_digit",
+        "no-responsible": "rule.category_2_needs_responsible_doctor",
+        "municipality-on-private": "rule.municipality_filing_for_private_place",
+    }
+    [state] = await _rows(register, pt.states)
+    assert state.state == "REGISTERED" and state.version == 1
