@@ -250,6 +250,96 @@ def person_show(
         typer.echo(line)
 
 
+place_app = typer.Typer(help="The treatment-place register.", no_args_is_help=True)
+app.add_typer(place_app, name="place")
+
+
+@place_app.command("show")
+def place_show(
+    place: Annotated[str, typer.Argument(help="SOR id or reference number of the place")],
+) -> None:
+    """A treatment place with its company, unit, practitioners, information versions, states, fees."""
+    import json
+
+    from sqlalchemy import or_, select
+
+    from sinks import places_tables as pt
+    from sinks.register import make_engine
+
+    async def go() -> dict[str, object] | None:
+        engine = make_engine(load_settings(key_needed=False).database_url)
+        try:
+            async with engine.connect() as conn:
+                s = pt.states
+                where = or_(s.c.sor_id == place, s.c.reference_number == place)
+                found = (await conn.execute(select(s).where(where))).mappings().first()
+                if found is None:
+                    return None
+                sor = found["sor_id"]
+                shown: dict[str, object] = {"state": dict(found)}
+                for name, table, key in (
+                    ("company", pt.companies, pt.companies.c.company_key == found["company_key"]),
+                    ("unit", pt.units, pt.units.c.sor_id == sor),
+                    ("practitioners", pt.practitioners, pt.practitioners.c.sor_id == sor),
+                    ("versions", pt.information, pt.information.c.sor_id == sor),
+                    ("history", pt.state_history, pt.state_history.c.sor_id == sor),
+                    ("fees", pt.fees, pt.fees.c.sor_id == sor),
+                ):
+                    rows = (await conn.execute(select(table).where(key))).mappings().all()
+                    shown[name] = [dict(r) for r in rows]
+                return shown
+        finally:
+            await engine.dispose()
+
+    shown = asyncio.run(go())
+    if shown is None:
+        typer.echo(f"no treatment place {place}", err=True)
+        raise typer.Exit(1)
+    typer.echo(json.dumps(shown, indent=2, default=str, ensure_ascii=False))
+
+
+@app.command()
+def fees(
+    year: Annotated[int, typer.Option(help="The calendar year to invoice.")],
+    csv_file: Annotated[
+        Path | None, typer.Option("--csv", help="Write the list here (default: print it).")
+    ] = None,
+) -> None:
+    """The treatment places' invoice list for a year as CSV: place, reference number, category, band,
+    amount, and where the invoice goes (EAN, digital mailbox or e-mail)."""
+    import csv
+    import io
+    from datetime import UTC, datetime
+
+    from sinks.register import make_engine
+    from streams.handlers.registrations import invoice_list, load_register
+
+    async def go() -> list:
+        engine = make_engine(load_settings(key_needed=False).database_url)
+        try:
+            async with engine.connect() as conn:
+                return invoice_list(await load_register(conn), year, datetime.now(UTC))
+        finally:
+            await engine.dispose()
+
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(
+        ["sor_id", "reference_number", "company", "category", "band", "turnover_ore",
+         "amount_ore", "invoice_channel", "invoice_address"]
+    )  # fmt: skip
+    for r in asyncio.run(go()):
+        writer.writerow(
+            [r.sor_id, r.reference_number, r.company_key, r.category, r.band, r.turnover,
+             r.amount, r.invoice_channel, r.invoice_address]
+        )  # fmt: skip
+    if csv_file is None:
+        typer.echo(out.getvalue(), nl=False)
+    else:
+        csv_file.write_text(out.getvalue())
+        typer.echo(f"wrote {csv_file}")
+
+
 def main() -> None:
     """The `reghub` command: a missing setting or an absent broker is one line on stderr, not a
     traceback."""

@@ -5,6 +5,15 @@ a registration; an owner change; deadline alerts; invalid registrations dead-let
 
 from __future__ import annotations
 
+import asyncio
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -20,6 +29,8 @@ from streams.topics import CHANGES, DEAD_LETTER, PLACE_ALERTS, REGISTRATIONS, To
 from tests.kafka_helpers import as_json, produce, read_until, running_worker
 
 pytestmark = [pytest.mark.broker, pytest.mark.database]
+
+REPO = Path(__file__).resolve().parent.parent
 
 # -- registration events with valid identifiers ----------------------------------------------------
 
@@ -381,6 +392,40 @@ async def test_an_owner_change_makes_two_places_that_both_owe_the_full_fee(
     [alert] = await _alerts(settings, 1)
     assert alert["kind"] == "late_deregistration" and alert["sor_id"] == old
     assert alert["days"] == 6  # due 14 July, deregistered 20 July
+
+    # the invoice list of 2024 (`reghub fees`) and the place's history (`reghub place show`)
+    env = {"REGHUB_DATABASE_URL": settings.database_url}
+    listed = await asyncio.to_thread(_reghub, "fees", "--year", "2024", env=env)
+    lines = list(csv.DictReader(io.StringIO(listed)))
+    assert [
+        (x["reference_number"], x["band"], x["amount_ore"], x["invoice_channel"]) for x in lines
+    ] == [
+        (f"BST-{old}", "owner_change", "468100", "digital_mailbox"),
+        (f"BST-{new}", "owner_change", "468100", "ean"),
+    ]
+    later = await asyncio.to_thread(_reghub, "fees", "--year", "2025", env=env)
+    assert [x["band"] for x in csv.DictReader(io.StringIO(later))] == ["no_fee_table"]
+    shown = json.loads(await asyncio.to_thread(_reghub, "place", "show", f"BST-{old}", env=env))
+    assert [h["state"] for h in shown["history"]] == ["SOR_ONLY", "REGISTERED", "DEREGISTERED"]
+    assert shown["company"][0]["cvr"] == old_key and len(shown["versions"]) == 1
+
+
+def _reghub(*args: str, env: dict[str, str]) -> str:
+    """`python -m reghub ARGS` in a child process with only the given `REGHUB_*` variables."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("REGHUB_")}
+    with tempfile.TemporaryDirectory() as empty:  # no local `.reghub/` leaks in
+        clean.update({"PYTHONPATH": str(REPO), "REGHUB_DATA_DIR": empty, **env})
+        done = subprocess.run(
+            [sys.executable, "-m", "reghub", *args],
+            cwd=empty,
+            env=clean,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
 
 
 async def test_invalid_registrations_are_dead_lettered_with_their_reasons(

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import orjson
@@ -123,6 +123,16 @@ async def _rows(conn: AsyncConnection, table: Table, where: Any) -> dict[tuple[A
     return {_pk(table, tuple(r)): make(*r) for r in result}
 
 
+_READ: tuple[Table, ...] = (
+    pt.companies,
+    pt.units,
+    pt.practitioners,
+    pt.information,
+    pt.states,
+    pt.fees,
+)
+
+
 # -- the company's rows as this message sees them ---------------------------------------------------
 
 
@@ -140,12 +150,17 @@ class Book:
     @classmethod
     def of(cls, view: BatchView) -> Book:
         loaded: Loaded = view.preloaded(REGISTRATIONS.base) or {}
-        merged: dict[str, dict[Any, Any]] = {}
-        for table in (pt.companies, pt.units, pt.practitioners, pt.information, pt.states, pt.fees):
+        merged: Loaded = {}
+        for table in _READ:
             rows = dict(loaded.get(table.name, {}))
             for row in view.written(table):
                 rows[_pk(table, row)] = row
             merged[table.name] = rows
+        return cls.loaded(merged)
+
+    @classmethod
+    def loaded(cls, merged: Loaded) -> Book:
+        merged = {t.name: merged.get(t.name, {}) for t in _READ}
         return cls(
             {k[0]: r for k, r in merged[pt.companies.name].items()},
             {k[0]: r for k, r in merged[pt.units.name].items()},
@@ -584,7 +599,7 @@ def _owner_change(book: Book, sor: str, year: int) -> bool:
     )
 
 
-def _fee_row(book: Book, sor: str, year: int, ctx: Context) -> FeeRow | None:
+def _fee_row(book: Book, sor: str, year: int, now: datetime) -> FeeRow | None:
     """The place's fee for `year`, if it was registered in it and has information (spec § 6)."""
     state = book.states.get(sor)
     info = book.info(sor, state.version if state is not None else None)
@@ -616,7 +631,7 @@ def _fee_row(book: Book, sor: str, year: int, ctx: Context) -> FeeRow | None:
         amount,
         target[0] if target else None,
         target[1] if target else None,
-        ctx.now,
+        now,
     )
 
 
@@ -630,7 +645,7 @@ def _fees_of_year(
     if unit is not None and unit.replaces_sor_id is not None:
         others.add(unit.replaces_sor_id)
     for place in (sor, *sorted(others)):
-        row = _fee_row(book, place, year, ctx)
+        row = _fee_row(book, place, year, ctx.now)
         if row is not None:
             rows.append((pt.fees, row))
     return rows
@@ -713,3 +728,23 @@ _STEPS: dict[str, Callable[[Book, Decoded, Any, Context], Step | str]] = {
 
 
 HANDLER = Handler(handle, preload=preload)
+
+
+# -- the read side: the whole register, and a year's invoice list (`reghub fees`) ---------------------
+
+
+async def load_register(conn: AsyncConnection) -> Book:
+    """Every place of the register as a `Book` (for the CLI and reports; not on the hot path)."""
+    loaded: Loaded = {}
+    for table in _READ:
+        make = ROW_OF[table.name]
+        rows = await conn.execute(select(table))
+        loaded[table.name] = {_pk(table, tuple(r)): make(*r) for r in rows}
+    return Book.loaded(loaded)
+
+
+def invoice_list(book: Book, year: int, now: datetime) -> list[FeeRow]:
+    """The fee of every place registered at some time in `year`, computed as the handler does
+    (spec § 6), by reference number; a year without a fee table gives rows without an amount."""
+    rows = [_fee_row(book, sor, year, now) for sor in book.states]
+    return sorted((r for r in rows if r is not None), key=lambda r: r.reference_number or "")
