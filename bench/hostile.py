@@ -52,6 +52,7 @@ from streams.topics import (
     INDIVIDUAL_GRANTS,
     INPUTS,
     MUNICIPAL_GRANTS,
+    PERSON_EVENTS,
     SUBSIDY_SCALES,
     TopicSpec,
 )
@@ -247,6 +248,21 @@ def _correction(n: int) -> dict[str, Any]:
     }
 
 
+def _person_event(n: int) -> dict[str, Any]:
+    """A death or a custody: valid whatever the register holds. Renumberings change which person a
+    report belongs to, which the campaign's count of reports per person cannot follow; they have
+    tests of their own (tests/test_person_identity.py, tests/test_renumbering_two_workers.py)."""
+    doc: dict[str, Any] = {
+        "message_id": f"fzp-{n:x}",
+        "sent_at": "2026-11-23T12:00:00+01:00",
+        "sender": {"source": "cpr_register"},
+        "person": _person(n >> 4),
+    }
+    if n % 2:
+        return {**doc, "event": "death", "died_on": f"2025-{1 + n % 12:02d}-01"}
+    return {**doc, "event": "custody", "parent": _person((n >> 4) + 1), "valid_from": "2024-01-01"}
+
+
 def _scale(n: int) -> dict[str, Any]:
     return {
         "message_id": f"fzs-{n:x}",
@@ -271,6 +287,7 @@ VALID: dict[TopicSpec, st.SearchStrategy[dict[str, Any]]] = {
     DEFERRALS: st.builds(_deferral, _n),
     CORRECTIONS: st.builds(_correction, _n),
     SUBSIDY_SCALES: st.builds(_scale, _n),
+    PERSON_EVENTS: st.builds(_person_event, _n),
 }
 """A valid document per input topic, drawn; the values derive from the drawn numbers."""
 
