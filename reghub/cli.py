@@ -15,6 +15,7 @@ from reghub.config import load_settings, settings_problems
 from reghub.kafka_options import BrokerUnavailable
 from reghub.logs import mask_person_numbers_in_logs
 from reghub.settings import Settings
+from reghub.supervisor import Supervisor, default_processes
 
 app = typer.Typer(help="reghub: the CTR and treatment-place register hub.", no_args_is_help=True)
 db_app = typer.Typer(help="The register database.", no_args_is_help=True)
@@ -61,8 +62,25 @@ def up(
 
 
 @app.command()
-def worker() -> None:
-    """Run a register worker (production: REGHUB_KAFKA_BOOTSTRAP, REGHUB_DATABASE_URL)."""
+def worker(
+    processes: Annotated[
+        int | None,
+        typer.Option(
+            help="Worker processes of the one consumer group (default: the number of cores on "
+            "PostgreSQL, 1 on SQLite); each gets the web port plus its index."
+        ),
+    ] = None,
+) -> None:
+    """Run the register workers (production: REGHUB_KAFKA_BOOTSTRAP, REGHUB_DATABASE_URL)."""
+    settings = load_settings()
+    count = processes or settings.worker_processes or default_processes(settings.database_url)
+    if count > 1:
+        logging.basicConfig(level=settings.log_level.upper())
+        raise typer.Exit(Supervisor(count, settings.web_port).run())
+    _one_worker(settings)
+
+
+def _one_worker(settings: Settings) -> None:
     import faust
 
     from reghub import wiring
@@ -70,7 +88,6 @@ def worker() -> None:
     from streams.app import OutboxTimers, create_app
     from streams.health import HealthConfig
 
-    settings = load_settings()
     processor = wiring.processor(settings)
     faust_app = create_app(
         processor,
@@ -338,6 +355,99 @@ def fees(
     else:
         csv_file.write_text(out.getvalue())
         typer.echo(f"wrote {csv_file}")
+
+
+sor_app = typer.Typer(help="SOR, the health-care organisation register.", no_args_is_help=True)
+app.add_typer(sor_app, name="sor")
+
+
+@sor_app.command("import")
+def sor_import(
+    file: Annotated[Path, typer.Argument(help="SOR snapshot, CSV (rules.treatment_places.sor)")],
+) -> None:
+    """Diff a SOR snapshot against the previous import and publish the differences (created, changed,
+    closed, replaced) on stps.registrations.v1; the snapshot then becomes the previous one.
+
+    The events are published before the snapshot is kept: a failure in between publishes them again
+    on the next import, under the same message ids, which the hub acknowledges as duplicates.
+    """
+    import json
+    from dataclasses import asdict
+    from datetime import UTC, date, datetime
+
+    from aiokafka import AIOKafkaProducer
+    from sqlalchemy import delete, insert, select
+
+    from reghub.kafka_options import kafka_client_options, start_client
+    from reghub.wiring import topic_names
+    from rules.treatment_places.sor import SorUnit, diff, event_of, parse_snapshot
+    from sinks.places_tables import sor_snapshot
+    from sinks.register import make_engine
+    from streams.topics import REGISTRATIONS
+
+    current, problems = parse_snapshot(file.read_text(encoding="utf-8"))
+    for line_no, problem in problems:
+        typer.echo(f"line {line_no}: {problem}", err=True)
+    if problems:
+        raise typer.Exit(1)
+    settings = load_settings(key_needed=False)
+
+    async def go() -> dict[str, int]:
+        engine = make_engine(settings.database_url)
+        try:
+            async with engine.connect() as conn:
+                rows = (await conn.execute(select(sor_snapshot.c.unit))).scalars().all()
+            previous = {}
+            for text in rows:
+                values = json.loads(text)
+                end = values["end_date"]
+                values["end_date"] = date.fromisoformat(end) if end else None
+                previous[values["sor_id"]] = SorUnit(**values)
+            now = datetime.now(UTC)
+            changes = diff(previous, current)
+            if changes:
+                producer = AIOKafkaProducer(
+                    bootstrap_servers=settings.kafka_bootstrap,
+                    acks="all",
+                    enable_idempotence=settings.kafka_idempotence,
+                    **kafka_client_options(settings),
+                )
+                await start_client(
+                    producer, settings.kafka_bootstrap, settings.kafka_security_protocol
+                )
+                try:
+                    topic = topic_names(settings)(REGISTRATIONS)
+                    for change in changes:
+                        key, message = event_of(change, now, now.date())
+                        await producer.send_and_wait(
+                            topic, json.dumps(message).encode(), key=key.encode()
+                        )
+                finally:
+                    await producer.stop()
+            async with engine.begin() as conn:
+                await conn.execute(delete(sor_snapshot))
+                if current:
+                    await conn.execute(
+                        insert(sor_snapshot),
+                        [
+                            {
+                                "sor_id": u.sor_id,
+                                "digest": u.digest(),
+                                "unit": json.dumps(asdict(u), default=str),
+                                "imported_at": now,
+                            }
+                            for u in current.values()
+                        ],
+                    )
+        finally:
+            await engine.dispose()
+        counts = {"created": 0, "changed": 0, "closed": 0, "replaced": 0}
+        for change in changes:
+            counts[change.kind] += 1
+        return counts
+
+    counts = asyncio.run(go())
+    typer.echo(", ".join(f"{kind} {n}" for kind, n in counts.items()))
 
 
 def main() -> None:

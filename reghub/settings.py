@@ -70,6 +70,9 @@ class Settings(BaseSettings):
         min_length=16, description="HMAC key for person pseudonyms on monitoring topics; no default"
     )
     web_port: int = 6066
+    worker_processes: int | None = Field(
+        default=None, ge=1, description="`reghub worker` processes; default: cores on PostgreSQL"
+    )
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     data_dir: Path = Path(".reghub")

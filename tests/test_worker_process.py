@@ -108,6 +108,7 @@ def worker_env(broker: EmbeddedBroker, settings: Settings, port: int, tmp: Path)
             "REGHUB_WEB_PORT": str(port),
             "REGHUB_REPORT_GRACE_SECONDS": "1000000000",
             "REGHUB_DATA_DIR": str(tmp / ".reghub"),
+            "REGHUB_WORKER_PROCESSES": "1",  # one process per command: the tests count them
         }
     )
     return env

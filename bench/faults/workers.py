@@ -41,7 +41,8 @@ class Worker:
         return self.folder / f"worker-{self.index}.log"
 
     def start(self) -> None:
-        env = {**self.env, "REGHUB_WEB_PORT": str(self.port)}
+        # one process per worker: the campaign starts, kills and counts them itself
+        env = {**self.env, "REGHUB_WEB_PORT": str(self.port), "REGHUB_WORKER_PROCESSES": "1"}
         with open(self.log_path, "ab") as out:
             out.write(f"--- start {self.starts + 1} at {time.strftime('%H:%M:%S')}\n".encode())
             out.flush()
