@@ -119,13 +119,18 @@ class _UnitData(_Event):
     main_speciality: Text | None = None
     sub_specialities: tuple[Text, ...] = ()
     parent_sor_id: Digits | None = None
-    practitioners: tuple[PractitionerIn, ...] = ()
-    care_services: tuple[CareService, ...] = ()
+    practitioners: tuple[PractitionerIn, ...] | None = Field(
+        default=None, description="all of the unit's practitioners; null: as before (none if new)"
+    )
+    care_services: tuple[CareService, ...] | None = Field(
+        default=None, description="§§ 83-87 care it delivers; null: as before (none if new)"
+    )
     treatment_starts_on: date | None = Field(
-        default=None, description="when treatment or care starts there"
+        default=None, description="when treatment or care starts there; null: as before"
     )
     replaces_sor_id: Digits | None = Field(
-        default=None, description="a new owner's unit replacing another company's (spec § 1)"
+        default=None,
+        description="a new owner's unit replacing another company's (spec § 1); null: as before",
     )
 
 

@@ -114,3 +114,10 @@ class FeeRow(NamedTuple):
     invoice_channel: str | None
     invoice_address: str | None
     computed_at: datetime
+
+
+class SorSnapshotRow(NamedTuple):
+    sor_id: str
+    digest: str
+    unit: str
+    imported_at: datetime

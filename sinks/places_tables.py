@@ -2,7 +2,7 @@
 
 Companies, their units (one per address, by SOR id) and practitioners; the treatment-place information
 in versions (every change a new row, the previous kept); notifications of exempt places; each place's
-state with its history; and the fee ledger per place and year. Money columns are BigInteger øre.
+state with its history; the fee ledger per place and year; and the last SOR snapshot imported. Money columns are BigInteger øre.
 """
 
 from __future__ import annotations
@@ -157,6 +157,16 @@ fees = Table(
 )
 Index("ix_place_fees_year", fees.c.year)
 
+sor_snapshot = Table(
+    "place_sor_snapshot",
+    metadata,
+    Column("sor_id", SorId, primary_key=True),
+    Column("digest", String(12), nullable=False),  # rules.treatment_places.sor.SorUnit.digest
+    Column("unit", Text, nullable=False),  # JSON: the unit's columns as the last import read them
+    Column("imported_at", DateTime(timezone=True), nullable=False),
+)
+"""The last SOR snapshot imported (`reghub sor import`), the one the next import is diffed against."""
+
 PLACE_TABLES: tuple[Table, ...] = (
     companies,
     units,
@@ -166,4 +176,5 @@ PLACE_TABLES: tuple[Table, ...] = (
     states,
     state_history,
     fees,
+    sor_snapshot,
 )

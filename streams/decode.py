@@ -228,7 +228,8 @@ def record_key(message: BaseModel, spec: TopicSpec) -> str:
     if spec is SUBSIDY_SCALES:
         return message.effective_from.isoformat()  # type: ignore[attr-defined]
     if spec is REGISTRATIONS:
-        return message.company.key  # type: ignore[attr-defined]
+        event = message.root if isinstance(message, RootModel) else message
+        return event.company.key  # type: ignore[attr-defined]
     return message.person.key  # type: ignore[attr-defined]
 
 

@@ -484,3 +484,83 @@ async def test_invalid_registrations_are_dead_lettered_with_their_reasons(
     }
     [state] = await _rows(register, pt.states)
     assert state.state == "REGISTERED" and state.version == 1
+
+
+DATA = REPO / "tests" / "data"
+
+
+async def test_sor_import_publishes_exactly_the_differences_and_the_hub_applies_them(
+    settings: Settings, register: Register
+) -> None:
+    """spec § 7, issue 16: `reghub sor import` on two successive snapshots publishes exactly their
+    differences (created, changed, closed, replaced); the same snapshot twice publishes nothing. The
+    connector's events (role `sds`) reach the units of the companies the forms registered."""
+    names = TopicNames(settings.topic_prefix)
+    env = {
+        "REGHUB_DATABASE_URL": settings.database_url,
+        "REGHUB_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+        "REGHUB_KAFKA_IDEMPOTENCE": "false",
+        "REGHUB_TOPIC_PREFIX": settings.topic_prefix,
+    }
+
+    async def imported(name: str) -> str:
+        return (
+            await asyncio.to_thread(_reghub, "sor", "import", str(DATA / name), env=env)
+        ).strip()
+
+    async def published(count: int) -> list[dict[str, Any]]:
+        records = await read_until(
+            settings.kafka_bootstrap,
+            names(REGISTRATIONS),
+            lambda r: len(r) >= count + 5,
+            timeout=15,
+        )
+        return [orjson.loads(r.value) for r in records if b'"sds"' in r.value]
+
+    # the companies register through their forms first
+    companies = [
+        company_registered("sor-a", "private_cvr", cvr(20)),
+        company_registered("sor-b", "private_cvr", cvr(21)),
+        company_registered("sor-m", "municipal", cvr(22)),
+        company_registered("sor-n", "private_cvr", cvr(23)),
+        company_registered("sor-r", "private_no_cvr", "reg-4711"),
+    ]
+    await _run(settings, register, companies)
+
+    assert await imported("sor_snapshot_1.csv") == "created 5, changed 0, closed 0, replaced 0"
+    assert await imported("sor_snapshot_1.csv") == "created 0, changed 0, closed 0, replaced 0"
+    first = {e["message_id"] for e in await published(5)}
+    assert len(first) == 5
+    assert await imported("sor_snapshot_2.csv") == "created 1, changed 1, closed 1, replaced 1"
+    assert await imported("sor_snapshot_2.csv") == "created 0, changed 0, closed 0, replaced 0"
+    events = await published(9)
+    assert len(events) == 9
+    later = [e for e in events if e["message_id"] not in first]  # partitions: no global order
+    assert sorted((e["event"], e["sor_id"][:4]) for e in later) == [
+        ("unit_added", "5106"),
+        ("unit_changed", "5102"),
+        ("unit_closed", "5103"),
+        ("unit_closed", "5105"),
+    ]
+
+    sor_ids = {e["message_id"] for e in events}
+    async with running_worker(settings, register):
+        await read_until(
+            settings.kafka_bootstrap,
+            names(CHANGES),
+            lambda r: sor_ids <= {orjson.loads(x.value)["message_id"] for x in r},
+            timeout=60,
+        )
+    states = {r.sor_id[:4]: r.state for r in await _rows(register, pt.states)}
+    assert states == {
+        "5101": "SOR_ONLY",
+        "5102": "SOR_ONLY",
+        "5103": "CLOSED_IN_SOR",
+        "5104": "SOR_ONLY",
+        "5105": "CLOSED_IN_SOR",
+        "5106": "SOR_ONLY",
+    }
+    units = {r.sor_id[:4]: r for r in await _rows(register, pt.units)}
+    assert "Toftegårds Allé 5" in units["5102"].postal_address
+    assert units["5106"].replaces_sor_id == units["5105"].sor_id
+    assert units["5105"].replaced_by_sor_id == units["5106"].sor_id

@@ -22,7 +22,8 @@ Role = Literal[
     "sds",
 ]
 """`stps`: the Danish Patient Safety Authority itself (changes sent by e-mail, deregistration after a
-hearing); `sds`: the Danish Health Data Authority, which keeps SOR (and the SOR connector)."""
+hearing); `sds`: the Danish Health Data Authority, which keeps SOR (and the SOR connector: its unit
+events are accepted on every form)."""
 
 FORMS: tuple[Form, ...] = (
     "private_cvr",
@@ -98,7 +99,9 @@ def form_refusal(
             None  # the authority acts on every form (e-mail changes, deregistration after hearing)
         )
     if event in UNIT_EVENTS and role == "sds":
-        return None if form in SOR_BY_SDS or form == "regional" else "rule.role_not_on_form"
+        return (
+            None  # SOR is the Health Data Authority's: its data (the SOR connector) on every form
+        )
     if role != OWNER_ROLE[form]:
         if role == "municipality" and form in PRIVATE_FORMS:
             return "rule.municipality_filing_for_private_place"

@@ -222,7 +222,7 @@ def identifier_refusal(e: Any) -> str | None:
     if any(not ids.is_postal_code(a.postal_code) for a in _addresses(e)):
         return "rule.postal_code_unknown"
     named: set[str] = set()
-    for p in getattr(e, "practitioners", ()):
+    for p in getattr(e, "practitioners", None) or ():
         if not ids.is_authorisation_id(p.authorisation_id):
             return "rule.authorisation_id_invalid"
         if p.ydernummer is not None and not ids.is_ydernummer(p.ydernummer):
@@ -416,6 +416,11 @@ def _unit(book: Book, d: Decoded, e: UnitAdded | UnitChanged, ctx: Context) -> S
         return new
     before = book.units.get(e.sor_id)
     visiting = e.visiting_address or e.postal_address
+    care = (
+        list(e.care_services)
+        if e.care_services is not None
+        else (orjson.loads(before.care_services) if before is not None else [])
+    )
     unit = UnitRow(
         e.sor_id,
         e.company.key,
@@ -429,27 +434,24 @@ def _unit(book: Book, d: Decoded, e: UnitAdded | UnitChanged, ctx: Context) -> S
         e.main_speciality,
         orjson.dumps(list(e.sub_specialities)).decode(),
         e.parent_sor_id,
-        orjson.dumps(list(e.care_services)).decode(),
-        e.treatment_starts_on,
+        orjson.dumps(care).decode(),
+        e.treatment_starts_on or (before.treatment_starts_on if before else None),
         None,
-        e.replaces_sor_id,
+        e.replaces_sor_id or (before.replaces_sor_id if before else None),
         before.replaced_by_sor_id if before is not None else None,
         ctx.now,
     )
     rows: list[tuple[Table, tuple[Any, ...]]] = [(pt.units, unit)]
-    named = {p.authorisation_id for p in e.practitioners}
-    for p in e.practitioners:
-        rows.append(
-            (
-                pt.practitioners,
-                PractitionerRow(
-                    e.sor_id, p.authorisation_id, p.name, p.ydernummer, p.profession, True, ctx.now
-                ),
+    if e.practitioners is not None:  # the whole list: anyone not named has left
+        named = {p.authorisation_id for p in e.practitioners}
+        for p in e.practitioners:
+            row = PractitionerRow(
+                e.sor_id, p.authorisation_id, p.name, p.ydernummer, p.profession, True, ctx.now
             )
-        )
-    for gone in book.active_practitioners(e.sor_id):
-        if gone.authorisation_id not in named:
-            rows.append((pt.practitioners, gone._replace(active=False, updated_at=ctx.now)))
+            rows.append((pt.practitioners, row))
+        for gone in book.active_practitioners(e.sor_id):
+            if gone.authorisation_id not in named:
+                rows.append((pt.practitioners, gone._replace(active=False, updated_at=ctx.now)))
     if book.state(e.sor_id) is None:
         rows.extend(_transition(book, e, e.sor_id, new, ctx))  # type: ignore[arg-type]
     alerts = []

@@ -149,7 +149,8 @@ def test_changes_by_email_arrive_from_stps_and_sor_changes_from_sds() -> None:
         == "rule.sor_changes_through_sds"
     )
     assert _form("unit_changed", "private_hospital", "sds") is None
-    assert _form("unit_changed", "private_cvr", "sds") == "rule.role_not_on_form"
+    assert _form("unit_changed", "private_cvr", "sds") is None  # the SOR connector
+    assert _form("information_changed", "private_cvr", "sds") == "rule.role_not_on_form"
 
 
 # -- § 5 categories -------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """The treatment-place register (behandlingsstedsregistret) beside the CTR's: companies, units (by SOR id)
 and practitioners, treatment-place information in versions, notifications of exempt places, each
-place's state with its history, and the fee ledger per place and year (spec/treatment-places.md).
+place's state with its history, the fee ledger per place and year, and the last SOR snapshot imported
+(spec/treatment-places.md).
 
 Revision ID: 0007_treatment_places
 Revises: 0006_person_identity
@@ -143,9 +144,18 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("sor_id", "year"),
     )
     op.create_index("ix_place_fees_year", "place_fees", ["year"])
+    op.create_table(
+        "place_sor_snapshot",
+        sa.Column("sor_id", sa.String(length=20), nullable=False),
+        sa.Column("digest", sa.String(length=12), nullable=False),
+        sa.Column("unit", sa.Text(), nullable=False),
+        sa.Column("imported_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("sor_id"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("place_sor_snapshot")
     op.drop_index("ix_place_fees_year", table_name="place_fees")
     op.drop_table("place_fees")
     op.drop_table("place_state_history")
