@@ -357,6 +357,66 @@ def fees(
         typer.echo(f"wrote {csv_file}")
 
 
+fee_table_app = typer.Typer(help="Treatment-place fee tables, one per year.", no_args_is_help=True)
+app.add_typer(fee_table_app, name="fee-table")
+
+
+@fee_table_app.command("load")
+def fee_table_load(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help='JSON: {"year", "de_minimis_limit", "fees": {"1".."5"}, "care_only_fee_free", '
+            '"source"}, amounts in øre'
+        ),
+    ],
+) -> None:
+    """Load (or replace) a year's fee table; the handler and `reghub fees` use it from then on."""
+    import json
+    from datetime import UTC, datetime
+
+    from sqlalchemy import delete, insert
+
+    from rules.treatment_places.fees import FeeTable
+    from sinks.places_tables import fee_tables
+    from sinks.register import make_engine
+
+    data = json.loads(file.read_text(encoding="utf-8"))
+    try:
+        table = FeeTable(
+            int(data["year"]),
+            data.get("de_minimis_limit"),
+            {int(k): int(v) for k, v in data["fees"].items()},
+            bool(data.get("care_only_fee_free", False)),
+            str(data["source"]),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        typer.echo(f"not a fee table: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+    async def go() -> None:
+        engine = make_engine(load_settings(key_needed=False).database_url)
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(delete(fee_tables).where(fee_tables.c.year == table.year))
+                await conn.execute(
+                    insert(fee_tables),
+                    {
+                        "year": table.year,
+                        "de_minimis_limit": table.limit,
+                        **{f"fee_{c}": table.fees[c] for c in range(1, 6)},
+                        "care_only_fee_free": table.care_only_fee_free,
+                        "source": table.source,
+                        "loaded_at": datetime.now(UTC),
+                    },
+                )
+        finally:
+            await engine.dispose()
+
+    asyncio.run(go())
+    typer.echo(f"fee table {table.year} loaded")
+
+
 sor_app = typer.Typer(help="SOR, the health-care organisation register.", no_args_is_help=True)
 app.add_typer(sor_app, name="sor")
 

@@ -116,6 +116,19 @@ class FeeRow(NamedTuple):
     computed_at: datetime
 
 
+class FeeTableRow(NamedTuple):
+    year: int
+    de_minimis_limit: int | None
+    fee_1: int
+    fee_2: int
+    fee_3: int
+    fee_4: int
+    fee_5: int
+    care_only_fee_free: bool
+    source: str
+    loaded_at: datetime
+
+
 class SorSnapshotRow(NamedTuple):
     sor_id: str
     digest: str

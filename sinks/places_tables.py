@@ -2,7 +2,7 @@
 
 Companies, their units (one per address, by SOR id) and practitioners; the treatment-place information
 in versions (every change a new row, the previous kept); notifications of exempt places; each place's
-state with its history; the fee ledger per place and year; and the last SOR snapshot imported. Money columns are BigInteger øre.
+state with its history; the fee ledger per place and year, fee tables loaded per year, and the last SOR snapshot imported. Money columns are BigInteger øre.
 """
 
 from __future__ import annotations
@@ -157,6 +157,22 @@ fees = Table(
 )
 Index("ix_place_fees_year", fees.c.year)
 
+fee_tables = Table(
+    "place_fee_tables",
+    metadata,
+    Column("year", Integer, primary_key=True),
+    Column("de_minimis_limit", Money),  # None: no limit that year
+    Column("fee_1", Money, nullable=False),
+    Column("fee_2", Money, nullable=False),
+    Column("fee_3", Money, nullable=False),
+    Column("fee_4", Money, nullable=False),
+    Column("fee_5", Money, nullable=False),
+    Column("care_only_fee_free", Boolean, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("loaded_at", DateTime(timezone=True), nullable=False),
+)
+"""Fee tables loaded for years the bundled ones do not cover (`reghub fees load`); a loaded year wins."""
+
 sor_snapshot = Table(
     "place_sor_snapshot",
     metadata,
@@ -176,5 +192,6 @@ PLACE_TABLES: tuple[Table, ...] = (
     states,
     state_history,
     fees,
+    fee_tables,
     sor_snapshot,
 )

@@ -29,6 +29,7 @@ PAIRS = [
     (places_rows.StateRow, places_tables.states),
     (places_rows.StateHistoryRow, places_tables.state_history),
     (places_rows.FeeRow, places_tables.fees),
+    (places_rows.FeeTableRow, places_tables.fee_tables),
     (places_rows.SorSnapshotRow, places_tables.sor_snapshot),
 ]
 

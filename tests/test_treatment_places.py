@@ -405,6 +405,17 @@ async def test_an_owner_change_makes_two_places_that_both_owe_the_full_fee(
     ]
     later = await asyncio.to_thread(_reghub, "fees", "--year", "2025", env=env)
     assert [x["band"] for x in csv.DictReader(io.StringIO(later))] == ["no_fee_table"]
+    # a table for 2025 loaded: the year has fees from then on (here without a de-minimis limit)
+    table = {"year": 2025, "de_minimis_limit": None, "source": "test", "care_only_fee_free": True}
+    table["fees"] = {str(c): 100_000 * c for c in range(1, 6)}
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "fees-2025.json"
+        path.write_text(json.dumps(table))
+        await asyncio.to_thread(_reghub, "fee-table", "load", str(path), env=env)
+    later = await asyncio.to_thread(_reghub, "fees", "--year", "2025", env=env)
+    assert [(x["band"], x["amount_ore"]) for x in csv.DictReader(io.StringIO(later))] == [
+        ("full", "300000")
+    ]
     shown = json.loads(await asyncio.to_thread(_reghub, "place", "show", f"BST-{old}", env=env))
     assert [h["state"] for h in shown["history"]] == ["SOR_ONLY", "REGISTERED", "DEREGISTERED"]
     assert shown["company"][0]["cvr"] == old_key and len(shown["versions"]) == 1

@@ -37,6 +37,10 @@ class FeeTable:
     def __post_init__(self) -> None:
         if sorted(self.fees) != [1, 2, 3, 4, 5]:
             raise ValueError("a fee table has a fee for each of the categories 1-5")
+        if any(fee <= 0 or fee % 2 for fee in self.fees.values()):
+            raise ValueError("a fee is a positive, even number of øre (its half is exact)")
+        if self.limit is not None and self.limit < 0:
+            raise ValueError("the de-minimis limit is not negative")
 
 
 def _dkk(*amounts: int) -> dict[int, Ore]:
@@ -56,10 +60,14 @@ KNOWN_FEE_TABLES: tuple[FeeTable, ...] = (
 
 
 class FeeBook:
-    """Fee tables by year."""
+    """Fee tables by year; a later table of a year replaces an earlier one (a loaded table wins over
+    a bundled one)."""
 
     def __init__(self, tables: Iterable[FeeTable] = KNOWN_FEE_TABLES) -> None:
         self._by_year = {t.year: t for t in tables}
+
+    def with_tables(self, tables: Iterable[FeeTable]) -> FeeBook:
+        return FeeBook([*self._by_year.values(), *tables])
 
     def of(self, year: int) -> FeeTable | None:
         return self._by_year.get(year)

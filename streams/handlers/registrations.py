@@ -17,13 +17,13 @@ from datetime import date, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Table, or_, select
+from sqlalchemy import Table, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rules.identifiers import DANISH_MUNICIPALITY_CODES
 from rules.treatment_places import identifiers as ids
 from rules.treatment_places.categories import Practitioner, category_refusal
-from rules.treatment_places.fees import Fee, FeeBook, NoFeeTable, annual_fee, invoice_to
+from rules.treatment_places.fees import Fee, FeeBook, FeeTable, NoFeeTable, annual_fee, invoice_to
 from rules.treatment_places.forms import form_refusal
 from rules.treatment_places.states import (
     State,
@@ -50,6 +50,7 @@ from sinks import places_tables as pt
 from sinks.places_rows import (
     CompanyRow,
     FeeRow,
+    FeeTableRow,
     InformationRow,
     NotificationRow,
     PractitionerRow,
@@ -70,11 +71,13 @@ ROW_OF: dict[str, Callable[..., tuple[Any, ...]]] = {
     pt.information.name: InformationRow,
     pt.states.name: StateRow,
     pt.fees.name: FeeRow,
+    pt.fee_tables.name: FeeTableRow,
 }
 """The tables a handler reads back (notifications and state history are only written)."""
 
 FEES = FeeBook()
-"""The fee tables known (`rules.treatment_places.fees.KNOWN_FEE_TABLES`)."""
+"""The bundled fee tables (`rules.treatment_places.fees.KNOWN_FEE_TABLES`); tables loaded into the
+register (`place_fee_tables`) are added to them per batch."""
 
 Loaded = dict[str, dict[tuple[Any, ...], tuple[Any, ...]]]
 """Table name -> primary key -> row, as `preload` read them."""
@@ -110,6 +113,7 @@ async def preload(conn: AsyncConnection, decoded: list[Decoded]) -> Loaded:
     )
     for table in (pt.practitioners, pt.information, pt.states, pt.fees):
         loaded[table.name] = await _rows(conn, table, table.c.sor_id.in_(sors))
+    loaded[pt.fee_tables.name] = await _rows(conn, pt.fee_tables, true())  # a row per year
     return loaded
 
 
@@ -130,6 +134,7 @@ _READ: tuple[Table, ...] = (
     pt.information,
     pt.states,
     pt.fees,
+    pt.fee_tables,
 )
 
 
@@ -146,6 +151,7 @@ class Book:
     information: dict[tuple[str, int], InformationRow]
     states: dict[str, StateRow]
     fees: dict[tuple[str, int], FeeRow]
+    fee_book: FeeBook = FEES
 
     @classmethod
     def of(cls, view: BatchView) -> Book:
@@ -168,6 +174,7 @@ class Book:
             merged[pt.information.name],
             {k[0]: r for k, r in merged[pt.states.name].items()},
             merged[pt.fees.name],
+            FEES.with_tables(fee_table(r) for r in merged[pt.fee_tables.name].values()),
         )
 
     def state(self, sor_id: str) -> State | None:
@@ -199,6 +206,18 @@ class Book:
         if row.first_registered_on.year > year:
             return False
         return row.state == "REGISTERED" or row.since.year >= year
+
+
+def fee_table(row: FeeTableRow) -> FeeTable:
+    """A loaded fee table as the rules take it. Raises: ValueError, a table the rules refuse."""
+    fees = (row.fee_1, row.fee_2, row.fee_3, row.fee_4, row.fee_5)
+    return FeeTable(
+        row.year,
+        row.de_minimis_limit,
+        dict(enumerate(fees, start=1)),
+        row.care_only_fee_free,
+        row.source,
+    )
 
 
 # -- checks ------------------------------------------------------------------------------------------
@@ -579,6 +598,7 @@ def _apply_rows(book: Book, rows: Iterable[tuple[Table, tuple[Any, ...]]]) -> Bo
         dict(book.information),
         dict(book.states),
         dict(book.fees),
+        book.fee_book,
     )
     for table, row in rows:
         if table is pt.units:
@@ -610,7 +630,7 @@ def _fee_row(book: Book, sor: str, year: int, now: datetime) -> FeeRow | None:
     company = book.companies.get(state.company_key)
     turnover = book.turnover(sor, year)
     fee = annual_fee(
-        FEES,
+        book.fee_book,
         year,
         info.category,
         turnover,

@@ -86,7 +86,10 @@ def test_a_table_loaded_for_another_year_is_used() -> None:
     )
     assert annual_fee(book, 2025, 2, 6_000_000) == Fee(2025, 2, "full", 200_000)
     with pytest.raises(ValueError):
-        FeeTable(2025, None, {1: 1}, True, "test")
+        FeeTable(2025, None, {1: 2}, True, "test")  # a category missing
+    with pytest.raises(ValueError):
+        FeeTable(2025, None, {c: 100_001 for c in range(1, 6)}, True, "test")  # no exact half
+    assert book.with_tables([]).of(2025) is not None and FeeBook().of(2025) is None
 
 
 @pytest.mark.parametrize("reason", ["volunteer_clinic", "volunteer_large_event", "care_only"])

@@ -1,6 +1,6 @@
 """The treatment-place register (behandlingsstedsregistret) beside the CTR's: companies, units (by SOR id)
 and practitioners, treatment-place information in versions, notifications of exempt places, each
-place's state with its history, the fee ledger per place and year, and the last SOR snapshot imported
+place's state with its history, the fee ledger per place and year, fee tables loaded per year, and the last SOR snapshot imported
 (spec/treatment-places.md).
 
 Revision ID: 0007_treatment_places
@@ -145,6 +145,20 @@ def upgrade() -> None:
     )
     op.create_index("ix_place_fees_year", "place_fees", ["year"])
     op.create_table(
+        "place_fee_tables",
+        sa.Column("year", sa.Integer(), nullable=False),
+        sa.Column("de_minimis_limit", sa.BigInteger(), nullable=True),
+        sa.Column("fee_1", sa.BigInteger(), nullable=False),
+        sa.Column("fee_2", sa.BigInteger(), nullable=False),
+        sa.Column("fee_3", sa.BigInteger(), nullable=False),
+        sa.Column("fee_4", sa.BigInteger(), nullable=False),
+        sa.Column("fee_5", sa.BigInteger(), nullable=False),
+        sa.Column("care_only_fee_free", sa.Boolean(), nullable=False),
+        sa.Column("source", sa.Text(), nullable=False),
+        sa.Column("loaded_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("year"),
+    )
+    op.create_table(
         "place_sor_snapshot",
         sa.Column("sor_id", sa.String(length=20), nullable=False),
         sa.Column("digest", sa.String(length=12), nullable=False),
@@ -156,6 +170,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("place_sor_snapshot")
+    op.drop_table("place_fee_tables")
     op.drop_index("ix_place_fees_year", table_name="place_fees")
     op.drop_table("place_fees")
     op.drop_table("place_state_history")
