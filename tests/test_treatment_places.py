@@ -24,7 +24,10 @@ from sqlalchemy import select
 from reghub.settings import Settings
 from rules.treatment_places.identifiers import CVR_WEIGHTS, gs1_check_digit, sor_id
 from sinks import places_tables as pt
-from sinks.register import Register
+from sinks.register import Register, make_engine
+from streams.decode import Rejected, Source, decode
+from streams.handlers.base import ApplyConfig
+from streams.pipeline import Pipeline
 from streams.topics import CHANGES, DEAD_LETTER, PLACE_ALERTS, REGISTRATIONS, TopicNames
 from tests.kafka_helpers import as_json, produce, read_until, running_worker
 
@@ -575,3 +578,161 @@ async def test_sor_import_publishes_exactly_the_differences_and_the_hub_applies_
     assert "Toftegårds Allé 5" in units["5102"].postal_address
     assert units["5106"].replaces_sor_id == units["5105"].sor_id
     assert units["5105"].replaced_by_sor_id == units["5106"].sor_id
+
+
+# -- the handler through the pipeline and the register (no broker) -------------------------------------
+
+
+async def _through_pipeline(url: str, messages: list[Message]) -> dict[str, str | None]:
+    """Each message in a batch of its own; returns message id -> dead-letter reason (None: applied)."""
+    names = TopicNames("p.")
+    register = Register(make_engine(url))
+    outcome: dict[str, str | None] = {}
+    try:
+        pipeline = Pipeline(register, names, ApplyConfig("places", 60, b"k" * 32))
+        await pipeline.start()
+        for offset, (key, message) in enumerate(messages):
+            source = Source(names(REGISTRATIONS), 0, offset, key, as_json(message), 0)
+            item = decode(source, REGISTRATIONS)
+            assert not isinstance(item, Rejected), item.reason
+            result = await pipeline.run([item], [], {})
+            reasons = [
+                dict(o.headers or ())["reghub-reason"].decode()
+                for o in result.outputs
+                if o.topic == names(DEAD_LETTER)
+            ]
+            outcome[message["message_id"]] = reasons[0] if reasons else None
+    finally:
+        await register.close()
+    return outcome
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_an_exempt_place_notifies_and_registers_when_it_becomes_liable(
+    database_url: str,
+) -> None:
+    """spec § 1, § 4: an exempt place notifies (NOTIFIED, no fee); when liable it registers. A place
+    doing operative procedures cannot be exempt."""
+    key, place = cvr(30), sor(500)
+    notified = event(
+        "exempt_place_notified",
+        "n-1",
+        "private_cvr",
+        key,
+        sor_id=place,
+        exemption="de_minimis",
+        treatment_starts_on="2024-04-01",
+    )
+    operative = event(
+        "exempt_place_notified",
+        "n-2",
+        "private_cvr",
+        key,
+        exemption="de_minimis",
+        treatment_starts_on="2024-04-01",
+        operative_procedures=True,
+    )
+    outcome = await _through_pipeline(
+        database_url,
+        [
+            company_registered("n-company", "private_cvr", key),
+            notified,
+            operative,
+            unit_added("n-unit", "private_cvr", key, place, PHYSIOS),
+            information("information_added", "n-info", "private_cvr", key, place, 4),
+        ],
+    )
+    assert outcome == {
+        "n-company": None,
+        "n-1": None,
+        "n-2": "rule.exemption_not_for_operative_procedures",
+        "n-unit": None,
+        "n-info": None,
+    }
+    register = Register(make_engine(database_url))
+    try:
+        history = [(r.state, r.event) for r in await _rows(register, pt.state_history)]
+        [notification] = await _rows(register, pt.notifications)
+    finally:
+        await register.close()
+    assert history == [("NOTIFIED", "exempt_place_notified"), ("REGISTERED", "information_added")]
+    assert notification.exemption == "de_minimis" and notification.sor_id == place
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_rules_of_forms_and_states_refuse_with_their_reasons(database_url: str) -> None:
+    """spec § 2-5: each refusal names its rule; the register keeps what was valid."""
+    key, place, other = cvr(31), sor(600), sor(601)
+    no_cvr, no_cvr_place = "reg-31", sor(602)
+    outcome = await _through_pipeline(
+        database_url,
+        [
+            unit_added("before-company", "private_cvr", key, place, DOCTORS[:1]),
+            company_registered("company", "private_cvr", key),
+            company_registered("company-again", "private_cvr", key),
+            unit_added("unit", "private_cvr", key, place, DOCTORS[:1]),
+            information("information_changed", "change-first", "private_cvr", key, place, 3),
+            information("information_added", "hospital", "private_cvr", key, place, 1),
+            unit_added(
+                "bad-authorisation",
+                "private_cvr",
+                key,
+                other,
+                [{"name": "X", "authorisation_id": "ab12", "profession": "doctor"}],
+            ),
+            unit_added(
+                "bad-postal-code",
+                "private_cvr",
+                key,
+                other,
+                DOCTORS[:1],
+                postal_address={"street": "Vej 1", "postal_code": "0123", "city": "Nowhere"},
+            ),
+            unit_added("bad-sor", "private_cvr", key, "12345678901", DOCTORS[:1]),
+            event(
+                "unit_closed",
+                "closed",
+                "private_cvr",
+                key,
+                sor_id=place,
+                closed_on="2024-03-01",
+            ),
+            information("information_added", "after-close", "private_cvr", key, place, 3),
+            company_registered("no-cvr", "private_no_cvr", no_cvr),
+            unit_added("no-cvr-unit", "private_no_cvr", no_cvr, no_cvr_place, PHYSIOS[:1]),
+            information(
+                "information_added", "no-cvr-info", "private_no_cvr", no_cvr, no_cvr_place, 5
+            ),
+            information(
+                "information_changed", "by-person", "private_no_cvr", no_cvr, no_cvr_place, 5
+            ),
+            information(
+                "information_changed",
+                "wrong-reference",
+                "private_no_cvr",
+                no_cvr,
+                no_cvr_place,
+                5,
+                role="stps",
+                reference_number="BST-1",
+            ),
+        ],
+    )
+    assert outcome == {
+        "before-company": "rule.company_not_registered",
+        "company": None,
+        "company-again": "rule.company_already_registered_send_a_change",
+        "unit": None,
+        "change-first": "rule.not_registered_add_information_first",
+        "hospital": "rule.category_1_is_for_hospital_units",
+        "bad-authorisation": "rule.authorisation_id_invalid",
+        "bad-postal-code": "rule.postal_code_unknown",
+        "bad-sor": "rule.sor_id_invalid",
+        "closed": None,
+        "after-close": "rule.closed_in_sor_register_anew",
+        "no-cvr": None,
+        "no-cvr-unit": None,
+        "no-cvr-info": None,
+        "by-person": "rule.change_by_email_to_stps",
+        "wrong-reference": "rule.reference_number_does_not_match",
+    }

@@ -297,7 +297,6 @@ class Step:
 
     rows: tuple[tuple[Table, tuple[Any, ...]], ...]
     reason: str
-    place: str | None = None
     alerts: tuple[Outgoing, ...] = ()
 
 
@@ -341,9 +340,13 @@ def _day(e: Any) -> date:
 def _company(
     book: Book, d: Decoded, e: CompanyRegistered | CompanyChanged, ctx: Context
 ) -> Step | str:
-    exists = e.company.key in book.companies
-    if e.event == "company_registered" and exists:
+    before = book.companies.get(e.company.key)
+    if e.event == "company_registered" and before is not None:
         return "rule.company_already_registered_send_a_change"
+    municipality, region = e.owner_municipality_code, e.owner_region_code
+    if before is not None:  # a change that leaves the owner out keeps it
+        municipality = municipality or before.owner_municipality_code
+        region = region or before.owner_region_code
     row = CompanyRow(
         e.company.key,
         e.company.cvr,
@@ -355,8 +358,8 @@ def _company(
         e.phone,
         e.website,
         e.sor_id,
-        e.owner_municipality_code,
-        e.owner_region_code,
+        municipality,
+        region,
         e.message_id,
         ctx.now,
     )
@@ -492,7 +495,7 @@ def _unit(book: Book, d: Decoded, e: UnitAdded | UnitChanged, ctx: Context) -> S
             )
         )
     what = "unit added in SOR" if e.event == "unit_added" else "unit changed in SOR"
-    return Step(tuple(rows), f"{what}: {new}", e.sor_id, tuple(alerts))
+    return Step(tuple(rows), f"{what}: {new}", tuple(alerts))
 
 
 def _unit_closed(book: Book, d: Decoded, e: UnitClosed, ctx: Context) -> Step | str:
@@ -506,7 +509,7 @@ def _unit_closed(book: Book, d: Decoded, e: UnitClosed, ctx: Context) -> Step | 
         (pt.units, unit._replace(closed_on=e.closed_on, replaced_by_sor_id=e.replaced_by_sor_id)),
         *_transition(book, e, e.sor_id, new, ctx),
     ]
-    return Step(tuple(rows), "unit closed in SOR: CLOSED_IN_SOR", e.sor_id)
+    return Step(tuple(rows), "unit closed in SOR: CLOSED_IN_SOR")
 
 
 def _information(
@@ -579,7 +582,7 @@ def _information(
     after = _apply_rows(book, rows)
     rows.extend(_fees_of_year(after, e.sor_id, _day(e).year, ctx))
     what = "registered" if e.event == "information_added" else "information changed"
-    return Step(tuple(rows), f"{what}: version {version}", e.sor_id, tuple(alerts))
+    return Step(tuple(rows), f"{what}: version {version}", tuple(alerts))
 
 
 def _alerted_in_sor(before: StateRow | None, unit: UnitRow) -> bool:
@@ -696,7 +699,7 @@ def _deregistered(book: Book, d: Decoded, e: Deregistered, ctx: Context) -> Step
                 f"{e.treatment_stopped_on}, due within 14 days",
             )
         )
-    return Step(rows, "deregistered", e.sor_id, tuple(alerts))
+    return Step(rows, "deregistered", tuple(alerts))
 
 
 def _reregistered(book: Book, d: Decoded, e: Reregistered, ctx: Context) -> Step | str:
@@ -708,7 +711,7 @@ def _reregistered(book: Book, d: Decoded, e: Reregistered, ctx: Context) -> Step
         return "rule.reference_number_does_not_match"
     rows = list(_transition(book, e, e.sor_id, new, ctx, registered=True))
     rows.extend(_fees_of_year(_apply_rows(book, rows), e.sor_id, _day(e).year, ctx))
-    return Step(tuple(rows), "registered again", e.sor_id)
+    return Step(tuple(rows), "registered again")
 
 
 def _notified(book: Book, d: Decoded, e: ExemptPlaceNotified, ctx: Context) -> Step | str:
@@ -732,7 +735,7 @@ def _notified(book: Book, d: Decoded, e: ExemptPlaceNotified, ctx: Context) -> S
         if new != "NOTIFIED":
             return new
         rows.extend(_transition(book, e, e.sor_id, new, ctx))
-    return Step(tuple(rows), f"exempt place notified ({e.exemption})", e.sor_id)
+    return Step(tuple(rows), f"exempt place notified ({e.exemption})")
 
 
 _STEPS: dict[str, Callable[[Book, Decoded, Any, Context], Step | str]] = {
