@@ -8,6 +8,7 @@ it registers when it becomes liable. A place is registered only once the informa
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, timedelta
 from typing import Literal
 
@@ -87,3 +88,16 @@ def treatment_days_before_registration(
         return 0
     until = registered_on if registered_on is not None else today
     return max(0, (until - treatment_starts_on).days + (0 if registered_on is not None else 1))
+
+
+def registered_in_year(history: Sequence[tuple[str, date]], year: int) -> bool:
+    """Whether a place was registered at any time in `year`, from its states in order (state, since):
+    the fee is owed for every such year, and a place deregistered for a whole calendar year owes
+    nothing for it (spec § 4, § 6)."""
+    for i, (state, since) in enumerate(history):
+        if state != "REGISTERED":
+            continue
+        until = history[i + 1][1] if i + 1 < len(history) else None
+        if since.year <= year and (until is None or until.year >= year):
+            return True
+    return False

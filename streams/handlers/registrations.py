@@ -12,7 +12,7 @@ the batch wrote (`BatchView.written`), so a company's first events may share one
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
@@ -29,6 +29,7 @@ from rules.treatment_places.states import (
     State,
     deregistration_days_late,
     move,
+    registered_in_year,
     treatment_days_before_registration,
 )
 from schemas.common import local_day
@@ -72,6 +73,7 @@ ROW_OF: dict[str, Callable[..., tuple[Any, ...]]] = {
     pt.states.name: StateRow,
     pt.fees.name: FeeRow,
     pt.fee_tables.name: FeeTableRow,
+    pt.state_history.name: StateHistoryRow,
 }
 """The tables a handler reads back (notifications and state history are only written)."""
 
@@ -111,7 +113,7 @@ async def preload(conn: AsyncConnection, decoded: list[Decoded]) -> Loaded:
     loaded[pt.companies.name] = await _rows(
         conn, pt.companies, pt.companies.c.company_key.in_(keys)
     )
-    for table in (pt.practitioners, pt.information, pt.states, pt.fees):
+    for table in (pt.practitioners, pt.information, pt.states, pt.fees, pt.state_history):
         loaded[table.name] = await _rows(conn, table, table.c.sor_id.in_(sors))
     loaded[pt.fee_tables.name] = await _rows(conn, pt.fee_tables, true())  # a row per year
     return loaded
@@ -135,6 +137,7 @@ _READ: tuple[Table, ...] = (
     pt.states,
     pt.fees,
     pt.fee_tables,
+    pt.state_history,
 )
 
 
@@ -151,6 +154,7 @@ class Book:
     information: dict[tuple[str, int], InformationRow]
     states: dict[str, StateRow]
     fees: dict[tuple[str, int], FeeRow]
+    history: dict[tuple[str, int], StateHistoryRow] = field(default_factory=dict)
     fee_book: FeeBook = FEES
 
     @classmethod
@@ -174,6 +178,7 @@ class Book:
             merged[pt.information.name],
             {k[0]: r for k, r in merged[pt.states.name].items()},
             merged[pt.fees.name],
+            merged[pt.state_history.name],
             FEES.with_tables(fee_table(r) for r in merged[pt.fee_tables.name].values()),
         )
 
@@ -199,13 +204,13 @@ class Book:
         return [r for (s, _), r in self.practitioners.items() if s == sor_id and r.active]
 
     def registered_in(self, sor_id: str, year: int) -> bool:
-        """Whether the place was registered at some time in `year` (as far as its state row tells)."""
-        row = self.states.get(sor_id)
-        if row is None or row.first_registered_on is None:
-            return False
-        if row.first_registered_on.year > year:
-            return False
-        return row.state == "REGISTERED" or row.since.year >= year
+        """Whether the place was registered at some time in `year`, by its state history."""
+        entries = sorted((r for (s, _), r in self.history.items() if s == sor_id), key=_seq)
+        return registered_in_year([(r.state, r.since) for r in entries], year)
+
+
+def _seq(row: StateHistoryRow) -> int:
+    return row.seq
 
 
 def fee_table(row: FeeTableRow) -> FeeTable:
@@ -601,6 +606,7 @@ def _apply_rows(book: Book, rows: Iterable[tuple[Table, tuple[Any, ...]]]) -> Bo
         dict(book.information),
         dict(book.states),
         dict(book.fees),
+        dict(book.history),
         book.fee_book,
     )
     for table, row in rows:
@@ -610,6 +616,8 @@ def _apply_rows(book: Book, rows: Iterable[tuple[Table, tuple[Any, ...]]]) -> Bo
             after.information[(row[0], row[1])] = row  # type: ignore[assignment]
         elif table is pt.states:
             after.states[row[0]] = row  # type: ignore[assignment]
+        elif table is pt.state_history:
+            after.history[(row[0], row[1])] = row  # type: ignore[assignment]
     return after
 
 

@@ -13,6 +13,7 @@ from rules.treatment_places.states import (
     deregistration_days_late,
     is_registered,
     move,
+    registered_in_year,
     treatment_days_before_registration,
 )
 
@@ -76,6 +77,21 @@ def test_a_unit_registers_before_treatment_starts() -> None:
     assert treatment_days_before_registration(start, None, date(2024, 4, 30)) == 0
     assert treatment_days_before_registration(start, None, date(2024, 5, 1)) == 1
     assert treatment_days_before_registration(None, None, date(2024, 5, 1)) == 0
+
+
+def test_the_fee_years_are_those_registered_at_any_time() -> None:
+    """§ 4, § 6: owed for every calendar year registered at any time; a place deregistered for a whole
+    calendar year is not charged for it."""
+    history = [
+        ("SOR_ONLY", date(2019, 5, 1)),
+        ("REGISTERED", date(2019, 6, 1)),
+        ("DEREGISTERED", date(2021, 3, 1)),
+        ("REGISTERED", date(2023, 2, 1)),
+    ]
+    years = [y for y in range(2018, 2026) if registered_in_year(history, y)]
+    assert years == [2019, 2020, 2021, 2023, 2024, 2025]
+    assert not registered_in_year([("SOR_ONLY", date(2024, 1, 1))], 2024)
+    assert not registered_in_year([], 2024)
 
 
 # -- § 2 forms ------------------------------------------------------------------------------------------
