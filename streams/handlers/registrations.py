@@ -159,7 +159,9 @@ class Book:
 
     @classmethod
     def of(cls, view: BatchView) -> Book:
-        loaded: Loaded = view.preloaded(REGISTRATIONS.base) or {}
+        loaded: Loaded | None = view.preloaded(REGISTRATIONS.base)
+        if loaded is None:  # never guess from an empty register: the message becomes internal_error
+            raise LookupError("a registration needs its handler's preload, which did not run")
         merged: Loaded = {}
         for table in _READ:
             rows = dict(loaded.get(table.name, {}))
