@@ -400,6 +400,11 @@ def _transition(
         reference = f"BST-{sor}"  # DECISION: the SOR id is unique and never reused, so is this
     if registered and first is None:
         first = day
+    stopped = before.treatment_stopped_on if before is not None else None
+    if new == "REGISTERED":
+        stopped = None
+    elif stopped_on is not None:
+        stopped = stopped_on
     rows: list[tuple[Table, tuple[Any, ...]]] = []
     if changed:
         seq += 1
@@ -415,9 +420,7 @@ def _transition(
         first,
         version if version is not None else (before.version if before is not None else None),
         seq,
-        stopped_on
-        if stopped_on is not None
-        else (before.treatment_stopped_on if before is not None and new != "REGISTERED" else None),
+        stopped,
         ctx.now,
     )
     return ((pt.states, state), *rows)
