@@ -1,7 +1,7 @@
 """Dispensing throughput: N synthetic reports produced, read bare (the ceiling), then by the worker.
 
 Run as `python -m bench.dispensing_throughput [-n 200000] [--partitions 4] [--database-url URL]
-[--workers N]`.
+[--workers N] [--compare | --latency [--rate R --seconds S] | --rebuild [N]]`.
 
 1. An embedded Tansu broker and the hub topics under a unique prefix, `--partitions` partitions.
 2. N reports (`reghub.synthetic`) produced to the dispensings topic, keyed by person, in whole
@@ -26,6 +26,29 @@ the workers call `run()`. End to end is timed from "go" until `select count(*) f
 prefetch the consumers may do between their assignment and "go" (one fetch per partition) is not
 timed, and the polls are not free: a scan of a growing table, their time is printed (on 2 cores
 they cost PostgreSQL about 1 CPU-s per 200,000 reports, roughly 10 % off the figure).
+
+Three other modes, each in one invocation:
+
+`--compare` (needs the `bench` extra: Quix Streams): the same broker, the same produced reports and
+the same PostgreSQL server for three readers of the topic: the ceiling (step 3), Quix Streams
+(`bench/peer_quix.py`: an Application in a child process, its own consumer group from the earliest
+offset, `PostgreSQLSink` with one row per report into a fresh database, its defaults otherwise)
+and reghub end to end (step 4, a fresh database per run). Two rounds, alternating: Quix, reghub,
+Quix, reghub. Quix is timed from its first record processed until `count(*)` of its table
+(polled every 50 ms) reaches N: its sink writes at each checkpoint (every 5 s by default), so the
+time to the last record processed is printed as well. reghub is timed as in step 4 (assignment →
+the batch bringing it to N committed: its rows, outputs and offsets in one transaction). Printed:
+each run, the median per system, reghub/Quix and each against the ceiling. Quix's rows are the
+reports as JSON columns, reghub's are the register's (purchases, lines, balances, outbox, …): the
+same input, not the same work.
+
+`--latency [--rate 2000 --seconds 60]` (`bench/latency.py`): a steady stream of reports while the
+worker runs; per report produce → committed register row and produce → decision read back from the
+decisions topic, p50 / p99 / max. Goal: p99 < 200 ms.
+
+`--rebuild [N]` (`bench/rebuild.py`, N = 2,000,000 by default): N reports on the topic, then a worker
+in a spawned process replays them into an empty register; its rate and peak RSS
+(`ru_maxrss`). Goal: peak RSS < 300 MB.
 """
 
 from __future__ import annotations
@@ -42,6 +65,8 @@ import pstats
 import queue
 import random
 import shutil
+import statistics
+import sys
 import tempfile
 import time
 import traceback
@@ -689,6 +714,22 @@ def _partitions_of(assignment: Assignment, topic: str) -> str:
 
 
 async def main(args: argparse.Namespace) -> None:
+    if args.latency:
+        from bench import latency
+
+        await latency.run(args)
+        return
+    if args.rebuild is not None:
+        from bench import rebuild
+
+        await rebuild.run(args)
+        return
+    if args.compare:
+        from bench import peer_quix
+
+        if not peer_quix.available():
+            print(peer_quix.INSTALL_HINT, file=sys.stderr)
+            raise SystemExit(2)
     n: int = args.n
     run = uuid.uuid4().hex[:8]
     rng = random.Random(args.seed)
@@ -726,6 +767,10 @@ async def main(args: argparse.Namespace) -> None:
             f"ceiling:    {top.rate:,.0f} reports/s ({top.records} in {top.seconds:.2f} s, "
             f"{top.batches} batches; group join {top.join_seconds:.1f} s, excluded)"
         )
+
+        if args.compare:
+            await compare(args, broker, prefix, topic, top)
+            return
 
         multi: MultiResult | None = None
         if args.workers > 1:
@@ -771,6 +816,45 @@ async def main(args: argparse.Namespace) -> None:
         broker.stop()
 
     finish(produce_rate, top, e2e, dialect, mean, args.workers, multi)
+
+
+async def compare(
+    args: argparse.Namespace, broker: EmbeddedBroker, prefix: str, topic: str, top: Result
+) -> None:
+    """`--compare`: Quix Streams and reghub in turn, two rounds, each into a fresh database."""
+    from bench import peer_quix
+
+    n: int = args.n
+    pid = broker.process.pid if broker.process else None
+    quix: list[float] = []
+    reghub: list[float] = []
+    for round_ in (1, 2):
+        async with database(None) as url:
+            q = await peer_quix.run(broker.bootstrap, topic, n, PG_ADMIN_DSN, url.rsplit("/", 1)[1])
+        quix.append(q.rate)
+        print(
+            f"round {round_}, quix:   {q.rate:,.0f} reports/s ({n} rows in {q.seconds:.2f} s from "
+            f"the first record; the last processed at {q.processed_seconds:.2f} s; start and group "
+            f"join {q.join_seconds:.1f} s, excluded)"
+        )
+        async with database(None) as url:
+            e2e, _, added = await end_to_end(
+                broker.bootstrap, prefix, url, n, args.max_records, None, pid, args.gc_threshold
+            )
+        reghub.append(e2e.rate)
+        print(
+            f"round {round_}, reghub: {e2e.rate:,.0f} reports/s ({e2e.records} in "
+            f"{e2e.seconds:.2f} s; group join {e2e.join_seconds:.1f} s, excluded; {added} "
+            f"purchase rows added)"
+        )
+    q_med, r_med = statistics.median(quix), statistics.median(reghub)
+    print()
+    print(f"ceiling:        {top.rate:,.0f} reports/s (aiokafka getmany + orjson)")
+    print(f"quix (median):  {q_med:,.0f} reports/s (PostgreSQLSink, one row per report)")
+    print(f"reghub (median): {r_med:,.0f} reports/s (the register, end to end)")
+    print(f"reghub / quix:  {r_med / q_med if q_med else 0:.2f}")
+    print(f"quix / ceiling: {q_med / top.rate if top.rate else 0:.2f}")
+    print(f"reghub / ceiling: {r_med / top.rate if top.rate else 0:.2f}")
 
 
 def print_workers(multi: MultiResult, added: int, topic: str) -> None:
@@ -871,7 +955,36 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         help="worker processes in the end-to-end phase, one consumer group (default 1: in this "
         "process, with the per-step breakdown)",
     )
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--compare",
+        action="store_true",
+        help="ceiling, Quix Streams and reghub on the same reports, two rounds (needs the bench "
+        "extra)",
+    )
+    mode.add_argument(
+        "--latency", action="store_true", help="produce → committed row / decision at a steady rate"
+    )
+    mode.add_argument(
+        "--rebuild",
+        type=int,
+        nargs="?",
+        const=2_000_000,
+        metavar="N",
+        help="replay N reports (default 2000000) into an empty register in a worker process: "
+        "rate and peak RSS",
+    )
+    p.add_argument("--rate", type=int, default=2_000, help="--latency: reports/s (default 2000)")
+    p.add_argument("--seconds", type=int, default=60, help="--latency: seconds (default 60)")
     args = p.parse_args(argv)
+    if args.rate < 1 or args.seconds < 1:
+        p.error("--rate and --seconds must be at least 1")
+    if args.rebuild is not None and args.rebuild < 1:
+        p.error("--rebuild N must be at least 1")
+    if (args.compare or args.latency or args.rebuild is not None) and args.workers > 1:
+        p.error("--workers is for the default mode only")
+    if args.compare and args.database_url is not None:
+        p.error("--compare writes into fresh PostgreSQL databases: no --database-url")
     if args.workers < 1:
         p.error("--workers must be at least 1")
     if args.workers > 1 and args.profile:
