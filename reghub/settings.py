@@ -70,6 +70,9 @@ class Settings(BaseSettings):
         min_length=16, description="HMAC key for person pseudonyms on monitoring topics; no default"
     )
     web_port: int = 6066
+    obligation_check_seconds: float = Field(
+        default=1.0, gt=0, description="how often reports missing at their due time are looked for"
+    )
     worker_processes: int | None = Field(
         default=None, ge=1, description="`reghub worker` processes; default: cores on PostgreSQL"
     )

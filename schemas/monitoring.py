@@ -35,6 +35,8 @@ class Alert(BaseModel):
         "log_replaced",
         "messages_deleted_unread",
         "purchase_after_death",
+        "report_missing",
+        "report_resolved",
     ]
     source_topic: str
     message_id: str | None = None

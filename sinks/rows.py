@@ -32,6 +32,19 @@ class PersonMergeRow(NamedTuple):
     merged_at: datetime
 
 
+class ObligationRow(NamedTuple):
+    obligation_id: str
+    kind: str
+    reporter: str
+    legal_basis: str
+    person_key: str
+    event_at: datetime | None
+    due_at: datetime | None
+    arrived_at: datetime | None
+    state: str
+    updated_at: datetime
+
+
 class CustodyRow(NamedTuple):
     parent_key: str
     child_key: str

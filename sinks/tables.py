@@ -66,6 +66,22 @@ custody = Table(
 )
 Index("ix_custody_child", custody.c.child_key)
 
+obligations = Table(
+    "obligations",
+    metadata,
+    Column("obligation_id", String(160), primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("reporter", String(16), nullable=False),
+    Column("legal_basis", String(80), nullable=False),
+    Column("person_key", PersonKeyCol, nullable=False),
+    Column("event_at", DateTime(timezone=True)),
+    Column("due_at", DateTime(timezone=True)),
+    Column("arrived_at", DateTime(timezone=True)),
+    Column("state", String(12), nullable=False),  # rules.obligations.State
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+Index("ix_obligations_state_due", obligations.c.state, obligations.c.due_at)
+
 subsidy_periods = Table(
     "subsidy_periods",
     metadata,

@@ -20,6 +20,7 @@ from aiokafka.errors import KafkaError
 from sinks.outbox import purge
 from sinks.register import RegisterUnavailable
 from streams.health import Health, HealthConfig
+from streams.obligation_watch import raise_missing
 from streams.processor import RegisterProcessor
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ def create_app(
     web_port: int,
     session_timeout_ms: int,
     scale_refresh_seconds: float = 60.0,
+    obligation_check_seconds: float = 1.0,
     health: HealthConfig | None = None,
     outbox: OutboxTimers | None = None,
     broker_credentials: Any = None,
@@ -105,6 +107,19 @@ def create_app(
             await processor.pipeline.refresh_scales()
         except RegisterUnavailable as exc:
             log.warning("scales not refreshed, will try again: %s", exc)
+
+    @app.timer(interval=obligation_check_seconds)
+    async def watch_obligations() -> None:
+        """Raise the alert of every report still missing at its due time (`streams.obligation_watch`)."""
+        if processor.consumer is None:
+            return
+        try:
+            outbox_id, alerts = await raise_missing(
+                processor.pipeline.register, processor.pipeline.outputs(), datetime.now(UTC)
+            )
+            await processor.relay.publish(outbox_id, alerts)
+        except (RegisterUnavailable, KafkaError) as exc:
+            log.warning("obligation watch failed, will try again: %s", exc)
 
     @app.timer(interval=outbox.sweep_seconds)
     async def sweep_outbox() -> None:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 from rules.deadlines import seconds_late
+from rules.obligations import Obligation
 from rules.privacy import pseudonym
 from schemas.monitoring import Alert, Change
 from sinks.publisher import Outgoing
@@ -96,6 +97,22 @@ class Outputs:
             at=self.now,
         )
         return self.emit(ALERTS, reporter.encode(), alert.model_dump_json().encode())
+
+    def obligation_alert(self, o: Obligation, kind: str) -> Outgoing:
+        """`report_missing`: an obligation passed its due time unmet; `report_resolved`: its report came
+        after all. Keyed by the reporter; the person by pseudonym only."""
+        due = o.due_at.isoformat() if o.due_at else "unknown"
+        late = f"; {o.seconds_late} s late" if o.seconds_late is not None else ""
+        alert = Alert(
+            kind=kind,  # type: ignore[arg-type]
+            source_topic=o.kind,
+            message_id=o.obligation_id,
+            reporter=o.reporter,
+            person=self.pseudonym(o.person_key),
+            detail=f"due {due} ({o.legal_basis}){late}",
+            at=self.now,
+        )
+        return self.emit(ALERTS, o.reporter.encode(), alert.model_dump_json().encode())
 
     def incident(self, kind: str, topic: str, detail: str) -> Outgoing:
         """An alert about the input log itself (keyed by topic): no person, no message."""

@@ -13,6 +13,7 @@ from schemas.dispensing import DispensingReport
 from schemas.grants import IndividualGrant
 from schemas.monitoring import Alert, Change
 from schemas.municipal import MunicipalDecision
+from schemas.payments import TillPayment
 from schemas.person_events import PersonEvent
 from schemas.scales import SubsidyScale
 from schemas.treatment_places import PlaceAlert, Registration
@@ -38,6 +39,7 @@ MUNICIPAL_GRANTS = TopicSpec(
 )
 DEFERRALS = TopicSpec("ctr.deferrals.v1", DeferralAgreement, "person key", "pharmacy")
 CORRECTIONS = TopicSpec("ctr.corrections.v1", Correction, "person key", "LMST or pharmacy")
+PAYMENTS = TopicSpec("pharmacy.payments.v1", TillPayment, "person key", "pharmacy")
 PERSON_EVENTS = TopicSpec(
     "cpr.person-events.v1", PersonEvent, "person key (the old one)", "CPR register or pharmacy"
 )
@@ -74,6 +76,7 @@ INPUTS: tuple[TopicSpec, ...] = (
     INDIVIDUAL_GRANTS,
     MUNICIPAL_GRANTS,
     DEFERRALS,
+    PAYMENTS,
     DISPENSINGS,
     PERSON_EVENTS,
     CORRECTIONS,

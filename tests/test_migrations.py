@@ -49,6 +49,7 @@ EVERY_REVISION = [
     "0005_period_last_payment",
     "0006_person_identity",
     "0007_treatment_places",
+    "0008_obligations",
 ]
 AT = datetime(2024, 5, 2, 9, 30, 15, tzinfo=UTC)
 

@@ -21,6 +21,7 @@ PAIRS = [
     (rows.AgreementRow, tables.deferral_agreements),
     (rows.PersonMergeRow, tables.person_merges),
     (rows.CustodyRow, tables.custody),
+    (rows.ObligationRow, tables.obligations),
     (places_rows.CompanyRow, places_tables.companies),
     (places_rows.UnitRow, places_tables.units),
     (places_rows.PractitionerRow, places_tables.practitioners),

@@ -23,16 +23,19 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import orjson
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rules.deadlines import due_immediately
 from rules.dispensing import apply_dispensing, is_late, price_lines
 from rules.history import NewSale, Replayed, place_sale
 from rules.identifiers import mask_person_numbers
 from rules.lines import line_charges
+from rules.obligations import Obligation, fulfil, payment_obligation_id
 from rules.outcomes import Applied, Parked, PurchaseResult, Refused
 from rules.state import Period, PersonState, Supplement
 from schemas.decisions import PurchaseDecision
 from schemas.dispensing import DispensingReport
+from sinks import obligations, tables
 from sinks.publisher import Outgoing
 from sinks.rows import ParkedRow, PurchaseRow
 from streams.decode import Decoded
@@ -45,7 +48,8 @@ from streams.handlers.base import (
     person_state,
     rejection,
 )
-from streams.topics import DECISIONS
+from streams.handlers.payments import obligation_of
+from streams.topics import DECISIONS, DISPENSINGS, PAYMENTS
 
 
 def needs(d: Decoded) -> Needs:
@@ -146,11 +150,25 @@ def handle(view: BatchView, d: Decoded, ctx: Context) -> Effects:
             None,
         )
         outputs.append(ctx.out.emit(DECISIONS, reporter(m).encode(), value))
+        met = _meet_obligation(view, d, m, state.key, ctx)  # it came, whatever its scale
+        if met is not None and met[1] is not None:
+            outputs.append(met[1])
         return Effects(
-            outcome="parked", output=value, reason=outcome.reason, parked=(parked,), outputs=outputs
+            outcome="parked",
+            output=value,
+            reason=outcome.reason,
+            parked=(parked,),
+            outputs=outputs,
+            rows=(met[0],) if met is not None else (),  # type: ignore[arg-type]
         )
     result = outcome.purchase
     assert result is not None
+    met = _meet_obligation(view, d, m, state.key, ctx)
+    extra_rows: tuple[tuple[Any, ...], ...] = ()
+    if met is not None:
+        extra_rows = (met[0],)
+        if met[1] is not None:
+            outputs.append(met[1])
     settled_by = None
     if state.balances and replayed is None:
         before = {b.balance_id: b.remaining for b in state.balances}
@@ -183,6 +201,7 @@ def handle(view: BatchView, d: Decoded, ctx: Context) -> Effects:
         purchase_updates=updates,
         settled_by=settled_by,
         outputs=outputs,
+        rows=extra_rows,  # type: ignore[arg-type]
     )
 
 
@@ -422,4 +441,36 @@ def purchase_row(
     )
 
 
-HANDLER = Handler(handle, needs=needs, redecide=redecide, history=needs_history)
+async def preload(conn: AsyncConnection, messages: list[Decoded]) -> dict[str, Obligation]:
+    """The obligations the batch's reports meet (`rules.obligations`): one query per batch."""
+    ids = []
+    for d in messages:
+        m: DispensingReport = d.message  # type: ignore[assignment]
+        if m.pharmacy_number is not None:
+            ids.append(payment_obligation_id(m.pharmacy_number, m.dispensing_id))
+    return await obligations.by_id(conn, ids)
+
+
+def _meet_obligation(
+    view: BatchView, d: Decoded, m: DispensingReport, person_key: str, ctx: Context
+) -> tuple[tuple[Any, ...], Outgoing | None] | None:
+    """The report meets its payment's obligation: the changed row, and the resolution of a missing
+    alert raised for it. None for a report that names no pharmacy number (only a P-number)."""
+    if m.pharmacy_number is None:
+        return None
+    oid = payment_obligation_id(m.pharmacy_number, m.dispensing_id)
+    existing = obligation_of(view, (PAYMENTS.base, DISPENSINGS.base), oid)
+    met = fulfil(
+        existing,
+        obligation_id=oid,
+        reporter=m.pharmacy_number,
+        person_key=person_key,
+        arrived_at=datetime.fromtimestamp(d.source.timestamp_ms / 1000, UTC),
+    )
+    if existing is not None and met == existing:
+        return None
+    resolved = ctx.out.obligation_alert(met, "report_resolved") if met.state == "resolved" else None
+    return (tables.obligations, obligations.row_of(met, ctx.now)), resolved
+
+
+HANDLER = Handler(handle, needs=needs, redecide=redecide, history=needs_history, preload=preload)

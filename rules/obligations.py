@@ -1,0 +1,108 @@
+"""Reporting obligations (order §§ 7-8): one per reportable fact, met on time, late, missing or resolved.
+
+A till payment arms the obligation to report it "immediately" (§ 7 stk. 1): due at the payment time plus
+a grace. The dispensing report with the same pharmacy and dispensing id fulfils it: on time when it
+reached the broker by the due time, late after it. A report may also come before its payment's
+announcement: the obligation is then created fulfilled, and its state is decided when the payment
+tells its due time. An obligation still open at its due time is *missing*: an alert is raised at that
+moment (`missing`), and the report that comes after all resolves it (`resolved`, with how late).
+
+Due times (`rules/deadlines.py`): "immediately" is the event time plus a grace per kind; "the same day"
+is 24:00 Europe/Copenhagen on the event's local date, daylight saving time included.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Literal
+
+from rules.deadlines import due_immediately, seconds_late
+
+State = Literal["open", "reported", "on_time", "late", "missing", "resolved"]
+"""`open`: armed, not yet due or not yet checked; `reported`: the report came before its payment's
+announcement; `on_time` / `late`: met; `missing`: due and not met (alert raised); `resolved`: met after
+its missing alert."""
+
+PAYMENT_RULE = "§ 7 stk. 1: immediately after payment"
+
+
+@dataclass(frozen=True, slots=True)
+class Obligation:
+    """One obligation to report: who owes it, on what basis, for which event, by when."""
+
+    obligation_id: str
+    kind: str
+    reporter: str
+    legal_basis: str
+    person_key: str
+    event_at: datetime | None
+    due_at: datetime | None
+    arrived_at: datetime | None
+    state: State
+
+    @property
+    def seconds_late(self) -> int | None:
+        if self.due_at is None or self.arrived_at is None:
+            return None
+        return seconds_late(self.due_at, self.arrived_at)
+
+
+def payment_obligation_id(pharmacy_number: str, dispensing_id: str) -> str:
+    return f"payment:{pharmacy_number}:{dispensing_id}"
+
+
+def arm_payment(
+    existing: Obligation | None,
+    *,
+    obligation_id: str,
+    reporter: str,
+    person_key: str,
+    paid_at: datetime,
+    grace_seconds: int,
+) -> Obligation:
+    """A till payment: its obligation armed, or, when its report came first, decided now."""
+    due = due_immediately(paid_at, grace_seconds)
+    if existing is not None and existing.state != "reported":
+        return existing  # announced twice: the first announcement stands
+    if existing is not None and existing.arrived_at is not None:
+        state: State = "on_time" if existing.arrived_at <= due else "late"
+        return replace(existing, event_at=paid_at, due_at=due, state=state)
+    return Obligation(
+        obligation_id, "dispensing_report", reporter, PAYMENT_RULE, person_key, paid_at, due, None,
+        "open",
+    )  # fmt: skip
+
+
+def fulfil(
+    existing: Obligation | None,
+    *,
+    obligation_id: str,
+    reporter: str,
+    person_key: str,
+    arrived_at: datetime,
+) -> Obligation:
+    """A dispensing report: the obligation met (on time, late, or resolved after its alert), or
+    recorded as reported when its payment has not been announced."""
+    if existing is None:
+        return Obligation(
+            obligation_id, "dispensing_report", reporter, PAYMENT_RULE, person_key, None, None,
+            arrived_at, "reported",
+        )  # fmt: skip
+    if existing.arrived_at is not None:
+        return existing  # a second report of the same dispensing: the first one met it
+    if existing.state == "missing":
+        return replace(existing, arrived_at=arrived_at, state="resolved")
+    assert existing.due_at is not None
+    state: State = "on_time" if arrived_at <= existing.due_at else "late"
+    return replace(existing, arrived_at=arrived_at, state=state)
+
+
+def is_overdue(obligation: Obligation, now: datetime) -> bool:
+    """Whether an open obligation has passed its due time unmet: its missing alert is due now."""
+    return (
+        obligation.state == "open"
+        and obligation.due_at is not None
+        and obligation.arrived_at is None
+        and now > obligation.due_at
+    )

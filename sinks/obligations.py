@@ -1,0 +1,75 @@
+"""The obligations table as the rules see it: read by id for a batch, the overdue ones for the watch,
+and `rules.obligations.Obligation` to and from its row."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from rules.obligations import Obligation
+from sinks import tables as t
+from sinks.rows import ObligationRow
+
+
+def _utc(at: datetime | None) -> datetime | None:
+    if at is None:
+        return None
+    return at.astimezone(UTC) if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
+def of_row(r: Any) -> Obligation:
+    return Obligation(
+        r.obligation_id,
+        r.kind,
+        r.reporter,
+        r.legal_basis,
+        r.person_key,
+        _utc(r.event_at),
+        _utc(r.due_at),
+        _utc(r.arrived_at),
+        r.state,
+    )
+
+
+def row_of(o: Obligation, now: datetime) -> ObligationRow:
+    return ObligationRow(
+        o.obligation_id,
+        o.kind,
+        o.reporter,
+        o.legal_basis,
+        o.person_key,
+        _utc(o.event_at),
+        _utc(o.due_at),
+        _utc(o.arrived_at),
+        o.state,
+        now,
+    )
+
+
+async def by_id(conn: AsyncConnection, ids: Iterable[str]) -> dict[str, Obligation]:
+    """The obligations among `ids`, locked for this transaction on PostgreSQL: the watch skips them,
+    so an obligation is either met by this batch or alerted as missing, never both at once."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    ob = t.obligations
+    query = select(ob).where(ob.c.obligation_id.in_(wanted))
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    return {r.obligation_id: of_row(r) for r in await conn.execute(query)}
+
+
+async def overdue(conn: AsyncConnection, now: datetime, limit: int) -> list[Obligation]:
+    """Open obligations past their due time, oldest first, locked for this transaction; on PostgreSQL
+    rows another worker's watch holds are skipped, so each alert is raised by one worker only."""
+    ob = t.obligations
+    query = (
+        select(ob).where(ob.c.state == "open", ob.c.due_at < now).order_by(ob.c.due_at).limit(limit)
+    )
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    return [of_row(r) for r in await conn.execute(query)]

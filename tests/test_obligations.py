@@ -1,0 +1,137 @@
+"""Reporting obligations through the pipeline and the register, with the test's own clock.
+
+A till payment on `pharmacy.payments.v1` arms the obligation to report it immediately (§ 7 stk. 1, grace
+60 s here); the dispensing report with the same pharmacy and dispensing id meets it, by the time it
+reached the broker. The watch (`streams.obligation_watch.raise_missing`, a faust timer in the worker)
+turns an obligation still open at its due time into a `report_missing` alert, once; the report that
+comes after all raises `report_resolved`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+import pytest
+
+from sinks import tables
+from streams.decode import Decoded, Source, decode
+from streams.handlers.base import ApplyConfig
+from streams.obligation_watch import raise_missing
+from streams.outputs import Outputs
+from streams.pipeline import BatchResult
+from streams.topics import ALERTS, DISPENSINGS, PAYMENTS, TopicSpec
+from tests.messages import PERSON, report
+from tests.test_handler_atomicity import NAMES
+from tests.test_person_identity import Hub
+
+pytestmark = pytest.mark.database
+
+PAID = datetime(2024, 5, 2, 10, 0, tzinfo=UTC)
+CONFIG = ApplyConfig("obligations", 60, b"test-pseudonym-key-0123456789")
+
+
+def payment(n: int, paid: datetime = PAID) -> dict[str, Any]:
+    return {
+        "message_id": f"pay-{n}",
+        "pharmacy_number": "12300",
+        "dispensing_id": f"d-r{n}",
+        "paid_at": paid.isoformat(),
+        "person": {"key": PERSON},
+    }
+
+
+def its_report(n: int, paid: datetime = PAID) -> dict[str, Any]:
+    return report(f"r{n}", 10_000, paid.isoformat())  # dispensing id d-r<n>
+
+
+class Clocked(Hub):
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.pipeline.config = CONFIG
+
+    async def at(self, when: datetime, spec: TopicSpec, message: dict[str, Any]) -> BatchResult:
+        """One message that reached the broker at `when`."""
+        self.offset += 1
+        source = Source(
+            NAMES(spec),
+            0,
+            self.offset,
+            message["person"]["key"].encode(),
+            orjson.dumps(message),
+            int(when.timestamp() * 1000),
+        )
+        item = decode(source, spec)
+        assert isinstance(item, Decoded), item
+        return await self.pipeline.run([item], [], {})
+
+    async def watch(self, now: datetime) -> list[dict[str, Any]]:
+        _, alerts = await raise_missing(
+            self.register, Outputs(NAMES, CONFIG.pseudonym_secret, now), now
+        )
+        return [orjson.loads(a.value) for a in alerts]
+
+    async def states(self) -> dict[str, str]:
+        return {r.obligation_id: r.state for r in await self.rows(tables.obligations)}
+
+
+def alerts_of(result: BatchResult) -> list[dict[str, Any]]:
+    return [orjson.loads(o.value) for o in result.outputs if o.topic == NAMES(ALERTS)]
+
+
+@pytest.fixture
+async def hub(database_url: str) -> Any:
+    h = Clocked(database_url)
+    await h.pipeline.start()
+    yield h
+    await h.register.close()
+
+
+async def test_reports_on_time_late_and_missing(hub: Clocked) -> None:
+    """Three payments at 10:00:00, due 10:01:00. r1 comes at 10:00:30 (on time), r2 at 10:01:30 (late,
+    before the watch looked). At 10:01:00 the watch finds nothing overdue; at 10:01:01 it finds r3's
+    obligation open: one `report_missing` alert, and none at the next tick. r3 comes at 10:05:00: its
+    obligation is resolved, 240 s late."""
+    for n in (1, 2, 3):
+        await hub.at(PAID, PAYMENTS, payment(n))
+    await hub.at(PAID + timedelta(seconds=30), DISPENSINGS, its_report(1))
+    await hub.at(PAID + timedelta(seconds=90), DISPENSINGS, its_report(2))
+    assert await hub.watch(PAID + timedelta(seconds=60)) == []
+    missing = await hub.watch(PAID + timedelta(seconds=61))
+    assert [(a["kind"], a["message_id"], a["reporter"]) for a in missing] == [
+        ("report_missing", "payment:12300:d-r3", "12300")
+    ]
+    assert PERSON not in orjson.dumps(missing).decode()
+    assert await hub.watch(PAID + timedelta(seconds=62)) == []
+    late = await hub.at(PAID + timedelta(minutes=5), DISPENSINGS, its_report(3))
+    resolved = [a for a in alerts_of(late) if a["kind"] == "report_resolved"]
+    assert [a["message_id"] for a in resolved] == ["payment:12300:d-r3"]
+    assert resolved[0]["detail"].endswith("240 s late")
+    assert await hub.states() == {
+        "payment:12300:d-r1": "on_time",
+        "payment:12300:d-r2": "late",
+        "payment:12300:d-r3": "resolved",
+    }
+
+
+async def test_a_report_before_its_payment_and_both_in_one_batch(hub: Clocked) -> None:
+    """r1's report reaches the broker before its payment is announced: met on time when the payment
+    comes. r2's payment and report in one batch: the report sees the payment's obligation."""
+    await hub.at(PAID + timedelta(seconds=10), DISPENSINGS, its_report(1))
+    assert await hub.states() == {"payment:12300:d-r1": "reported"}
+    await hub.at(PAID + timedelta(seconds=20), PAYMENTS, payment(1))
+    items = []
+    for spec, message in ((PAYMENTS, payment(2)), (DISPENSINGS, its_report(2))):
+        hub.offset += 1
+        source = Source(
+            NAMES(spec), 0, hub.offset, PERSON.encode(), orjson.dumps(message),
+            int((PAID + timedelta(seconds=5)).timestamp() * 1000),
+        )  # fmt: skip
+        items.append(decode(source, spec))
+    await hub.pipeline.run(items, [], {})  # type: ignore[arg-type]
+    assert await hub.states() == {
+        "payment:12300:d-r1": "on_time",
+        "payment:12300:d-r2": "on_time",
+    }
+    assert await hub.watch(PAID + timedelta(hours=1)) == []
