@@ -52,6 +52,7 @@ from streams.topics import (
     INDIVIDUAL_GRANTS,
     INPUTS,
     MUNICIPAL_GRANTS,
+    PAYMENTS,
     PERSON_EVENTS,
     SUBSIDY_SCALES,
     TopicSpec,
@@ -248,6 +249,16 @@ def _correction(n: int) -> dict[str, Any]:
     }
 
 
+def _payment(n: int) -> dict[str, Any]:
+    return {
+        "message_id": f"fzy-{n:x}",
+        "pharmacy_number": ("12300", "10700", "11400")[n % 3],
+        "dispensing_id": f"fzd-{n:x}",
+        "paid_at": _moment(n),
+        "person": _person(n >> 4),
+    }
+
+
 def _person_event(n: int) -> dict[str, Any]:
     """A death or a custody: valid whatever the register holds. Renumberings change which person a
     report belongs to, which the campaign's count of reports per person cannot follow; they have
@@ -288,6 +299,7 @@ VALID: dict[TopicSpec, st.SearchStrategy[dict[str, Any]]] = {
     CORRECTIONS: st.builds(_correction, _n),
     SUBSIDY_SCALES: st.builds(_scale, _n),
     PERSON_EVENTS: st.builds(_person_event, _n),
+    PAYMENTS: st.builds(_payment, _n),
 }
 """A valid document per input topic, drawn; the values derive from the drawn numbers."""
 
