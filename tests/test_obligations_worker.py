@@ -1,0 +1,116 @@
+"""Missing reports found by the worker's own timer, through the real broker, with a kill in between.
+
+The production worker (`python -m reghub worker`, faust timer every 0.5 s, grace 2 s): two till payments;
+one report comes at once, the other does not. At its due time the `report_missing` alert appears on
+`ctr.alerts.v1`. The worker is killed (SIGKILL) and another started: the alert is not raised again. The
+report comes after all: one `report_resolved` alert.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+import pytest
+from sqlalchemy import select
+
+from reghub.broker import EmbeddedBroker, free_port
+from reghub.settings import Settings
+from sinks import tables
+from sinks.register import Register
+from streams.topics import ALERTS, DECISIONS, DISPENSINGS, PAYMENTS, TopicNames
+from tests.kafka_helpers import as_json, produce, read_until
+from tests.messages import PERSON, report
+from tests.test_worker_process import worker_env
+
+pytestmark = [pytest.mark.broker, pytest.mark.database]
+
+
+def start(env: dict[str, str], tmp: Path, name: str) -> subprocess.Popen[bytes]:
+    log = open(tmp / f"{name}.log", "wb")  # noqa: SIM115 - the process keeps it
+    return subprocess.Popen(
+        [sys.executable, "-m", "reghub", "worker"],
+        env={**env, "REGHUB_WEB_PORT": str(free_port())},
+        cwd=tmp,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def kinds(records: list) -> list[tuple[str, str]]:
+    found = []
+    for r in records:
+        alert = orjson.loads(r.value)
+        if alert["kind"].startswith("report_"):
+            found.append((alert["kind"], alert["message_id"]))
+    return found
+
+
+async def test_a_missing_report_is_alerted_once_across_a_kill_and_resolved_when_it_comes(
+    broker: EmbeddedBroker, settings: Settings, register: Register, tmp_path: Path
+) -> None:
+    names = TopicNames(settings.topic_prefix)
+    env = {
+        **worker_env(broker, settings, 0, tmp_path),
+        "REGHUB_REPORT_GRACE_SECONDS": "2",
+        "REGHUB_OBLIGATION_CHECK_SECONDS": "0.5",
+    }
+    paid = datetime.now(UTC).isoformat()
+    payments = [
+        {
+            "message_id": f"pay-{n}",
+            "pharmacy_number": "12300",
+            "dispensing_id": f"d-r{n}",
+            "paid_at": paid,
+            "person": {"key": PERSON},
+        }
+        for n in (1, 2)
+    ]
+    workers = [start(env, tmp_path, "w1")]
+    try:
+        await produce(
+            broker.bootstrap, names(PAYMENTS), [(PERSON.encode(), as_json(p)) for p in payments]
+        )
+        await produce(
+            broker.bootstrap,
+            names(DISPENSINGS),
+            [(PERSON.encode(), as_json(report("r1", 10_000, paid)))],
+        )
+        missing = ("report_missing", "payment:12300:d-r2")
+        records = await read_until(
+            broker.bootstrap, names(ALERTS), lambda rs: missing in kinds(rs), timeout=90
+        )
+        assert missing in kinds(records), (tmp_path / "w1.log").read_text()[-3000:]
+        os.killpg(workers[0].pid, signal.SIGKILL)
+        workers[0].wait()
+        workers.append(start(env, tmp_path, "w2"))
+        await asyncio.sleep(8)  # the new worker joins and its timer ticks many times
+        await produce(
+            broker.bootstrap,
+            names(DISPENSINGS),
+            [(PERSON.encode(), as_json(report("r2", 10_000, paid)))],
+        )
+        await read_until(broker.bootstrap, names(DECISIONS), lambda rs: len(rs) >= 2, timeout=60)
+        resolved = ("report_resolved", "payment:12300:d-r2")
+        records = await read_until(
+            broker.bootstrap, names(ALERTS), lambda rs: resolved in kinds(rs), timeout=60
+        )
+        await asyncio.sleep(2)
+        records = await read_until(broker.bootstrap, names(ALERTS), lambda rs: False, timeout=2)
+    finally:
+        for w in workers:
+            if w.poll() is None:
+                os.killpg(w.pid, signal.SIGTERM)
+                w.wait(30)
+    assert sorted(kinds(records)) == [missing, resolved]
+    async with register.engine.connect() as conn:
+        states = {r.obligation_id: r.state for r in await conn.execute(select(tables.obligations))}
+    assert states == {"payment:12300:d-r1": "on_time", "payment:12300:d-r2": "resolved"}
