@@ -19,10 +19,12 @@ from typing import Literal
 
 from rules.deadlines import due_immediately, seconds_late
 
-State = Literal["open", "reported", "on_time", "late", "missing", "resolved"]
-"""`open`: armed, not yet due or not yet checked; `reported`: the report came before its payment's
-announcement; `on_time` / `late`: met; `missing`: due and not met (alert raised); `resolved`: met after
-its missing alert."""
+State = Literal["open", "rejected_open", "reported", "on_time", "late", "missing", "resolved"]
+"""`open`: armed, not yet due or not yet checked; `rejected_open`: open, and a report of it came but was
+rejected (dead-lettered); `reported`: the report came before its payment's announcement; `on_time` /
+`late`: met; `missing`: due and not met (alert raised); `resolved`: met after its missing alert."""
+
+OPEN_STATES: tuple[State, ...] = ("open", "rejected_open")
 
 PAYMENT_RULE = "§ 7 stk. 1: immediately after payment"
 
@@ -93,15 +95,24 @@ def fulfil(
         return existing  # a second report of the same dispensing: the first one met it
     if existing.state == "missing":
         return replace(existing, arrived_at=arrived_at, state="resolved")
+    # open, or open after a rejected report: this valid one meets it
     assert existing.due_at is not None
     state: State = "on_time" if arrived_at <= existing.due_at else "late"
     return replace(existing, arrived_at=arrived_at, state=state)
 
 
+def reject(existing: Obligation | None) -> Obligation | None:
+    """A report of the obligation was rejected: it stays open, marked, until a valid report comes; its
+    missing alert will say so. None when there is nothing to mark."""
+    if existing is None or existing.state != "open":
+        return None
+    return replace(existing, state="rejected_open")
+
+
 def is_overdue(obligation: Obligation, now: datetime) -> bool:
     """Whether an open obligation has passed its due time unmet: its missing alert is due now."""
     return (
-        obligation.state == "open"
+        obligation.state in OPEN_STATES
         and obligation.due_at is not None
         and obligation.arrived_at is None
         and now > obligation.due_at

@@ -77,7 +77,7 @@ obligations = Table(
     Column("event_at", DateTime(timezone=True)),
     Column("due_at", DateTime(timezone=True)),
     Column("arrived_at", DateTime(timezone=True)),
-    Column("state", String(12), nullable=False),  # rules.obligations.State
+    Column("state", String(16), nullable=False),  # rules.obligations.State
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 Index("ix_obligations_state_due", obligations.c.state, obligations.c.due_at)

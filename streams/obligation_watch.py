@@ -45,6 +45,13 @@ async def raise_missing(
             .where(ob.c.obligation_id.in_([o.obligation_id for o in due]))
             .values(state="missing", updated_at=now)
         )
-        alerts = [out.obligation_alert(replace(o, state="missing"), "report_missing") for o in due]
+        alerts = [
+            out.obligation_alert(
+                replace(o, state="missing"),
+                "report_missing",
+                "a report came but was rejected" if o.state == "rejected_open" else None,
+            )
+            for o in due
+        ]
         outbox_id = await outbox.add(uow.conn, alerts, now)
     return outbox_id, alerts

@@ -98,7 +98,7 @@ class Outputs:
         )
         return self.emit(ALERTS, reporter.encode(), alert.model_dump_json().encode())
 
-    def obligation_alert(self, o: Obligation, kind: str) -> Outgoing:
+    def obligation_alert(self, o: Obligation, kind: str, note: str | None = None) -> Outgoing:
         """`report_missing`: an obligation passed its due time unmet; `report_resolved`: its report came
         after all. Keyed by the reporter; the person by pseudonym only."""
         due = o.due_at.isoformat() if o.due_at else "unknown"
@@ -109,7 +109,7 @@ class Outputs:
             message_id=o.obligation_id,
             reporter=o.reporter,
             person=self.pseudonym(o.person_key),
-            detail=f"due {due} ({o.legal_basis}){late}",
+            detail=f"due {due} ({o.legal_basis}){late}" + (f"; {note}" if note else ""),
             at=self.now,
         )
         return self.emit(ALERTS, o.reporter.encode(), alert.model_dump_json().encode())

@@ -135,3 +135,24 @@ async def test_a_report_before_its_payment_and_both_in_one_batch(hub: Clocked) -
         "payment:12300:d-r2": "on_time",
     }
     assert await hub.watch(PAID + timedelta(hours=1)) == []
+
+
+async def test_a_rejected_report_keeps_its_obligation_open_until_a_valid_one_comes(
+    hub: Clocked,
+) -> None:
+    """r1's report is refused (a return of a sale the register does not know): the obligation stays
+    open, and at its due time the missing alert says a report came but was rejected. A valid report
+    of the same dispensing then resolves it."""
+    await hub.at(PAID, PAYMENTS, payment(1))
+    bad = report("bad-1", -10_000, PAID.isoformat(), kind="return", return_of="never-sold")
+    bad["dispensing_id"] = "d-r1"
+    refused = await hub.at(PAID + timedelta(seconds=5), DISPENSINGS, bad)
+    assert "rejected" in refused.counts
+    assert await hub.states() == {"payment:12300:d-r1": "rejected_open"}
+    [missing] = await hub.watch(PAID + timedelta(seconds=61))
+    assert missing["kind"] == "report_missing"
+    assert missing["detail"].endswith("a report came but was rejected")
+    good = await hub.at(PAID + timedelta(seconds=70), DISPENSINGS, its_report(1))
+    assert [a["kind"] for a in alerts_of(good) if a["kind"].startswith("report_")] == [
+        "report_resolved"
+    ]

@@ -30,7 +30,7 @@ from rules.dispensing import apply_dispensing, is_late, price_lines
 from rules.history import NewSale, Replayed, place_sale
 from rules.identifiers import mask_person_numbers
 from rules.lines import line_charges
-from rules.obligations import Obligation, fulfil, payment_obligation_id
+from rules.obligations import Obligation, fulfil, payment_obligation_id, reject
 from rules.outcomes import Applied, Parked, PurchaseResult, Refused
 from rules.state import Period, PersonState, Supplement
 from schemas.decisions import PurchaseDecision
@@ -39,7 +39,7 @@ from sinks import obligations, tables
 from sinks.publisher import Outgoing
 from sinks.rows import ParkedRow, PurchaseRow
 from streams.decode import Decoded
-from streams.effects import Effects, Needs, refused
+from streams.effects import Effects, Needs
 from streams.handlers.base import (
     COPENHAGEN,
     BatchView,
@@ -125,7 +125,8 @@ def handle(view: BatchView, d: Decoded, ctx: Context) -> Effects:
     if state.died_on is not None and day > state.died_on and m.kind == "sale":
         outputs.append(ctx.out.purchase_after_death(d, reporter(m), state.died_on, day))
     if isinstance(outcome, Refused):
-        return refused(rejection(d, outcome.reason), outputs)
+        marked = _reject_obligation(view, m, ctx)
+        return Effects(rejected=rejection(d, outcome.reason), outputs=outputs, rows=marked)
     if isinstance(outcome, Parked):
         value = (
             PurchaseDecision(
@@ -449,6 +450,17 @@ async def preload(conn: AsyncConnection, messages: list[Decoded]) -> dict[str, O
         if m.pharmacy_number is not None:
             ids.append(payment_obligation_id(m.pharmacy_number, m.dispensing_id))
     return await obligations.by_id(conn, ids)
+
+
+def _reject_obligation(
+    view: BatchView, m: DispensingReport, ctx: Context
+) -> tuple[tuple[Any, Any], ...]:
+    """A refused report leaves its obligation open, marked as having had a rejected report."""
+    if m.pharmacy_number is None:
+        return ()
+    oid = payment_obligation_id(m.pharmacy_number, m.dispensing_id)
+    marked = reject(obligation_of(view, (PAYMENTS.base, DISPENSINGS.base), oid))
+    return ((tables.obligations, obligations.row_of(marked, ctx.now)),) if marked else ()
 
 
 def _meet_obligation(

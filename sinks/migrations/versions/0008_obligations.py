@@ -29,7 +29,7 @@ def upgrade() -> None:
         sa.Column("event_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("due_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("arrived_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("state", sa.String(length=12), nullable=False),
+        sa.Column("state", sa.String(length=16), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("obligation_id"),
     )
