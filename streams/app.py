@@ -20,6 +20,7 @@ from aiokafka.errors import KafkaError
 from sinks.outbox import purge
 from sinks.register import RegisterUnavailable
 from streams.health import Health, HealthConfig
+from streams.metrics import CONTENT_TYPE
 from streams.obligation_watch import raise_missing
 from streams.processor import RegisterProcessor
 
@@ -148,6 +149,22 @@ def create_app(
                 )
         except RegisterUnavailable as exc:
             log.warning("outbox not purged, will try again: %s", exc)
+
+    @app.timer(interval=15.0)
+    async def count_obligations() -> None:
+        """The obligations-by-state gauge of `/metrics`."""
+        if processor.consumer is None:
+            return
+        try:
+            async with processor.register.engine.connect() as conn:
+                await processor.metrics.refresh_obligations(conn)
+        except Exception as exc:  # a metric never stops the worker
+            log.warning("obligation counts not refreshed: %s", exc)
+
+    @app.page("/metrics")
+    async def metrics_page(web: Any, request: Any) -> Any:
+        """Prometheus metrics (`streams.metrics`)."""
+        return web.bytes(processor.metrics.text(), content_type=CONTENT_TYPE)
 
     @app.page("/health")
     async def health_page(web: Any, request: Any) -> Any:

@@ -27,6 +27,7 @@ from streams.decode import Decoded, Rejected, Source, decode
 from streams.handlers import HANDLERS
 from streams.handlers.base import ApplyConfig, Handler
 from streams.log_identity import LogIdentityUnknown, log_ids
+from streams.metrics import Metrics
 from streams.pipeline import Pipeline
 from streams.relay import Relay
 from streams.topics import INPUTS, TopicNames, TopicSpec
@@ -163,6 +164,7 @@ class RegisterProcessor:
         self.register = register
         self.names = names
         self.on_batch = on_batch
+        self.metrics = Metrics(self.lag_by_partition)
         self.stats = ProcessorStats()
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
@@ -302,9 +304,11 @@ class RegisterProcessor:
         }
         async with self.in_flight:
             # Steps 2-4
+            began = time.perf_counter()
             result = await self.pipeline.run(
                 fetched.decoded, fetched.rejected, offsets, self.log_ids
             )
+            seconds = time.perf_counter() - began
             # Step 5
             started = time.perf_counter()
             published = await self._publish(result.outbox_id, result.outputs)
@@ -323,6 +327,24 @@ class RegisterProcessor:
         self.stats.committed.update(offsets)
         self.stats.succeeded()
         self._count(batch, result.counts)
+        records: dict[str, int] = {}
+        for tp, got in batch.items():
+            records[tp.topic] = records.get(tp.topic, 0) + len(got)
+        self.metrics.batch(records, result.outputs, seconds)
+
+    def lag_by_partition(self) -> dict[tuple[str, int], int]:
+        """Records in each assigned partition not yet committed (from the last fetch's high
+        watermarks); empty before the first fetch."""
+        consumer = self.consumer
+        if consumer is None:
+            return {}
+        found = {}
+        for tp in consumer.assignment():
+            high = consumer.highwater(tp)
+            if high is not None:
+                done = self.stats.committed.get((tp.topic, tp.partition), 0)
+                found[(tp.topic, tp.partition)] = max(0, high - done)
+        return found
 
     async def _publish(self, outbox_id: int | None, outputs: list[Outgoing]) -> bool:
         """Publish a committed batch's outputs, retrying (and draining the outbox first) until the

@@ -71,6 +71,13 @@ def left_over(group: int, known: set[int]) -> list[int]:
     return alive
 
 
+def get_metrics(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
+        assert resp.status == 200
+        assert resp.headers["Content-Type"].startswith("text/plain")
+        return resp.read().decode()
+
+
 def get_health(port: int) -> dict:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as resp:
         assert resp.status == 200
@@ -123,7 +130,7 @@ async def test_the_worker_process_decides_reports_health_and_stops_on_sigterm(
     await produce(
         broker.bootstrap,
         names(DISPENSINGS),
-        [(PERSON.encode(), as_json(report("r-proc-1", 400_000)))],
+        [(PERSON.encode(), as_json(report("r-proc-1", 400_000))), (PERSON.encode(), b"{not json")],
     )
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
@@ -152,6 +159,17 @@ async def test_the_worker_process_decides_reports_health_and_stops_on_sigterm(
         assert health["status"] == "ok"
         assert health["messages"] >= 1
         assert health["failed_batches"] == 0
+
+        metrics = await asyncio.to_thread(get_metrics, port)
+        topic = names(DISPENSINGS)
+        assert f'reghub_messages_in_total{{topic="{topic}"}} 2.0' in metrics, metrics
+        assert 'reghub_dead_letters_total{reason="schema.json_invalid"} 1.0' in metrics, metrics
+        assert f'reghub_outputs_total{{topic="{names(DECISIONS)}"}} 1.0' in metrics, metrics
+        assert "reghub_batch_commit_seconds_count" in metrics
+        assert f'reghub_consumer_lag{{partition="0",topic="{topic}"}}' in metrics or (
+            f'reghub_consumer_lag{{partition="1",topic="{topic}"}}' in metrics
+        ), metrics
+        assert PERSON not in metrics
 
         seen = descendants(proc.pid)
         started = time.monotonic()

@@ -1,0 +1,100 @@
+"""The worker's Prometheus metrics, served at `/metrics` (prometheus-client's text format).
+
+- `reghub_messages_in_total{topic}`: input records handled, valid or not;
+- `reghub_outputs_total{topic}`: records published (decisions, dead letters, changes, alerts, …);
+- `reghub_dead_letters_total{reason}`: dead letters by the kind of their reason (the part before `:`,
+  e.g. `schema.missing`, `rule.return_of_unknown_report`: never a value, never a person);
+- `reghub_batch_commit_seconds`: load, handle and write of one batch, one register transaction;
+- `reghub_consumer_lag{topic,partition}`: records not yet committed, per assigned partition, at scrape;
+- `reghub_obligations{state}`: reporting obligations by state (`rules.obligations`), refreshed by a timer.
+
+One registry per worker process (not the library's global one), so that tests can run several.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from sinks import tables as t
+from sinks.publisher import Outgoing
+
+CONTENT_TYPE = "text/plain; version=0.0.4"
+
+
+class _Lag(Collector):
+    def __init__(self, lag: Any) -> None:
+        self.lag = lag
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "reghub_consumer_lag",
+            "Records in an assigned partition not yet committed by this worker.",
+            labels=["topic", "partition"],
+        )
+        for (topic, partition), value in sorted(self.lag().items()):
+            family.add_metric([topic, str(partition)], value)
+        yield family
+
+
+class Metrics:
+    """The worker's metrics; `lag` returns {(topic, partition): records behind} when scraped."""
+
+    def __init__(self, lag: Any = dict) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.messages_in = Counter(
+            "reghub_messages_in", "Input records handled.", ["topic"], registry=r
+        )
+        self.outputs = Counter("reghub_outputs", "Records published.", ["topic"], registry=r)
+        self.dead_letters = Counter(
+            "reghub_dead_letters", "Dead letters by kind of reason.", ["reason"], registry=r
+        )
+        self.batch_seconds = Histogram(
+            "reghub_batch_commit_seconds",
+            "One batch's register transaction: load, handle, write and commit.",
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+            registry=r,
+        )
+        self.obligations = Gauge(
+            "reghub_obligations", "Reporting obligations by state.", ["state"], registry=r
+        )
+        r.register(_Lag(lag))
+
+    def batch(
+        self, records: Mapping[str, int], outputs: Sequence[Outgoing], seconds: float
+    ) -> None:
+        """One committed and published batch: records per input topic, its outputs, its time."""
+        for topic, count in records.items():
+            self.messages_in.labels(topic).inc(count)
+        for out in outputs:
+            self.outputs.labels(out.topic).inc()
+            reason = dict(out.headers).get("reghub-reason") if out.headers else None
+            if reason is not None:
+                self.dead_letters.labels(reason.decode().split(":", 1)[0]).inc()
+        self.batch_seconds.observe(seconds)
+
+    async def refresh_obligations(self, conn: AsyncConnection) -> None:
+        ob = t.obligations
+        found = dict(
+            (await conn.execute(select(ob.c.state, func.count()).group_by(ob.c.state))).all()
+        )
+        for state in (
+            "open",
+            "rejected_open",
+            "reported",
+            "on_time",
+            "late",
+            "missing",
+            "resolved",
+        ):
+            self.obligations.labels(state).set(found.get(state, 0))
+
+    def text(self) -> bytes:
+        return generate_latest(self.registry)
