@@ -256,6 +256,16 @@ def register_import(
         raise typer.Exit(1)
 
 
+@app.command()
+def compliance(
+    day: Annotated[str, typer.Option("--date", help="The day, YYYY-MM-DD (Europe/Copenhagen)")],
+) -> None:
+    """The compliance summary of a day per reporter: on time, late, missing, resolved, worst lateness."""
+    from reghub.compliance_table import print_day
+
+    raise typer.Exit(asyncio.run(print_day(load_settings(key_needed=False), day)))
+
+
 @person_app.command("show")
 def person_show(
     key: Annotated[str, typer.Argument(help="Any number the person has had")],

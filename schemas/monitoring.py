@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -43,4 +43,21 @@ class Alert(BaseModel):
     reporter: str | None = None
     person: str | None = None
     detail: str
+    at: datetime
+
+
+class ComplianceSummary(BaseModel):
+    """`ctr.compliance.v1`: one reporter's reporting obligations of one day (Europe/Copenhagen), once
+    the day is closed."""
+
+    model_config = ConfigDict(frozen=True)
+
+    schema_version: Literal[1] = 1
+    day: date
+    reporter: str
+    on_time: int
+    late: int
+    missing: int
+    resolved: int
+    worst_seconds_late: int
     at: datetime

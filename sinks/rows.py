@@ -45,6 +45,17 @@ class ObligationRow(NamedTuple):
     updated_at: datetime
 
 
+class ComplianceRow(NamedTuple):
+    day: date
+    reporter: str
+    on_time: int
+    late: int
+    missing: int
+    resolved: int
+    worst_seconds_late: int
+    closed_at: datetime
+
+
 class CustodyRow(NamedTuple):
     parent_key: str
     child_key: str

@@ -81,6 +81,20 @@ obligations = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 Index("ix_obligations_state_due", obligations.c.state, obligations.c.due_at)
+Index("ix_obligations_event", obligations.c.event_at)
+
+compliance_days = Table(
+    "compliance_days",
+    metadata,
+    Column("day", Date, primary_key=True),
+    Column("reporter", String(16), primary_key=True),
+    Column("on_time", Integer, nullable=False),
+    Column("late", Integer, nullable=False),
+    Column("missing", Integer, nullable=False),
+    Column("resolved", Integer, nullable=False),
+    Column("worst_seconds_late", Integer, nullable=False),
+    Column("closed_at", DateTime(timezone=True), nullable=False),
+)
 
 subsidy_periods = Table(
     "subsidy_periods",

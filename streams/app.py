@@ -17,8 +17,10 @@ from typing import Any
 import faust
 from aiokafka.errors import KafkaError
 
+from rules.deadlines import COPENHAGEN
 from sinks.outbox import purge
 from sinks.register import RegisterUnavailable
+from streams.compliance import close_day, yesterday
 from streams.health import Health, HealthConfig
 from streams.metrics import CONTENT_TYPE
 from streams.obligation_watch import raise_missing
@@ -149,6 +151,21 @@ def create_app(
                 )
         except RegisterUnavailable as exc:
             log.warning("outbox not purged, will try again: %s", exc)
+
+    @app.crontab("5 0 * * *", timezone=COPENHAGEN)
+    async def close_yesterday() -> None:
+        """Shortly after local midnight: the compliance summary of the day that ended, once."""
+        if processor.consumer is None:
+            return
+        try:
+            day = yesterday(datetime.now(UTC))
+            outbox_id, records = await close_day(
+                processor.register, processor.pipeline.outputs(), day
+            )
+            await processor.relay.publish(outbox_id, records)
+            log.info("compliance: day %s closed, %d reporters", day, len(records))
+        except (RegisterUnavailable, KafkaError) as exc:
+            log.warning("compliance summary not made; `reghub compliance` shows the day: %s", exc)
 
     @app.timer(interval=15.0)
     async def count_obligations() -> None:

@@ -11,7 +11,7 @@ from schemas.decisions import PurchaseDecision
 from schemas.deferrals import DeferralAgreement
 from schemas.dispensing import DispensingReport
 from schemas.grants import IndividualGrant
-from schemas.monitoring import Alert, Change
+from schemas.monitoring import Alert, Change, ComplianceSummary
 from schemas.municipal import MunicipalDecision
 from schemas.payments import TillPayment
 from schemas.person_events import PersonEvent
@@ -62,6 +62,7 @@ DEAD_LETTER = TopicSpec(
 )
 CHANGES = TopicSpec("ctr.changes.v1", Change, "person pseudonym", "reghub")
 ALERTS = TopicSpec("ctr.alerts.v1", Alert, "reporter", "reghub")
+COMPLIANCE = TopicSpec("ctr.compliance.v1", ComplianceSummary, "reporter", "reghub")
 
 REGISTRATIONS = TopicSpec(
     "stps.registrations.v1",
@@ -84,7 +85,7 @@ INPUTS: tuple[TopicSpec, ...] = (
 )
 """Topics the register consumes, in the order a batch applies them (reference data and grants first)."""
 
-OUTPUTS: tuple[TopicSpec, ...] = (DECISIONS, DEAD_LETTER, CHANGES, ALERTS, PLACE_ALERTS)
+OUTPUTS: tuple[TopicSpec, ...] = (DECISIONS, DEAD_LETTER, CHANGES, ALERTS, PLACE_ALERTS, COMPLIANCE)
 ALL: tuple[TopicSpec, ...] = INPUTS + OUTPUTS
 
 

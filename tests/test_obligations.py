@@ -9,19 +9,23 @@ comes after all raises `report_resolved`.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import orjson
 import pytest
+from rich.console import Console
 
+from reghub.compliance_table import print_day
 from sinks import tables
+from streams.compliance import close_day
 from streams.decode import Decoded, Source, decode
 from streams.handlers.base import ApplyConfig
 from streams.obligation_watch import raise_missing
 from streams.outputs import Outputs
 from streams.pipeline import BatchResult
 from streams.topics import ALERTS, DISPENSINGS, PAYMENTS, TopicSpec
+from tests.conftest import settings_for
 from tests.messages import PERSON, report
 from tests.test_handler_atomicity import NAMES
 from tests.test_person_identity import Hub
@@ -156,3 +160,42 @@ async def test_a_rejected_report_keeps_its_obligation_open_until_a_valid_one_com
     assert [a["kind"] for a in alerts_of(good) if a["kind"].startswith("report_")] == [
         "report_resolved"
     ]
+
+
+async def test_the_day_is_closed_once_and_the_summary_matches_what_was_sent(
+    hub: Clocked, database_url: str
+) -> None:
+    """2 May 2024: r1 on time, r2 late by 30 s, r3 missing then resolved 240 s late, r4 still missing,
+    all at pharmacy 12300; a payment at 23:30 UTC belongs to 3 May in Copenhagen (UTC+2). Closing 2 May
+    stores and publishes one summary; closing it again publishes nothing; `reghub compliance` prints it."""
+    for n in (1, 2, 3, 4):
+        await hub.at(PAID, PAYMENTS, payment(n))
+    night = datetime(2024, 5, 2, 23, 30, tzinfo=UTC)
+    await hub.at(night, PAYMENTS, payment(5, night))
+    await hub.at(PAID + timedelta(seconds=10), DISPENSINGS, its_report(1))
+    await hub.at(PAID + timedelta(seconds=90), DISPENSINGS, its_report(2))
+    await hub.watch(PAID + timedelta(seconds=61))  # r3 and r4 missing
+    await hub.at(PAID + timedelta(minutes=5), DISPENSINGS, its_report(3))
+    out = Outputs(NAMES, CONFIG.pseudonym_secret, PAID)
+    _, first = await close_day(hub.register, out, date(2024, 5, 2))
+    [summary] = [orjson.loads(r.value) for r in first]
+    assert {
+        k: summary[k] for k in ("day", "reporter", "on_time", "late", "missing", "resolved")
+    } == {
+        "day": "2024-05-02",
+        "reporter": "12300",
+        "on_time": 1,
+        "late": 1,
+        "missing": 1,
+        "resolved": 1,
+    }
+    assert summary["worst_seconds_late"] == 240
+    _, again = await close_day(hub.register, out, date(2024, 5, 2))
+    assert again == []
+    console = Console(record=True, width=120)
+    settings = settings_for("127.0.0.1:1", database_url, "c.")
+    assert await print_day(settings, "2024-05-02", console) == 0
+    printed = console.export_text()
+    assert "(closed)" in printed and "12300" in printed and "240" in printed
+    assert await print_day(settings, "2024-05-03", console) == 0
+    assert "not closed yet" in console.export_text()

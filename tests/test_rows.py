@@ -22,6 +22,7 @@ PAIRS = [
     (rows.PersonMergeRow, tables.person_merges),
     (rows.CustodyRow, tables.custody),
     (rows.ObligationRow, tables.obligations),
+    (rows.ComplianceRow, tables.compliance_days),
     (places_rows.CompanyRow, places_tables.companies),
     (places_rows.UnitRow, places_tables.units),
     (places_rows.PractitionerRow, places_tables.practitioners),

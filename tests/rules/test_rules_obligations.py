@@ -102,3 +102,18 @@ def test_a_report_before_its_payment_announcement_is_decided_when_the_payment_co
         grace_seconds=60,
     )  # fmt: skip
     assert again is decided  # announced twice: the first stands
+
+
+def test_a_days_summary_counts_by_the_local_date_of_the_payment() -> None:
+    """A payment at 21:59:59 UTC on 2 May is 23:59:59 in Copenhagen (summer time): 2 May. One at
+    22:00:00 UTC is 00:00 on 3 May: not counted for 2 May."""
+    from dataclasses import replace
+
+    from rules.compliance import summarize
+
+    last = replace(
+        armed(), obligation_id="a", event_at=datetime(2024, 5, 2, 21, 59, 59, tzinfo=UTC)
+    )
+    next_day = replace(armed(), obligation_id="b", event_at=datetime(2024, 5, 2, 22, tzinfo=UTC))
+    [summary] = summarize(date(2024, 5, 2), [last, next_day])
+    assert (summary.reporter, summary.missing, summary.total) == ("12300", 1, 1)

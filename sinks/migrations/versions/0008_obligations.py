@@ -1,4 +1,5 @@
-"""Reporting obligations (order §§ 7-8): one row per reportable fact, with its due time and state.
+"""Reporting obligations (order §§ 7-8): one row per reportable fact, with its due time and state; and
+the end-of-day compliance summary per reporter.
 
 Revision ID: 0008_obligations
 Revises: 0007_treatment_places
@@ -34,8 +35,23 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("obligation_id"),
     )
     op.create_index("ix_obligations_state_due", "obligations", ["state", "due_at"])
+    op.create_index("ix_obligations_event", "obligations", ["event_at"])
+    op.create_table(
+        "compliance_days",
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("reporter", sa.String(length=16), nullable=False),
+        sa.Column("on_time", sa.Integer(), nullable=False),
+        sa.Column("late", sa.Integer(), nullable=False),
+        sa.Column("missing", sa.Integer(), nullable=False),
+        sa.Column("resolved", sa.Integer(), nullable=False),
+        sa.Column("worst_seconds_late", sa.Integer(), nullable=False),
+        sa.Column("closed_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("day", "reporter"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("compliance_days")
+    op.drop_index("ix_obligations_event", table_name="obligations")
     op.drop_index("ix_obligations_state_due", table_name="obligations")
     op.drop_table("obligations")
