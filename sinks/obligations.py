@@ -68,7 +68,10 @@ async def overdue(conn: AsyncConnection, now: datetime, limit: int) -> list[Obli
     rows another worker's watch holds are skipped, so each alert is raised by one worker only."""
     ob = t.obligations
     query = (
-        select(ob).where(ob.c.state.in_(OPEN_STATES), ob.c.due_at < now).order_by(ob.c.due_at).limit(limit)
+        select(ob)
+        .where(ob.c.state.in_(OPEN_STATES), ob.c.due_at < now)
+        .order_by(ob.c.due_at)
+        .limit(limit)
     )
     if conn.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
