@@ -14,7 +14,7 @@ is 24:00 Europe/Copenhagen on the event's local date, daylight saving time inclu
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 from rules.deadlines import due_immediately, seconds_late
@@ -117,3 +117,14 @@ def is_overdue(obligation: Obligation, now: datetime) -> bool:
         and obligation.arrived_at is None
         and now > obligation.due_at
     )
+
+
+def at_risk(lag: int, per_second: float, earliest_due: datetime | None, now: datetime) -> bool:
+    """Whether the hub's own lag will make it meet obligations after their due time: records wait
+    unprocessed, and at the rate the worker has been handling them they will not all be handled before
+    the earliest open obligation falls due (with no progress at all, any lag is a risk)."""
+    if lag <= 0 or earliest_due is None:
+        return False
+    if per_second <= 0:
+        return True
+    return now + timedelta(seconds=lag / per_second) > earliest_due

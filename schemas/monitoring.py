@@ -37,6 +37,8 @@ class Alert(BaseModel):
         "purchase_after_death",
         "report_missing",
         "report_resolved",
+        "obligations_at_risk",
+        "obligations_at_risk_cleared",
     ]
     source_topic: str
     message_id: str | None = None

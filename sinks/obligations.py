@@ -15,7 +15,8 @@ from sinks import tables as t
 from sinks.rows import ObligationRow
 
 
-def _utc(at: datetime | None) -> datetime | None:
+def utc(at: datetime | None) -> datetime | None:
+    """A time read back as stored, in UTC (SQLite keeps no offset)."""
     if at is None:
         return None
     return at.astimezone(UTC) if at.tzinfo is not None else at.replace(tzinfo=UTC)
@@ -28,9 +29,9 @@ def of_row(r: Any) -> Obligation:
         r.reporter,
         r.legal_basis,
         r.person_key,
-        _utc(r.event_at),
-        _utc(r.due_at),
-        _utc(r.arrived_at),
+        utc(r.event_at),
+        utc(r.due_at),
+        utc(r.arrived_at),
         r.state,
     )
 
@@ -42,9 +43,9 @@ def row_of(o: Obligation, now: datetime) -> ObligationRow:
         o.reporter,
         o.legal_basis,
         o.person_key,
-        _utc(o.event_at),
-        _utc(o.due_at),
-        _utc(o.arrived_at),
+        utc(o.event_at),
+        utc(o.due_at),
+        utc(o.arrived_at),
         o.state,
         now,
     )

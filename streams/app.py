@@ -23,7 +23,7 @@ from sinks.register import RegisterUnavailable
 from streams.compliance import close_day, yesterday
 from streams.health import Health, HealthConfig
 from streams.metrics import CONTENT_TYPE
-from streams.obligation_watch import raise_missing
+from streams.obligation_watch import LagWatch, earliest_due, raise_missing
 from streams.processor import RegisterProcessor
 
 log = logging.getLogger(__name__)
@@ -111,16 +111,31 @@ def create_app(
         except RegisterUnavailable as exc:
             log.warning("scales not refreshed, will try again: %s", exc)
 
+    lag_watch = LagWatch()
+
     @app.timer(interval=obligation_check_seconds)
     async def watch_obligations() -> None:
-        """Raise the alert of every report still missing at its due time (`streams.obligation_watch`)."""
+        """Raise the alert of every report still missing at its due time, and of the worker's own lag
+        putting obligations at risk (`streams.obligation_watch`)."""
         if processor.consumer is None:
             return
+        now = datetime.now(UTC)
         try:
             outbox_id, alerts = await raise_missing(
-                processor.pipeline.register, processor.pipeline.outputs(), datetime.now(UTC)
+                processor.pipeline.register, processor.pipeline.outputs(), now
             )
             await processor.relay.publish(outbox_id, alerts)
+            lag = sum(processor.lag_by_partition().values())
+            rate = lag_watch.rate(processor.stats.messages)
+            due = await earliest_due(processor.pipeline.register, now) if lag else None
+            kind = lag_watch.verdict(lag, rate, due, now)
+            if kind is not None:
+                detail = f"lag {lag} records at {rate:.0f}/s" + (
+                    f"; earliest open obligation due {due.isoformat()}" if due else ""
+                )
+                await processor.relay.enqueue(
+                    [processor.pipeline.outputs().incident(kind, "obligations", detail)]
+                )
         except (RegisterUnavailable, KafkaError) as exc:
             log.warning("obligation watch failed, will try again: %s", exc)
 

@@ -10,11 +10,13 @@ lock (`sinks.obligations.by_id`): an obligation is met or alerted, never both at
 
 from __future__ import annotations
 
-from dataclasses import replace
+import time
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 
+from rules.obligations import OPEN_STATES, at_risk
 from sinks import obligations, outbox
 from sinks import tables as t
 from sinks.publisher import Outgoing
@@ -55,3 +57,50 @@ async def raise_missing(
         ]
         outbox_id = await outbox.add(uow.conn, alerts, now)
     return outbox_id, alerts
+
+
+@dataclass
+class LagWatch:
+    """The hub's own lag against the obligations it must meet (one per worker): an alert when the lag
+    puts the earliest open obligation at risk, before it breaches, and one when the lag is gone.
+
+    The rate is the worker's over the last ticks (messages handled per second). An episode is this
+    worker's: a worker that restarts mid-episode starts without one, and raises it again if the risk
+    is still there.
+    """
+
+    window_s: float = 30.0
+    at_risk: bool = False
+    _seen: list[tuple[float, int]] = field(default_factory=list)
+
+    def rate(self, messages: int, at: float | None = None) -> float:
+        now = time.monotonic() if at is None else at
+        self._seen = [(t, m) for t, m in self._seen if now - t <= self.window_s]
+        self._seen.append((now, messages))
+        first_t, first_m = self._seen[0]
+        return (messages - first_m) / (now - first_t) if now > first_t else 0.0
+
+    def verdict(
+        self, lag: int, per_second: float, earliest_due: datetime | None, now: datetime
+    ) -> str | None:
+        """ "obligations_at_risk" or "obligations_at_risk_cleared" when the episode starts or ends."""
+        risky = at_risk(lag, per_second, earliest_due, now)
+        if risky and not self.at_risk:
+            self.at_risk = True
+            return "obligations_at_risk"
+        if self.at_risk and lag == 0:
+            self.at_risk = False
+            return "obligations_at_risk_cleared"
+        return None
+
+
+async def earliest_due(register: Register, now: datetime) -> datetime | None:
+    """The earliest due time of an open obligation not yet due."""
+    ob = t.obligations
+    async with register.engine.connect() as conn:
+        found = (
+            await conn.execute(
+                select(func.min(ob.c.due_at)).where(ob.c.state.in_(OPEN_STATES), ob.c.due_at > now)
+            )
+        ).scalar()
+    return obligations.utc(found)

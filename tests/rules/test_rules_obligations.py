@@ -117,3 +117,28 @@ def test_a_days_summary_counts_by_the_local_date_of_the_payment() -> None:
     next_day = replace(armed(), obligation_id="b", event_at=datetime(2024, 5, 2, 22, tzinfo=UTC))
     [summary] = summarize(date(2024, 5, 2), [last, next_day])
     assert (summary.reporter, summary.missing, summary.total) == ("12300", 1, 1)
+
+
+def test_the_hubs_own_lag_puts_obligations_at_risk_before_they_breach() -> None:
+    """1,000 records behind at 100/s take 10 s: an obligation due in 11 s is safe, one due in 9 s is
+    at risk; no progress at all is a risk whatever the due time; no lag, no risk."""
+    from rules.obligations import at_risk
+
+    now = PAID
+    assert not at_risk(1000, 100.0, now + timedelta(seconds=11), now)
+    assert at_risk(1000, 100.0, now + timedelta(seconds=9), now)
+    assert at_risk(1, 0.0, now + timedelta(days=1), now)
+    assert not at_risk(0, 0.0, now, now)
+    assert not at_risk(1000, 100.0, None, now)
+
+
+def test_an_at_risk_episode_is_raised_once_and_cleared_once() -> None:
+    from streams.obligation_watch import LagWatch
+
+    watch = LagWatch()
+    due = PAID + timedelta(seconds=5)
+    assert watch.verdict(1000, 10.0, due, PAID) == "obligations_at_risk"
+    assert watch.verdict(900, 10.0, due, PAID) is None  # still at risk: not raised again
+    assert watch.verdict(0, 10.0, None, PAID) == "obligations_at_risk_cleared"
+    assert watch.verdict(0, 10.0, None, PAID) is None
+    assert watch.rate(100, at=0.0) == 0.0 and watch.rate(300, at=2.0) == 100.0
