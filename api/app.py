@@ -6,31 +6,26 @@ verified tokens and an audit log, and until then the API shows aggregates only.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
+from api import monitoring
+from api.dashboard import PAGE
 from rules.money import ore_to_kroner
 from sinks import tables
 from sinks.register import make_engine
 
-_DASHBOARD = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>reghub</title>
-<style>body{font:15px system-ui;margin:2em;color:#222}table{border-collapse:collapse}
-td,th{padding:.3em 1em;border-bottom:1px solid #ddd;text-align:right}th{text-align:left}</style></head>
-<body><h1>reghub — CTR register</h1><table id="t"></table><p id="u"></p><script>
-async function tick(){const r=await fetch('/stats');const s=await r.json();
-document.getElementById('t').innerHTML=Object.entries(s).map(([k,v])=>
-`<tr><th>${k.replaceAll('_',' ')}</th><td>${typeof v==='number'?v.toLocaleString('da-DK'):v}</td></tr>`).join('');
-document.getElementById('u').textContent='updated '+new Date().toLocaleTimeString();}
-tick();setInterval(tick,2000);</script></body></html>"""
 
-
-def create_api(database_url: str) -> FastAPI:
-    """The read API over the register at `database_url` (its configuration as values, not settings)."""
+def create_api(database_url: str, worker_urls: Sequence[str] = ()) -> FastAPI:
+    """The read API over the register at `database_url` (its configuration as values, not settings);
+    the dashboard also asks the workers at `worker_urls` (their web ports) how they are."""
     engine = make_engine(database_url)
 
     @contextlib.asynccontextmanager
@@ -49,37 +44,61 @@ def create_api(database_url: str) -> FastAPI:
     @app.get("/stats")
     async def stats() -> dict[str, Any]:
         """Aggregates of the register: no person appears here."""
-        p, pm, b = tables.purchases, tables.parked_messages, tables.balances
         async with engine.connect() as conn:
-            purchases, subsidy, deviations = (
-                await conn.execute(
-                    select(
-                        func.count(),
-                        func.coalesce(func.sum(p.c.subsidy), 0),
-                        func.count().filter(p.c.deviation != 0),
-                    )
-                )
-            ).one()
-            persons = (
-                await conn.execute(select(func.count()).select_from(tables.persons))
-            ).scalar()
-            parked = (
-                await conn.execute(select(func.count()).where(pm.c.replayed_at.is_(None)))
-            ).scalar()
-            open_balances = (
-                await conn.execute(select(func.count()).where(b.c.remaining != 0))
-            ).scalar()
+            return await _stats(conn)
+
+    @app.get("/monitor")
+    async def monitor() -> dict[str, Any]:
+        """Everything the dashboard shows (`api.monitoring`): no person appears here."""
+        at = monitoring.now()
+        async with engine.connect() as conn:
+            register = await _stats(conn)
+            register["subsidy_granted_kr"] = monitoring.danish_kroner(await _subsidy(conn))
+            rates = await monitoring.purchases_per_minute(conn, at)
+            obligations = await monitoring.obligations_view(conn)
+        workers = await asyncio.gather(*(monitoring.worker_view(u) for u in worker_urls))
         return {
-            "purchases": purchases,
-            "persons": persons,
-            "subsidy_granted_kr": ore_to_kroner(int(subsidy)),
-            "reports_deviating_from_the_register": deviations,
-            "parked_reports": parked,
-            "open_balancing_amounts": open_balances,
+            "at": at.isoformat(),
+            "register": register,
+            "rates": rates,
+            "obligations": obligations,
+            "workers": list(workers),
         }
 
     @app.get("/dashboard", response_class=HTMLResponse)
     async def dashboard() -> str:
-        return _DASHBOARD
+        return PAGE
 
     return app
+
+
+async def _subsidy(conn: AsyncConnection) -> int:
+    p = tables.purchases
+    return int((await conn.execute(select(func.coalesce(func.sum(p.c.subsidy), 0)))).scalar() or 0)
+
+
+async def _stats(conn: AsyncConnection) -> dict[str, Any]:
+    """Aggregates of the register: no person appears here."""
+    p, pm, b = tables.purchases, tables.parked_messages, tables.balances
+    purchases, subsidy, deviations = (
+        await conn.execute(
+            select(
+                func.count(),
+                func.coalesce(func.sum(p.c.subsidy), 0),
+                func.count().filter(p.c.deviation != 0),
+            )
+        )
+    ).one()
+    persons = (
+        await conn.execute(select(func.count()).where(tables.persons.c.alias_of.is_(None)))
+    ).scalar()  # a person's other numbers are not persons
+    parked = (await conn.execute(select(func.count()).where(pm.c.replayed_at.is_(None)))).scalar()
+    open_balances = (await conn.execute(select(func.count()).where(b.c.remaining != 0))).scalar()
+    return {
+        "purchases": purchases,
+        "persons": persons,
+        "subsidy_granted_kr": ore_to_kroner(int(subsidy)),
+        "reports_deviating_from_the_register": deviations,
+        "parked_reports": parked,
+        "open_balancing_amounts": open_balances,
+    }

@@ -123,7 +123,7 @@ def api(
 
     settings = load_settings()
     uvicorn.run(
-        create_api(settings.database_url),
+        create_api(settings.database_url, settings.worker_urls),
         host=host or settings.api_host,
         port=port or settings.api_port,
         log_level=settings.log_level.lower(),

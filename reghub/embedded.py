@@ -111,8 +111,9 @@ async def run_embedded(
             busy, api_port = api_port, free_port()
             print(f"port {busy} is taken; the API uses {api_port}", flush=True)
         children.append(_spawn(["worker"], env, folder / "worker.log"))
-        children.append(_spawn(["api", "--port", str(api_port)], env, folder / "api.log"))
         worker_web = f"http://127.0.0.1:{env['REGHUB_WEB_PORT']}"
+        api_env = {**env, "REGHUB_WORKER_URLS": json.dumps([worker_web])}
+        children.append(_spawn(["api", "--port", str(api_port)], api_env, folder / "api.log"))
         register = make_url(settings.database_url).render_as_string(hide_password=True)
         print(
             f"reghub up: broker {broker.bootstrap}, register {register}, logs in {folder}\n"

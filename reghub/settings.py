@@ -70,6 +70,11 @@ class Settings(BaseSettings):
         min_length=16, description="HMAC key for person pseudonyms on monitoring topics; no default"
     )
     web_port: int = 6066
+    worker_urls: list[str] = Field(
+        default_factory=list,
+        description="the workers' web addresses the dashboard asks (JSON list, e.g. "
+        '["http://worker-1:6066"])',
+    )
     obligation_check_seconds: float = Field(
         default=1.0, gt=0, description="how often reports missing at their due time are looked for"
     )

@@ -40,4 +40,4 @@ async def test_stats_count_the_register_and_name_no_person(settings: Settings, r
         "open_balancing_amounts": 1,
     }
     assert PERSON not in stats.text
-    assert page.status_code == 200 and "/stats" in page.text
+    assert page.status_code == 200 and "/monitor" in page.text

@@ -1,0 +1,107 @@
+"""What the dashboard shows, gathered for one request: the register's aggregates, purchases per minute,
+obligations by state and the missing ones, and each worker's liveness, lag and dead letters.
+
+Workers are asked over their own web port (`/health`, `/metrics`); a worker that does not answer is shown
+as down, never as an error of the page. Nothing here names a person.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.request
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from sinks import tables as t
+from sinks.obligations import utc
+
+MINUTES = 30
+
+
+async def purchases_per_minute(conn: AsyncConnection, now: datetime) -> list[dict[str, Any]]:
+    """Purchases registered in each of the last `MINUTES` minutes, oldest first (zeros included)."""
+    since = (now - timedelta(minutes=MINUTES)).replace(second=0, microsecond=0)
+    p = t.purchases
+    rows = await conn.execute(select(p.c.registered_at).where(p.c.registered_at >= since))
+    counts: dict[datetime, int] = {}
+    for (at,) in rows:
+        minute = utc(at).replace(second=0, microsecond=0)  # type: ignore[union-attr]
+        counts[minute] = counts.get(minute, 0) + 1
+    return [
+        {
+            "minute": (since + timedelta(minutes=i)).isoformat(),
+            "purchases": counts.get(since + timedelta(minutes=i), 0),
+        }
+        for i in range(MINUTES + 1)
+    ]
+
+
+async def obligations_view(conn: AsyncConnection) -> dict[str, Any]:
+    ob = t.obligations
+    by_state = dict(
+        (await conn.execute(select(ob.c.state, func.count()).group_by(ob.c.state))).all()
+    )
+    missing = await conn.execute(
+        select(ob.c.obligation_id, ob.c.reporter, ob.c.due_at)
+        .where(ob.c.state == "missing")
+        .order_by(ob.c.due_at.desc())
+        .limit(20)
+    )
+    return {
+        "by_state": by_state,
+        "missing": [
+            {
+                "obligation": r.obligation_id,
+                "reporter": r.reporter,
+                "due": utc(r.due_at).isoformat(),
+            }  # type: ignore[union-attr]
+            for r in missing
+        ],
+    }
+
+
+def _get(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=1.5) as resp:
+        return resp.read()
+
+
+async def worker_view(url: str) -> dict[str, Any]:
+    """One worker: alive or not, its assignment and lag per partition, its dead letters by reason."""
+    try:
+        health = json.loads(await asyncio.to_thread(_get, f"{url}/health"))
+        metrics = (await asyncio.to_thread(_get, f"{url}/metrics")).decode()
+    except (OSError, ValueError) as exc:
+        return {"url": url, "alive": False, "error": type(exc).__name__}
+    lag: list[dict[str, Any]] = []
+    dead: dict[str, float] = {}
+    for family in text_string_to_metric_families(metrics):
+        for sample in family.samples:
+            if sample.name == "reghub_consumer_lag":
+                lag.append({**sample.labels, "lag": int(sample.value)})
+            elif sample.name == "reghub_dead_letters_total":
+                dead[sample.labels["reason"]] = dead.get(sample.labels["reason"], 0) + sample.value
+    return {
+        "url": url,
+        "alive": True,
+        "ready": health.get("ready"),
+        "problems": health.get("problems", []),
+        "messages": health.get("messages"),
+        "lag": sorted(lag, key=lambda x: (x["topic"], int(x["partition"]))),
+        "dead_letters": {k: int(v) for k, v in sorted(dead.items())},
+    }
+
+
+def danish_kroner(ore: int) -> str:
+    """An amount in øre as Danish kroner: 201975 -> "2.019,75 kr."."""
+    sign, ore = ("-" if ore < 0 else ""), abs(ore)
+    whole = f"{ore // 100:,}".replace(",", ".")
+    return f"{sign}{whole},{ore % 100:02d} kr."
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
