@@ -27,6 +27,8 @@ rejected (dead-lettered); `reported`: the report came before its payment's annou
 OPEN_STATES: tuple[State, ...] = ("open", "rejected_open")
 
 PAYMENT_RULE = "§ 7 stk. 1: immediately after payment"
+DEFERRAL_RULE = "§ 7 stk. 4: the same day"
+MUNICIPAL_RULE = "§ 8: immediately after the decision"
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +56,37 @@ def payment_obligation_id(pharmacy_number: str, dispensing_id: str) -> str:
     return f"payment:{pharmacy_number}:{dispensing_id}"
 
 
+def deferral_obligation_id(pharmacy_number: str, agreement_id: str, action: str) -> str:
+    return f"deferral:{pharmacy_number}:{agreement_id}:{action}"
+
+
+def municipal_obligation_id(municipality_code: int, decision_id: str) -> str:
+    return f"municipal:{municipality_code}:{decision_id}"
+
+
+def arm(
+    existing: Obligation | None,
+    *,
+    obligation_id: str,
+    kind: str,
+    reporter: str,
+    legal_basis: str,
+    person_key: str,
+    event_at: datetime,
+    due_at: datetime,
+) -> Obligation:
+    """An announced event (a payment, a deferral agreement, a municipal decision): its obligation armed,
+    or, when its report came first, decided now."""
+    if existing is not None and existing.state != "reported":
+        return existing  # announced twice: the first announcement stands
+    if existing is not None and existing.arrived_at is not None:
+        state: State = "on_time" if existing.arrived_at <= due_at else "late"
+        return replace(existing, event_at=event_at, due_at=due_at, state=state)
+    return Obligation(
+        obligation_id, kind, reporter, legal_basis, person_key, event_at, due_at, None, "open"
+    )
+
+
 def arm_payment(
     existing: Obligation | None,
     *,
@@ -63,17 +96,17 @@ def arm_payment(
     paid_at: datetime,
     grace_seconds: int,
 ) -> Obligation:
-    """A till payment: its obligation armed, or, when its report came first, decided now."""
-    due = due_immediately(paid_at, grace_seconds)
-    if existing is not None and existing.state != "reported":
-        return existing  # announced twice: the first announcement stands
-    if existing is not None and existing.arrived_at is not None:
-        state: State = "on_time" if existing.arrived_at <= due else "late"
-        return replace(existing, event_at=paid_at, due_at=due, state=state)
-    return Obligation(
-        obligation_id, "dispensing_report", reporter, PAYMENT_RULE, person_key, paid_at, due, None,
-        "open",
-    )  # fmt: skip
+    """A till payment: its report is due immediately (§ 7 stk. 1)."""
+    return arm(
+        existing,
+        obligation_id=obligation_id,
+        kind="dispensing_report",
+        reporter=reporter,
+        legal_basis=PAYMENT_RULE,
+        person_key=person_key,
+        event_at=paid_at,
+        due_at=due_immediately(paid_at, grace_seconds),
+    )
 
 
 def fulfil(
@@ -83,13 +116,15 @@ def fulfil(
     reporter: str,
     person_key: str,
     arrived_at: datetime,
+    kind: str = "dispensing_report",
+    legal_basis: str = PAYMENT_RULE,
 ) -> Obligation:
-    """A dispensing report: the obligation met (on time, late, or resolved after its alert), or
-    recorded as reported when its payment has not been announced."""
+    """A report: the obligation met (on time, late, or resolved after its alert), or recorded as
+    reported when its event has not been announced."""
     if existing is None:
         return Obligation(
-            obligation_id, "dispensing_report", reporter, PAYMENT_RULE, person_key, None, None,
-            arrived_at, "reported",
+            obligation_id, kind, reporter, legal_basis, person_key, None, None, arrived_at,
+            "reported",
         )  # fmt: skip
     if existing.arrived_at is not None:
         return existing  # a second report of the same dispensing: the first one met it

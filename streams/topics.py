@@ -8,6 +8,7 @@ from pydantic import BaseModel
 
 from schemas.corrections import Correction
 from schemas.decisions import PurchaseDecision
+from schemas.decisions_made import MunicipalDecisionMade
 from schemas.deferrals import DeferralAgreement
 from schemas.dispensing import DispensingReport
 from schemas.grants import IndividualGrant
@@ -40,6 +41,9 @@ MUNICIPAL_GRANTS = TopicSpec(
 DEFERRALS = TopicSpec("ctr.deferrals.v1", DeferralAgreement, "person key", "pharmacy")
 CORRECTIONS = TopicSpec("ctr.corrections.v1", Correction, "person key", "LMST or pharmacy")
 PAYMENTS = TopicSpec("pharmacy.payments.v1", TillPayment, "person key", "pharmacy")
+DECISIONS_MADE = TopicSpec(
+    "municipality.decisions-made.v1", MunicipalDecisionMade, "person key", "municipality"
+)
 PERSON_EVENTS = TopicSpec(
     "cpr.person-events.v1", PersonEvent, "person key (the old one)", "CPR register or pharmacy"
 )
@@ -75,9 +79,10 @@ PLACE_ALERTS = TopicSpec("stps.alerts.v1", PlaceAlert, "company", "reghub")
 INPUTS: tuple[TopicSpec, ...] = (
     SUBSIDY_SCALES,
     INDIVIDUAL_GRANTS,
+    DECISIONS_MADE,
     MUNICIPAL_GRANTS,
-    DEFERRALS,
     PAYMENTS,
+    DEFERRALS,
     DISPENSINGS,
     PERSON_EVENTS,
     CORRECTIONS,

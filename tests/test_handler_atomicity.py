@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -31,6 +32,7 @@ from streams.topics import (
     DISPENSINGS,
     INDIVIDUAL_GRANTS,
     MUNICIPAL_GRANTS,
+    PAYMENTS,
     PERSON_EVENTS,
     SUBSIDY_SCALES,
     TopicNames,
@@ -80,6 +82,13 @@ DEFERRAL = {
     "rates": 12,
     "person": {"key": PERSON},
 }
+PAYMENT = {
+    "message_id": "pay-boom",
+    "pharmacy_number": "12300",
+    "dispensing_id": "d-h2",  # the history's second report: an obligation met before it is armed
+    "paid_at": "2024-01-20T10:00:00+01:00",
+    "person": {"key": PERSON},
+}
 Message = tuple[TopicSpec, dict[str, Any]]
 HISTORY: list[Message] = [
     (DISPENSINGS, report("h1", 150_000, "2024-01-05T10:00:00+01:00")),
@@ -102,6 +111,10 @@ FAILING: dict[TopicSpec, tuple[Message, Message]] = {
     PERSON_EVENTS: (
         (PERSON_EVENTS, death("e-boom", "2024-01-22")),
         (PERSON_EVENTS, renumbering("e-boom", effective_on="2024-01-22")),
+    ),
+    PAYMENTS: (
+        (PAYMENTS, PAYMENT),
+        (PAYMENTS, PAYMENT),
     ),
     DEFERRALS: ((DEFERRALS, DEFERRAL), (DEFERRALS, DEFERRAL)),
     CORRECTIONS: (
@@ -131,7 +144,7 @@ def failing(spec: TopicSpec, message_id: str) -> dict[TopicSpec, Handler]:
             raise FailsAfterHandling(f"after {effects!r:.40}")
         return effects
 
-    return {**HANDLERS, spec: Handler(handle, real.needs, real.redecide)}
+    return {**HANDLERS, spec: replace(real, handle=handle)}
 
 
 def decoded(spec: TopicSpec, message: dict[str, Any], offset: int) -> Decoded:

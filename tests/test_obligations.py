@@ -24,7 +24,15 @@ from streams.handlers.base import ApplyConfig
 from streams.obligation_watch import raise_missing
 from streams.outputs import Outputs
 from streams.pipeline import BatchResult
-from streams.topics import ALERTS, DISPENSINGS, PAYMENTS, TopicSpec
+from streams.topics import (
+    ALERTS,
+    DECISIONS_MADE,
+    DEFERRALS,
+    DISPENSINGS,
+    MUNICIPAL_GRANTS,
+    PAYMENTS,
+    TopicSpec,
+)
 from tests.conftest import settings_for
 from tests.messages import PERSON, report
 from tests.test_handler_atomicity import NAMES
@@ -199,3 +207,54 @@ async def test_the_day_is_closed_once_and_the_summary_matches_what_was_sent(
     assert "(closed)" in printed and "12300" in printed and "240" in printed
     assert await print_day(settings, "2024-05-03", console) == 0
     assert "not closed yet" in console.export_text()
+
+
+async def test_a_deferral_agreement_is_due_the_same_day_and_a_municipal_decision_immediately(
+    hub: Clocked,
+) -> None:
+    """An agreement entered at 23:59 on 27 October 2024 (after the clocks went back, UTC+1) is due at
+    24:00 local, 23:00 UTC: its message at 23:00:30 UTC is 30 s late. A municipal decision made at
+    10:00 UTC is due at 10:01: none comes, so the watch raises its missing alert at 10:01:01, and the
+    message at 10:10 resolves it, 540 s late."""
+    from tests.messages import municipal
+
+    entered = datetime(2024, 10, 27, 22, 59, tzinfo=UTC)
+    announced = {
+        "message_id": "ann-1",
+        "event": "deferral_entered",
+        "pharmacy_number": "12300",
+        "agreement_id": "h-1",
+        "paid_at": entered.isoformat(),
+        "person": {"key": PERSON},
+    }
+    await hub.at(entered, PAYMENTS, announced)
+    agreement = {
+        "message_id": "h-1-msg",
+        "sent_at": (entered + timedelta(minutes=1, seconds=30)).isoformat(),
+        "pharmacy_number": "12300",
+        "action": "entered",
+        "agreement_id": "h-1",
+        "date": "2024-10-27",
+        "monthly_rate": 38_125,
+        "rates": 12,
+        "person": {"key": PERSON},
+    }
+    await hub.at(entered + timedelta(minutes=1, seconds=30), DEFERRALS, agreement)
+    made_at = datetime(2024, 5, 2, 10, 0, tzinfo=UTC)
+    decision = municipal("md-1", 101, "85")
+    made = {
+        "message_id": "made-1",
+        "sender": decision["sender"],
+        "decision_id": decision["decision_id"],
+        "decided_at": made_at.isoformat(),
+        "person": {"key": PERSON},
+    }
+    await hub.at(made_at, DECISIONS_MADE, made)
+    [missing] = await hub.watch(made_at + timedelta(seconds=61))
+    assert (missing["kind"], missing["reporter"]) == ("report_missing", "municipality 101")
+    late = await hub.at(made_at + timedelta(minutes=10), MUNICIPAL_GRANTS, decision)
+    [resolved] = [a for a in alerts_of(late) if a["kind"] == "report_resolved"]
+    assert resolved["detail"].endswith("540 s late")
+    rows = {r.obligation_id: r for r in await hub.rows(tables.obligations)}
+    assert rows["deferral:12300:h-1:entered"].state == "late"
+    assert rows["municipal:101:md-1"].state == "resolved"

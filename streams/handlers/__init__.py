@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 from streams.handlers import (
     corrections,
+    decisions_made,
     deferrals,
     dispensings,
     individual_grants,
@@ -18,6 +19,7 @@ from streams.handlers import (
 from streams.handlers.base import Handler
 from streams.topics import (
     CORRECTIONS,
+    DECISIONS_MADE,
     DEFERRALS,
     DISPENSINGS,
     INDIVIDUAL_GRANTS,
@@ -32,9 +34,10 @@ from streams.topics import (
 HANDLERS: Mapping[TopicSpec, Handler] = {
     SUBSIDY_SCALES: subsidy_scales.HANDLER,
     INDIVIDUAL_GRANTS: individual_grants.HANDLER,
+    DECISIONS_MADE: decisions_made.HANDLER,
     MUNICIPAL_GRANTS: municipal_grants.HANDLER,
-    DEFERRALS: deferrals.HANDLER,
     PAYMENTS: payments.HANDLER,
+    DEFERRALS: deferrals.HANDLER,
     DISPENSINGS: dispensings.HANDLER,
     PERSON_EVENTS: person_events.HANDLER,
     CORRECTIONS: corrections.HANDLER,

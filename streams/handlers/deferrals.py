@@ -1,16 +1,24 @@
-"""`ctr.deferrals.v1`: a pharmacy's deferral agreement (henstand) entered, ended (§ 7 stk. 4) or settled."""
+"""`ctr.deferrals.v1`: a pharmacy's deferral agreement (henstand) entered, ended (§ 7 stk. 4) or settled.
+
+An agreement entered or ended meets the obligation its announcement on `pharmacy.payments.v1` armed
+(`streams.obligation_effects`); refused, it leaves that obligation open.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 from rules.deadlines import due_same_day
 from rules.deferral import apply_deferral
+from rules.obligations import DEFERRAL_RULE, deferral_obligation_id
 from rules.outcomes import Refused
 from schemas.decisions import SettlementStatement
 from schemas.deferrals import DeferralAgreement
 from streams.decode import Decoded
-from streams.effects import Effects, refused
+from streams.effects import Effects
 from streams.handlers.base import BatchView, Context, Handler, applied, person_state, rejection
-from streams.topics import DECISIONS
+from streams.obligation_effects import mark_rejected, meet, preloader
+from streams.topics import DECISIONS, DEFERRALS, PAYMENTS
 
 
 def handle(view: BatchView, d: Decoded, ctx: Context) -> Effects:
@@ -24,11 +32,20 @@ def handle(view: BatchView, d: Decoded, ctx: Context) -> Effects:
             outputs.append(late)
     state = person_state(view, d)
     outcome = apply_deferral(state, m)
+    oids = _obligation_id(d)
     if isinstance(outcome, Refused):
-        return refused(rejection(d, outcome.reason), outputs)
+        rows = tuple(r for oid in oids for r in mark_rejected(view, ctx, TOPICS, oid))
+        return Effects(rejected=rejection(d, outcome.reason), outputs=outputs, rows=rows)
+    rows: tuple[Any, ...] = ()
+    if oids:
+        rows, resolved = meet(
+            view, d, ctx, TOPICS, obligation_id=oids[0], kind="deferral_agreement",
+            legal_basis=DEFERRAL_RULE, reporter=m.pharmacy_number, person_key=state.key,
+        )  # fmt: skip
+        outputs.extend(resolved)
     done, statement = outcome
     if statement is None:
-        return applied(done.state, outputs=outputs)
+        return applied(done.state, outputs=outputs, rows=rows)
     period = state.period
     output = (
         SettlementStatement(
@@ -48,4 +65,13 @@ def handle(view: BatchView, d: Decoded, ctx: Context) -> Effects:
     return applied(done.state, output, outputs=outputs)
 
 
-HANDLER = Handler(handle)
+def _obligation_id(d: Decoded) -> list[str]:
+    m: DeferralAgreement = d.message  # type: ignore[assignment]
+    if m.action not in ("entered", "ended"):
+        return []
+    return [deferral_obligation_id(m.pharmacy_number, m.agreement_id, m.action)]
+
+
+TOPICS = (PAYMENTS.base, DEFERRALS.base)
+
+HANDLER = Handler(handle, preload=preloader(_obligation_id))

@@ -23,19 +23,17 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rules.deadlines import due_immediately
 from rules.dispensing import apply_dispensing, is_late, price_lines
 from rules.history import NewSale, Replayed, place_sale
 from rules.identifiers import mask_person_numbers
 from rules.lines import line_charges
-from rules.obligations import Obligation, fulfil, payment_obligation_id, reject
+from rules.obligations import PAYMENT_RULE, payment_obligation_id
 from rules.outcomes import Applied, Parked, PurchaseResult, Refused
 from rules.state import Period, PersonState, Supplement
 from schemas.decisions import PurchaseDecision
 from schemas.dispensing import DispensingReport
-from sinks import obligations, tables
 from sinks.publisher import Outgoing
 from sinks.rows import ParkedRow, PurchaseRow
 from streams.decode import Decoded
@@ -48,7 +46,7 @@ from streams.handlers.base import (
     person_state,
     rejection,
 )
-from streams.handlers.payments import obligation_of
+from streams.obligation_effects import mark_rejected, meet, preloader
 from streams.topics import DECISIONS, DISPENSINGS, PAYMENTS
 
 
@@ -125,8 +123,11 @@ def handle(view: BatchView, d: Decoded, ctx: Context) -> Effects:
     if state.died_on is not None and day > state.died_on and m.kind == "sale":
         outputs.append(ctx.out.purchase_after_death(d, reporter(m), state.died_on, day))
     if isinstance(outcome, Refused):
-        marked = _reject_obligation(view, m, ctx)
-        return Effects(rejected=rejection(d, outcome.reason), outputs=outputs, rows=marked)
+        marked = tuple(
+            mark_rejected(view, ctx, OBLIGATION_TOPICS, oid) for oid in _obligation_id(d)
+        )
+        rows = tuple(row for found in marked for row in found)
+        return Effects(rejected=rejection(d, outcome.reason), outputs=outputs, rows=rows)
     if isinstance(outcome, Parked):
         value = (
             PurchaseDecision(
@@ -151,25 +152,20 @@ def handle(view: BatchView, d: Decoded, ctx: Context) -> Effects:
             None,
         )
         outputs.append(ctx.out.emit(DECISIONS, reporter(m).encode(), value))
-        met = _meet_obligation(view, d, m, state.key, ctx)  # it came, whatever its scale
-        if met is not None and met[1] is not None:
-            outputs.append(met[1])
+        met_rows, resolved = _meet_obligation(view, d, m, state.key, ctx)  # it came
+        outputs.extend(resolved)
         return Effects(
             outcome="parked",
             output=value,
             reason=outcome.reason,
             parked=(parked,),
             outputs=outputs,
-            rows=(met[0],) if met is not None else (),  # type: ignore[arg-type]
+            rows=met_rows,
         )
     result = outcome.purchase
     assert result is not None
-    met = _meet_obligation(view, d, m, state.key, ctx)
-    extra_rows: tuple[tuple[Any, ...], ...] = ()
-    if met is not None:
-        extra_rows = (met[0],)
-        if met[1] is not None:
-            outputs.append(met[1])
+    extra_rows, resolved = _meet_obligation(view, d, m, state.key, ctx)
+    outputs.extend(resolved)
     settled_by = None
     if state.balances and replayed is None:
         before = {b.balance_id: b.remaining for b in state.balances}
@@ -202,7 +198,7 @@ def handle(view: BatchView, d: Decoded, ctx: Context) -> Effects:
         purchase_updates=updates,
         settled_by=settled_by,
         outputs=outputs,
-        rows=extra_rows,  # type: ignore[arg-type]
+        rows=extra_rows,
     )
 
 
@@ -442,47 +438,33 @@ def purchase_row(
     )
 
 
-async def preload(conn: AsyncConnection, messages: list[Decoded]) -> dict[str, Obligation]:
-    """The obligations the batch's reports meet (`rules.obligations`): one query per batch."""
-    ids = []
-    for d in messages:
-        m: DispensingReport = d.message  # type: ignore[assignment]
-        if m.pharmacy_number is not None:
-            ids.append(payment_obligation_id(m.pharmacy_number, m.dispensing_id))
-    return await obligations.by_id(conn, ids)
-
-
-def _reject_obligation(
-    view: BatchView, m: DispensingReport, ctx: Context
-) -> tuple[tuple[Any, Any], ...]:
-    """A refused report leaves its obligation open, marked as having had a rejected report."""
-    if m.pharmacy_number is None:
-        return ()
-    oid = payment_obligation_id(m.pharmacy_number, m.dispensing_id)
-    marked = reject(obligation_of(view, (PAYMENTS.base, DISPENSINGS.base), oid))
-    return ((tables.obligations, obligations.row_of(marked, ctx.now)),) if marked else ()
+def _obligation_id(d: Decoded) -> list[str]:
+    m: DispensingReport = d.message  # type: ignore[assignment]
+    if m.pharmacy_number is None:  # named only by its site's P-number: no till announces it
+        return []
+    return [payment_obligation_id(m.pharmacy_number, m.dispensing_id)]
 
 
 def _meet_obligation(
     view: BatchView, d: Decoded, m: DispensingReport, person_key: str, ctx: Context
-) -> tuple[tuple[Any, ...], Outgoing | None] | None:
-    """The report meets its payment's obligation: the changed row, and the resolution of a missing
-    alert raised for it. None for a report that names no pharmacy number (only a P-number)."""
-    if m.pharmacy_number is None:
-        return None
-    oid = payment_obligation_id(m.pharmacy_number, m.dispensing_id)
-    existing = obligation_of(view, (PAYMENTS.base, DISPENSINGS.base), oid)
-    met = fulfil(
-        existing,
-        obligation_id=oid,
-        reporter=m.pharmacy_number,
-        person_key=person_key,
-        arrived_at=datetime.fromtimestamp(d.source.timestamp_ms / 1000, UTC),
-    )
-    if existing is not None and met == existing:
-        return None
-    resolved = ctx.out.obligation_alert(met, "report_resolved") if met.state == "resolved" else None
-    return (tables.obligations, obligations.row_of(met, ctx.now)), resolved
+) -> tuple[tuple[Any, ...], tuple[Outgoing, ...]]:
+    """The report meets its payment's obligation (`streams.obligation_effects.meet`)."""
+    ids = _obligation_id(d)
+    if not ids:
+        return (), ()
+    assert m.pharmacy_number is not None
+    return meet(
+        view, d, ctx, OBLIGATION_TOPICS, obligation_id=ids[0], kind="dispensing_report",
+        legal_basis=PAYMENT_RULE, reporter=m.pharmacy_number, person_key=person_key,
+    )  # fmt: skip
 
 
-HANDLER = Handler(handle, needs=needs, redecide=redecide, history=needs_history, preload=preload)
+OBLIGATION_TOPICS = (PAYMENTS.base, DISPENSINGS.base)
+
+HANDLER = Handler(
+    handle,
+    needs=needs,
+    redecide=redecide,
+    history=needs_history,
+    preload=preloader(_obligation_id),
+)

@@ -1,14 +1,21 @@
-"""`ctr.municipal-grants.v1`: a municipality's health supplement or rights-based subsidy decision (§ 8)."""
+"""`ctr.municipal-grants.v1`: a municipality's health supplement or rights-based subsidy decision (§ 8).
+
+It meets the obligation its announcement on `municipality.decisions-made.v1` armed
+(`streams.obligation_effects`); refused, it leaves that obligation open.
+"""
 
 from __future__ import annotations
 
 from rules.deadlines import due_immediately
 from rules.municipal import apply_municipal
+from rules.obligations import MUNICIPAL_RULE, municipal_obligation_id
 from rules.outcomes import Refused
 from schemas.municipal import MunicipalDecision
 from streams.decode import Decoded
-from streams.effects import Effects, refused
+from streams.effects import Effects
 from streams.handlers.base import BatchView, Context, Handler, applied, person_state, rejection
+from streams.obligation_effects import mark_rejected, meet, preloader
+from streams.topics import DECISIONS_MADE, MUNICIPAL_GRANTS
 
 
 def handle(view: BatchView, d: Decoded, ctx: Context) -> Effects:
@@ -17,10 +24,24 @@ def handle(view: BatchView, d: Decoded, ctx: Context) -> Effects:
     reporter = f"municipality {m.sender.municipality_code}"
     late = ctx.out.late_report(d, due, reporter, "§ 8: immediately after the decision")
     alerts = (late,) if late is not None else ()
-    outcome = apply_municipal(person_state(view, d), m)
+    state = person_state(view, d)
+    outcome = apply_municipal(state, m)
+    oid = municipal_obligation_id(m.sender.municipality_code, m.decision_id)
     if isinstance(outcome, Refused):
-        return refused(rejection(d, outcome.reason), alerts)
-    return applied(outcome.state, outputs=alerts)
+        rows = mark_rejected(view, ctx, TOPICS, oid)
+        return Effects(rejected=rejection(d, outcome.reason), outputs=alerts, rows=rows)
+    rows, resolved = meet(
+        view, d, ctx, TOPICS, obligation_id=oid, kind="municipal_decision",
+        legal_basis=MUNICIPAL_RULE, reporter=reporter, person_key=state.key,
+    )  # fmt: skip
+    return applied(outcome.state, outputs=(*alerts, *resolved), rows=rows)
 
 
-HANDLER = Handler(handle)
+def _obligation_id(d: Decoded) -> list[str]:
+    m: MunicipalDecision = d.message  # type: ignore[assignment]
+    return [municipal_obligation_id(m.sender.municipality_code, m.decision_id)]
+
+
+TOPICS = (DECISIONS_MADE.base, MUNICIPAL_GRANTS.base)
+
+HANDLER = Handler(handle, preload=preloader(_obligation_id))

@@ -1,63 +1,61 @@
-"""`pharmacy.payments.v1`: a till payment arms the obligation to report it immediately (§ 7 stk. 1).
+"""`pharmacy.payments.v1`: a till payment, or a deferral agreement entered or ended, announced as it
+happens; it arms the obligation to report it (`rules.obligations`).
 
-The dispensing report with the same pharmacy and dispensing id fulfils it (`streams.handlers.dispensings`);
-the obligation watch (`streams.obligation_watch`) raises the alert of a report still missing at its due
-time. A payment announced after its report decides at once whether that report was on time.
+A payment's report is due immediately (§ 7 stk. 1) and met by its dispensing report
+(`streams.handlers.dispensings`); an agreement's the same day (§ 7 stk. 4), met by its message on
+`ctr.deferrals.v1`. The watch (`streams.obligation_watch`) raises the alert of one missing at its due time.
 """
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncConnection
+from collections.abc import Iterable
 
-from rules.obligations import Obligation, arm_payment, payment_obligation_id
+from rules.deadlines import COPENHAGEN, due_immediately, due_same_day
+from rules.obligations import (
+    DEFERRAL_RULE,
+    PAYMENT_RULE,
+    deferral_obligation_id,
+    payment_obligation_id,
+)
 from schemas.payments import TillPayment
-from sinks import obligations, tables
 from streams.decode import Decoded
 from streams.effects import Effects
 from streams.handlers.base import BatchView, Context, Handler
-from streams.topics import DISPENSINGS, PAYMENTS
+from streams.obligation_effects import announce, preloader
+from streams.topics import DEFERRALS, DISPENSINGS, PAYMENTS
 
 
-def obligation_of(
-    view: BatchView, topics: tuple[str, ...], obligation_id: str
-) -> Obligation | None:
-    """An obligation as this batch has it: written by an earlier message of the batch, or preloaded
-    by one of `topics`' handlers."""
-    for row in reversed(view.written(tables.obligations)):
-        if row[0] == obligation_id:
-            return obligations.of_row(row)  # an ObligationRow
-    for topic in topics:
-        found = (view.preloaded(topic) or {}).get(obligation_id)
-        if found is not None:
-            return found
-    return None
+def obligation_id(m: TillPayment) -> str:
+    if m.event == "payment":
+        assert m.dispensing_id is not None
+        return payment_obligation_id(m.pharmacy_number, m.dispensing_id)
+    assert m.agreement_id is not None
+    action = "entered" if m.event == "deferral_entered" else "ended"
+    return deferral_obligation_id(m.pharmacy_number, m.agreement_id, action)
 
 
-async def preload(conn: AsyncConnection, messages: list[Decoded]) -> dict[str, Obligation]:
-    ids = []
-    for d in messages:
-        m: TillPayment = d.message  # type: ignore[assignment]
-        ids.append(payment_obligation_id(m.pharmacy_number, m.dispensing_id))
-    return await obligations.by_id(conn, ids)
+def _ids(d: Decoded) -> Iterable[str]:
+    return (obligation_id(d.message),)  # type: ignore[arg-type]
 
 
 def handle(view: BatchView, d: Decoded, ctx: Context) -> Effects:
     m: TillPayment = d.message  # type: ignore[assignment]
-    oid = payment_obligation_id(m.pharmacy_number, m.dispensing_id)
-    existing = obligation_of(view, (PAYMENTS.base, DISPENSINGS.base), oid)
-    armed = arm_payment(
-        existing,
-        obligation_id=oid,
+    payment = m.event == "payment"
+    row = announce(
+        view,
+        ctx,
+        (PAYMENTS.base, DISPENSINGS.base if payment else DEFERRALS.base),
+        obligation_id=obligation_id(m),
+        kind="dispensing_report" if payment else "deferral_agreement",
         reporter=m.pharmacy_number,
+        legal_basis=PAYMENT_RULE if payment else DEFERRAL_RULE,
         person_key=view.canonical(m.person.key),
-        paid_at=m.paid_at,
-        grace_seconds=ctx.config.report_grace_seconds,
+        event_at=m.paid_at,
+        due_at=due_immediately(m.paid_at, ctx.config.report_grace_seconds)
+        if payment
+        else due_same_day(m.paid_at.astimezone(COPENHAGEN).date()),
     )
-    return Effects(
-        outcome="applied",
-        reason=f"obligation {armed.state}",
-        rows=((tables.obligations, obligations.row_of(armed, ctx.now)),),
-    )
+    return Effects(outcome="applied", reason=f"obligation {row[1].state}", rows=(row,))
 
 
-HANDLER = Handler(handle, preload=preload)
+HANDLER = Handler(handle, preload=preloader(_ids))

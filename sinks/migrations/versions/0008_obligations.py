@@ -24,7 +24,7 @@ def upgrade() -> None:
         "obligations",
         sa.Column("obligation_id", sa.String(length=160), nullable=False),
         sa.Column("kind", sa.String(length=32), nullable=False),
-        sa.Column("reporter", sa.String(length=16), nullable=False),
+        sa.Column("reporter", sa.String(length=40), nullable=False),
         sa.Column("legal_basis", sa.String(length=80), nullable=False),
         sa.Column("person_key", sa.String(length=10), nullable=False),
         sa.Column("event_at", sa.DateTime(timezone=True), nullable=True),
@@ -39,7 +39,7 @@ def upgrade() -> None:
     op.create_table(
         "compliance_days",
         sa.Column("day", sa.Date(), nullable=False),
-        sa.Column("reporter", sa.String(length=16), nullable=False),
+        sa.Column("reporter", sa.String(length=40), nullable=False),
         sa.Column("on_time", sa.Integer(), nullable=False),
         sa.Column("late", sa.Integer(), nullable=False),
         sa.Column("missing", sa.Integer(), nullable=False),
