@@ -45,8 +45,10 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from reghub.synthetic import p_number
+from rules.treatment_places.identifiers import CVR_WEIGHTS
 from streams.topics import (
     CORRECTIONS,
+    DECISIONS_MADE,
     DEFERRALS,
     DISPENSINGS,
     INDIVIDUAL_GRANTS,
@@ -54,6 +56,7 @@ from streams.topics import (
     MUNICIPAL_GRANTS,
     PAYMENTS,
     PERSON_EVENTS,
+    REGISTRATIONS,
     SUBSIDY_SCALES,
     TopicSpec,
 )
@@ -259,6 +262,41 @@ def _payment(n: int) -> dict[str, Any]:
     }
 
 
+def _decision_made(n: int) -> dict[str, Any]:
+    return {
+        "message_id": f"fzn-{n:x}",
+        "sender": {"municipality_code": _MUNICIPALITIES[n % 6], "user": "sagsbehandler"},
+        "decision_id": f"fzmd-{n % 1000:x}",
+        "decided_at": _moment(n),
+        "person": _person(n >> 4),
+    }
+
+
+_CVRS = tuple(
+    str(body) + str(check)
+    for body in range(2_000_000, 2_000_200)
+    if (
+        check := (11 - sum(int(d) * w for d, w in zip(str(body), CVR_WEIGHTS, strict=False)) % 11)
+        % 11
+    )
+    < 10
+)
+
+
+def _registration(n: int) -> dict[str, Any]:
+    """A company registered through the form of a private company with a CVR number."""
+    return {
+        "event": "company_registered",
+        "message_id": f"fzt-{n:x}",
+        "sent_at": _moment(n),
+        "form": "private_cvr",
+        "filer": {"role": "company", "user": "fuzz"},
+        "company": {"cvr": _CVRS[n % len(_CVRS)]},
+        "name": f"Klinik {n % 1000}",
+        "address": {"street": "Nørregade 1", "postal_code": "1165", "city": "København K"},
+    }
+
+
 def _person_event(n: int) -> dict[str, Any]:
     """A death or a custody: valid whatever the register holds. Renumberings change which person a
     report belongs to, which the campaign's count of reports per person cannot follow; they have
@@ -300,6 +338,8 @@ VALID: dict[TopicSpec, st.SearchStrategy[dict[str, Any]]] = {
     SUBSIDY_SCALES: st.builds(_scale, _n),
     PERSON_EVENTS: st.builds(_person_event, _n),
     PAYMENTS: st.builds(_payment, _n),
+    DECISIONS_MADE: st.builds(_decision_made, _n),
+    REGISTRATIONS: st.builds(_registration, _n),
 }
 """A valid document per input topic, drawn; the values derive from the drawn numbers."""
 
@@ -311,6 +351,12 @@ def record_key(spec: TopicSpec, doc: Any) -> bytes | None:
     if spec is SUBSIDY_SCALES:
         value = doc.get("effective_from")
         return value.encode() if isinstance(value, str) else None
+    if spec is REGISTRATIONS:
+        company = doc.get("company")
+        if isinstance(company, dict):
+            key = company.get("cvr") or company.get("registrant_id")
+            return key.encode() if isinstance(key, str) else None
+        return None
     person = doc.get("person")
     if isinstance(person, dict) and isinstance(person.get("key"), str):
         return person["key"].encode()
