@@ -11,13 +11,14 @@ import contextlib
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, HTTPException
 from fastapi.responses import HTMLResponse
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api import monitoring
 from api.dashboard import PAGE
+from api.places import place_counts, place_record
 from rules.money import ore_to_kroner
 from sinks import tables
 from sinks.register import make_engine
@@ -56,6 +57,7 @@ def create_api(database_url: str, worker_urls: Sequence[str] = ()) -> FastAPI:
             register["subsidy_granted_kr"] = monitoring.danish_kroner(await _subsidy(conn))
             rates = await monitoring.purchases_per_minute(conn, at)
             obligations = await monitoring.obligations_view(conn)
+            places = await place_counts(conn)
         workers = await asyncio.gather(*(monitoring.worker_view(u) for u in worker_urls))
         return {
             "at": at.isoformat(),
@@ -63,7 +65,17 @@ def create_api(database_url: str, worker_urls: Sequence[str] = ()) -> FastAPI:
             "rates": rates,
             "obligations": obligations,
             "workers": list(workers),
+            "places": places,
         }
+
+    @app.get("/v1/places/{place}")
+    async def place(place: str) -> dict[str, Any]:
+        """A treatment place by SOR id or reference number, with its versions, states and fees."""
+        async with engine.connect() as conn:
+            found = await place_record(conn, place)
+        if found is None:
+            raise HTTPException(404, f"no treatment place {place}")
+        return found
 
     @app.get("/dashboard", response_class=HTMLResponse)
     async def dashboard() -> str:

@@ -1,7 +1,8 @@
 """The operator's dashboard: one page, refreshed every 2 s from `/monitor`.
 
 Purchases per minute as a chart, the register's aggregates, each worker's liveness and lag per partition,
-dead letters by reason, reporting obligations by state and the missing ones. Numbers and times in Danish
+dead letters by reason, reporting obligations by state and the missing ones, treatment places by state
+and category. Numbers and times in Danish
 formats (`da-DK`, Europe/Copenhagen). When the API stops answering, a banner says so and the last figures
 stay, marked stale; it goes when the API answers again.
 """
@@ -29,6 +30,8 @@ th{text-align:left;font-weight:600}.grid{display:grid;grid-template-columns:repe
 <div><h2>Afviste beskeder pr. årsag</h2><table id="deadletters"></table></div>
 <div><h2>Indberetningspligter</h2><table id="obligations"></table></div>
 <div><h2>Manglende indberetninger</h2><table id="missing"></table></div>
+<div><h2>Behandlingssteder pr. tilstand</h2><table id="place-states"></table></div>
+<div><h2>Behandlingssteder pr. kategori</h2><table id="place-categories"></table></div>
 </div></div>
 <script>
 const num = new Intl.NumberFormat('da-DK');
@@ -76,6 +79,11 @@ async function tick() {
   document.getElementById('missing').innerHTML =
     rows(m.obligations.missing.map(o => [`${o.reporter}: ${o.obligation}`, 'frist ' + time(o.due)])) ||
     rows([['ingen', '']]);
+  document.getElementById('place-states').innerHTML =
+    rows(Object.entries(m.places.by_state).map(([k, v]) => [k, n(v)])) || rows([['ingen', '0']]);
+  document.getElementById('place-categories').innerHTML =
+    rows(Object.entries(m.places.by_category).map(([k, v]) => ['kategori ' + k, n(v)])) ||
+    rows([['ingen', '0']]);
   document.getElementById('updated').textContent = time(m.at);
 }
 tick(); setInterval(tick, 2000);

@@ -289,33 +289,14 @@ def place_show(
     """A treatment place with its company, unit, practitioners, information versions, states, fees."""
     import json
 
-    from sqlalchemy import or_, select
-
-    from sinks import places_tables as pt
+    from api.places import place_record
     from sinks.register import make_engine
 
     async def go() -> dict[str, object] | None:
         engine = make_engine(load_settings(key_needed=False).database_url)
         try:
             async with engine.connect() as conn:
-                s = pt.states
-                where = or_(s.c.sor_id == place, s.c.reference_number == place)
-                found = (await conn.execute(select(s).where(where))).mappings().first()
-                if found is None:
-                    return None
-                sor = found["sor_id"]
-                shown: dict[str, object] = {"state": dict(found)}
-                for name, table, key in (
-                    ("company", pt.companies, pt.companies.c.company_key == found["company_key"]),
-                    ("unit", pt.units, pt.units.c.sor_id == sor),
-                    ("practitioners", pt.practitioners, pt.practitioners.c.sor_id == sor),
-                    ("versions", pt.information, pt.information.c.sor_id == sor),
-                    ("history", pt.state_history, pt.state_history.c.sor_id == sor),
-                    ("fees", pt.fees, pt.fees.c.sor_id == sor),
-                ):
-                    rows = (await conn.execute(select(table).where(key))).mappings().all()
-                    shown[name] = [dict(r) for r in rows]
-                return shown
+                return await place_record(conn, place)
         finally:
             await engine.dispose()
 

@@ -2,7 +2,8 @@
 
 A simulated clock walks through 2024 so that periods fill and bands are crossed; a few municipal
 supplements and individual grants, a few returns, and now and then a malformed report, so the
-dead-letter topic has something to show.
+dead-letter topic has something to show; and a few clinics registered in the treatment-place register
+(`reghub.demo_places`).
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from reghub import synthetic
+from reghub.demo_places import registrations
 from reghub.kafka_options import kafka_client_options, start_client
 from reghub.settings import Settings
 from reghub.wiring import topic_names
-from streams.topics import DISPENSINGS, MUNICIPAL_GRANTS
+from streams.topics import DISPENSINGS, MUNICIPAL_GRANTS, REGISTRATIONS
 
 
 async def run_demo(
@@ -40,6 +42,8 @@ async def run_demo(
     )
     await start_client(producer, settings.kafka_bootstrap, settings.kafka_security_protocol)
     try:
+        for key, message in registrations(run):
+            await producer.send(names(REGISTRATIONS), orjson.dumps(message), key=key)
         clock = synthetic.DEMO_START
         for i, person in enumerate(p for p in people if 2024 - p.birth_date.year >= 67):
             if i % 4:

@@ -14,7 +14,9 @@ from alembic import context
 from sqlalchemy import Connection, create_engine, make_url, pool
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from sinks import tables
+from sinks import places_tables, tables
+
+assert places_tables.metadata is tables.metadata  # the treatment-place tables are in it too
 
 config = context.config
 target_metadata = tables.metadata
