@@ -1,9 +1,10 @@
 """Missing reports found by the worker's own timer, through the real broker, with a kill in between.
 
-The production worker (`python -m reghub worker`, faust timer every 0.5 s, grace 2 s): two till payments;
-one report comes at once, the other does not. At its due time the `report_missing` alert appears on
-`ctr.alerts.v1`. The worker is killed (SIGKILL) and another started: the alert is not raised again. The
-report comes after all: one `report_resolved` alert.
+The production worker (`python -m reghub worker`, faust timer every 0.5 s, grace 2 s): three till
+payments. r1's report comes at once (on time); r3's carries a broker time 5 s after the payment (late:
+the register judges by when the report reached the broker); r2's does not come. At its due time the
+`report_missing` alert appears on `ctr.alerts.v1`. The worker is killed (SIGKILL) and another started:
+the alert is not raised again. r2's report comes after all: one `report_resolved` alert.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from aiokafka import AIOKafkaProducer
 from sqlalchemy import select
 
 from reghub.broker import EmbeddedBroker, free_port
@@ -43,6 +45,16 @@ def start(env: dict[str, str], tmp: Path, name: str) -> subprocess.Popen[bytes]:
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
+
+
+async def produce_at(bootstrap: str, topic: str, key: bytes, value: bytes, at_ms: int) -> None:
+    """One record with its broker time set by the producer (CreateTime)."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, value, key=key, timestamp_ms=at_ms)
+    finally:
+        await producer.stop()
 
 
 def kinds(records: list) -> list[tuple[str, str]]:
@@ -72,7 +84,7 @@ async def test_a_missing_report_is_alerted_once_across_a_kill_and_resolved_when_
             "paid_at": paid,
             "person": {"key": PERSON},
         }
-        for n in (1, 2)
+        for n in (1, 2, 3)
     ]
     workers = [start(env, tmp_path, "w1")]
     try:
@@ -83,6 +95,13 @@ async def test_a_missing_report_is_alerted_once_across_a_kill_and_resolved_when_
             broker.bootstrap,
             names(DISPENSINGS),
             [(PERSON.encode(), as_json(report("r1", 10_000, paid)))],
+        )
+        await produce_at(
+            broker.bootstrap,
+            names(DISPENSINGS),
+            PERSON.encode(),
+            as_json(report("r3", 10_000, paid)),
+            int(datetime.fromisoformat(paid).timestamp() * 1000) + 5_000,
         )
         missing = ("report_missing", "payment:12300:d-r2")
         records = await read_until(
@@ -98,7 +117,7 @@ async def test_a_missing_report_is_alerted_once_across_a_kill_and_resolved_when_
             names(DISPENSINGS),
             [(PERSON.encode(), as_json(report("r2", 10_000, paid)))],
         )
-        await read_until(broker.bootstrap, names(DECISIONS), lambda rs: len(rs) >= 2, timeout=60)
+        await read_until(broker.bootstrap, names(DECISIONS), lambda rs: len(rs) >= 3, timeout=60)
         resolved = ("report_resolved", "payment:12300:d-r2")
         records = await read_until(
             broker.bootstrap, names(ALERTS), lambda rs: resolved in kinds(rs), timeout=60
@@ -113,4 +132,8 @@ async def test_a_missing_report_is_alerted_once_across_a_kill_and_resolved_when_
     assert sorted(kinds(records)) == [missing, resolved]
     async with register.engine.connect() as conn:
         states = {r.obligation_id: r.state for r in await conn.execute(select(tables.obligations))}
-    assert states == {"payment:12300:d-r1": "on_time", "payment:12300:d-r2": "resolved"}
+    assert states == {
+        "payment:12300:d-r1": "on_time",
+        "payment:12300:d-r2": "resolved",
+        "payment:12300:d-r3": "late",
+    }
