@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sinks import tables as t
-from sinks.obligations import utc
+from sinks.times import utc
 
 MINUTES = 30
 

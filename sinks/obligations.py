@@ -4,7 +4,7 @@ and `rules.obligations.Obligation` to and from its row."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -13,13 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from rules.obligations import OPEN_STATES, Obligation
 from sinks import tables as t
 from sinks.rows import ObligationRow
-
-
-def utc(at: datetime | None) -> datetime | None:
-    """A time read back as stored, in UTC (SQLite keeps no offset)."""
-    if at is None:
-        return None
-    return at.astimezone(UTC) if at.tzinfo is not None else at.replace(tzinfo=UTC)
+from sinks.times import utc
 
 
 def of_row(r: Any) -> Obligation:

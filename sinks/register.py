@@ -54,6 +54,7 @@ from sinks.rows import (
     PurchaseRow,
     SupplementRow,
 )
+from sinks.times import utc as _utc
 
 __all__ = ["Register", "RegisterError", "RegisterRefused", "RegisterUnavailable", "make_engine"]
 
@@ -652,13 +653,6 @@ def _period_of(row: Any) -> Period:
         row.previous_period_end,
         _utc(row.last_paid_at),
     )
-
-
-def _utc(at: datetime | None) -> datetime | None:
-    """A time as stored: in UTC. SQLite keeps no offset, so a time read back without one is UTC."""
-    if at is None:
-        return None
-    return at.astimezone(UTC) if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 def _has_extras(s: PersonState) -> bool:

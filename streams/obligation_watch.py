@@ -21,6 +21,7 @@ from sinks import obligations, outbox
 from sinks import tables as t
 from sinks.publisher import Outgoing
 from sinks.register import Register
+from sinks.times import utc
 from streams.outputs import Outputs
 
 BATCH = 500
@@ -103,4 +104,4 @@ async def earliest_due(register: Register, now: datetime) -> datetime | None:
                 select(func.min(ob.c.due_at)).where(ob.c.state.in_(OPEN_STATES), ob.c.due_at > now)
             )
         ).scalar()
-    return obligations.utc(found)
+    return utc(found)

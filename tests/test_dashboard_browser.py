@@ -13,7 +13,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -25,7 +24,7 @@ from reghub.settings import Settings
 from streams.topics import DECISIONS, DISPENSINGS, TopicNames
 from tests.kafka_helpers import as_json, produce, read_until
 from tests.messages import PERSON, report
-from tests.test_worker_process import wait_for_health, worker_env
+from tests.test_worker_process import spawn_reghub, wait_for_health, worker_env
 
 pytestmark = [pytest.mark.broker, pytest.mark.database]
 
@@ -53,19 +52,6 @@ def until(check: Callable[[], bool], timeout: float, what: str) -> None:
         time.sleep(0.3)
 
 
-def spawn(args: list[str], env: dict[str, str], log: Path, cwd: Path) -> subprocess.Popen[bytes]:
-    with open(log, "wb") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "reghub", *args],
-            env=env,
-            cwd=cwd,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-
 @pytest.mark.skipif(
     CHROMEDRIVER is None, reason="needs Debian's chromium-driver (./test installs it)"
 )
@@ -80,9 +66,9 @@ async def test_an_operator_sees_the_register_the_worker_and_a_banner_when_the_ap
         names(DISPENSINGS),
         [(PERSON.encode(), as_json(report("r-dash-1", 400_000))), (PERSON.encode(), b"{oops")],
     )
-    worker = spawn(["worker"], env, tmp_path / "worker.log", tmp_path)
+    worker = spawn_reghub(["worker"], env, tmp_path / "worker.log", tmp_path)
     api_env = {**env, "REGHUB_WORKER_URLS": f'["http://127.0.0.1:{web}"]'}
-    api = spawn(["api", "--port", str(api_port)], api_env, tmp_path / "api.log", tmp_path)
+    api = spawn_reghub(["api", "--port", str(api_port)], api_env, tmp_path / "api.log", tmp_path)
     driver = None
     try:
         await read_until(broker.bootstrap, names(DECISIONS), lambda r: len(r) >= 1, timeout=60)

@@ -13,7 +13,6 @@ import asyncio
 import os
 import signal
 import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -29,21 +28,14 @@ from sinks.register import Register
 from streams.topics import ALERTS, DECISIONS, DISPENSINGS, PAYMENTS, TopicNames
 from tests.kafka_helpers import as_json, produce, read_until
 from tests.messages import PERSON, report
-from tests.test_worker_process import worker_env
+from tests.test_worker_process import spawn_reghub, worker_env
 
 pytestmark = [pytest.mark.broker, pytest.mark.database]
 
 
 def start(env: dict[str, str], tmp: Path, name: str) -> subprocess.Popen[bytes]:
-    log = open(tmp / f"{name}.log", "wb")  # noqa: SIM115 - the process keeps it
-    return subprocess.Popen(
-        [sys.executable, "-m", "reghub", "worker"],
-        env={**env, "REGHUB_WEB_PORT": str(free_port())},
-        cwd=tmp,
-        stdin=subprocess.DEVNULL,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+    return spawn_reghub(
+        ["worker"], {**env, "REGHUB_WEB_PORT": str(free_port())}, tmp / f"{name}.log", tmp
     )
 
 

@@ -14,7 +14,6 @@ import asyncio
 import os
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from datetime import datetime, timedelta
@@ -34,7 +33,7 @@ from streams.topics import DECISIONS, DISPENSINGS, PERSON_EVENTS, TopicNames
 from tests.kafka_helpers import as_json, produce, read_until
 from tests.messages import PERSON, renumbering, report
 from tests.test_person_identity import Hub, sale
-from tests.test_worker_process import worker_env
+from tests.test_worker_process import spawn_reghub, worker_env
 
 pytestmark = [pytest.mark.broker, pytest.mark.database]
 
@@ -66,15 +65,8 @@ def purchases(new: str) -> list[tuple[str, str, int, str]]:
 
 
 def start_worker(env: dict[str, str], tmp: Path, name: str) -> subprocess.Popen[bytes]:
-    log = open(tmp / f"{name}.log", "wb")  # noqa: SIM115 - the process keeps it
-    return subprocess.Popen(
-        [sys.executable, "-m", "reghub", "worker"],
-        env={**env, "REGHUB_WEB_PORT": str(free_port())},
-        cwd=tmp,
-        stdin=subprocess.DEVNULL,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+    return spawn_reghub(
+        ["worker"], {**env, "REGHUB_WEB_PORT": str(free_port())}, tmp / f"{name}.log", tmp
     )
 
 

@@ -100,6 +100,23 @@ async def wait_for_health(port: int, proc: subprocess.Popen[bytes], timeout: flo
     raise AssertionError(f"/health on port {port} did not report a message in {timeout} s: {last}")
 
 
+def spawn_reghub(
+    args: list[str], env: dict[str, str], log: Path, cwd: Path
+) -> subprocess.Popen[bytes]:
+    """`python -m reghub ARGS` in its own process group (so it and its children can be killed
+    together), its output in `log`."""
+    with open(log, "wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "reghub", *args],
+            env=env,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
 def worker_env(broker: EmbeddedBroker, settings: Settings, port: int, tmp: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("REGHUB_")}
     env.update(
