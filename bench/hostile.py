@@ -149,7 +149,11 @@ def fields_of(model: type[BaseModel]) -> list[FieldInfo]:
                     if items.get("type") == "object":
                         walk(items, (*where, 0))
 
-    walk(top, ())
+    if "properties" not in top and top.get("oneOf"):
+        # a union of events (stps.registrations.v1): its first member, the kind VALID draws
+        walk(_resolve(top["oneOf"][0], defs), ())
+    else:
+        walk(top, ())
     return found
 
 
