@@ -55,6 +55,7 @@ def until(check: Callable[[], bool], timeout: float, what: str) -> None:
 @pytest.mark.skipif(
     CHROMEDRIVER is None, reason="needs Debian's chromium-driver (./test installs it)"
 )
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # one is enough
 async def test_an_operator_sees_the_register_the_worker_and_a_banner_when_the_api_stops(
     broker: EmbeddedBroker, settings: Settings, tmp_path: Path
 ) -> None:

@@ -58,6 +58,7 @@ def kinds(records: list) -> list[tuple[str, str]]:
     return found
 
 
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # one is enough
 async def test_a_missing_report_is_alerted_once_across_a_kill_and_resolved_when_it_comes(
     broker: EmbeddedBroker, settings: Settings, register: Register, tmp_path: Path
 ) -> None:
