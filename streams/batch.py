@@ -79,6 +79,7 @@ class Batch:
         self.rejected_at: dict[tuple[str, int], int] = {}
         self._pending: dict[str, int] = {}  # report id -> index in changes.purchases
         self._aliases: dict[str, Alias] = {}  # numbers made aliases in this batch
+        self._written: dict[tuple[str, Any], tuple[Any, ...]] = {}  # the latest row by first column
 
     # -- the view (read by handlers) ---------------------------------------------------------------
 
@@ -137,6 +138,9 @@ class Batch:
     def written(self, table: Table) -> list[tuple[Any, ...]]:
         return [row for t, row in self.changes.rows if t is table]
 
+    def written_row(self, table: Table, first: Any) -> tuple[Any, ...] | None:
+        return self._written.get((table.name, first))
+
     def history(self, person_key: str) -> History:
         loaded = self.loaded.histories.get(person_key)
         if loaded is None and person_key in self.loaded.states:
@@ -189,6 +193,8 @@ class Batch:
             self.new_scales.append(scale)
         c.parked.extend(fx.parked)
         c.rows.extend(fx.rows)
+        for table, row in fx.rows:
+            self._written[(table.name, row[0])] = row
         for alias, born in fx.aliases:
             c.aliases.append((alias, born))
             self._aliases[alias.key] = alias

@@ -34,9 +34,9 @@ def preloader(
 
 
 def obligation_of(view: BatchView, topics: Iterable[str], obligation_id: str) -> Obligation | None:
-    for row in reversed(view.written(tables.obligations)):
-        if row[0] == obligation_id:
-            return obligations.of_row(row)  # an ObligationRow
+    row = view.written_row(tables.obligations, obligation_id)
+    if row is not None:
+        return obligations.of_row(row)  # an ObligationRow
     for topic in topics:
         found = (view.preloaded(topic) or {}).get(obligation_id)
         if found is not None:

@@ -94,6 +94,11 @@ class BatchView(Protocol):
         """The rows of `table` that messages handled earlier in this batch wrote (`Effects.rows`)."""
         ...
 
+    def written_row(self, table: Table, first: Any) -> tuple[Any, ...] | None:
+        """The latest row of `table` written earlier in this batch whose first column is `first`
+        (a table keyed by its first column): found in constant time, for the hot path."""
+        ...
+
 
 HandleFn = Callable[[BatchView, Decoded, Context], Effects]
 
