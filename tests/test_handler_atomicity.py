@@ -28,6 +28,7 @@ from streams.topics import (
     CORRECTIONS,
     DEAD_LETTER,
     DECISIONS,
+    DECISIONS_MADE,
     DEFERRALS,
     DISPENSINGS,
     INDIVIDUAL_GRANTS,
@@ -89,6 +90,13 @@ PAYMENT = {
     "paid_at": "2024-01-20T10:00:00+01:00",
     "person": {"key": PERSON},
 }
+DECISION_MADE = {
+    "message_id": "made-boom",
+    "sender": {"municipality_code": 101, "user": "sagsbehandler"},
+    "decision_id": "md-boom",
+    "decided_at": "2024-01-21T10:00:00+01:00",
+    "person": {"key": PERSON},
+}
 Message = tuple[TopicSpec, dict[str, Any]]
 HISTORY: list[Message] = [
     (DISPENSINGS, report("h1", 150_000, "2024-01-05T10:00:00+01:00")),
@@ -115,6 +123,10 @@ FAILING: dict[TopicSpec, tuple[Message, Message]] = {
     PAYMENTS: (
         (PAYMENTS, PAYMENT),
         (PAYMENTS, PAYMENT),
+    ),
+    DECISIONS_MADE: (
+        (DECISIONS_MADE, DECISION_MADE),
+        (DECISIONS_MADE, DECISION_MADE),
     ),
     DEFERRALS: ((DEFERRALS, DEFERRAL), (DEFERRALS, DEFERRAL)),
     CORRECTIONS: (
