@@ -45,7 +45,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from reghub.synthetic import p_number
-from rules.treatment_places.identifiers import CVR_WEIGHTS
+from rules.treatment_places.identifiers import CVR_WEIGHTS, sor_id
 from streams.topics import (
     CORRECTIONS,
     DECISIONS_MADE,
@@ -58,6 +58,7 @@ from streams.topics import (
     PERSON_EVENTS,
     REGISTRATIONS,
     SUBSIDY_SCALES,
+    TREATMENT_RELATIONS,
     TopicSpec,
 )
 
@@ -316,6 +317,21 @@ def _person_event(n: int) -> dict[str, Any]:
     return {**doc, "event": "custody", "parent": _person((n >> 4) + 1), "valid_from": "2024-01-01"}
 
 
+def _treatment_relation(n: int) -> dict[str, Any]:
+    """A doctor's relation to a patient at a place, started on 1 January 2024 or ended on a later day:
+    valid whatever the register holds."""
+    doc: dict[str, Any] = {
+        "message_id": f"fzq-{n:x}",
+        "sent_at": _moment(n),
+        "sender": {"system": "fuzz-ehr"},
+        "person": _person(n >> 4),
+        "authorisation_id": f"{n % 0x100000:05X}",
+        "sor_id": sor_id(f"{100 + n % 900}"),
+        "valid_from": "2024-01-01",
+    }
+    return {**doc, "valid_to": _day(n)} if n % 2 else doc
+
+
 def _scale(n: int) -> dict[str, Any]:
     return {
         "message_id": f"fzs-{n:x}",
@@ -341,6 +357,7 @@ VALID: dict[TopicSpec, st.SearchStrategy[dict[str, Any]]] = {
     CORRECTIONS: st.builds(_correction, _n),
     SUBSIDY_SCALES: st.builds(_scale, _n),
     PERSON_EVENTS: st.builds(_person_event, _n),
+    TREATMENT_RELATIONS: st.builds(_treatment_relation, _n),
     PAYMENTS: st.builds(_payment, _n),
     DECISIONS_MADE: st.builds(_decision_made, _n),
     REGISTRATIONS: st.builds(_registration, _n),

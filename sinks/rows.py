@@ -213,3 +213,14 @@ class AgreementRow(NamedTuple):
     deferred_total: int
     settled: bool
     updated_at: datetime
+
+
+class TreatmentRelationRow(NamedTuple):
+    """`tables.treatment_relations`: a doctor's relation to a patient (their internal id) at a place."""
+
+    person_key: str
+    authorisation_id: str
+    sor_id: str
+    valid_from: date
+    valid_to: date | None
+    updated_at: datetime

@@ -290,3 +290,21 @@ Index(
     postgresql_where=outbox.c.sent_at.is_(None),
     sqlite_where=outbox.c.sent_at.is_(None),
 )
+
+# Order § 5 stk. 2: a doctor (authorisation id) has the patient (their internal id) in current treatment
+# at a treatment place (SOR id) from `valid_from`; `valid_to` null while open-ended.
+treatment_relations = Table(
+    "treatment_relations",
+    metadata,
+    Column("person_key", PersonKeyCol, primary_key=True),
+    Column("authorisation_id", String(5), primary_key=True),
+    Column("sor_id", String(18), primary_key=True),
+    Column("valid_from", Date, primary_key=True),
+    Column("valid_to", Date),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+Index(
+    "ix_treatment_relations_doctor",
+    treatment_relations.c.authorisation_id,
+    treatment_relations.c.person_key,
+)

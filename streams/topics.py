@@ -18,6 +18,7 @@ from schemas.payments import TillPayment
 from schemas.person_events import PersonEvent
 from schemas.scales import SubsidyScale
 from schemas.treatment_places import PlaceAlert, Registration
+from schemas.treatment_relations import TreatmentRelation
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +47,9 @@ DECISIONS_MADE = TopicSpec(
 )
 PERSON_EVENTS = TopicSpec(
     "cpr.person-events.v1", PersonEvent, "person key (the old one)", "CPR register or pharmacy"
+)
+TREATMENT_RELATIONS = TopicSpec(
+    "ctr.treatment-relations.v1", TreatmentRelation, "person key", "doctor's system"
 )
 SUBSIDY_SCALES = TopicSpec(
     "ctr.subsidy-scales.v1",
@@ -85,6 +89,7 @@ INPUTS: tuple[TopicSpec, ...] = (
     DEFERRALS,
     DISPENSINGS,
     PERSON_EVENTS,
+    TREATMENT_RELATIONS,
     CORRECTIONS,
     REGISTRATIONS,
 )

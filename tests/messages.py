@@ -113,3 +113,33 @@ def death(message_id: str, died_on: str, person: str = PERSON) -> dict[str, Any]
         "person": {"key": person},
         "died_on": died_on,
     }
+
+
+DOCTOR = "0C4NT"
+"""A doctor's authorisation id: five characters, digits or capital letters A-Z."""
+SOR_ID = "1234561000016003"
+"""A treatment place's SOR id: item 123456 in SOR's namespace, partition 00, its Verhoeff check digit."""
+
+
+def treatment_relation(
+    message_id: str,
+    valid_from: str = "2024-03-01",
+    valid_to: str | None = None,
+    person: str = PERSON,
+    **extra: Any,
+) -> dict[str, Any]:
+    """A doctor's system reports the patient in current treatment (order § 5 stk. 2); keyed by the
+    patient. With `valid_to` it ends the relation of the same patient, doctor, place and `valid_from`."""
+    message: dict[str, Any] = {
+        "message_id": message_id,
+        "sent_at": NOW,
+        "sender": {"system": "ehr-test", "user": "doctor-1"},
+        "person": {"key": person},
+        "authorisation_id": DOCTOR,
+        "sor_id": SOR_ID,
+        "valid_from": valid_from,
+        **extra,
+    }
+    if valid_to is not None:
+        message["valid_to"] = valid_to
+    return message

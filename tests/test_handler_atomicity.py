@@ -36,6 +36,7 @@ from streams.topics import (
     PAYMENTS,
     PERSON_EVENTS,
     SUBSIDY_SCALES,
+    TREATMENT_RELATIONS,
     TopicNames,
     TopicSpec,
 )
@@ -49,6 +50,7 @@ from tests.messages import (
     municipal,
     renumbering,
     report,
+    treatment_relation,
 )
 
 pytestmark = pytest.mark.database
@@ -119,6 +121,10 @@ FAILING: dict[TopicSpec, tuple[Message, Message]] = {
     PERSON_EVENTS: (
         (PERSON_EVENTS, death("e-boom", "2024-01-22")),
         (PERSON_EVENTS, renumbering("e-boom", effective_on="2024-01-22")),
+    ),
+    TREATMENT_RELATIONS: (
+        (TREATMENT_RELATIONS, treatment_relation("t-boom", "2024-01-10")),
+        (TREATMENT_RELATIONS, treatment_relation("t-boom", "2024-01-10", "2024-01-22")),
     ),
     PAYMENTS: (
         (PAYMENTS, PAYMENT),

@@ -50,6 +50,7 @@ EVERY_REVISION = [
     "0006_person_identity",
     "0007_treatment_places",
     "0008_obligations",
+    "0009_treatment_relations",
 ]
 AT = datetime(2024, 5, 2, 9, 30, 15, tzinfo=UTC)
 

@@ -15,6 +15,7 @@ from streams.handlers import (
     person_events,
     registrations,
     subsidy_scales,
+    treatment_relations,
 )
 from streams.handlers.base import Handler
 from streams.topics import (
@@ -28,6 +29,7 @@ from streams.topics import (
     PERSON_EVENTS,
     REGISTRATIONS,
     SUBSIDY_SCALES,
+    TREATMENT_RELATIONS,
     TopicSpec,
 )
 
@@ -40,6 +42,7 @@ HANDLERS: Mapping[TopicSpec, Handler] = {
     DEFERRALS: deferrals.HANDLER,
     DISPENSINGS: dispensings.HANDLER,
     PERSON_EVENTS: person_events.HANDLER,
+    TREATMENT_RELATIONS: treatment_relations.HANDLER,
     CORRECTIONS: corrections.HANDLER,
     REGISTRATIONS: registrations.HANDLER,
 }
