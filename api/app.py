@@ -1,46 +1,105 @@
-"""The HTTP read side: health, register statistics and a small monitoring dashboard.
+"""The HTTP read side: a person's status, purchases and quotes behind § 5 access control and the audit
+log (`api.reads`); health, readiness and metrics; register aggregates, treatment places and the
+monitoring dashboard, which show no person.
 
-No person-level data is served here yet: § 5 access control (pharmacies, doctors, citizens) comes with
-verified tokens and an audit log, and until then the API shows aggregates only.
+The OpenAPI document is at `/openapi.json` (and `/docs`). A request the API cannot parse gets a 422 that
+says what is wrong without repeating what was sent (it may hold a CPR number).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import FastAPI, HTTPException
-from fastapi.responses import HTMLResponse
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api import monitoring
 from api.dashboard import PAGE
 from api.places import place_counts, place_record
+from api.reads import ReadContext, personal_routes
+from api.tokens import TokenKeys, TokenVerifier
+from rules.dispensing import RulesConfig
 from rules.money import ore_to_kroner
-from sinks import tables
+from sinks import read_audit, tables
 from sinks.register import make_engine
 
+NO_TOKEN_KEYS = TokenKeys(audience="reghub-api", issuer="reghub-dev")
 
-def create_api(database_url: str, worker_urls: Sequence[str] = ()) -> FastAPI:
-    """The read API over the register at `database_url` (its configuration as values, not settings);
-    the dashboard also asks the workers at `worker_urls` (their web ports) how they are."""
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def create_api(
+    database_url: str,
+    worker_urls: Sequence[str] = (),
+    *,
+    tokens: TokenKeys = NO_TOKEN_KEYS,
+    rules: RulesConfig | None = None,
+    clock: Callable[[], datetime] = _now,
+) -> FastAPI:
+    """The read API over the register at `database_url` (its configuration as values, not settings).
+
+    The dashboard also asks the workers at `worker_urls` (their web ports) how they are; `tokens` says
+    how bearer tokens are verified (without keys every personal-data read is refused); `rules` are the
+    stream's rule settings, for quotes; `clock` gives "today" for § 5 (tests move it).
+    """
     engine = make_engine(database_url)
+    metrics = CollectorRegistry()
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
         await engine.dispose()
 
-    app = FastAPI(title="reghub", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(
+        title="reghub",
+        version="0.1.0",
+        description="The CTR's read side: § 5 access with bearer tokens, every read audited.",
+        lifespan=lifespan,
+    )
+    context = ReadContext(engine, TokenVerifier(tokens), rules or RulesConfig(), clock, metrics)
+    app.include_router(personal_routes(context))
+
+    @app.exception_handler(RequestValidationError)
+    async def unparsable(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        """422 naming each field and what is wrong with it, never the value sent."""
+        problems = [
+            {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+            for e in exc.errors()
+        ]
+        return JSONResponse({"detail": problems}, status_code=422)
 
     @app.get("/health")
     async def health() -> dict[str, str]:
-        async with engine.connect() as conn:
-            await conn.execute(select(1))
+        """Alive: the process answers (it does not touch the register)."""
         return {"status": "ok"}
+
+    @app.get(
+        "/ready", responses={503: {"description": "the register or its audit log is unreachable"}}
+    )
+    async def ready() -> JSONResponse:
+        """Ready to serve reads: the register answers and the audit log is there to write to."""
+        try:
+            async with engine.connect() as conn:
+                await conn.execute(select(read_audit.read_audit.c.id).limit(1))
+        except (SQLAlchemyError, OSError):
+            return JSONResponse({"status": "unavailable", "reason": "register"}, status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    @app.get("/metrics", response_class=Response)
+    async def prometheus() -> Response:
+        """Prometheus text: reads of personal data by resource and outcome."""
+        return Response(generate_latest(metrics), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/stats")
     async def stats() -> dict[str, Any]:

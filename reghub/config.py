@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from reghub.settings import Settings
 
 EMBEDDED_FILE = "embedded.json"
+TOKEN_KEY_FILE = "api-token.key"
 # Stands in for the pseudonym key in commands that never pseudonymise (send, tail, topics create).
 _UNUSED_KEY = "unused-by-this-command"
 
@@ -39,6 +40,9 @@ def load_settings(*, key_needed: bool = True, **overrides: object) -> Settings:
     key_file = data_dir() / "pseudonym.key"
     if "REGHUB_PSEUDONYM_KEY" not in os.environ and key_file.exists():
         values["pseudonym_key"] = key_file.read_text().strip()
+    token_file = data_dir() / TOKEN_KEY_FILE
+    if "REGHUB_API_TOKEN_SECRET" not in os.environ and token_file.exists():
+        values["api_token_secret"] = token_file.read_text().strip()
     values.update(overrides)
     try:
         return Settings(**values)  # type: ignore[arg-type]
@@ -93,7 +97,17 @@ def private_sqlite_file(database_url: str) -> None:
 
 def ensure_pseudonym_key(directory: Path) -> str:
     """The embedded hub's pseudonym key: made once, kept in the data folder, readable by its owner only."""
-    path = directory / "pseudonym.key"
+    return _ensure_secret(directory / "pseudonym.key")
+
+
+def ensure_token_key(directory: Path) -> str:
+    """The embedded hub's key for API tokens (`reghub token` signs with it): made once, kept like the
+    pseudonym key."""
+    return _ensure_secret(directory / TOKEN_KEY_FILE)
+
+
+def _ensure_secret(path: Path) -> str:
+    directory = path.parent
     if path.exists():
         path.chmod(0o600)
         return path.read_text().strip()

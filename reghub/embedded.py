@@ -26,6 +26,7 @@ from reghub.config import (
     EMBEDDED_FILE,
     data_dir,
     ensure_pseudonym_key,
+    ensure_token_key,
     load_settings,
     private_folder,
     private_sqlite_file,
@@ -73,6 +74,7 @@ async def run_embedded(
     """Start everything, print a live one-line summary, and stop it all on Ctrl-C, SIGTERM or `duration`."""
     folder = private_folder(data_dir().resolve())  # register, key and logs: the owner's only
     key = ensure_pseudonym_key(folder)
+    token_key = ensure_token_key(folder)
     broker = EmbeddedBroker(log_path=folder / "tansu.log")
     broker.start()
     children: list[subprocess.Popen[bytes]] = []
@@ -83,6 +85,7 @@ async def run_embedded(
             "REGHUB_KAFKA_BOOTSTRAP": broker.bootstrap,
             "REGHUB_KAFKA_IDEMPOTENCE": "false",
             "REGHUB_PSEUDONYM_KEY": key,
+            "REGHUB_API_TOKEN_SECRET": token_key,
             "REGHUB_DATA_DIR": str(folder),
             "REGHUB_DATABASE_URL": os.environ.get(
                 "REGHUB_DATABASE_URL", f"sqlite+aiosqlite:///{folder / 'register.db'}"
@@ -120,7 +123,9 @@ async def run_embedded(
             f"  API and dashboard  http://127.0.0.1:{api_port}/dashboard\n"
             f"  worker             {worker_web}/health   {worker_web}/ready\n"
             f"  decisions          {_reghub_command()} tail ctr.decisions.v1"
-            "   (in another shell, from this folder)",
+            "   (in another shell, from this folder)\n"
+            f"  a read token       {_reghub_command()} token --role pharmacy --pharmacy-number 12300"
+            f"   (then http://127.0.0.1:{api_port}/docs)",
             flush=True,
         )
         stop = asyncio.Event()

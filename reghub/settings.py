@@ -83,6 +83,17 @@ class Settings(BaseSettings):
     )
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    # The API's bearer tokens (api/tokens.py): an HS256 secret (the embedded run, tests), or the
+    # issuer's public key, or its JWKS URL (production).
+    api_token_secret: SecretStr | None = Field(
+        default=None, min_length=32, description="HS256 key of the API's tokens (development)"
+    )
+    api_token_public_key: str | None = Field(
+        default=None, description="the token issuer's PEM public key (RS/PS/ES algorithms)"
+    )
+    api_jwks_url: str | None = Field(default=None, description="the token issuer's JWKS URL")
+    api_token_audience: str = "reghub-api"
+    api_token_issuer: str = "reghub-dev"
     data_dir: Path = Path(".reghub")
     log_level: str = "info"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from api.tokens import TokenKeys
 from reghub.kafka_options import kafka_client_options
 from reghub.settings import Settings
 from rules.dispensing import RulesConfig
@@ -22,12 +23,28 @@ def register(settings: Settings) -> Register:
     return Register(make_engine(settings.database_url))
 
 
+def token_keys(settings: Settings) -> TokenKeys:
+    """How the API verifies bearer tokens: the configured secret, public key or JWKS URL."""
+    secret = settings.api_token_secret
+    return TokenKeys(
+        audience=settings.api_token_audience,
+        issuer=settings.api_token_issuer,
+        secret=secret.get_secret_value().encode() if secret is not None else None,
+        public_key=settings.api_token_public_key,
+        jwks_url=settings.api_jwks_url,
+    )
+
+
+def rules_config(settings: Settings) -> RulesConfig:
+    return RulesConfig(rights_based_coverage=settings.rights_based_coverage_pct)
+
+
 def apply_config(settings: Settings) -> ApplyConfig:
     return ApplyConfig(
         group_id=settings.consumer_group,
         report_grace_seconds=settings.report_grace_seconds,
         pseudonym_secret=settings.pseudonym_key.get_secret_value().encode(),
-        rules=RulesConfig(rights_based_coverage=settings.rights_based_coverage_pct),
+        rules=rules_config(settings),
     )
 
 

@@ -112,20 +112,21 @@ class RegisterUnitOfWork:
         return states
 
     async def load_persons(
-        self, keys: Iterable[str]
+        self, keys: Iterable[str], *, lock: bool = True
     ) -> tuple[dict[str, PersonState], dict[str, Alias]]:
         """The persons `keys` belong to, by their internal id, and the keys among them that are another
-        number of a person (`rules.identity`). On PostgreSQL every row read is locked, an alias's and
-        its person's alike, so a renumbering and a report under either number take turns."""
-        states, aliases = await self._load_states(list(keys))
+        number of a person (`rules.identity`). On PostgreSQL every row read is locked (unless `lock` is
+        false: a read that writes nothing), an alias's and its person's alike, so a renumbering and a
+        report under either number take turns."""
+        states, aliases = await self._load_states(list(keys), lock=lock)
         missing = sorted({a.person_key for a in aliases.values()} - states.keys())
         if missing:
-            more, _ = await self._load_states(missing)
+            more, _ = await self._load_states(missing, lock=lock)
             states.update(more)
         return states, aliases
 
     async def _load_states(
-        self, keys: list[str]
+        self, keys: list[str], *, lock: bool = True
     ) -> tuple[dict[str, PersonState], dict[str, Alias]]:
         if not keys:
             return {}, {}
@@ -157,7 +158,7 @@ class RegisterUnitOfWork:
             )
             .where(self._among(p.c.person_key, keys))
         )
-        if self.is_postgres:
+        if self.is_postgres and lock:
             query = query.with_for_update(of=p)
         states: dict[str, PersonState] = {}
         aliases: dict[str, Alias] = {}

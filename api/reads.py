@@ -1,0 +1,272 @@
+"""The API's personal-data endpoints, each behind a verified token, § 5 access and the audit log.
+
+Every request here goes the same way: the token is verified (401 otherwise), the person key checked
+(400), the register facts gathered and `rules.access.decide` asked (403 with its reason), and only then is
+the data read and cut down to the fields allowed. The outcome, allowed or refused, is written to the audit
+log in the same transaction as the read: a read that cannot be audited is not served (503).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, Literal
+
+from fastapi import APIRouter, Header, Query
+from fastapi.responses import JSONResponse
+from prometheus_client import CollectorRegistry, Counter
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from api import person_reads
+from api.quotes import QuoteRefused, QuoteRequest, quote
+from api.tokens import TokenRefused, TokenVerifier
+from rules.access import Allowed, Denied, Principal, Resource, decide
+from rules.deadlines import COPENHAGEN
+from rules.dispensing import RulesConfig
+from rules.identifiers import normalise_person_key, parse_person_key
+from sinks import read_audit
+from sinks.read_audit import AuditEntry
+from sinks.register import Register
+
+
+class Refusal(Exception):
+    """A request refused before any data is read: its status and reason."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class ReadContext:
+    """What the personal-data endpoints share: the register, the token verifier, the rules' settings
+    (for quotes), the clock (today is the Copenhagen date of `clock()`) and the metrics registry."""
+
+    engine: AsyncEngine
+    verifier: TokenVerifier
+    rules: RulesConfig
+    clock: Callable[[], datetime]
+    metrics: CollectorRegistry
+
+
+def personal_routes(ctx: ReadContext) -> APIRouter:
+    """The routes of § 5: a person's status, their purchases, quotes and the audit log."""
+    router = APIRouter(prefix="/v1")
+    reads = Counter(
+        "reghub_api_reads",
+        "Reads of personal data by resource and outcome",
+        ["resource", "outcome"],
+        registry=ctx.metrics,
+    )
+
+    async def serve(
+        resource: Resource,
+        authorization: str | None,
+        key: str | None,
+        purpose: str | None,
+        read: Callable[[AsyncConnection, Principal, str, Allowed, date], Awaitable[Any]],
+    ) -> JSONResponse:
+        now = ctx.clock()
+        today = now.astimezone(COPENHAGEN).date()
+        principal: Principal | None = None
+        person = key
+        try:
+            principal = await ctx.verifier.principal(authorization)
+        except TokenRefused as exc:
+            return await _refuse(resource, None, person, purpose, now, 401, exc.reason)
+        try:
+            async with ctx.engine.begin() as conn:
+                facts = None
+                if key is not None:
+                    facts = await person_reads.facts(conn, principal, key, today)
+                    person = facts.person
+                verdict = decide(principal, resource, purpose, facts)
+                if isinstance(verdict, Denied):
+                    entry = _entry(principal, resource, person, purpose, now, (), verdict.status)
+                    await read_audit.record(conn, AuditEntry(**{**entry, "reason": verdict.reason}))
+                    reads.labels(resource, "refused").inc()
+                    return _error(verdict.status, verdict.reason)
+                try:
+                    body = await read(conn, principal, person or "", verdict, today)
+                except QuoteRefused as exc:
+                    entry = _entry(principal, resource, person, purpose, now, (), exc.status)
+                    await read_audit.record(conn, AuditEntry(**{**entry, "reason": exc.reason}))
+                    reads.labels(resource, "refused").inc()
+                    return _error(exc.status, exc.reason)
+                fields = tuple(sorted(verdict.fields))
+                await read_audit.record(
+                    conn,
+                    AuditEntry(**_entry(principal, resource, person, purpose, now, fields, 200)),
+                )
+        except SQLAlchemyError:
+            return _error(503, "the register is unavailable; nothing was read")
+        reads.labels(resource, "allowed").inc()
+        return JSONResponse(body)
+
+    async def _refuse(
+        resource: Resource,
+        principal: Principal | None,
+        person: str | None,
+        purpose: str | None,
+        now: datetime,
+        status: int,
+        reason: str,
+    ) -> JSONResponse:
+        entry = _entry(principal, resource, person, purpose, now, (), status)
+        try:
+            async with ctx.engine.begin() as conn:
+                await read_audit.record(conn, AuditEntry(**{**entry, "reason": reason}))
+        except SQLAlchemyError:
+            return _error(503, "the register is unavailable; the refusal could not be audited")
+        reads.labels(resource, "refused").inc()
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        return _error(status, reason, headers)
+
+    def person_key(raw: str) -> str:
+        try:
+            return parse_person_key(normalise_person_key(raw)).value
+        except ValueError as exc:
+            raise Refusal(400, f"person: {exc}") from None
+
+    async def checked(
+        resource: Resource,
+        authorization: str | None,
+        raw_key: str,
+        purpose: str | None,
+        read: Callable[[AsyncConnection, Principal, str, Allowed, date], Awaitable[Any]],
+    ) -> JSONResponse:
+        try:
+            key = person_key(raw_key)
+        except Refusal as exc:
+            return await _refuse(resource, None, None, purpose, ctx.clock(), exc.status, exc.reason)
+        return await serve(resource, authorization, key, purpose, read)
+
+    @router.get(
+        "/persons/{person}/status",
+        summary="A person's CTR status, cut to what the caller may see (§ 5)",
+        responses=_REFUSALS,
+    )
+    async def person_status(
+        person: str,
+        purpose: str | None = Query(
+            default=None, description="a pharmacy's purpose (§ 5 stk. 1)", max_length=32
+        ),
+        authorization: str | None = Header(default=None),
+    ) -> JSONResponse:
+        async def read(
+            conn: AsyncConnection, _p: Principal, key: str, allowed: Allowed, today: date
+        ) -> Any:
+            full = await person_reads.status(conn, key, today)
+            return {
+                "as_of": today.isoformat(),
+                "fields": sorted(allowed.fields),
+                "status": {k: v for k, v in full.items() if k in allowed.fields},
+            }
+
+        return await checked("status", authorization, person, purpose, read)
+
+    @router.get(
+        "/persons/{person}/purchases",
+        summary="A person's purchases in the current or previous period (§ 5 stk. 1, § 5 stk. 3)",
+        responses=_REFUSALS,
+    )
+    async def person_purchases(
+        person: str,
+        period: Literal["current", "previous"] = "current",
+        purpose: str | None = Query(
+            default=None, description="a pharmacy's purpose: information", max_length=32
+        ),
+        authorization: str | None = Header(default=None),
+    ) -> JSONResponse:
+        async def read(
+            conn: AsyncConnection, _p: Principal, key: str, _a: Allowed, today: date
+        ) -> Any:
+            found = await person_reads.purchases(conn, key, period, today)
+            return {"as_of": today.isoformat(), "fields": ["purchases"], **found}
+
+        return await checked("purchases", authorization, person, purpose, read)
+
+    @router.post(
+        "/quotes",
+        summary="What a sale about to be made gives: subsidy per line, supplement, balancing and "
+        "what the citizen pays, as the register would decide it now; nothing is written",
+        responses={**_REFUSALS, 409: {"description": "no subsidy scale in force on the day"}},
+    )
+    async def quotes(
+        request: QuoteRequest, authorization: str | None = Header(default=None)
+    ) -> JSONResponse:
+        async def read(
+            _c: AsyncConnection, principal: Principal, _k: str, _a: Allowed, _t: date
+        ) -> Any:
+            number = principal.pharmacy_number or request.pharmacy_number
+            if principal.pharmacy_number and request.pharmacy_number not in (None, number):
+                raise QuoteRefused(403, "a pharmacy quotes for its own pharmacy number only")
+            if number is None:
+                raise QuoteRefused(422, "pharmacy_number: required for a quote by the agency")
+            return await quote(Register(ctx.engine), ctx.rules, request, number)
+
+        return await checked("quote", authorization, request.person_key, "dispensing", read)
+
+    @router.get(
+        "/audit",
+        summary="The audit log of reads, newest first (the agency only)",
+        responses=_REFUSALS,
+    )
+    async def audit(
+        person: str | None = Query(default=None, max_length=11),
+        limit: int = Query(default=100, ge=1, le=1000),
+        authorization: str | None = Header(default=None),
+    ) -> JSONResponse:
+        wanted: str | None = None
+        if person is not None:
+            try:
+                wanted = person_key(person)
+            except Refusal as exc:
+                return await _refuse("audit", None, None, None, ctx.clock(), exc.status, exc.reason)
+
+        async def read(conn: AsyncConnection, _p: Principal, _k: str, _a: Allowed, _t: date) -> Any:
+            internal = None
+            if wanted is not None:
+                internal, _ = await person_reads.internal_id(conn, wanted)
+            return {"entries": await read_audit.entries(conn, person_key=internal, limit=limit)}
+
+        return await serve("audit", authorization, None, None, read)
+
+    return router
+
+
+_REFUSALS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "not a person key"},
+    401: {"description": "no valid token"},
+    403: {"description": "§ 5 does not give the caller this read"},
+    503: {"description": "the register is unavailable"},
+}
+
+
+def _entry(
+    principal: Principal | None,
+    resource: Resource,
+    person: str | None,
+    purpose: str | None,
+    at: datetime,
+    fields: tuple[str, ...],
+    status: int,
+) -> dict[str, Any]:
+    return {
+        "at": at,
+        "subject": principal.subject if principal else "-",
+        "role": principal.role if principal else None,
+        "actor": principal.actor if principal else None,
+        "person_key": person,
+        "resource": resource,
+        "purpose": purpose,
+        "fields": fields,
+        "status": status,
+    }
+
+
+def _error(status: int, reason: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"detail": reason}, status_code=status, headers=headers)

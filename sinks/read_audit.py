@@ -1,0 +1,114 @@
+"""The audit log of reads of personal data (order § 5): every read through the API, allowed or refused.
+
+Who (the token's subject, role and their identifier in it), whose data (the person's internal id), which
+resource and fields, the stated purpose, when, and the outcome with its HTTP status and reason. The
+agency lists it (`GET /v1/audit`). A read that cannot be audited is not served.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import orjson
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    insert,
+    select,
+)
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from sinks.tables import PersonKeyCol, metadata
+from sinks.times import utc
+
+read_audit = Table(
+    "read_audit",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("subject", String(200), nullable=False),  # the token's `sub`; "-" without a valid token
+    Column("role", String(16)),
+    Column("actor", String(64)),  # pharmacy number, authorisation id, or the subject
+    Column("person_key", PersonKeyCol),  # whose data: the internal id
+    Column("resource", String(16), nullable=False),
+    Column("purpose", String(32)),
+    Column("fields", Text, nullable=False),  # JSON list of the fields served (empty when refused)
+    Column("outcome", String(8), nullable=False),  # allowed | refused
+    Column("status", Integer, nullable=False),
+    Column("reason", Text),
+)
+Index("ix_read_audit_person_at", read_audit.c.person_key, read_audit.c.at)
+Index("ix_read_audit_at", read_audit.c.at)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One read, as it is written."""
+
+    at: datetime
+    subject: str
+    role: str | None
+    actor: str | None
+    person_key: str | None
+    resource: str
+    purpose: str | None
+    fields: tuple[str, ...]
+    status: int
+    reason: str | None = None
+
+    @property
+    def outcome(self) -> str:
+        return "allowed" if self.status < 400 else "refused"
+
+
+async def record(conn: AsyncConnection, entry: AuditEntry) -> None:
+    """Write one entry (the caller commits)."""
+    await conn.execute(
+        insert(read_audit).values(
+            at=entry.at,
+            subject=entry.subject[:200],
+            role=entry.role,
+            actor=entry.actor,
+            person_key=entry.person_key,
+            resource=entry.resource,
+            purpose=entry.purpose,
+            fields=orjson.dumps(sorted(entry.fields)).decode(),
+            outcome=entry.outcome,
+            status=entry.status,
+            reason=entry.reason,
+        )
+    )
+
+
+async def entries(
+    conn: AsyncConnection,
+    *,
+    person_key: str | None = None,
+    since: datetime | None = None,
+    limit: int = 100,
+) -> list[dict[str, object]]:
+    """The newest entries first, of one person or all, from `since`."""
+    a = read_audit
+    query = select(a).order_by(a.c.id.desc()).limit(limit)
+    if person_key is not None:
+        query = query.where(a.c.person_key == person_key)
+    if since is not None:
+        query = query.where(a.c.at >= since)
+    rows = (await conn.execute(query)).mappings().all()
+    return [
+        {
+            **{k: v for k, v in row.items() if k not in ("fields", "at")},
+            "at": utc(row["at"]).isoformat(),
+            "fields": orjson.loads(row["fields"]),
+        }
+        for row in rows
+    ]

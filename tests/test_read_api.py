@@ -1,0 +1,503 @@
+"""The read API's § 5 access control, its audit log and its quotes, on a register filled through the
+real broker and worker: every role against every endpoint and field, with the custody and treatment
+relation cases at their edges (a child turning 15 today, a relation that ended yesterday, a place that
+deregistered), tokens of every bad kind, and a quote that must equal the decision the stream then gives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import httpx
+import jwt
+import orjson
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from sqlalchemy import func, select
+
+from api.tokens import TokenKeys, mint
+from reghub.demo_places import registrations
+from reghub.settings import Settings
+from rules.deadlines import COPENHAGEN
+from rules.treatment_places.identifiers import sor_id
+from sinks import tables
+from sinks.read_audit import read_audit
+from sinks.register import Register, make_engine
+from streams.topics import (
+    DECISIONS,
+    DISPENSINGS,
+    INDIVIDUAL_GRANTS,
+    MUNICIPAL_GRANTS,
+    PERSON_EVENTS,
+    REGISTRATIONS,
+    TREATMENT_RELATIONS,
+    TopicNames,
+)
+from tests.kafka_helpers import as_json, produce, read_until, running_worker
+from tests.messages import NOW, PERSON, grant, municipal, report, treatment_relation
+
+pytestmark = [pytest.mark.broker, pytest.mark.database]
+
+SECRET = b"test-api-token-secret-0123456789abcdef"
+KEYS = TokenKeys(audience="reghub-api", issuer="reghub-dev", secret=SECRET)
+TODAY = date(2024, 6, 15)
+CLOCK_AT = datetime(2024, 6, 15, 10, 0, tzinfo=COPENHAGEN)
+
+ENDED_YESTERDAY = "0606601234"  # a patient whose relation ended 14 June
+AT_CLOSED_PLACE = "0707601234"  # a patient at a place that deregistered
+PARENT = "0101701234"
+CHILD = "0303124321"  # born 3 March 2012: 12
+TURNS_15_TODAY = "1506094321"  # born 15 June 2009
+CUSTODY_ENDED = "0404144321"  # born 4 April 2014; custody ended yesterday
+STRANGER_CHILD = "0505154321"  # born 5 May 2015; no custody
+DOCTOR = "0C4MN"  # an active practitioner of the demo clinics
+OTHER_DOCTOR = "1D5NP"  # also a practitioner there, but with no relation to anyone
+REGISTERED_PLACE = sor_id("7000")
+DEREGISTERED_PLACE = sor_id("7002")
+
+
+def token(role: str, **claims: str) -> str:
+    return mint(SECRET, role, f"{role}-user", audience=KEYS.audience, issuer=KEYS.issuer, **claims)
+
+
+PRINCIPALS: dict[str, dict[str, str]] = {
+    "pharmacy": {"pharmacy_number": "12300"},
+    "doctor": {"authorisation_id": DOCTOR},
+    "other_doctor": {"authorisation_id": OTHER_DOCTOR},
+    "citizen_self": {"cpr": PERSON},
+    "parent": {"cpr": PARENT},
+    "agency": {},
+    "operator": {},
+    "municipality": {},
+    "monitoring": {},
+}
+
+
+def _role(name: str) -> str:
+    return {"other_doctor": "doctor", "citizen_self": "citizen", "parent": "citizen"}.get(
+        name, name
+    )
+
+
+def custody(message_id: str, child: str, valid_from: str, valid_to: str | None = None) -> dict:
+    message: dict[str, Any] = {
+        "message_id": message_id,
+        "sent_at": NOW,
+        "sender": {"source": "cpr_register"},
+        "event": "custody",
+        "person": {"key": child},
+        "parent": {"key": PARENT},
+        "valid_from": valid_from,
+    }
+    if valid_to is not None:
+        message["valid_to"] = valid_to
+    return message
+
+
+async def _fill(settings: Settings, register: Register) -> None:
+    """The register as the tests read it, through the broker and the worker."""
+    names = TopicNames(settings.topic_prefix)
+    sales = [
+        report("r-prev", 150_000, paid_at="2023-05-10T10:00:00+02:00"),
+        report("r-cur1", 80_000, paid_at="2024-06-01T10:00:00+02:00"),
+        report("r-cur2", 40_000, paid_at="2024-06-10T10:00:00+02:00", granted_subsidy=9_000),
+    ]
+    relations = [
+        treatment_relation(
+            "tr-1", "2024-01-01", authorisation_id=DOCTOR, sor_id=REGISTERED_PLACE
+        ),
+        treatment_relation(
+            "tr-2",
+            "2024-01-01",
+            "2024-06-14",
+            person=ENDED_YESTERDAY,
+            authorisation_id=DOCTOR,
+            sor_id=REGISTERED_PLACE,
+        ),
+        treatment_relation(
+            "tr-3", "2024-01-01", person=AT_CLOSED_PLACE, authorisation_id=DOCTOR,
+            sor_id=DEREGISTERED_PLACE,
+        ),
+    ]  # fmt: skip
+    custodies = [
+        custody("c-1", CHILD, "2012-03-03"),
+        custody("c-2", TURNS_15_TODAY, "2009-06-15"),
+        custody("c-3", CUSTODY_ENDED, "2014-04-04", "2024-06-14"),
+    ]
+    batches = [
+        (REGISTRATIONS, registrations("ra", clinics=3)),
+        (INDIVIDUAL_GRANTS, [(PERSON.encode(), grant("g-1", "2024-01-01", "2024-12-31"))]),
+        (MUNICIPAL_GRANTS, [(PERSON.encode(), municipal("m-1", 101, "50.00"))]),
+        (DISPENSINGS, [(PERSON.encode(), s) for s in sales]),
+        (TREATMENT_RELATIONS, [(m["person"]["key"].encode(), m) for m in relations]),
+        (PERSON_EVENTS, [(m["person"]["key"].encode(), m) for m in custodies]),
+    ]
+    for spec, messages in batches:
+        await produce(settings.kafka_bootstrap, names(spec), [(k, as_json(v)) for k, v in messages])
+    want = {
+        tables.purchases: 3,
+        tables.treatment_relations: 3,
+        tables.custody: 3,
+        tables.grants: 1,
+        tables.supplements: 1,
+    }
+    async with running_worker(settings, register):
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            async with register.engine.connect() as conn:
+                counts = {
+                    t: (await conn.execute(select(func.count()).select_from(t))).scalar()
+                    for t in want
+                }
+                places = (
+                    await conn.execute(
+                        select(func.count()).where(
+                            tables_places_state().c.state.in_(["REGISTERED", "DEREGISTERED"])
+                        )
+                    )
+                ).scalar()
+            if counts == want and places == 3:
+                break
+            await asyncio.sleep(0.2)
+        else:
+            pytest.fail(f"the register did not fill: {counts}, places {places}")
+
+
+def tables_places_state() -> Any:
+    from sinks import places_tables
+
+    return places_tables.states
+
+
+def _client(settings: Settings, at: datetime = CLOCK_AT) -> httpx.AsyncClient:
+    from api.app import create_api
+
+    api = create_api(settings.database_url, tokens=KEYS, clock=lambda: at)
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=api), base_url="http://t")
+
+
+async def _last_audit(register: Register) -> Any:
+    async with register.engine.connect() as conn:
+        return (
+            await conn.execute(select(read_audit).order_by(read_audit.c.id.desc()).limit(1))
+        ).one()
+
+
+# § 3 field by field, and what § 5 stk. 2 and 4 give doctors and citizens (nr. 7, 10, stk. 2 nr. 1, saldo)
+ALL = frozenset(
+    {
+        "current_period",
+        "previous_period",
+        "saldo",
+        "under18",
+        "individual_grants",
+        "deferral_agreement",
+        "health_supplement",
+        "rights_based",
+        "balancing_amounts",
+    }
+)
+SUBSET = frozenset(
+    {"current_period", "previous_period", "saldo", "individual_grants", "balancing_amounts"}
+)
+
+
+def _status_cases() -> list[tuple[str, str, str | None, frozenset[str] | int]]:
+    """(principal, person, purpose, the fields allowed or the refusal's status)."""
+    cases: list[tuple[str, str, str | None, frozenset[str] | int]] = []
+    for purpose in ("dispensing", "information", "deferral_assessment"):
+        cases.append(("pharmacy", PERSON, purpose, ALL))
+    cases += [
+        ("pharmacy", PERSON, None, 403),
+        ("pharmacy", PERSON, "marketing", 403),
+        ("doctor", PERSON, None, SUBSET),
+        ("doctor", ENDED_YESTERDAY, None, 403),
+        ("doctor", AT_CLOSED_PLACE, None, 403),
+        ("other_doctor", PERSON, None, 403),
+        ("citizen_self", PERSON, None, SUBSET),
+        ("citizen_self", CHILD, None, 403),
+        ("parent", CHILD, None, SUBSET),
+        ("parent", TURNS_15_TODAY, None, 403),
+        ("parent", CUSTODY_ENDED, None, 403),
+        ("parent", STRANGER_CHILD, None, 403),
+        ("parent", PERSON, None, 403),
+        ("parent", PARENT, None, SUBSET),
+        ("agency", PERSON, None, ALL),
+        ("operator", PERSON, None, ALL),
+        ("municipality", PERSON, None, 403),
+        ("monitoring", PERSON, None, 403),
+    ]
+    return cases
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_every_role_reads_exactly_what_section_5_gives_it_and_every_read_is_audited(
+    settings: Settings, register: Register
+) -> None:
+    await _fill(settings, register)
+    wrong: list[str] = []
+    async with _client(settings) as client:
+        for who, person, purpose, expected in _status_cases():
+            headers = {"Authorization": f"Bearer {token(_role(who), **PRINCIPALS[who])}"}
+            params = {"purpose": purpose} if purpose else {}
+            got = await client.get(f"/v1/persons/{person}/status", params=params, headers=headers)
+            entry = await _last_audit(register)
+            label = f"{who} -> {person} status ({purpose})"
+            if isinstance(expected, int):
+                if got.status_code != expected or set(got.json()) != {"detail"}:
+                    wrong.append(f"{label}: {got.status_code} {got.text[:200]}")
+                if (entry.outcome, entry.status, entry.fields) != ("refused", expected, "[]"):
+                    wrong.append(f"{label}: audited {entry.outcome} {entry.status} {entry.fields}")
+            else:
+                body = got.json()
+                if got.status_code != 200 or set(body["status"]) != expected:
+                    wrong.append(f"{label}: {got.status_code} {sorted(body.get('status', {}))}")
+                if (entry.outcome, orjson.loads(entry.fields)) != ("allowed", sorted(expected)):
+                    wrong.append(f"{label}: audited {entry.outcome} {entry.fields}")
+            if entry.role != _role(who) or entry.person_key != person or entry.resource != "status":
+                wrong.append(f"{label}: audit names {entry.role} {entry.resource}")
+            if PERSON in entry.actor or PARENT in entry.actor:
+                wrong.append(f"{label}: the audit's actor is a CPR number")
+
+        for who in PRINCIPALS:
+            headers = {"Authorization": f"Bearer {token(_role(who), **PRINCIPALS[who])}"}
+            for purpose in (None, "information", "dispensing"):
+                params = {"period": "current", **({"purpose": purpose} if purpose else {})}
+                got = await client.get(
+                    f"/v1/persons/{PERSON}/purchases", params=params, headers=headers
+                )
+                allowed = who in ("agency", "operator") or (
+                    who == "pharmacy" and purpose == "information"
+                )
+                label = f"{who} -> purchases ({purpose})"
+                entry = await _last_audit(register)
+                if allowed:
+                    body = got.json()
+                    if got.status_code != 200 or set(body) != {
+                        "as_of",
+                        "fields",
+                        "period",
+                        "purchases",
+                    }:
+                        wrong.append(f"{label}: {got.status_code} {got.text[:200]}")
+                    elif [p["report_id"] for p in body["purchases"]] != ["r-cur1", "r-cur2"]:
+                        wrong.append(f"{label}: purchases {body['purchases']}")
+                    if entry.outcome != "allowed":
+                        wrong.append(f"{label}: audited {entry.outcome}")
+                else:
+                    if got.status_code != 403 or set(got.json()) != {"detail"}:
+                        wrong.append(f"{label}: {got.status_code} {got.text[:200]}")
+                    if (entry.outcome, entry.status) != ("refused", 403):
+                        wrong.append(f"{label}: audited {entry.outcome}")
+
+            quote = {
+                "person_key": PERSON,
+                "paid_at": "2024-06-15T10:00:00+02:00",
+                "lines": [
+                    {"drug_id": "028100", "reimbursement_price": 10_000, "actual_price": 10_000}
+                ],
+                **({} if who == "pharmacy" else {"pharmacy_number": "12300"}),
+            }
+            got = await client.post("/v1/quotes", json=quote, headers=headers)
+            allowed = who in ("pharmacy", "agency", "operator")
+            if (got.status_code == 200) != allowed or (not allowed and got.status_code != 403):
+                wrong.append(f"{who} -> quote: {got.status_code} {got.text[:200]}")
+            entry = await _last_audit(register)
+            if entry.resource != "quote" or entry.outcome != ("allowed" if allowed else "refused"):
+                wrong.append(f"{who} -> quote: audited {entry.resource} {entry.outcome}")
+
+            got = await client.get("/v1/audit", params={"person": PERSON}, headers=headers)
+            if (got.status_code == 200) != (who == "agency") or got.status_code not in (200, 403):
+                wrong.append(f"{who} -> audit: {got.status_code}")
+
+    assert wrong == []
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_status_fields_are_the_registers_figures_and_the_edges_move_with_the_day(
+    settings: Settings, register: Register
+) -> None:
+    await _fill(settings, register)
+    agency = {"Authorization": f"Bearer {token('agency')}"}
+    parent = {"Authorization": f"Bearer {token('citizen', cpr=PARENT)}"}
+    doctor = {"Authorization": f"Bearer {token('doctor', authorisation_id=DOCTOR)}"}
+    async with _client(settings) as client:
+        status = (await client.get(f"/v1/persons/{PERSON}/status", headers=agency)).json()
+        previous = await client.get(
+            f"/v1/persons/{PERSON}/purchases", params={"period": "previous"}, headers=agency
+        )
+    shown = status["status"]
+    assert shown["current_period"] == {"start": "2024-06-01", "end": "2025-05-31"}
+    assert shown["previous_period"] == {"start": "2023-05-10", "end": "2024-05-09"}
+    assert shown["saldo"] == {"ore": 120_000}
+    assert shown["under18"] is False
+    assert [g["grant_id"] for g in shown["individual_grants"]] == ["g-1"]
+    assert [s["decision_id"] for s in shown["health_supplement"]] == ["m-1"]
+    assert shown["rights_based"] == [] and shown["deferral_agreement"] == []
+    [balance] = shown["balancing_amounts"]
+    async with register.engine.connect() as conn:
+        deviation = (
+            await conn.execute(
+                select(tables.purchases.c.deviation).where(tables.purchases.c.report_id == "r-cur2")
+            )
+        ).scalar()
+    assert balance["remaining_ore"] == -deviation != 0
+    assert [p["report_id"] for p in previous.json()["purchases"]] == ["r-prev"]
+
+    # the day before: the teenager is 14, the ended relation and custody were still in force
+    async with _client(settings, CLOCK_AT - timedelta(days=1)) as client:
+        teen = await client.get(f"/v1/persons/{TURNS_15_TODAY}/status", headers=parent)
+        ended = await client.get(f"/v1/persons/{CUSTODY_ENDED}/status", headers=parent)
+        patient = await client.get(f"/v1/persons/{ENDED_YESTERDAY}/status", headers=doctor)
+    assert [teen.status_code, ended.status_code, patient.status_code] == [200, 200, 200]
+    assert set(teen.json()["status"]) == SUBSET
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_bad_tokens_are_refused_with_401_and_audited(settings: Settings) -> None:
+    from api.app import create_api
+
+    now = datetime.now(UTC)
+    good = {"role": "agency", "sub": "a", "aud": KEYS.audience, "iss": KEYS.issuer}
+    times = {"iat": int(now.timestamp()), "exp": int((now + timedelta(minutes=5)).timestamp())}
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public_pem = private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    unsigned = jwt.encode({**good, **times}, key=None, algorithm="none")  # type: ignore[arg-type]
+    bad = {
+        "missing": None,
+        "not bearer": f"Basic {token('agency')}",
+        "forged": "Bearer " + jwt.encode({**good, **times}, b"another-secret" * 3, "HS256"),
+        "expired": "Bearer "
+        + jwt.encode(
+            {**good, "iat": int(now.timestamp()) - 7200, "exp": int(now.timestamp()) - 3600},
+            SECRET,
+            "HS256",
+        ),
+        "wrong audience": "Bearer "
+        + jwt.encode({**good, **times, "aud": "another-api"}, SECRET, "HS256"),
+        "wrong issuer": "Bearer " + jwt.encode({**good, **times, "iss": "evil"}, SECRET, "HS256"),
+        "alg none": f"Bearer {unsigned}",
+        "no expiry": "Bearer " + jwt.encode({**good, "iat": times["iat"]}, SECRET, "HS256"),
+        "unknown role": "Bearer " + jwt.encode({**good, **times, "role": "root"}, SECRET, "HS256"),
+        "pharmacy without number": f"Bearer {token('pharmacy')}",
+        "citizen with a bad cpr": f"Bearer {token('citizen', cpr='3213991234')}",
+        "RS256 against a secret": "Bearer " + jwt.encode({**good, **times}, private, "RS256"),
+        "garbage": "Bearer not.a.token",
+    }
+    api = create_api(settings.database_url, tokens=KEYS)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=api), base_url="http://t") as c:
+        for name, header in bad.items():
+            headers = {"Authorization": header} if header else {}
+            got = await c.get(f"/v1/persons/{PERSON}/status", headers=headers)
+            assert got.status_code == 401, name
+            assert set(got.json()) == {"detail"} and PERSON not in got.text, name
+        assert (await c.get(f"/v1/persons/{PERSON}/status", headers=_bearer())).status_code == 200
+    reader = Register(make_engine(settings.database_url))
+    async with reader.engine.connect() as conn:
+        rows = (await conn.execute(select(read_audit).order_by(read_audit.c.id))).all()
+    await reader.close()
+    assert [(r.outcome, r.status, r.subject, r.person_key) for r in rows[:-1]] == [
+        ("refused", 401, "-", PERSON)
+    ] * len(bad)
+    assert rows[-1].outcome == "allowed"
+
+    # a public key verifies RS256, and refuses an HS256 token "signed" with the public key itself
+    public = TokenKeys(KEYS.audience, KEYS.issuer, public_key=public_pem.decode())
+    api = create_api(settings.database_url, tokens=public)
+    signed = jwt.encode({**good, **times}, private, "RS256")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=api), base_url="http://t") as c:
+        ok = await c.get(f"/v1/persons/{PERSON}/status", headers=_bearer(signed))
+        confused = await c.get(
+            f"/v1/persons/{PERSON}/status", headers=_bearer(_hs256_with(public_pem, good, times))
+        )
+    assert (ok.status_code, confused.status_code) == (200, 401)
+
+
+def _bearer(value: str | None = None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {value or token('agency')}"}
+
+
+def _hs256_with(key: bytes, claims: dict[str, Any], times: dict[str, int]) -> str:
+    """An HS256 token whose HMAC key is the issuer's public key (the algorithm-confusion attack),
+    built by hand: PyJWT itself refuses to use a PEM key as an HMAC secret."""
+    import base64
+    import hashlib
+    import hmac
+
+    def part(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    head = part(orjson.dumps({"alg": "HS256", "typ": "JWT"}))
+    body = part(orjson.dumps({**claims, **times}))
+    mac = hmac.new(key, f"{head}.{body}".encode(), hashlib.sha256).digest()
+    return f"{head}.{body}.{part(mac)}"
+
+
+@pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
+async def test_a_quote_equals_the_decision_the_stream_then_gives_and_writes_nothing(
+    settings: Settings, register: Register
+) -> None:
+    await _fill(settings, register)
+    paid_at = "2024-06-15T10:00:00+02:00"
+    lines = [
+        {"drug_id": "028100", "reimbursement_price": 30_000, "actual_price": 32_000},
+        {"drug_id": "047200", "reimbursement_price": 12_345, "actual_price": 12_345},
+        {
+            "drug_id": "999999",
+            "reimbursement_price": 0,
+            "actual_price": 5_000,
+            "generally_reimbursed": False,
+        },
+    ]
+    async with register.engine.connect() as conn:
+        before = (await conn.execute(select(func.count()).select_from(tables.purchases))).scalar()
+    pharmacy = {"Authorization": f"Bearer {token('pharmacy', pharmacy_number='12300')}"}
+    async with _client(settings) as client:
+        got = await client.post(
+            "/v1/quotes",
+            json={"person_key": PERSON, "paid_at": paid_at, "lines": lines},
+            headers=pharmacy,
+        )
+        bad = await client.post(
+            "/v1/quotes",
+            json={"person_key": PERSON, "paid_at": "2024-06-02T10:00:00+02:00", "lines": lines},
+            headers=pharmacy,
+        )
+        other = await client.post(
+            "/v1/quotes",
+            json={"person_key": PERSON, "pharmacy_number": "45600", "lines": lines},
+            headers=pharmacy,
+        )
+    assert got.status_code == 200, got.text
+    assert bad.status_code == 422 and "paid_at" in bad.json()["detail"]
+    assert other.status_code == 403
+    quote = got.json()
+    async with register.engine.connect() as conn:
+        after = (await conn.execute(select(func.count()).select_from(tables.purchases))).scalar()
+    assert after == before  # nothing written
+
+    names = TopicNames(settings.topic_prefix)
+    sale = report("r-quoted", 0, paid_at=paid_at)
+    sale["lines"] = lines
+    await produce(settings.kafka_bootstrap, names(DISPENSINGS), [(PERSON.encode(), as_json(sale))])
+    async with running_worker(settings, register):
+        records = await read_until(
+            settings.kafka_bootstrap,
+            names(DECISIONS),
+            lambda rs: any(orjson.loads(r.value)["report_id"] == "r-quoted" for r in rs),
+        )
+    [decision] = [
+        orjson.loads(r.value) for r in records if orjson.loads(r.value)["report_id"] == "r-quoted"
+    ]
+    for field, value in quote.items():
+        if field == "paid_at":
+            continue
+        assert decision[field] == value, field
+    assert quote["balancing_applied"] != 0  # the open balancing amount was applied in both
+    assert quote["health_supplement"] > 0  # and the municipal supplement
