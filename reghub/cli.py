@@ -266,6 +266,22 @@ def compliance(
     raise typer.Exit(asyncio.run(print_day(load_settings(key_needed=False), day)))
 
 
+@app.command()
+def retention(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Count what would be deleted; delete nothing.")
+    ] = False,
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="The day, YYYY-MM-DD (default: today in Europe/Copenhagen)"),
+    ] = None,
+) -> None:
+    """Delete what § 4 says is due (per rule: table, cutoff, rows); --dry-run only counts."""
+    from reghub.retention_table import run
+
+    raise typer.Exit(asyncio.run(run(load_settings(key_needed=False), as_of, dry_run=dry_run)))
+
+
 @person_app.command("show")
 def person_show(
     key: Annotated[str, typer.Argument(help="Any number the person has had")],

@@ -20,6 +20,7 @@ from aiokafka.errors import KafkaError
 from rules.deadlines import COPENHAGEN
 from sinks.outbox import purge
 from sinks.register import RegisterUnavailable
+from sinks.retention import daily as retention_daily
 from streams.compliance import close_day, yesterday
 from streams.health import Health, HealthConfig
 from streams.metrics import CONTENT_TYPE
@@ -181,6 +182,12 @@ def create_app(
             log.info("compliance: day %s closed, %d reporters", day, len(records))
         except (RegisterUnavailable, KafkaError) as exc:
             log.warning("compliance summary not made; `reghub compliance` shows the day: %s", exc)
+
+    @app.crontab("30 2 * * *", timezone=COPENHAGEN)
+    async def retention() -> None:
+        """At 02:30 Copenhagen: delete what § 4 says is due today (`sinks.retention`). Every worker
+        runs it; they take turns and the later ones find nothing left. It logs and never raises."""
+        await retention_daily(processor.register.engine)
 
     @app.timer(interval=15.0)
     async def count_obligations() -> None:
