@@ -29,7 +29,7 @@ from api.reads import ReadContext, personal_routes
 from api.tokens import TokenKeys, TokenVerifier
 from rules.dispensing import RulesConfig
 from rules.money import ore_to_kroner
-from sinks import read_audit, tables
+from sinks import tables
 from sinks.register import make_engine
 
 NO_TOKEN_KEYS = TokenKeys(audience="reghub-api", issuer="reghub-dev")
@@ -91,7 +91,7 @@ def create_api(
         """Ready to serve reads: the register answers and the audit log is there to write to."""
         try:
             async with engine.connect() as conn:
-                await conn.execute(select(read_audit.read_audit.c.id).limit(1))
+                await conn.execute(select(tables.read_audit.c.id).limit(1))
         except (SQLAlchemyError, OSError):
             return JSONResponse({"status": "unavailable", "reason": "register"}, status_code=503)
         return JSONResponse({"status": "ready"})

@@ -11,43 +11,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import orjson
-from sqlalchemy import (
-    BigInteger,
-    Column,
-    DateTime,
-    Index,
-    Integer,
-    String,
-    Table,
-    Text,
-    insert,
-    select,
-)
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from sinks.tables import PersonKeyCol, metadata
+from sinks.tables import read_audit
 from sinks.times import utc
-
-read_audit = Table(
-    "read_audit",
-    metadata,
-    Column(
-        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
-    ),
-    Column("at", DateTime(timezone=True), nullable=False),
-    Column("subject", String(200), nullable=False),  # the token's `sub`; "-" without a valid token
-    Column("role", String(16)),
-    Column("actor", String(64)),  # pharmacy number, authorisation id, or the subject
-    Column("person_key", PersonKeyCol),  # whose data: the internal id
-    Column("resource", String(16), nullable=False),
-    Column("purpose", String(32)),
-    Column("fields", Text, nullable=False),  # JSON list of the fields served (empty when refused)
-    Column("outcome", String(8), nullable=False),  # allowed | refused
-    Column("status", Integer, nullable=False),
-    Column("reason", Text),
-)
-Index("ix_read_audit_person_at", read_audit.c.person_key, read_audit.c.at)
-Index("ix_read_audit_at", read_audit.c.at)
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,6 +51,7 @@ EVERY_REVISION = [
     "0007_treatment_places",
     "0008_obligations",
     "0009_treatment_relations",
+    "0010_read_audit",
 ]
 AT = datetime(2024, 5, 2, 9, 30, 15, tzinfo=UTC)
 

@@ -25,8 +25,8 @@ from reghub.settings import Settings
 from rules.deadlines import COPENHAGEN
 from rules.treatment_places.identifiers import sor_id
 from sinks import tables
-from sinks.read_audit import read_audit
 from sinks.register import Register, make_engine
+from sinks.tables import read_audit
 from streams.topics import (
     DECISIONS,
     DISPENSINGS,

@@ -23,6 +23,7 @@ PAIRS = [
     (rows.CustodyRow, tables.custody),
     (rows.ObligationRow, tables.obligations),
     (rows.ComplianceRow, tables.compliance_days),
+    (rows.TreatmentRelationRow, tables.treatment_relations),
     (places_rows.CompanyRow, places_tables.companies),
     (places_rows.UnitRow, places_tables.units),
     (places_rows.PractitionerRow, places_tables.practitioners),
@@ -45,7 +46,8 @@ def test_a_row_is_its_tables_columns_in_order(row: type, table: object) -> None:
 def test_every_written_table_has_a_row() -> None:
     bookkeeping = {
         "alembic_version",
-        "outbox",
-    }  # outbox: one framed blob per batch (sinks/outbox.py)
+        "outbox",  # one framed blob per batch (sinks/outbox.py)
+        "read_audit",  # written by the API, one entry per read (sinks/read_audit.py)
+    }
     covered = {table.name for _, table in PAIRS}
     assert set(tables.metadata.tables) - covered - bookkeeping == set()
