@@ -120,13 +120,64 @@ def api(
     import uvicorn
 
     from api.app import create_api
+    from reghub import wiring
 
     settings = load_settings()
     uvicorn.run(
-        create_api(settings.database_url, settings.worker_urls),
+        create_api(
+            settings.database_url,
+            settings.worker_urls,
+            tokens=wiring.token_keys(settings),
+            rules=wiring.rules_config(settings),
+        ),
         host=host or settings.api_host,
         port=port or settings.api_port,
         log_level=settings.log_level.lower(),
+    )
+
+
+@app.command()
+def token(
+    role: Annotated[str, typer.Option(help="pharmacy, doctor, citizen, agency, operator, ...")],
+    subject: Annotated[str, typer.Option(help="Who the token is for (its `sub`).")] = "dev",
+    pharmacy_number: Annotated[str | None, typer.Option(help="A pharmacy's number.")] = None,
+    authorisation_id: Annotated[str | None, typer.Option(help="A doctor's id.")] = None,
+    cpr: Annotated[str | None, typer.Option(help="A citizen's own CPR number.")] = None,
+    minutes: Annotated[int, typer.Option(help="Valid this long.")] = 60,
+) -> None:
+    """Mint a development token for the read API (signed with REGHUB_API_TOKEN_SECRET, which the
+    embedded hub makes); production tokens come from the identity provider."""
+    from datetime import timedelta
+
+    from api.tokens import mint
+    from rules.access import ROLES
+
+    settings = load_settings(key_needed=False)
+    if role not in ROLES:
+        typer.echo(f"--role must be one of {', '.join(ROLES)}", err=True)
+        raise typer.Exit(2)
+    if settings.api_token_secret is None:
+        typer.echo("no REGHUB_API_TOKEN_SECRET: start the hub with `reghub up` or set it", err=True)
+        raise typer.Exit(2)
+    identifiers = {
+        k: v
+        for k, v in (
+            ("pharmacy_number", pharmacy_number),
+            ("authorisation_id", authorisation_id),
+            ("cpr", cpr),
+        )
+        if v is not None
+    }
+    typer.echo(
+        mint(
+            settings.api_token_secret.get_secret_value().encode(),
+            role,  # type: ignore[arg-type]
+            subject,
+            audience=settings.api_token_audience,
+            issuer=settings.api_token_issuer,
+            ttl=timedelta(minutes=minutes),
+            **identifiers,
+        )
     )
 
 
