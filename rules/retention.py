@@ -23,6 +23,8 @@ DECISION (what "arose" means, per table; `RETAINED` is the list, one line per ta
 - corrections: `received_at`; person_merges: `merged_at`; parked_messages: `parked_at`;
   processed_messages: `processed_at`; obligations: `event_at`, or `updated_at` when it has none.
 - custody: `valid_to`; open custody: never, while both persons live.
+- treatment_relations: `valid_to`; a relation not ended: never, while the person lives.
+- read_audit: `at`, the day of the read; the entries about a deceased person go with them.
 - persons: a person's row and its alias rows go together when nothing person-keyed of any of their
   numbers is left and every one of those rows was last updated on or before the general cutoff.
 - a deceased person (stk. 2, `died_on` + 1 year): every row naming the person or any of their numbers
@@ -107,6 +109,8 @@ RETAINED: tuple[Retained, ...] = (
     Retained("obligations", "event_at", fallback="updated_at"),
     Retained("parked_messages", "parked_at", persons=("key",)),
     Retained("processed_messages", "processed_at", persons=()),
+    Retained("treatment_relations", "valid_to"),
+    Retained("read_audit", "at"),
 )
 """Every table holding personal data except persons. `parked_messages.key` is the message's Kafka key:
 the person number as bytes."""
