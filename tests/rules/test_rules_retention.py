@@ -130,7 +130,7 @@ def test_adding_a_table_is_one_line() -> None:
 
 def test_every_table_with_personal_data_has_a_line() -> None:
     """A table of the register that names a person and has no line here would keep its rows forever."""
-    from sinks import places_tables, tables  # noqa: F401  (places_tables: its tables join `metadata`)
+    from sinks import places_tables, tables
 
     not_personal = {"compliance_days", "subsidy_scales", "consumer_offsets", "outbox", "persons"}
     listed = {r.table for r in RETAINED}
