@@ -501,3 +501,62 @@ async def test_a_quote_equals_the_decision_the_stream_then_gives_and_writes_noth
         assert decision[field] == value, field
     assert quote["balancing_applied"] != 0  # the open balancing amount was applied in both
     assert quote["health_supplement"] > 0  # and the municipal supplement
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_a_jwks_url_verifies_the_issuers_tokens_and_reads_are_counted(
+    settings: Settings,
+) -> None:
+    """Production: the issuer publishes its keys at a JWKS URL; a token signed with a key it does not
+    publish is refused. /metrics counts reads by resource and outcome."""
+    import http.server
+    import json
+    import threading
+
+    from api.app import create_api
+
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(private.public_key()))
+    document = json.dumps({"keys": [{**jwk, "kid": "k1", "use": "sig", "alg": "RS256"}]}).encode()
+
+    class Keys(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(document)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Keys)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/jwks.json"
+        keys = TokenKeys(KEYS.audience, KEYS.issuer, jwks_url=url)
+        now = int(time.time())
+        claims = {
+            "role": "agency",
+            "sub": "a",
+            "aud": KEYS.audience,
+            "iss": KEYS.issuer,
+            "iat": now,
+            "exp": now + 300,
+        }
+        good = jwt.encode(claims, private, "RS256", headers={"kid": "k1"})
+        unknown_kid = jwt.encode(claims, stranger, "RS256", headers={"kid": "k2"})
+        wrong_key = jwt.encode(claims, stranger, "RS256", headers={"kid": "k1"})
+        api = create_api(settings.database_url, tokens=keys)
+        transport = httpx.ASGITransport(app=api)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            codes = [
+                (await client.get(f"/v1/persons/{PERSON}/status", headers=_bearer(t))).status_code
+                for t in (good, unknown_kid, wrong_key)
+            ]
+            metrics = (await client.get("/metrics")).text
+    finally:
+        server.shutdown()
+    assert codes == [200, 401, 401]
+    assert 'reghub_api_reads_total{outcome="allowed",resource="status"} 1.0' in metrics
+    assert 'reghub_api_reads_total{outcome="refused",resource="status"} 2.0' in metrics
