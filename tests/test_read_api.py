@@ -38,7 +38,16 @@ from streams.topics import (
     TopicNames,
 )
 from tests.kafka_helpers import as_json, produce, read_until, running_worker
-from tests.messages import NOW, PERSON, grant, municipal, report, treatment_relation
+from tests.messages import (
+    NEW_NUMBER,
+    NOW,
+    PERSON,
+    grant,
+    municipal,
+    renumbering,
+    report,
+    treatment_relation,
+)
 
 pytestmark = [pytest.mark.broker, pytest.mark.database]
 
@@ -69,6 +78,7 @@ PRINCIPALS: dict[str, dict[str, str]] = {
     "doctor": {"authorisation_id": DOCTOR},
     "other_doctor": {"authorisation_id": OTHER_DOCTOR},
     "citizen_self": {"cpr": PERSON},
+    "citizen_renumbered": {"cpr": NEW_NUMBER},
     "parent": {"cpr": PARENT},
     "agency": {},
     "operator": {},
@@ -78,9 +88,8 @@ PRINCIPALS: dict[str, dict[str, str]] = {
 
 
 def _role(name: str) -> str:
-    return {"other_doctor": "doctor", "citizen_self": "citizen", "parent": "citizen"}.get(
-        name, name
-    )
+    citizens = ("citizen_self", "citizen_renumbered", "parent")
+    return "citizen" if name in citizens else {"other_doctor": "doctor"}.get(name, name)
 
 
 def custody(message_id: str, child: str, valid_from: str, valid_to: str | None = None) -> dict:
@@ -135,10 +144,13 @@ async def _fill(settings: Settings, register: Register) -> None:
         (DISPENSINGS, [(PERSON.encode(), s) for s in sales]),
         (TREATMENT_RELATIONS, [(m["person"]["key"].encode(), m) for m in relations]),
         (PERSON_EVENTS, [(m["person"]["key"].encode(), m) for m in custodies]),
+        # the person's new number: a citizen logging in with it is still themselves
+        (PERSON_EVENTS, [(PERSON.encode(), renumbering("n-1"))]),
     ]
     for spec, messages in batches:
         await produce(settings.kafka_bootstrap, names(spec), [(k, as_json(v)) for k, v in messages])
     want = {
+        tables.persons: 2,  # the person and their new number
         tables.purchases: 3,
         tables.treatment_relations: 3,
         tables.custody: 3,
@@ -220,6 +232,9 @@ def _status_cases() -> list[tuple[str, str, str | None, frozenset[str] | int]]:
         ("other_doctor", PERSON, None, 403),
         ("citizen_self", PERSON, None, SUBSET),
         ("citizen_self", CHILD, None, 403),
+        ("citizen_self", NEW_NUMBER, None, SUBSET),
+        ("citizen_renumbered", PERSON, None, SUBSET),
+        ("pharmacy", NEW_NUMBER, "dispensing", ALL),
         ("parent", CHILD, None, SUBSET),
         ("parent", TURNS_15_TODAY, None, 403),
         ("parent", CUSTODY_ENDED, None, 403),
@@ -255,13 +270,22 @@ async def test_every_role_reads_exactly_what_section_5_gives_it_and_every_read_i
             else:
                 body = got.json()
                 if got.status_code != 200 or set(body["status"]) != expected:
-                    wrong.append(f"{label}: {got.status_code} {sorted(body.get('status', {}))}")
+                    wrong.append(
+                        f"{label}: {got.status_code} {sorted(body.get('status', {}))} {body.get('detail')}"
+                    )
                 if (entry.outcome, orjson.loads(entry.fields)) != ("allowed", sorted(expected)):
                     wrong.append(f"{label}: audited {entry.outcome} {entry.fields}")
-            if entry.role != _role(who) or entry.person_key != person or entry.resource != "status":
+            internal = PERSON if person == NEW_NUMBER else person
+            if (
+                entry.role != _role(who)
+                or entry.person_key != internal
+                or entry.resource != "status"
+            ):
                 wrong.append(f"{label}: audit names {entry.role} {entry.resource}")
-            if PERSON in entry.actor or PARENT in entry.actor:
-                wrong.append(f"{label}: the audit's actor is a CPR number")
+            if entry.actor is None or PERSON in entry.actor or PARENT in entry.actor:
+                wrong.append(
+                    f"{label}: the audit's actor is {entry.actor}, status {got.status_code}"
+                )
 
         for who in PRINCIPALS:
             headers = {"Authorization": f"Bearer {token(_role(who), **PRINCIPALS[who])}"}
