@@ -11,45 +11,23 @@ from typing import Any
 
 import orjson
 import pytest
-from sqlalchemy import select
 
 from reghub.person_show import show
 from rules.privacy import pseudonym
 from sinks import tables
-from sinks.register import Register, make_engine
 from streams.decode import Rejected, Source, decode
-from streams.pipeline import BatchResult, Pipeline
-from streams.topics import ALERTS, CHANGES, DEAD_LETTER, DISPENSINGS, PERSON_EVENTS, TopicSpec
+from streams.pipeline import BatchResult
+from streams.topics import ALERTS, CHANGES, DEAD_LETTER, DISPENSINGS, PERSON_EVENTS
 from tests.conftest import settings_for
+from tests.hub import Hub, Message
 from tests.messages import NEW_NUMBER, PERSON, death, renumbering, report
-from tests.test_handler_atomicity import CONFIG, NAMES, decoded, snapshot, two_databases
+from tests.test_handler_atomicity import NAMES, snapshot, two_databases
 
 pytestmark = pytest.mark.database
 __all__ = ["two_databases"]
 
 THIRD = "0505601242"
 OTHER = "0707701234"
-Message = tuple[TopicSpec, dict[str, Any]]
-
-
-class Hub:
-    """One register and pipeline; `send` runs one batch and returns what came of it."""
-
-    def __init__(self, url: str) -> None:
-        self.register = Register(make_engine(url))
-        self.pipeline = Pipeline(self.register, NAMES, CONFIG)
-        self.offset = 0
-
-    async def send(self, *messages: Message) -> BatchResult:
-        items = []
-        for spec, message in messages:
-            items.append(decoded(spec, message, self.offset))
-            self.offset += 1
-        return await self.pipeline.run(items, [], {})
-
-    async def rows(self, table: Any) -> list[Any]:
-        async with self.register.engine.connect() as conn:
-            return list((await conn.execute(select(table))).all())
 
 
 @pytest.fixture

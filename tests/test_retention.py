@@ -22,8 +22,7 @@ from sqlalchemy import Table, insert, select, update
 from rules.retention import DECEASED, GENERAL, deleted_from
 from sinks import retention
 from sinks import tables as t
-from sinks.register import Register, make_engine
-from streams.pipeline import BatchResult, Pipeline
+from sinks.register import make_engine
 from streams.topics import (
     CORRECTIONS,
     DEAD_LETTER,
@@ -33,8 +32,9 @@ from streams.topics import (
     MUNICIPAL_GRANTS,
     PERSON_EVENTS,
     SUBSIDY_SCALES,
-    TopicSpec,
 )
+from tests.hub import Hub as InProcess
+from tests.hub import Message
 from tests.messages import (
     NEW_NUMBER,
     PERSON,
@@ -47,7 +47,7 @@ from tests.messages import (
     report,
 )
 from tests.test_cli import PSEUDONYM_KEY, arun
-from tests.test_handler_atomicity import CONFIG, NAMES, decoded
+from tests.test_handler_atomicity import NAMES
 
 pytestmark = pytest.mark.database
 
@@ -56,24 +56,10 @@ OTHER = "0707701234"  # the person no rule reaches on the days tested
 TARGET = "0909901234"  # hand-inserted rows' person
 D = date(2025, 3, 10)  # the day the data of each rule arises
 KEPT, GONE = date(2027, 3, 10), date(2027, 3, 11)  # the anniversary and the day after
-Message = tuple[TopicSpec, dict[str, Any]]
 
 
-class Hub:
-    """One register and pipeline; `send` runs one batch."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.register = Register(make_engine(url))
-        self.pipeline = Pipeline(self.register, NAMES, CONFIG)
-        self.offset = 0
-
-    async def send(self, *messages: Message) -> BatchResult:
-        items = []
-        for spec, message in messages:
-            items.append(decoded(spec, message, self.offset))
-            self.offset += 1
-        return await self.pipeline.run(items, [], {})
+class Hub(InProcess):
+    """The in-process hub, with what these tests read."""
 
     async def snapshot(self) -> dict[str, set[tuple[Any, ...]]]:
         """Every row of every table the retention may touch, whole."""

@@ -22,9 +22,9 @@ from reghub.settings import Settings
 from reghub.tail import MASK, render, render_key
 from schemas.treatment_relations import TreatmentRelation
 from sinks import tables
-from sinks.register import Register, make_engine
+from sinks.register import Register
 from streams.decode import Rejected, Source, decode
-from streams.pipeline import BatchResult, Pipeline
+from streams.pipeline import BatchResult
 from streams.topics import (
     CHANGES,
     DEAD_LETTER,
@@ -32,8 +32,9 @@ from streams.topics import (
     PERSON_EVENTS,
     TREATMENT_RELATIONS,
     TopicNames,
-    TopicSpec,
 )
+from tests.hub import Hub as InProcess
+from tests.hub import Message
 from tests.kafka_helpers import as_json, produce, read_until, running_worker
 from tests.messages import (
     DOCTOR,
@@ -44,7 +45,7 @@ from tests.messages import (
     report,
     treatment_relation,
 )
-from tests.test_handler_atomicity import CONFIG, NAMES, decoded, snapshot
+from tests.test_handler_atomicity import NAMES, snapshot
 
 OTHER_DOCTOR = "7QX2B"
 UNBORN = "0101304000"  # a CPR number of someone born 1 January 2030: after the messages' day
@@ -180,27 +181,9 @@ def test_tail_masks_the_patients_number_in_the_key_and_the_body() -> None:
 
 # -- the register, through the real pipeline -------------------------------------------------------------
 
-Message = tuple[TopicSpec, dict[str, Any]]
 
-
-class Hub:
-    """One register and pipeline; `send` runs one batch and returns what came of it."""
-
-    def __init__(self, url: str) -> None:
-        self.register = Register(make_engine(url))
-        self.pipeline = Pipeline(self.register, NAMES, CONFIG)
-        self.offset = 0
-
-    async def send(self, *messages: Message) -> BatchResult:
-        items = []
-        for spec, message in messages:
-            items.append(decoded(spec, message, self.offset))
-            self.offset += 1
-        return await self.pipeline.run(items, [], {})
-
-    async def rows(self, table: Any) -> list[Any]:
-        async with self.register.engine.connect() as conn:
-            return list((await conn.execute(select(table))).all())
+class Hub(InProcess):
+    """The in-process hub, with what these tests read."""
 
     async def relations(self) -> list[tuple[Any, ...]]:
         t = tables.treatment_relations
