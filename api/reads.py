@@ -71,12 +71,11 @@ def personal_routes(ctx: ReadContext) -> APIRouter:
     ) -> JSONResponse:
         now = ctx.clock()
         today = now.astimezone(COPENHAGEN).date()
-        principal: Principal | None = None
-        person = key
         try:
             principal = await ctx.verifier.principal(authorization)
         except TokenRefused as exc:
-            return await _refuse(resource, None, person, purpose, now, 401, exc.reason)
+            return await refuse(resource, key, purpose, now, Refusal(401, exc.reason))
+        person, body, fields, refusal = key, None, (), None
         try:
             async with ctx.engine.begin() as conn:
                 facts = None
@@ -85,45 +84,34 @@ def personal_routes(ctx: ReadContext) -> APIRouter:
                     person = facts.person
                 verdict = decide(principal, resource, purpose, facts)
                 if isinstance(verdict, Denied):
-                    entry = _entry(principal, resource, person, purpose, now, (), verdict.status)
-                    await read_audit.record(conn, AuditEntry(**{**entry, "reason": verdict.reason}))
-                    reads.labels(resource, "refused").inc()
-                    return _error(verdict.status, verdict.reason)
-                try:
-                    body = await read(conn, principal, person or "", verdict, today)
-                except QuoteRefused as exc:
-                    entry = _entry(principal, resource, person, purpose, now, (), exc.status)
-                    await read_audit.record(conn, AuditEntry(**{**entry, "reason": exc.reason}))
-                    reads.labels(resource, "refused").inc()
-                    return _error(exc.status, exc.reason)
-                fields = tuple(sorted(verdict.fields))
-                await read_audit.record(
-                    conn,
-                    AuditEntry(**_entry(principal, resource, person, purpose, now, fields, 200)),
-                )
+                    refusal = Refusal(verdict.status, verdict.reason)
+                else:
+                    try:
+                        body = await read(conn, principal, person or "", verdict, today)
+                        fields = tuple(sorted(verdict.fields))
+                    except QuoteRefused as exc:
+                        refusal = Refusal(exc.status, exc.reason)
+                entry = _entry(principal, resource, person, purpose, now, fields, refusal)
+                await read_audit.record(conn, entry)
         except SQLAlchemyError:
             return _error(503, "the register is unavailable; nothing was read")
-        reads.labels(resource, "allowed").inc()
+        reads.labels(resource, entry.outcome).inc()
+        if refusal is not None:
+            return _error(refusal.status, refusal.reason)
         return JSONResponse(body)
 
-    async def _refuse(
-        resource: Resource,
-        principal: Principal | None,
-        person: str | None,
-        purpose: str | None,
-        now: datetime,
-        status: int,
-        reason: str,
+    async def refuse(
+        resource: Resource, person: str | None, purpose: str | None, now: datetime, why: Refusal
     ) -> JSONResponse:
-        entry = _entry(principal, resource, person, purpose, now, (), status)
+        """A request refused before its caller is known (no valid token, not a person key)."""
         try:
             async with ctx.engine.begin() as conn:
-                await read_audit.record(conn, AuditEntry(**{**entry, "reason": reason}))
+                await read_audit.record(conn, _entry(None, resource, person, purpose, now, (), why))
         except SQLAlchemyError:
             return _error(503, "the register is unavailable; the refusal could not be audited")
         reads.labels(resource, "refused").inc()
-        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-        return _error(status, reason, headers)
+        headers = {"WWW-Authenticate": "Bearer"} if why.status == 401 else None
+        return _error(why.status, why.reason, headers)
 
     def person_key(raw: str) -> str:
         try:
@@ -141,7 +129,7 @@ def personal_routes(ctx: ReadContext) -> APIRouter:
         try:
             key = person_key(raw_key)
         except Refusal as exc:
-            return await _refuse(resource, None, None, purpose, ctx.clock(), exc.status, exc.reason)
+            return await refuse(resource, None, purpose, ctx.clock(), exc)
         return await serve(resource, authorization, key, purpose, read)
 
     @router.get(
@@ -225,7 +213,7 @@ def personal_routes(ctx: ReadContext) -> APIRouter:
             try:
                 wanted = person_key(person)
             except Refusal as exc:
-                return await _refuse("audit", None, None, None, ctx.clock(), exc.status, exc.reason)
+                return await refuse("audit", None, None, ctx.clock(), exc)
 
         async def read(conn: AsyncConnection, _p: Principal, _k: str, _a: Allowed, _t: date) -> Any:
             internal = None
@@ -253,19 +241,20 @@ def _entry(
     purpose: str | None,
     at: datetime,
     fields: tuple[str, ...],
-    status: int,
-) -> dict[str, Any]:
-    return {
-        "at": at,
-        "subject": principal.subject if principal else "-",
-        "role": principal.role if principal else None,
-        "actor": principal.actor if principal else None,
-        "person_key": person,
-        "resource": resource,
-        "purpose": purpose,
-        "fields": fields,
-        "status": status,
-    }
+    refusal: Refusal | None,
+) -> AuditEntry:
+    return AuditEntry(
+        at=at,
+        subject=principal.subject if principal else "-",
+        role=principal.role if principal else None,
+        actor=principal.actor if principal else None,
+        person_key=person,
+        resource=resource,
+        purpose=purpose,
+        fields=fields,
+        status=refusal.status if refusal else 200,
+        reason=refusal.reason if refusal else None,
+    )
 
 
 def _error(status: int, reason: str, headers: dict[str, str] | None = None) -> JSONResponse:
