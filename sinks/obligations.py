@@ -7,7 +7,8 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import String, any_, literal, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rules.obligations import OPEN_STATES, Obligation
@@ -52,9 +53,11 @@ async def by_id(conn: AsyncConnection, ids: Iterable[str]) -> dict[str, Obligati
     if not wanted:
         return {}
     ob = t.obligations
-    query = select(ob).where(ob.c.obligation_id.in_(wanted))
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update()
+    if conn.dialect.name == "postgresql":  # one array parameter: the statement text never changes
+        among = ob.c.obligation_id == any_(literal(wanted, type_=ARRAY(String)))
+        query = select(ob).where(among).with_for_update()
+    else:
+        query = select(ob).where(ob.c.obligation_id.in_(wanted))
     return {r.obligation_id: of_row(r) for r in await conn.execute(query)}
 
 

@@ -457,6 +457,8 @@ class RegisterUnitOfWork:
         grouped: dict[str, tuple[Table, list[Any]]] = {}
         for table, row in changes.rows:
             grouped.setdefault(table.name, (table, []))[1].append(row)
+        if self.is_postgres and t.obligations.name in grouped:
+            await self._write_obligations(grouped.pop(t.obligations.name)[1])
         for table, rows in grouped.values():
             names = [c.name for c in table.columns]
             await self.conn.execute(
@@ -571,6 +573,32 @@ class RegisterUnitOfWork:
                   updated_at = EXCLUDED.updated_at, log_id = EXCLUDED.log_id""",
                 *_columns(offset_rows),
             )
+
+    async def _write_obligations(self, rows: list[Any]) -> None:
+        """Obligation rows (a row per report) as one `unnest()` upsert. The latest row of an
+        obligation the batch wrote twice is the one that stays, as with one upsert per row."""
+        latest = {row[0]: row for row in rows}
+        raw = await self._raw()
+        await raw.execute(
+            """INSERT INTO obligations (obligation_id, kind, reporter, legal_basis, person_key, event_at,
+              due_at, arrived_at, state, updated_at)
+            SELECT * FROM unnest($1::varchar[], $2::varchar[], $3::varchar[], $4::varchar[],
+              $5::varchar[], $6::timestamptz[], $7::timestamptz[], $8::timestamptz[], $9::varchar[],
+              $10::timestamptz[])
+            ON CONFLICT (obligation_id) DO UPDATE SET kind = EXCLUDED.kind,
+              reporter = EXCLUDED.reporter, legal_basis = EXCLUDED.legal_basis,
+              person_key = EXCLUDED.person_key, event_at = EXCLUDED.event_at,
+              due_at = EXCLUDED.due_at, arrived_at = EXCLUDED.arrived_at, state = EXCLUDED.state,
+              updated_at = EXCLUDED.updated_at""",
+            *_columns(list(latest.values())),
+        )
+
+    async def _raw(self) -> Any:
+        """The asyncpg connection under this unit of work, its transaction open."""
+        await self.conn.exec_driver_sql("SELECT 1")  # opens the transaction the raw calls join
+        raw = (await self.conn.get_raw_connection()).driver_connection
+        assert raw is not None
+        return raw
 
     async def _write_extras(self, changes: BatchChanges, now: datetime) -> None:
         grant_rows: list[GrantRow] = []
