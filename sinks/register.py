@@ -22,6 +22,7 @@ from sqlalchemy import (
     any_,
     delete,
     event,
+    exists,
     literal,
     select,
     tuple_,
@@ -510,6 +511,12 @@ class RegisterUnitOfWork:
             await self.conn.execute(
                 update(table).where(table.c.person_key == gone).values(person_key=kept)
             )
+        for table, column, same in (
+            (t.treatment_relations, "person_key", ("authorisation_id", "sor_id", "valid_from")),
+            (t.custody, "child_key", ("parent_key", "valid_from")),
+            (t.custody, "parent_key", ("child_key", "valid_from")),
+        ):
+            await self._move_keyed(table, column, same, gone, kept)
         sp, p = t.subsidy_periods, t.persons
         await self.conn.execute(delete(sp).where(sp.c.person_key == gone))
         await self.conn.execute(update(p).where(p.c.alias_of == gone).values(alias_of=kept))
@@ -518,6 +525,20 @@ class RegisterUnitOfWork:
         )
         await self.conn.execute(_upsert(self.conn, p), [row._asdict()])
         await self.conn.execute(_upsert(self.conn, t.person_merges), [merge.record._asdict()])
+
+    async def _move_keyed(
+        self, table: Table, column: str, same: tuple[str, ...], gone: str, kept: str
+    ) -> None:
+        """Re-key `table`'s rows from `gone` to `kept` in `column`; a row the kept person already has
+        (the same values in `same`) is the one kept."""
+        have = table.alias("have")
+        duplicate = exists().where(
+            have.c[column] == kept, *(have.c[c] == table.c[c] for c in same)
+        )
+        await self.conn.execute(delete(table).where(table.c[column] == gone, duplicate))
+        await self.conn.execute(
+            update(table).where(table.c[column] == gone).values({column: kept})
+        )
 
     async def _write_hot_postgres(
         self,

@@ -17,10 +17,17 @@ from rules.privacy import pseudonym
 from sinks import tables
 from streams.decode import Rejected, Source, decode
 from streams.pipeline import BatchResult
-from streams.topics import ALERTS, CHANGES, DEAD_LETTER, DISPENSINGS, PERSON_EVENTS
+from streams.topics import (
+    ALERTS,
+    CHANGES,
+    DEAD_LETTER,
+    DISPENSINGS,
+    PERSON_EVENTS,
+    TREATMENT_RELATIONS,
+)
 from tests.conftest import settings_for
 from tests.hub import Hub, Message
-from tests.messages import NEW_NUMBER, PERSON, death, renumbering, report
+from tests.messages import NEW_NUMBER, PERSON, SOR_ID, death, renumbering, report
 from tests.test_handler_atomicity import NAMES, snapshot, two_databases
 
 pytestmark = pytest.mark.database
@@ -284,3 +291,46 @@ async def test_custody_is_stored_parent_to_child(hub: Hub) -> None:
     ]
     [row] = await hub.rows(tables.custody)
     assert (row.parent_key, row.child_key, row.valid_to) == (PERSON, child, None)
+
+
+async def test_a_merge_moves_the_merged_persons_treatment_relations_and_custody(hub: Hub) -> None:
+    """The read API finds a doctor's relation and a parent's custody under the internal id: a merge
+    re-keys them, and a row both numbers had is kept once."""
+    child = "0101201234"
+    relation = {
+        "message_id": "tr-b",
+        "sent_at": "2024-05-01T12:00:00+02:00",
+        "sender": {"system": "ehr"},
+        "person": {"key": NEW_NUMBER},
+        "authorisation_id": "0C4MN",
+        "sor_id": SOR_ID,
+        "valid_from": "2024-01-01",
+    }
+
+    def custody(message_id: str, parent: str) -> Message:
+        return event(
+            {
+                "message_id": message_id,
+                "sent_at": "2024-05-01T12:00:00+02:00",
+                "sender": {"source": "cpr_register"},
+                "event": "custody",
+                "person": {"key": child},
+                "parent": {"key": parent},
+                "valid_from": "2020-01-01",
+            }
+        )
+
+    await hub.send(sale("a1", 100_000, "2024-03-01T10:00:00+01:00"))
+    await hub.send(sale("b1", 50_000, "2024-04-01T10:00:00+02:00", NEW_NUMBER))
+    await hub.send(
+        (TREATMENT_RELATIONS, relation),
+        (TREATMENT_RELATIONS, {**relation, "message_id": "tr-a", "person": {"key": PERSON}}),
+        custody("k-a", PERSON),
+        custody("k-b", NEW_NUMBER),
+    )
+    result = await hub.send(event(renumbering("m1", PERSON, NEW_NUMBER, "2024-05-10")))
+    assert reasons(result) == []
+    relations = await hub.rows(tables.treatment_relations)
+    assert [(r.person_key, r.authorisation_id) for r in relations] == [(PERSON, "0C4MN")]
+    kept = await hub.rows(tables.custody)
+    assert [(c.parent_key, c.child_key) for c in kept] == [(PERSON, child)]
