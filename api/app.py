@@ -25,11 +25,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from api import monitoring
 from api.dashboard import PAGE
 from api.places import place_counts, place_record
-from api.reads import ReadContext, personal_routes
+from api.reads import ReadContext, personal_routes, resource_of
 from api.tokens import TokenKeys, TokenVerifier
 from rules.dispensing import RulesConfig
 from rules.money import ore_to_kroner
-from sinks import tables
+from sinks import read_audit, tables
+from sinks.read_audit import AuditEntry
 from sinks.register import make_engine
 
 NO_TOKEN_KEYS = TokenKeys(audience="reghub-api", issuer="reghub-dev")
@@ -71,12 +72,33 @@ def create_api(
     app.include_router(personal_routes(context))
 
     @app.exception_handler(RequestValidationError)
-    async def unparsable(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        """422 naming each field and what is wrong with it, never the value sent."""
+    async def unparsable(request: Request, exc: RequestValidationError) -> JSONResponse:
+        """422 naming each field and what is wrong with it, never the value sent; on a personal-data
+        endpoint the refusal is audited like any other."""
         problems = [
             {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
             for e in exc.errors()
         ]
+        resource = resource_of(request.url.path)
+        if resource is not None:
+            fields = ", ".join(".".join(str(part) for part in p["loc"]) for p in problems)
+            entry = AuditEntry(
+                at=clock(),
+                subject="-",
+                role=None,
+                actor=None,
+                person_key=None,
+                resource=resource,
+                purpose=None,
+                fields=(),
+                status=422,
+                reason=f"request not understood: {fields}",
+            )
+            try:
+                async with engine.begin() as conn:
+                    await read_audit.record(conn, entry)
+            except SQLAlchemyError:
+                return JSONResponse({"detail": "the register is unavailable"}, status_code=503)
         return JSONResponse({"detail": problems}, status_code=422)
 
     @app.get("/health")

@@ -226,6 +226,13 @@ def personal_routes(ctx: ReadContext) -> APIRouter:
     return router
 
 
+def resource_of(path: str) -> Resource | None:
+    """The resource a request path reads, for the audit; None outside the personal-data routes."""
+    if path.startswith("/v1/persons/"):
+        return "purchases" if path.endswith("/purchases") else "status"
+    return {"/v1/quotes": "quote", "/v1/audit": "audit"}.get(path.rstrip("/"))  # type: ignore[return-value]
+
+
 _REFUSALS: dict[int | str, dict[str, Any]] = {
     400: {"description": "not a person key"},
     401: {"description": "no valid token"},

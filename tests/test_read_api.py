@@ -584,3 +584,28 @@ async def test_a_jwks_url_verifies_the_issuers_tokens_and_reads_are_counted(
     assert codes == [200, 401, 401]
     assert 'reghub_api_reads_total{outcome="allowed",resource="status"} 1.0' in metrics
     assert 'reghub_api_reads_total{outcome="refused",resource="status"} 2.0' in metrics
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_a_request_not_understood_is_refused_without_its_values_and_audited(
+    settings: Settings, register: Register
+) -> None:
+    pharmacy = {"Authorization": f"Bearer {token('pharmacy', pharmacy_number='12300')}"}
+    async with _client(settings) as client:
+        period = await client.get(
+            f"/v1/persons/{PERSON}/purchases", params={"period": "all"}, headers=pharmacy
+        )
+        body = await client.post(
+            "/v1/quotes", json={"person_key": PERSON, "lines": "0505601234"}, headers=pharmacy
+        )
+        key = await client.get("/v1/persons/0505601-23/status", headers=pharmacy)
+    assert (period.status_code, body.status_code, key.status_code) == (422, 422, 400)
+    for response in (period, body, key):
+        assert PERSON not in response.text and "0505601" not in response.text
+    async with register.engine.connect() as conn:
+        rows = (await conn.execute(select(read_audit).order_by(read_audit.c.id))).all()
+    assert [(r.resource, r.outcome, r.status) for r in rows] == [
+        ("purchases", "refused", 422),
+        ("quote", "refused", 422),
+        ("status", "refused", 400),
+    ]
