@@ -139,6 +139,7 @@ def create_api(
             rates = await monitoring.purchases_per_minute(conn, at)
             obligations = await monitoring.obligations_view(conn)
             places = await place_counts(conn)
+            reads = await monitoring.reads_view(conn, at)
         workers = await asyncio.gather(*(monitoring.worker_view(u) for u in worker_urls))
         return {
             "at": at.isoformat(),
@@ -147,6 +148,7 @@ def create_api(
             "obligations": obligations,
             "workers": list(workers),
             "places": places,
+            "reads": reads,
         }
 
     @app.get("/v1/places/{place}")

@@ -2,7 +2,7 @@
 
 Purchases per minute as a chart, the register's aggregates, each worker's liveness and lag per partition,
 dead letters by reason, reporting obligations by state and the missing ones, treatment places by state
-and category. Numbers and times in Danish
+and category, reads of personal data by role and outcome. Numbers and times in Danish
 formats (`da-DK`, Europe/Copenhagen). When the API stops answering, a banner says so and the last figures
 stay, marked stale; it goes when the API answers again.
 """
@@ -32,6 +32,7 @@ th{text-align:left;font-weight:600}.grid{display:grid;grid-template-columns:repe
 <div><h2>Manglende indberetninger</h2><table id="missing"></table></div>
 <div><h2>Behandlingssteder pr. tilstand</h2><table id="place-states"></table></div>
 <div><h2>Behandlingssteder pr. kategori</h2><table id="place-categories"></table></div>
+<div><h2>Opslag i CTR (§ 5), seneste døgn</h2><table id="reads"></table></div>
 </div></div>
 <script>
 const num = new Intl.NumberFormat('da-DK');
@@ -84,6 +85,9 @@ async function tick() {
   document.getElementById('place-categories').innerHTML =
     rows(Object.entries(m.places.by_category).map(([k, v]) => ['kategori ' + k, n(v)])) ||
     rows([['ingen', '0']]);
+  const reads = [...Object.entries(m.reads.allowed).map(([k, v]) => [k + ': givet', n(v)]),
+                 ...Object.entries(m.reads.refused).map(([k, v]) => [k + ': afvist', n(v)])];
+  document.getElementById('reads').innerHTML = rows(reads) || rows([['ingen', '0']]);
   document.getElementById('updated').textContent = time(m.at);
 }
 tick(); setInterval(tick, 2000);

@@ -1,5 +1,6 @@
 """What the dashboard shows, gathered for one request: the register's aggregates, purchases per minute,
-obligations by state and the missing ones, and each worker's liveness, lag and dead letters.
+obligations by state and the missing ones, reads of personal data by role and outcome, and each
+worker's liveness, lag and dead letters.
 
 Workers are asked over their own web port (`/health`, `/metrics`); a worker that does not answer is shown
 as down, never as an error of the page. Nothing here names a person.
@@ -39,6 +40,21 @@ async def purchases_per_minute(conn: AsyncConnection, now: datetime) -> list[dic
         }
         for i in range(MINUTES + 1)
     ]
+
+
+async def reads_view(conn: AsyncConnection, now: datetime) -> dict[str, dict[str, int]]:
+    """Reads of personal data through the API in the last 24 hours, by outcome and role (counts only;
+    "-" is a caller without a valid token)."""
+    a = t.read_audit
+    rows = await conn.execute(
+        select(a.c.outcome, a.c.role, func.count())
+        .where(a.c.at >= now - timedelta(hours=24))
+        .group_by(a.c.outcome, a.c.role)
+    )
+    shown: dict[str, dict[str, int]] = {"allowed": {}, "refused": {}}
+    for outcome, role, count in rows:
+        shown[outcome][role or "-"] = int(count)
+    return shown
 
 
 async def obligations_view(conn: AsyncConnection) -> dict[str, Any]:

@@ -591,7 +591,7 @@ async def test_a_request_not_understood_is_refused_without_its_values_and_audite
     settings: Settings, register: Register
 ) -> None:
     pharmacy = {"Authorization": f"Bearer {token('pharmacy', pharmacy_number='12300')}"}
-    async with _client(settings) as client:
+    async with _client(settings, datetime.now(UTC)) as client:
         period = await client.get(
             f"/v1/persons/{PERSON}/purchases", params={"period": "all"}, headers=pharmacy
         )
@@ -599,6 +599,10 @@ async def test_a_request_not_understood_is_refused_without_its_values_and_audite
             "/v1/quotes", json={"person_key": PERSON, "lines": "0505601234"}, headers=pharmacy
         )
         key = await client.get("/v1/persons/0505601-23/status", headers=pharmacy)
+        allowed = await client.get(
+            f"/v1/persons/{PERSON}/status", params={"purpose": "dispensing"}, headers=pharmacy
+        )
+        monitor = await client.get("/monitor")
     assert (period.status_code, body.status_code, key.status_code) == (422, 422, 400)
     for response in (period, body, key):
         assert PERSON not in response.text and "0505601" not in response.text
@@ -608,4 +612,9 @@ async def test_a_request_not_understood_is_refused_without_its_values_and_audite
         ("purchases", "refused", 422),
         ("quote", "refused", 422),
         ("status", "refused", 400),
+        ("status", "allowed", 200),
     ]
+    # the dashboard counts them by role, and names no one
+    assert allowed.status_code == 200
+    assert monitor.json()["reads"] == {"allowed": {"pharmacy": 1}, "refused": {"-": 3}}
+    assert PERSON not in monitor.text
