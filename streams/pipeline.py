@@ -77,6 +77,7 @@ class Pipeline:
         self.config = config
         self.handlers = handlers
         self.on_step = on_step
+        self.on_write: Callable[[], None] | None = None  # called as a batch's write begins
         self.scales = ScaleBook(())
 
     async def start(self) -> None:
@@ -202,6 +203,8 @@ class Pipeline:
             self.step("handle", started)
             # Step 4
             started = time.perf_counter()
+            if self.on_write is not None:
+                self.on_write()
             await uow.write(batch.changes, self.config.group_id)
             for scale in batch.new_scales:
                 for parked in await uow.take_parked(scale.effective_from, scale.valid_to):

@@ -34,6 +34,11 @@ from streams.topics import INPUTS, TopicNames, TopicSpec
 
 log = logging.getLogger(__name__)
 
+DECODE_SLICE = 256
+"""Records decoded between two yields to the event loop: the next batch is decoded in slices while the
+current one waits on the database (a slice takes a few milliseconds), not in one block at its first
+statement."""
+
 
 @dataclass(frozen=True, slots=True)
 class ConsumerConfig:
@@ -172,6 +177,10 @@ class RegisterProcessor:
         self._stopping = asyncio.Event()
         self.in_flight = asyncio.Lock()  # held from a batch's register transaction to its publish
         self.log_ids: dict[str, str] = {}  # topic -> the log being read (streams/log_identity.py)
+        # Set while no batch is in the register or once its write began: the next batch decodes then
+        self._decode_now = asyncio.Event()
+        self._decode_now.set()
+        self.pipeline.on_write = self._decode_now.set
         self._specs = {names(spec): spec for spec in INPUTS}
         self._order = {names(spec): i for i, spec in enumerate(INPUTS)}
 
@@ -272,14 +281,33 @@ class RegisterProcessor:
             return None
         decoded: list[Decoded] = []
         rejected: list[Rejected] = []
+        hurry = False
+        if not self._decode_now.is_set():
+            try:  # decoded while the batch before is written: its longest waits on the database
+                await self._decode_now.wait()
+            except asyncio.CancelledError:
+                hurry = True  # the records are taken: decode and return them (see below)
+                task = asyncio.current_task()
+                if task is not None:
+                    task.uncancel()
         for tp in sorted(batch, key=lambda tp: self._order[tp.topic]):
             spec = self._specs[tp.topic]
-            for rec in batch[tp]:
+            for i, rec in enumerate(batch[tp], 1):
                 source = Source(
                     tp.topic, tp.partition, rec.offset, rec.key, rec.value, rec.timestamp
                 )
                 item = decode(source, spec)
                 (decoded if isinstance(item, Decoded) else rejected).append(item)
+                if i % DECODE_SLICE == 0 and not hurry:
+                    try:  # let the batch in the register go on while this one is decoded
+                        await asyncio.sleep(0)
+                    except asyncio.CancelledError:
+                        # The records are taken from the consumer: finish and return them, so the
+                        # caller (`_discard`) can seek back over them.
+                        hurry = True
+                        task = asyncio.current_task()
+                        if task is not None:
+                            task.uncancel()
         self.pipeline.step("fetch", started)
         return Fetched(batch, decoded, rejected)
 
@@ -305,9 +333,13 @@ class RegisterProcessor:
         async with self.in_flight:
             # Steps 2-4
             began = time.perf_counter()
-            result = await self.pipeline.run(
-                fetched.decoded, fetched.rejected, offsets, self.log_ids
-            )
+            self._decode_now.clear()
+            try:
+                result = await self.pipeline.run(
+                    fetched.decoded, fetched.rejected, offsets, self.log_ids
+                )
+            finally:
+                self._decode_now.set()
             seconds = time.perf_counter() - began
             # Step 5
             started = time.perf_counter()
