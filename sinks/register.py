@@ -97,6 +97,7 @@ class RegisterUnitOfWork:
     def __init__(self, conn: AsyncConnection) -> None:
         self.conn = conn
         self.is_postgres = conn.dialect.name == "postgresql"
+        self._raw_conn: Any = None  # `_raw`: the driver's connection, once the transaction is open
 
     def _among(self, column: Any, values: list[str]) -> Any:
         """`column IN values`; on PostgreSQL one array parameter, so the statement text never changes."""
@@ -131,8 +132,35 @@ class RegisterUnitOfWork:
     ) -> tuple[dict[str, PersonState], dict[str, Alias]]:
         if not keys:
             return {}, {}
+        if self.is_postgres:
+            raw = await self._raw()
+            rows = await raw.fetch(_LOAD_STATES if lock else _READ_STATES, keys)
+        else:
+            rows = await self.conn.execute(self._states_query(keys))
+        states: dict[str, PersonState] = {}
+        aliases: dict[str, Alias] = {}
+        with_extras: list[str] = []
+        # by position: person_key, birth_date, has_extras, alias_of, alias_from, alias_since, died_on,
+        # period_start, period_end, previous_period_end, under18, saldo, last_paid_at
+        for key, born, extras, alias_of, alias_from, since, died, start, *period in rows:
+            if alias_of is not None:
+                aliases[key] = Alias(key, alias_of, alias_from, since)
+                continue
+            found = None
+            if start is not None:
+                end, previous_end, under18, saldo, last_paid_at = period
+                found = Period(start, end, saldo, under18, previous_end, _utc(last_paid_at))
+            states[key] = PersonState(key, born, found, died_on=died)
+            if extras:
+                with_extras.append(key)
+        if with_extras:
+            await self._load_extras(states, with_extras)
+        return states, aliases
+
+    def _states_query(self, keys: list[str]) -> Any:
+        """`_LOAD_STATES` as a SQLAlchemy query, for SQLite (which has no row locks)."""
         p, sp = t.persons, t.subsidy_periods
-        query = (
+        return (
             select(
                 p.c.person_key,
                 p.c.birth_date,
@@ -159,35 +187,6 @@ class RegisterUnitOfWork:
             )
             .where(self._among(p.c.person_key, keys))
         )
-        if self.is_postgres and lock:
-            query = query.with_for_update(of=p)
-        states: dict[str, PersonState] = {}
-        aliases: dict[str, Alias] = {}
-        with_extras: list[str] = []
-        for row in await self.conn.execute(query):
-            if row.alias_of is not None:
-                aliases[row.person_key] = Alias(
-                    row.person_key, row.alias_of, row.alias_from, row.alias_since
-                )
-                continue
-            period = None
-            if row.period_start is not None:
-                period = Period(
-                    row.period_start,
-                    row.period_end,
-                    row.saldo,
-                    row.under18,
-                    row.previous_period_end,
-                    _utc(row.last_paid_at),
-                )
-            states[row.person_key] = PersonState(
-                row.person_key, row.birth_date, period, died_on=row.died_on
-            )
-            if row.has_extras:
-                with_extras.append(row.person_key)
-        if with_extras:
-            await self._load_extras(states, with_extras)
-        return states, aliases
 
     async def _load_extras(self, states: dict[str, PersonState], keys: list[str]) -> None:
         grants: dict[str, list[Grant]] = {}
@@ -488,9 +487,7 @@ class RegisterUnitOfWork:
                 sqlite_insert(t.persons).on_conflict_do_nothing(), [r._asdict() for r in rows]
             )
             return
-        await self.conn.exec_driver_sql("SELECT 1")  # opens the transaction the raw call joins
-        raw = (await self.conn.get_raw_connection()).driver_connection
-        assert raw is not None
+        raw = await self._raw()
         inserted = await raw.fetch(
             """INSERT INTO persons (person_key, birth_date, current_period_start, has_extras, updated_at,
               alias_of, alias_from, alias_since, died_on)
@@ -547,9 +544,7 @@ class RegisterUnitOfWork:
         period_rows: list[PeriodRow],
         offset_rows: list[OffsetRow],
     ) -> None:
-        await self.conn.exec_driver_sql("SELECT 1")  # opens the transaction the raw calls join
-        raw = (await self.conn.get_raw_connection()).driver_connection
-        assert raw is not None
+        raw = await self._raw()
         if person_rows:
             await raw.execute(
                 """INSERT INTO persons (person_key, birth_date, current_period_start, has_extras, updated_at,
@@ -615,11 +610,13 @@ class RegisterUnitOfWork:
         )
 
     async def _raw(self) -> Any:
-        """The asyncpg connection under this unit of work, its transaction open."""
-        await self.conn.exec_driver_sql("SELECT 1")  # opens the transaction the raw calls join
-        raw = (await self.conn.get_raw_connection()).driver_connection
-        assert raw is not None
-        return raw
+        """The asyncpg connection under this unit of work, its transaction open (PostgreSQL)."""
+        if self._raw_conn is None:
+            await self.conn.exec_driver_sql("SELECT 1")  # opens the transaction the raw calls join
+            raw = (await self.conn.get_raw_connection()).driver_connection
+            assert raw is not None
+            self._raw_conn = raw
+        return self._raw_conn
 
     async def _write_extras(self, changes: BatchChanges, now: datetime) -> None:
         grant_rows: list[GrantRow] = []
@@ -692,6 +689,17 @@ class RegisterUnitOfWork:
         ):
             if rows:
                 await self.conn.execute(_upsert(self.conn, table), [r._asdict() for r in rows])
+
+
+_READ_STATES = """SELECT p.person_key, p.birth_date, p.has_extras, p.alias_of, p.alias_from,
+  p.alias_since, p.died_on, sp.period_start, sp.period_end, sp.previous_period_end, sp.under18,
+  sp.saldo, sp.last_paid_at
+FROM persons p LEFT OUTER JOIN subsidy_periods sp
+  ON sp.person_key = p.person_key AND sp.period_start = p.current_period_start
+WHERE p.person_key = ANY($1::varchar[])"""
+_LOAD_STATES = _READ_STATES + " FOR UPDATE OF p"
+"""The persons among $1 with their current periods, on PostgreSQL (asyncpg, positional rows);
+locked unless only read."""
 
 
 def _period_of(row: Any) -> Period:
