@@ -302,10 +302,11 @@ async def count_purchases(register: Register) -> int:
 class StepTimer:
     """Wall time per step of the worker's batch, from the hook the pipeline offers (`on_step`).
 
-    - fetch: getmany + decode, running while the previous batch is in the register;
+    - fetch: getmany + decode, running while the previous batch is written (and waiting for that);
     - load / handle / write: the pipeline's steps inside the register transaction;
     - transaction: the whole unit of work, so BEGIN/COMMIT is what it has beyond the three;
-    - publish, commit: the publisher's send-and-await and the offset commit.
+    - publish, commit: the publisher's send-and-await and the offset commit, a task running while
+      the next batch is in the register: wall time that overlaps it, not added to it.
     """
 
     def __init__(self) -> None:
@@ -319,16 +320,15 @@ class StepTimer:
 
     def breakdown(self, total: float) -> dict[str, float]:
         s = self.seconds
-        inside = s["transaction"] + s["publish"] + s["commit"]
         return {
             "fetch: getmany + decode (overlaps the batch before)": s["fetch"],
             "load: register reads": s["load"],
             "handle: rules, rows, outputs (CPU)": s["handle"],
             "write": s["write"],
             "BEGIN/COMMIT": s["transaction"] - s["load"] - s["handle"] - s["write"],
-            "publish": s["publish"],
-            "offset commit": s["commit"],
-            "outside the batch (getmany, waiting)": total - inside,
+            "publish (overlaps the next batch)": s["publish"],
+            "offset commit (overlaps the next batch)": s["commit"],
+            "outside the register transaction": total - s["transaction"],
         }
 
 

@@ -28,7 +28,7 @@ from streams.handlers import HANDLERS
 from streams.handlers.base import ApplyConfig, Handler
 from streams.log_identity import LogIdentityUnknown, log_ids
 from streams.metrics import Metrics
-from streams.pipeline import Pipeline
+from streams.pipeline import BatchResult, Pipeline
 from streams.relay import Relay
 from streams.topics import INPUTS, TopicNames, TopicSpec
 
@@ -93,6 +93,12 @@ class Fetched:
     rejected: list[Rejected]
 
 
+def _retrieved(task: asyncio.Task[None]) -> None:
+    """Mark a finishing task's failure as seen: it is raised by the next `process` or `finished`."""
+    if not task.cancelled():
+        task.exception()
+
+
 async def _discard(task: asyncio.Task[Fetched | None]) -> Fetched | None:
     """Stop a prefetch; returns what it had already fetched, so the caller can seek back over it."""
     if task.done() and not task.cancelled() and task.exception() is None:
@@ -116,7 +122,7 @@ class _Rebalance(ConsumerRebalanceListener):
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         async with self.processor.in_flight:
-            return None
+            await self.processor.finished()
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         p = self.processor
@@ -175,7 +181,9 @@ class RegisterProcessor:
         self.producer: AIOKafkaProducer | None = None
         self.pipeline = Pipeline(register, names, apply_config, handlers)
         self._stopping = asyncio.Event()
-        self.in_flight = asyncio.Lock()  # held from a batch's register transaction to its publish
+        self.in_flight = asyncio.Lock()  # held during a batch's register transaction
+        # the last batch's publish and offset commit, run while the next batch is in the register
+        self._finishing: asyncio.Task[None] | None = None
         self.log_ids: dict[str, str] = {}  # topic -> the log being read (streams/log_identity.py)
         # Set while no batch is in the register or once its write began: the next batch decodes then
         self._decode_now = asyncio.Event()
@@ -251,7 +259,7 @@ class RegisterProcessor:
                 if fetched is None:
                     continue
                 try:
-                    await self.process(fetched)
+                    await self.process(fetched, wait=False)
                     backoff = 0.5
                 except RegisterUnavailable as exc:
                     self.stats.failed(f"register unavailable: {exc}")
@@ -269,6 +277,7 @@ class RegisterProcessor:
         finally:
             if ahead is not None:
                 await _discard(ahead)
+            await self.finished()
 
     async def fetch(self) -> Fetched | None:
         """Step 1, `decode`: the next records from the broker, each decoded or rejected; None if none."""
@@ -311,7 +320,7 @@ class RegisterProcessor:
         self.pipeline.step("fetch", started)
         return Fetched(batch, decoded, rejected)
 
-    async def process(self, fetched: Fetched) -> None:
+    async def process(self, fetched: Fetched, *, wait: bool = True) -> None:
         """Run one fetched batch through the remaining steps.
 
         1. decode — done by `fetch`: every record to a model or a `Rejected`;
@@ -322,10 +331,17 @@ class RegisterProcessor:
 
         A crash after step 4 loses nothing: the outbox row is published at the next start.
 
+        Steps 5-6 run as a task after the batch before's (`finished`), so a batch's outputs go out
+        after that one's, and its offsets are committed after them. Without `wait` the call returns
+        once the register committed the batch: the worker's loop runs the next batch's steps 2-4 while
+        this one is published.
+
         Raises:
             RegisterUnavailable: steps 2-4 failed; nothing was written. Seek back and retry.
         """
         assert self.consumer is not None
+        if self._finishing is not None and self._finishing.done():
+            self._finishing.result()  # a failure in the batch before's publish stops the worker
         batch = fetched.batch
         offsets = {
             (tp.topic, tp.partition): records[-1].offset + 1 for tp, records in batch.items()
@@ -341,10 +357,36 @@ class RegisterProcessor:
             finally:
                 self._decode_now.set()
             seconds = time.perf_counter() - began
-            # Step 5
-            started = time.perf_counter()
-            published = await self._publish(result.outbox_id, result.outputs)
-            self.pipeline.step("publish", started)
+            before = self._finishing
+            self._finishing = asyncio.create_task(
+                self._finish(before, fetched, offsets, result, seconds)
+            )
+            self._finishing.add_done_callback(_retrieved)
+        if wait:
+            await self.finished()
+
+    async def finished(self) -> None:
+        """Wait until every batch the register committed is published and its offsets committed."""
+        if self._finishing is not None:
+            await asyncio.shield(self._finishing)
+
+    async def _finish(
+        self,
+        before: asyncio.Task[None] | None,
+        fetched: Fetched,
+        offsets: dict[tuple[str, int], int],
+        result: BatchResult,
+        seconds: float,
+    ) -> None:
+        """Steps 5-6 of a batch committed in the register, after the batch before's (`before`)."""
+        assert self.consumer is not None
+        if before is not None:
+            await before
+        batch = fetched.batch
+        # Step 5 (its time overlaps the next batch's steps 2-4)
+        started = time.perf_counter()
+        published = await self._publish(result.outbox_id, result.outputs)
+        self.pipeline.step("publish", started)
         if not published:
             return  # stopping: the outbox row goes out at the next start
         # Step 6
