@@ -30,6 +30,9 @@ from sinks import read_audit
 from sinks.read_audit import AuditEntry
 from sinks.register import Register
 
+PURPOSE_PATTERN = r"^[a-z_]{1,32}$"
+"""A stated purpose is a word (`rules.access.PURPOSES` are the ones that open anything)."""
+
 
 class Refusal(Exception):
     """A request refused before any data is read: its status and reason."""
@@ -140,7 +143,9 @@ def personal_routes(ctx: ReadContext) -> APIRouter:
     async def person_status(
         person: str,
         purpose: str | None = Query(
-            default=None, description="a pharmacy's purpose (§ 5 stk. 1)", max_length=32
+            default=None,
+            description="a pharmacy's purpose (§ 5 stk. 1)",
+            pattern=PURPOSE_PATTERN,
         ),
         authorization: str | None = Header(default=None),
     ) -> JSONResponse:
@@ -165,7 +170,9 @@ def personal_routes(ctx: ReadContext) -> APIRouter:
         person: str,
         period: Literal["current", "previous"] = "current",
         purpose: str | None = Query(
-            default=None, description="a pharmacy's purpose: information", max_length=32
+            default=None,
+            description="a pharmacy's purpose: information",
+            pattern=PURPOSE_PATTERN,
         ),
         authorization: str | None = Header(default=None),
     ) -> JSONResponse:

@@ -38,17 +38,22 @@ class AuditEntry:
         return "allowed" if self.status < 400 else "refused"
 
 
+def _text(value: str | None, length: int) -> str | None:
+    """A caller's text as the log keeps it: cut to its column, without NUL (PostgreSQL's text has none)."""
+    return None if value is None else value.replace("\x00", "")[:length]
+
+
 async def record(conn: AsyncConnection, entry: AuditEntry) -> None:
     """Write one entry (the caller commits)."""
     await conn.execute(
         insert(read_audit).values(
             at=entry.at,
-            subject=entry.subject[:200],
+            subject=_text(entry.subject, 200),
             role=entry.role,
-            actor=entry.actor,
+            actor=_text(entry.actor, 64),
             person_key=entry.person_key,
             resource=entry.resource,
-            purpose=entry.purpose,
+            purpose=_text(entry.purpose, 32),
             fields=orjson.dumps(sorted(entry.fields)).decode(),
             outcome=entry.outcome,
             status=entry.status,
