@@ -17,6 +17,7 @@ import orjson
 import pytest
 from sqlalchemy import select
 
+from reghub.demo_places import registrations
 from sinks import tables
 from sinks.migrations import upgrade
 from sinks.register import Register, make_engine
@@ -35,6 +36,7 @@ from streams.topics import (
     MUNICIPAL_GRANTS,
     PAYMENTS,
     PERSON_EVENTS,
+    REGISTRATIONS,
     SUBSIDY_SCALES,
     TREATMENT_RELATIONS,
     TopicNames,
@@ -72,6 +74,9 @@ VOLATILE = {
     "parked_at",
     "replayed_at",
     "received_at",
+    "recorded_at",
+    "computed_at",
+    "imported_at",
 }
 
 DEFERRAL = {
@@ -100,9 +105,15 @@ DECISION_MADE = {
     "person": {"key": PERSON},
 }
 Message = tuple[TopicSpec, dict[str, Any]]
+# Two demo clinics' registration steps: company, unit in SOR, treatment-place information.
+CLINIC_A, CLINIC_B = (
+    [(REGISTRATIONS, m) for _, m in registrations("atom", clinics=2)][i * 3 : i * 3 + 3]
+    for i in (0, 1)
+)
 HISTORY: list[Message] = [
     (DISPENSINGS, report("h1", 150_000, "2024-01-05T10:00:00+01:00")),
     (DISPENSINGS, report("h2", 250_000, "2024-01-20T10:00:00+01:00")),
+    *CLINIC_A[:2],  # the company with history: registered, its unit in SOR
 ]
 # topic -> (the message whose handler fails when the person is new, ... when the person has history)
 FAILING: dict[TopicSpec, tuple[Message, Message]] = {
@@ -140,6 +151,8 @@ FAILING: dict[TopicSpec, tuple[Message, Message]] = {
         (CORRECTIONS, correction("c-boom", "cancel", report_id="h1")),
     ),
     SUBSIDY_SCALES: ((SUBSIDY_SCALES, SCALE_2025), (SUBSIDY_SCALES, SCALE_2025)),
+    # keyed by company: a new company registered; the information that registers a known company's place
+    REGISTRATIONS: (CLINIC_B[0], CLINIC_A[2]),
 }
 # The next message of the same person in the same batch: it must not see the failed message's effects.
 AFTER: dict[TopicSpec, Message] = {
@@ -166,7 +179,12 @@ def failing(spec: TopicSpec, message_id: str) -> dict[TopicSpec, Handler]:
 
 
 def decoded(spec: TopicSpec, message: dict[str, Any], offset: int) -> Decoded:
-    key = message["effective_from"] if spec is SUBSIDY_SCALES else message["person"]["key"]
+    if spec is SUBSIDY_SCALES:
+        key = message["effective_from"]
+    elif spec is REGISTRATIONS:
+        key = message["company"]["cvr"]
+    else:
+        key = message["person"]["key"]
     source = Source(NAMES(spec), 0, offset, key.encode(), orjson.dumps(message), 0)
     item = decode(source, spec)
     assert not isinstance(item, Rejected), item.reason
