@@ -529,13 +529,9 @@ class RegisterUnitOfWork:
         """Re-key `table`'s rows from `gone` to `kept` in `column`; a row the kept person already has
         (the same values in `same`) is the one kept."""
         have = table.alias("have")
-        duplicate = exists().where(
-            have.c[column] == kept, *(have.c[c] == table.c[c] for c in same)
-        )
+        duplicate = exists().where(have.c[column] == kept, *(have.c[c] == table.c[c] for c in same))
         await self.conn.execute(delete(table).where(table.c[column] == gone, duplicate))
-        await self.conn.execute(
-            update(table).where(table.c[column] == gone).values({column: kept})
-        )
+        await self.conn.execute(update(table).where(table.c[column] == gone).values({column: kept}))
 
     async def _write_hot_postgres(
         self,
