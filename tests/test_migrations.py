@@ -52,6 +52,7 @@ EVERY_REVISION = [
     "0008_obligations",
     "0009_treatment_relations",
     "0010_read_audit",
+    "0011_outbox_lz4",
 ]
 AT = datetime(2024, 5, 2, 9, 30, 15, tzinfo=UTC)
 
