@@ -332,7 +332,8 @@ class RegisterProcessor:
         A crash after step 4 loses nothing: the outbox row is published at the next start.
 
         Steps 5-6 run as a task after the batch before's (`finished`), so a batch's outputs go out
-        after that one's, and its offsets are committed after them. Without `wait` the call returns
+        after that one's, and its offsets are committed after them; a batch committed while the one
+        before is still being published waits for it, so at most one is pending. Without `wait` the call returns
         once the register committed the batch: the worker's loop runs the next batch's steps 2-4 while
         this one is published.
 
@@ -358,6 +359,10 @@ class RegisterProcessor:
                 self._decode_now.set()
             seconds = time.perf_counter() - began
             before = self._finishing
+            if before is not None and not before.done():
+                # At most one batch waits to be published: a loop that ran ahead would queue ever
+                # smaller batches behind a slower publisher; waiting lets the next batch grow instead.
+                await asyncio.shield(before)
             self._finishing = asyncio.create_task(
                 self._finish(before, fetched, offsets, result, seconds)
             )
