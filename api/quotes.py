@@ -125,33 +125,18 @@ def _report(request: QuoteRequest, pharmacy_number: str) -> DispensingReport:
 
 def _shown(report: DispensingReport, r: PurchaseResult) -> dict[str, Any]:
     """The quote: the decision's amounts and lines as the stream would publish them."""
-    if len(report.lines) == 1:  # one line carries the totals, as in the stream's decisions
-        actual = report.lines[0].actual_price
-        lines = [
-            {
-                "drug_id": report.lines[0].drug_id,
-                "actual_price": actual,
-                "subsidy": r.subsidy,
-                "balancing_applied": r.balancing_applied,
-                "health_supplement": r.health_supplement,
-                "rights_based": r.rights_based,
-                "citizen_pays": actual - r.subsidy - r.health_supplement - r.rights_based,
-            }
-        ]
-    else:
-        charges = line_charges(
-            [ln.actual_price for ln in report.lines],
-            list(r.line_basis),
-            terminal=r.terminal,
-            subsidy=r.subsidy,
-            balancing_applied=r.balancing_applied,
-            health_supplement=r.health_supplement,
-            rights_based=r.rights_based,
-        )
-        lines = [
-            {"drug_id": ln.drug_id, **c._asdict()}
-            for ln, c in zip(report.lines, charges, strict=True)
-        ]
+    charges = line_charges(
+        [ln.actual_price for ln in report.lines],
+        list(r.line_basis),
+        terminal=r.terminal,
+        subsidy=r.subsidy,
+        balancing_applied=r.balancing_applied,
+        health_supplement=r.health_supplement,
+        rights_based=r.rights_based,
+    )  # one line carries the totals as they are, as in the stream's decisions
+    lines = [
+        {"drug_id": ln.drug_id, **c._asdict()} for ln, c in zip(report.lines, charges, strict=True)
+    ]
     period = r.period
     return {
         "paid_at": report.paid_or_invoiced_at.isoformat(),

@@ -66,16 +66,13 @@ async def entries(
     conn: AsyncConnection,
     *,
     person_key: str | None = None,
-    since: datetime | None = None,
     limit: int = 100,
 ) -> list[dict[str, object]]:
-    """The newest entries first, of one person or all, from `since`."""
+    """The newest entries first, of one person or all."""
     a = read_audit
     query = select(a).order_by(a.c.id.desc()).limit(limit)
     if person_key is not None:
         query = query.where(a.c.person_key == person_key)
-    if since is not None:
-        query = query.where(a.c.at >= since)
     rows = (await conn.execute(query)).mappings().all()
     return [
         {
