@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    text,
 )
 
 metadata = MetaData()
@@ -80,8 +81,17 @@ obligations = Table(
     Column("state", String(16), nullable=False),  # rules.obligations.State
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
-Index("ix_obligations_state_due", obligations.c.state, obligations.c.due_at)
-Index("ix_obligations_event", obligations.c.event_at)
+# Partial: a report that came before its payment (`reported`) is in neither (migration 0012)
+_OPEN = text("state IN ('open', 'rejected_open')")
+_TIMED = text("event_at IS NOT NULL")
+Index(
+    "ix_obligations_state_due",
+    obligations.c.state,
+    obligations.c.due_at,
+    postgresql_where=_OPEN,
+    sqlite_where=_OPEN,
+)
+Index("ix_obligations_event", obligations.c.event_at, postgresql_where=_TIMED, sqlite_where=_TIMED)
 
 compliance_days = Table(
     "compliance_days",

@@ -53,6 +53,7 @@ EVERY_REVISION = [
     "0009_treatment_relations",
     "0010_read_audit",
     "0011_outbox_lz4",
+    "0012_partial_obligation_indexes",
 ]
 AT = datetime(2024, 5, 2, 9, 30, 15, tzinfo=UTC)
 
