@@ -8,6 +8,8 @@ the producer and to show on the change feed.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -38,13 +40,15 @@ class Source:
 
 @dataclass(frozen=True, slots=True)
 class Decoded:
-    """A valid message with where it came from; `message_id` is the report id on dispensings."""
+    """A valid message with where it came from; `message_id` is the report id on dispensings, `digest`
+    its `content_hash` (computed here, while the batch before waits on the database)."""
 
     source: Source
     spec: TopicSpec
     message: BaseModel
     message_id: str
     person_key: str | None
+    digest: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,6 +257,15 @@ def _claimed_id(value: bytes) -> str | None:
         return None
 
 
+def content_hash(value: bytes | None) -> int:
+    """64 bits of BLAKE2b over the message's canonical JSON (sorted keys, no whitespace), so a resend
+    that only reorders or re-spaces its fields is the same message, and one that changes a value is not."""
+    raw = value or b""
+    with contextlib.suppress(orjson.JSONDecodeError):  # decoded messages are JSON anyway
+        raw = orjson.dumps(orjson.loads(raw), option=orjson.OPT_SORT_KEYS)
+    return int.from_bytes(hashlib.blake2b(raw, digest_size=8).digest(), "big", signed=True)
+
+
 def decode(source: Source, spec: TopicSpec) -> Decoded | Rejected:
     """Parse and validate one record against its topic's schema; also check the record key."""
     if source.value is None:
@@ -271,6 +284,7 @@ def decode(source: Source, spec: TopicSpec) -> Decoded | Rejected:
         message,
         m.report_id if spec is DISPENSINGS else m.message_id,
         person.key if person is not None else None,
+        content_hash(source.value),
     )
     key = source.key.decode("utf-8", "replace") if source.key is not None else None
     if key is None or normalise_person_key(key) != record_key(message, spec):

@@ -6,15 +6,11 @@ commits offsets only after `Pipeline.run` returned, i.e. after the register comm
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-
-import orjson
 
 from rules.scales import ScaleBook
 from sinks.errors import RegisterRefused, RegisterUnavailable
@@ -33,15 +29,6 @@ log = logging.getLogger(__name__)
 CONFLICT_REASON = (
     "conflict.same_id_different_content: this id was processed with other content; the first stays"
 )
-
-
-def content_hash(value: bytes | None) -> int:
-    """64 bits of BLAKE2b over the message's canonical JSON (sorted keys, no whitespace), so a resend
-    that only reorders or re-spaces its fields is the same message, and one that changes a value is not."""
-    raw = value or b""
-    with contextlib.suppress(orjson.JSONDecodeError):  # decoded messages are JSON anyway
-        raw = orjson.dumps(orjson.loads(raw), option=orjson.OPT_SORT_KEYS)
-    return int.from_bytes(hashlib.blake2b(raw, digest_size=8).digest(), "big", signed=True)
 
 
 StepHook = Callable[[str, float], None]
@@ -258,7 +245,7 @@ class Pipeline:
         seen = loaded.hashes
         for d in decoded:
             where = (d.source.topic, d.message_id)
-            digest = content_hash(d.source.value)
+            digest = d.digest
             earlier = known.get(where)
             first = seen.get(where, earlier[2] if earlier is not None else None)
             if first is not None and first != digest:

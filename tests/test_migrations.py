@@ -54,6 +54,7 @@ EVERY_REVISION = [
     "0010_read_audit",
     "0011_outbox_lz4",
     "0012_partial_obligation_indexes",
+    "0013_room_for_updates",
 ]
 AT = datetime(2024, 5, 2, 9, 30, 15, tzinfo=UTC)
 
