@@ -828,10 +828,20 @@ async def compare(
     pid = broker.process.pid if broker.process else None
     quix: list[float] = []
     reghub: list[float] = []
+    quix_cpu: list[dict[str, float]] = []
+    reghub_cpu: list[dict[str, float]] = []
+
+    def sample(quix_pid: int) -> dict[str, float]:
+        found = cpu_seconds(pid)
+        return {"consumer": process_cpu(quix_pid), **found} if found else {}
+
     for round_ in (1, 2):
         async with database(None) as url:
-            q = await peer_quix.run(broker.bootstrap, topic, n, PG_ADMIN_DSN, url.rsplit("/", 1)[1])
+            q = await peer_quix.run(
+                broker.bootstrap, topic, n, PG_ADMIN_DSN, url.rsplit("/", 1)[1], sample
+            )
         quix.append(q.rate)
+        quix_cpu.append(q.cpu)
         print(
             f"round {round_}, quix:   {q.rate:,.0f} reports/s ({n} rows in {q.seconds:.2f} s from "
             f"the first record; the last processed at {q.processed_seconds:.2f} s; start and group "
@@ -842,6 +852,7 @@ async def compare(
                 broker.bootstrap, prefix, url, n, args.max_records, None, pid, args.gc_threshold
             )
         reghub.append(e2e.rate)
+        reghub_cpu.append({"consumer": e2e.cpu.get("worker", 0.0), **e2e.cpu} if e2e.cpu else {})
         print(
             f"round {round_}, reghub: {e2e.rate:,.0f} reports/s ({e2e.records} in "
             f"{e2e.seconds:.2f} s; group join {e2e.join_seconds:.1f} s, excluded; {added} "
@@ -855,6 +866,18 @@ async def compare(
     print(f"reghub / quix:  {r_med / q_med if q_med else 0:.2f}")
     print(f"quix / ceiling: {q_med / top.rate if top.rate else 0:.2f}")
     print(f"reghub / ceiling: {r_med / top.rate if top.rate else 0:.2f}")
+    for name, runs in (("quix", quix_cpu), ("reghub", reghub_cpu)):
+        if all(runs):
+            print(f"{name} CPU per report (µs, median of the rounds): {_cpu_per_report(runs, n)}")
+
+
+def _cpu_per_report(runs: list[dict[str, float]], n: int) -> str:
+    """Each process's CPU over a timed run, per report: where a system's reports/s come from."""
+    parts = []
+    for key, label in (("consumer", "consumer"), ("postgresql", "postgresql"), ("tansu", "tansu")):
+        per = statistics.median(r.get(key, 0.0) for r in runs) / n * 1e6
+        parts.append(f"{label} {per:,.0f}")
+    return ", ".join(parts)
 
 
 def print_workers(multi: MultiResult, added: int, topic: str) -> None:

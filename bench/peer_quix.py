@@ -26,7 +26,8 @@ import multiprocessing
 import queue
 import time
 import traceback
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -57,6 +58,9 @@ class QuixResult:
     seconds: float  # first record processed → N rows in the table
     processed_seconds: float  # first record processed → N-th record processed
     join_seconds: float  # child start → first record processed
+    # CPU seconds between the first record (as the parent learnt of it) and N rows: "consumer" (the
+    # Quix process, librdkafka's threads included), and whatever else `cpu` sampled
+    cpu: dict[str, float] = field(default_factory=dict)
 
     @property
     def rate(self) -> float:
@@ -125,12 +129,19 @@ async def _count(conn: asyncpg.Connection) -> int:
     return int(await conn.fetchval(f"select count(*) from {TABLE}")) if exists else 0
 
 
-async def run(bootstrap: str, topic: str, n: int, admin_dsn: str, dbname: str) -> QuixResult:
+CpuSampler = Callable[[int], dict[str, float]]
+"""CPU seconds used so far, by name, given the Quix process's pid (its own under "consumer")."""
+
+
+async def run(
+    bootstrap: str, topic: str, n: int, admin_dsn: str, dbname: str, cpu: CpuSampler | None = None
+) -> QuixResult:
     """One Quix run into `dbname` (created empty by the caller), from the topic's beginning."""
     pg = _connection(admin_dsn, dbname)
     ctx = multiprocessing.get_context("spawn")
     reports, stop = ctx.Queue(), ctx.Event()
     marks: dict[str, float] = {}
+    cpu_at: list[dict[str, float]] = []
     started = time.perf_counter()
     proc = ctx.Process(
         target=_child, args=(bootstrap, topic, pg, n, reports, stop), name="bench-quix", daemon=True
@@ -156,8 +167,12 @@ async def run(bootstrap: str, topic: str, n: int, admin_dsn: str, dbname: str) -
     try:
         while True:
             receive()
+            if "first" in marks and cpu is not None and not cpu_at and proc.pid is not None:
+                cpu_at.append(cpu(proc.pid))
             if "first" in marks and await _count(conn) >= n:
                 done_at = time.perf_counter()
+                if cpu_at and proc.pid is not None:
+                    cpu_at.append(cpu(proc.pid))
                 break
             if time.perf_counter() - started > TIMEOUT_S:
                 raise TimeoutError(f"Quix wrote {await _count(conn)} of {n} rows")
@@ -181,4 +196,7 @@ async def run(bootstrap: str, topic: str, n: int, admin_dsn: str, dbname: str) -
         seconds=done_at - first,
         processed_seconds=marks.get("processed", done_at) - first,
         join_seconds=first - started,
+        cpu={k: cpu_at[1][k] - cpu_at[0].get(k, 0.0) for k in cpu_at[1]}
+        if len(cpu_at) == 2
+        else {},
     )

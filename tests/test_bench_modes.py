@@ -40,6 +40,8 @@ def test_compare_runs_quix_and_reghub_twice_and_prints_the_ratios() -> None:
         "reghub / quix:",
         "quix / ceiling:",
         "reghub / ceiling:",
+        "quix CPU per report (µs, median of the rounds): consumer",
+        "reghub CPU per report (µs, median of the rounds): consumer",
     ):
         assert line in out, (line, out)
     assert out.count("300 purchase rows added") == 2, out
