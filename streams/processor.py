@@ -208,7 +208,7 @@ class RegisterProcessor:
             bootstrap_servers=c.bootstrap,
             acks="all",
             enable_idempotence=c.idempotence,
-            linger_ms=5,
+            linger_ms=0,  # the publisher sends whole batches it built itself: nothing to wait for
             max_batch_size=256 * 1024,
             **c.client_options,
         )
