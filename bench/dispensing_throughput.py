@@ -355,7 +355,7 @@ async def end_to_end(
         report_grace_seconds=10**10,
         batch_max_records=max_records,
     )
-    register = Register(make_engine(url))
+    register = wiring.register(settings)  # the worker's own engine
     dialect = register.engine.dialect.name
     try:
         await upgrade(register.engine)

@@ -45,7 +45,7 @@ from reghub import synthetic, wiring
 from reghub.broker import EmbeddedBroker, create_topics
 from reghub.settings import Settings
 from sinks.migrations import upgrade
-from sinks.register import Register, make_engine
+from sinks.register import Register
 from streams.topics import DECISIONS, DISPENSINGS, TopicNames
 
 TICK_S = 0.010
@@ -189,7 +189,7 @@ async def run(args: argparse.Namespace) -> None:
                 report_grace_seconds=10**10,
                 batch_max_records=args.max_records,
             )
-            register = Register(make_engine(url))
+            register = wiring.register(settings)  # the worker's own engine
             try:
                 await upgrade(register.engine)
                 await measure(settings, register, names, plan)

@@ -8,7 +8,7 @@ from api.tokens import TokenKeys
 from reghub.kafka_options import kafka_client_options
 from reghub.settings import Settings
 from rules.dispensing import RulesConfig
-from sinks.register import Register, make_engine
+from sinks.register import Register, worker_engine
 from streams.handlers import HANDLERS
 from streams.handlers.base import ApplyConfig, Handler
 from streams.processor import ConsumerConfig, RegisterProcessor
@@ -20,7 +20,7 @@ def topic_names(settings: Settings) -> TopicNames:
 
 
 def register(settings: Settings) -> Register:
-    return Register(make_engine(settings.database_url))
+    return Register(worker_engine(settings.database_url))
 
 
 def token_keys(settings: Settings) -> TokenKeys:

@@ -57,16 +57,24 @@ from sinks.rows import (
 )
 from sinks.times import utc as _utc
 
-__all__ = ["Register", "RegisterError", "RegisterRefused", "RegisterUnavailable", "make_engine"]
+__all__ = [
+    "Register",
+    "RegisterError",
+    "RegisterRefused",
+    "RegisterUnavailable",
+    "make_engine",
+    "worker_engine",
+]
 
 Row = dict[str, Any]
 
 
-def make_engine(url: str, *, pool_size: int = 5) -> AsyncEngine:
+def make_engine(url: str, *, pool_size: int = 5, pre_ping: bool = True) -> AsyncEngine:
     """An async engine for the register.
 
     SQLite gets write-ahead logging and a busy timeout, so the API and the CLI read beside the worker;
-    PostgreSQL plans every statement for its own parameters.
+    PostgreSQL plans every statement for its own parameters. `pre_ping` tests each connection as it
+    is taken from the pool (two round trips): see `worker_engine` for the one caller that does not.
     """
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 30})
@@ -85,9 +93,19 @@ def make_engine(url: str, *, pool_size: int = 5) -> AsyncEngine:
     return create_async_engine(
         url,
         pool_size=pool_size,
-        pool_pre_ping=True,
+        pool_pre_ping=pre_ping,
         connect_args={"server_settings": {"plan_cache_mode": "force_custom_plan"}},
     )
+
+
+def worker_engine(url: str) -> AsyncEngine:
+    """The worker's engine: no test of a pooled connection before each batch and each outbox mark.
+
+    The worker retries whatever fails, so a connection the server dropped costs one batch attempt
+    (the error invalidates the pool, and the retry connects anew) instead of two round trips on every
+    checkout: a quarter of the round trips of a small batch, and of its latency at 2,000 reports/s.
+    """
+    return make_engine(url, pre_ping=False)
 
 
 def _upsert(conn: AsyncConnection, table: Table) -> Any:
