@@ -73,11 +73,19 @@ class Metrics:
         """One committed and published batch: records per input topic, its outputs, its time."""
         for topic, count in records.items():
             self.messages_in.labels(topic).inc(count)
+        # counted here first: a labelled counter's increment takes a lock, and a batch has thousands
+        per_topic: dict[str, int] = {}
+        per_reason: dict[str, int] = {}
         for out in outputs:
-            self.outputs.labels(out.topic).inc()
+            per_topic[out.topic] = per_topic.get(out.topic, 0) + 1
             reason = dict(out.headers).get("reghub-reason") if out.headers else None
             if reason is not None:
-                self.dead_letters.labels(reason.decode().split(":", 1)[0]).inc()
+                kind = reason.decode().split(":", 1)[0]
+                per_reason[kind] = per_reason.get(kind, 0) + 1
+        for topic, count in per_topic.items():
+            self.outputs.labels(topic).inc(count)
+        for kind, count in per_reason.items():
+            self.dead_letters.labels(kind).inc(count)
         self.batch_seconds.observe(seconds)
 
     async def refresh_obligations(self, conn: AsyncConnection) -> None:
