@@ -1,0 +1,119 @@
+"""Handler CPU: the CPU time per dispensing report of the worker's handler path, without broker or database.
+
+Run as `python -m bench.handle_cpu [-n 50000] [--persons 5000] [--batch 500] [--runs 3]`.
+
+N synthetic reports (`reghub.synthetic`, as `bench.dispensing_throughput` produces them, in paid-time
+order, persons repeating) are decoded once (`streams.decode.decode`, not timed). Then, per run, they go
+in batches of `--batch` through what the pipeline does per report between load and write: the
+handler's `needs` and `history` checks (step 2's per-report part), then `handle` and `Batch.merge`
+(`Pipeline._handle`), on a `Batch` over a `Loaded` that holds the persons as the batches before left
+them (so periods, saldo and balancing carry on as in the register) and no obligations.
+
+Printed: CPU µs per report (`time.process_time`, best of `--runs`), in total and per stage (needs,
+handle, merge). Process CPU time, so a benchmark running on another core does not disturb it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import random
+import time
+from datetime import UTC, datetime, timedelta
+
+from reghub import synthetic
+from rules.scales import KNOWN_SCALES, ScaleBook
+from rules.state import PersonState
+from streams.batch import Batch, Loaded
+from streams.decode import Decoded, Source, decode
+from streams.handlers import HANDLERS
+from streams.handlers.base import ApplyConfig, Context
+from streams.outputs import Outputs
+from streams.topics import DISPENSINGS, TopicNames
+
+CONFIG = ApplyConfig("bench", 60, b"bench-pseudonym-key-0123456789ab")
+
+
+def decoded_reports(n: int, persons: int, seed: int = 7) -> list[Decoded]:
+    """N synthetic reports over 2024 for `persons` persons, decoded as the worker decodes them."""
+    rng = random.Random(seed)
+    people = synthetic.persons(persons, rng)
+    encoded = synthetic.encoded_reports(
+        n, people, synthetic.pharmacies(), synthetic.DEMO_START, timedelta(days=360), seed=seed
+    )
+    topic = DISPENSINGS.base
+    out = []
+    for offset, (key, value, ts) in enumerate(encoded):
+        d = decode(Source(topic, 0, offset, key, value, ts), DISPENSINGS)
+        assert isinstance(d, Decoded), d
+        out.append(d)
+    return out
+
+
+def run(reports: list[Decoded], batch_size: int) -> dict[str, float]:
+    """One pass of the reports through the handler path; CPU seconds per stage."""
+    handler = HANDLERS[DISPENSINGS]
+    assert handler.needs is not None and handler.history is not None
+    scales = ScaleBook(KNOWN_SCALES)
+    names = TopicNames()
+    states: dict[str, PersonState] = {}
+    spent = {"needs": 0.0, "handle": 0.0, "merge": 0.0}
+    clock = time.process_time
+    registered = 0
+    for first in range(0, len(reports), batch_size):
+        chunk = reports[first : first + batch_size]
+        now = datetime.now(UTC)
+        out = Outputs(names, CONFIG.pseudonym_secret, now)
+        ctx = Context(now, CONFIG, out)
+        loaded = Loaded(
+            states={d.person_key: states[d.person_key] for d in chunk if d.person_key in states}
+        )  # type: ignore[index]
+        batch = Batch(loaded, scales, out)
+        seen: dict[str, datetime] = {}
+        started = clock()
+        for d in chunk:
+            handler.needs(d)
+            handler.history(d, loaded.states.get(d.person_key or ""), seen)
+        t1 = clock()
+        handle_s = merge_s = 0.0
+        for d in chunk:
+            a = clock()
+            fx = handler.handle(batch, d, ctx)
+            b = clock()
+            batch.merge(d, fx, False)
+            merge_s += clock() - b
+            handle_s += b - a
+        spent["needs"] += t1 - started
+        spent["handle"] += handle_s
+        spent["merge"] += merge_s
+        registered += batch.counts.get("registered", 0)
+        states.update(batch.changes.persons)
+    assert registered == len(reports), (registered, len(reports))
+    return spent
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", type=int, default=50_000)
+    parser.add_argument("--persons", type=int, default=5_000)
+    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    reports = decoded_reports(args.n, args.persons)
+    best: dict[str, float] | None = None
+    for _ in range(args.runs):
+        gc.collect()
+        spent = run(reports, args.batch)
+        if best is None or sum(spent.values()) < sum(best.values()):
+            best = spent
+    assert best is not None
+    per = {k: v / args.n * 1e6 for k, v in best.items()}
+    print(
+        f"{args.n} reports, {args.persons} persons, batches of {args.batch}, best of {args.runs}: "
+        f"{sum(per.values()):.1f} µs CPU per report "
+        f"(needs {per['needs']:.1f}, handle {per['handle']:.1f}, merge {per['merge']:.1f})"
+    )
+
+
+if __name__ == "__main__":
+    main()
