@@ -49,29 +49,10 @@ from streams.handlers.base import (
 from streams.obligation_effects import mark_rejected, meet, preloader
 from streams.topics import DECISIONS, DISPENSINGS, PAYMENTS
 
-_LOCAL_DAYS: dict[datetime, date] = {}
-_LOCAL_DAYS_KEPT = 4096
-
-
-def local_day(paid_at: datetime) -> date:
-    """A payment time's Danish local date, `paid_at.astimezone(COPENHAGEN).date()`.
-
-    Asked for the same report by `needs`, `needs_history` and `handle`, so the last few thousand
-    answers are remembered (a date depends only on the instant, which equal times share); the memo is
-    emptied when full.
-    """
-    try:
-        return _LOCAL_DAYS[paid_at]
-    except KeyError:
-        if len(_LOCAL_DAYS) >= _LOCAL_DAYS_KEPT:
-            _LOCAL_DAYS.clear()
-        day = _LOCAL_DAYS[paid_at] = paid_at.astimezone(COPENHAGEN).date()
-        return day
-
 
 def needs(d: Decoded) -> Needs:
     m: DispensingReport = d.message  # type: ignore[assignment]
-    day = local_day(m.paid_or_invoiced_at)
+    day = m.paid_or_invoiced_at.astimezone(COPENHAGEN).date()
     if m.return_of:  # its sale may lie in an earlier period
         return Needs(report_ids=(m.return_of,), day=day, history=True)
     return Needs(day=day)
@@ -88,7 +69,7 @@ def needs_history(d: Decoded, loaded: PersonState | None, latest: dict[str, date
     before = latest.get(key) or (period.last_paid_at if period is not None else None)
     if before is None or paid_at > before:
         latest[key] = paid_at
-    if period is not None and local_day(paid_at) < period.start:
+    if period is not None and paid_at.astimezone(COPENHAGEN).date() < period.start:
         return True
     return before is not None and paid_at < before
 
@@ -96,7 +77,7 @@ def needs_history(d: Decoded, loaded: PersonState | None, latest: dict[str, date
 def handle(view: BatchView, d: Decoded, ctx: Context) -> Effects:
     m: DispensingReport = d.message  # type: ignore[assignment]
     state = person_state(view, d)
-    day = local_day(m.paid_or_invoiced_at)
+    day = m.paid_or_invoiced_at.astimezone(COPENHAGEN).date()
     original = view.purchase(m.return_of, state.key) if m.return_of else None
     replayed: Replayed | None = None
     if original is not None:
