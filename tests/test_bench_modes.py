@@ -58,3 +58,16 @@ def test_rebuild_prints_the_rate_and_the_workers_peak_rss() -> None:
     out = bench("--rebuild", "500", "--persons", "50")
     assert "rebuild:  " in out and "(500 in " in out, out
     assert "worker peak RSS:" in out, out
+
+
+def test_handler_cpu_bench_runs_every_report_through_the_handler() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.handle_cpu", "-n", "300", "--persons", "30", "--runs", "1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "300 reports, 30 persons" in done.stdout, done.stdout
+    assert "µs CPU per report (needs" in done.stdout, done.stdout
