@@ -82,14 +82,14 @@ obligations = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 # Partial: a report that came before its payment (`reported`) is in neither (migration 0012)
-_OPEN = text("state IN ('open', 'rejected_open')")
+_DUE = text("due_at IS NOT NULL")
 _TIMED = text("event_at IS NOT NULL")
 Index(
     "ix_obligations_state_due",
     obligations.c.state,
     obligations.c.due_at,
-    postgresql_where=_OPEN,
-    sqlite_where=_OPEN,
+    postgresql_where=_DUE,
+    sqlite_where=_DUE,
 )
 Index("ix_obligations_event", obligations.c.event_at, postgresql_where=_TIMED, sqlite_where=_TIMED)
 
