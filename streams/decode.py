@@ -278,20 +278,14 @@ def decode(source: Source, spec: TopicSpec) -> Decoded | Rejected:
         message = message.root
     m: Any = message
     person = getattr(m, "person", None)
-    decoded = Decoded(
-        source,
-        spec,
-        message,
-        m.report_id if spec is DISPENSINGS else m.message_id,
-        person.key if person is not None else None,
-        content_hash(source.value),
-    )
+    message_id = m.report_id if spec is DISPENSINGS else m.message_id
+    person_key = person.key if person is not None else None
     key = source.key.decode("utf-8", "replace") if source.key is not None else None
     if key is None or normalise_person_key(key) != record_key(message, spec):
         return Rejected(
             source,
             f"schema.key_mismatch: the record key must be the message's {spec.key}",
-            decoded.message_id,
-            decoded.person_key,
+            message_id,
+            person_key,
         )
-    return decoded
+    return Decoded(source, spec, message, message_id, person_key, content_hash(source.value))
