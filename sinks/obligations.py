@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, any_, literal, select
+from sqlalchemy import String, any_, bindparam, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -53,12 +53,13 @@ async def by_id(conn: AsyncConnection, ids: Iterable[str]) -> dict[str, Obligati
     if not wanted:
         return {}
     ob = t.obligations
+    # the ids are bound when it runs, not built into the statement (`RegisterUnitOfWork._among`)
     if conn.dialect.name == "postgresql":  # one array parameter: the statement text never changes
-        among = ob.c.obligation_id == any_(literal(wanted, type_=ARRAY(String)))
+        among = ob.c.obligation_id == any_(bindparam("ids", type_=ARRAY(String)))
         query = select(ob).where(among).with_for_update()
     else:
-        query = select(ob).where(ob.c.obligation_id.in_(wanted))
-    return {r.obligation_id: of_row(r) for r in await conn.execute(query)}
+        query = select(ob).where(ob.c.obligation_id.in_(bindparam("ids", expanding=True)))
+    return {r.obligation_id: of_row(r) for r in await conn.execute(query, {"ids": wanted})}
 
 
 async def overdue(conn: AsyncConnection, now: datetime, limit: int) -> list[Obligation]:

@@ -20,10 +20,10 @@ from sqlalchemy import (
     Table,
     and_,
     any_,
+    bindparam,
     delete,
     event,
     exists,
-    literal,
     select,
     tuple_,
     update,
@@ -126,11 +126,17 @@ class RegisterUnitOfWork:
         self.is_postgres = conn.dialect.name == "postgresql"
         self._raw_conn: Any = None  # `_raw`: the driver's connection, once the transaction is open
 
-    def _among(self, column: Any, values: list[str]) -> Any:
-        """`column IN values`; on PostgreSQL one array parameter, so the statement text never changes."""
+    def _among(self, column: Any, name: str = "among") -> Any:
+        """`column IN :name`, the list given when the query runs; on PostgreSQL one array parameter,
+        so the statement text never changes.
+
+        Bound at execution, not built into the statement: a statement's expression objects refer to
+        one another in cycles, which only the cyclic collector frees, and the worker runs it seldom
+        (`streams.processor`), so values built in stayed alive for many batches (a rebuild of
+        300,000 reports held some 400,000 of their ids and keys)."""
         if self.is_postgres:
-            return column == any_(literal(values, type_=ARRAY(String)))
-        return column.in_(values)
+            return column == any_(bindparam(name, type_=ARRAY(String)))
+        return column.in_(bindparam(name, expanding=True))
 
     # -- reads ------------------------------------------------------------------------------------
 
@@ -163,7 +169,7 @@ class RegisterUnitOfWork:
             raw = await self._raw()
             rows = await raw.fetch(_LOAD_STATES if lock else _READ_STATES, keys)
         else:
-            rows = await self.conn.execute(self._states_query(keys))
+            rows = await self.conn.execute(self._states_query(), {"among": keys})
         states: dict[str, PersonState] = {}
         aliases: dict[str, Alias] = {}
         with_extras: list[str] = []
@@ -184,7 +190,7 @@ class RegisterUnitOfWork:
             await self._load_extras(states, with_extras)
         return states, aliases
 
-    def _states_query(self, keys: list[str]) -> Any:
+    def _states_query(self) -> Any:
         """`_LOAD_STATES` as a SQLAlchemy query, for SQLite (which has no row locks)."""
         p, sp = t.persons, t.subsidy_periods
         return (
@@ -212,20 +218,21 @@ class RegisterUnitOfWork:
                     ),
                 )
             )
-            .where(self._among(p.c.person_key, keys))
+            .where(self._among(p.c.person_key))
         )
 
     async def _load_extras(self, states: dict[str, PersonState], keys: list[str]) -> None:
         grants: dict[str, list[Grant]] = {}
+        among = {"among": keys}
         for r in await self.conn.execute(
-            select(t.grants).where(self._among(t.grants.c.person_key, keys))
+            select(t.grants).where(self._among(t.grants.c.person_key)), among
         ):
             grants.setdefault(r.person_key, []).append(
                 Grant(r.grant_id, r.kind, r.drug_id, r.valid_from, r.valid_to)
             )
         supplements: dict[str, list[Supplement]] = {}
-        query = select(t.supplements).where(self._among(t.supplements.c.person_key, keys))
-        for r in await self.conn.execute(query):
+        query = select(t.supplements).where(self._among(t.supplements.c.person_key))
+        for r in await self.conn.execute(query, among):
             supplements.setdefault(r.person_key, []).append(
                 Supplement(
                     r.decision_id,
@@ -240,10 +247,10 @@ class RegisterUnitOfWork:
         b = t.balances
         query = (
             select(b)
-            .where(self._among(b.c.person_key, keys), (b.c.remaining != 0) | b.c.skip_once)
+            .where(self._among(b.c.person_key), (b.c.remaining != 0) | b.c.skip_once)
             .order_by(b.c.person_key, b.c.arose_on, b.c.balance_id)
         )
-        for r in await self.conn.execute(query):
+        for r in await self.conn.execute(query, among):
             balances.setdefault(r.person_key, []).append(
                 Balance(
                     r.balance_id,
@@ -258,7 +265,7 @@ class RegisterUnitOfWork:
         agreements: dict[str, list[Agreement]] = {}
         a = t.deferral_agreements
         for r in await self.conn.execute(
-            select(a).where(self._among(a.c.person_key, keys), a.c.settled.is_(False))
+            select(a).where(self._among(a.c.person_key), a.c.settled.is_(False)), among
         ):
             agreements.setdefault(r.person_key, []).append(
                 Agreement(
@@ -297,12 +304,11 @@ class RegisterUnitOfWork:
         m = t.processed_messages
         query = select(
             m.c.source_topic, m.c.message_id, m.c.outcome, m.c.output, m.c.content_hash
-        ).where(
-            self._among(m.c.message_id, sorted({mid for _, mid in wanted})),
-            self._among(m.c.source_topic, sorted({topic for topic, _ in wanted})),
-        )
+        ).where(self._among(m.c.message_id, "ids"), self._among(m.c.source_topic, "topics"))
+        ids = sorted({mid for _, mid in wanted})
+        topics = sorted({topic for topic, _ in wanted})
         found = {}
-        for r in await self.conn.execute(query):
+        for r in await self.conn.execute(query, {"ids": ids, "topics": topics}):
             if (r.source_topic, r.message_id) in wanted:
                 found[(r.source_topic, r.message_id)] = (r.outcome, r.output, r.content_hash)
         return found
@@ -314,9 +320,9 @@ class RegisterUnitOfWork:
             return []
         p = t.purchases
         query = select(*(p.c[name] for name in PurchaseRow._fields)).where(
-            self._among(p.c.report_id, ids)
+            self._among(p.c.report_id)
         )
-        return [PurchaseRow(*r) for r in await self.conn.execute(query)]
+        return [PurchaseRow(*r) for r in await self.conn.execute(query, {"among": ids})]
 
     async def load_chains(
         self, periods: Iterable[tuple[str, date]]
@@ -329,12 +335,13 @@ class RegisterUnitOfWork:
         sp, p = t.subsidy_periods, t.purchases
         keys = sorted({key for key, _ in wanted})
         found: dict[tuple[str, date], Period] = {}
-        for row in await self.conn.execute(select(sp).where(self._among(sp.c.person_key, keys))):
+        among = {"among": keys}
+        for row in await self.conn.execute(select(sp).where(self._among(sp.c.person_key)), among):
             if (row.person_key, row.period_start) in wanted:
                 found[(row.person_key, row.period_start)] = _period_of(row)
         records: dict[tuple[str, date], list[PurchaseRecord]] = {where: [] for where in found}
-        query = select(p).where(self._among(p.c.person_key, keys)).order_by(p.c.id)
-        for row in await self.conn.execute(query):
+        query = select(p).where(self._among(p.c.person_key)).order_by(p.c.id)
+        for row in await self.conn.execute(query, among):
             chain = records.get((row.person_key, row.period_start))
             if chain is not None:
                 chain.append(record_of(row))
@@ -348,12 +355,13 @@ class RegisterUnitOfWork:
             return {}
         sp, p = t.subsidy_periods, t.purchases
         periods: dict[str, list[Period]] = {key: [] for key in keys}
-        query = select(sp).where(self._among(sp.c.person_key, keys)).order_by(sp.c.period_start)
-        for row in await self.conn.execute(query):
+        among = {"among": keys}
+        query = select(sp).where(self._among(sp.c.person_key)).order_by(sp.c.period_start)
+        for row in await self.conn.execute(query, among):
             periods[row.person_key].append(_period_of(row))
         records: dict[str, list[PurchaseRecord]] = {key: [] for key in keys}
-        query = select(p).where(self._among(p.c.person_key, keys)).order_by(p.c.id)
-        for row in await self.conn.execute(query):
+        query = select(p).where(self._among(p.c.person_key)).order_by(p.c.id)
+        for row in await self.conn.execute(query, among):
             records[row.person_key].append(record_of(row))
         return {key: History(tuple(periods[key]), tuple(records[key])) for key in keys}
 
