@@ -50,6 +50,11 @@ class Settings(BaseSettings):
     kafka_session_timeout_ms: int = Field(default=10_000, ge=6_000)
     kafka_heartbeat_interval_ms: int = 1_000
     fetch_max_wait_ms: int = 50
+    kafka_commit_interval_ms: int = Field(
+        default=1_000,
+        ge=0,
+        description="commit Kafka offsets at most this often (the register's offsets are exact)",
+    )
     batch_max_records: int = Field(default=5_000, ge=1)
     retry_backoff_max_s: float = 30.0
     scale_refresh_seconds: float = Field(
