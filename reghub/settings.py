@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     )
     outbox_keep_hours: float = Field(default=24.0, ge=0, description="sent outputs kept this long")
     outbox_sweep_seconds: float = Field(default=10.0, gt=0)
+    outbox_mark_interval_ms: int = Field(
+        default=1_000, ge=0, description="mark published outbox rows sent at most this often"
+    )
     outbox_stale_seconds: float = Field(
         default=30.0, gt=0, description="an output unsent this long is published by any worker"
     )

@@ -60,6 +60,7 @@ def processor(
             max_records=settings.batch_max_records,
             fetch_max_wait_ms=settings.fetch_max_wait_ms,
             kafka_commit_interval_s=settings.kafka_commit_interval_ms / 1000,
+            outbox_mark_interval_s=settings.outbox_mark_interval_ms / 1000,
             session_timeout_ms=settings.kafka_session_timeout_ms,
             heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
             retry_backoff_max_s=settings.retry_backoff_max_s,

@@ -51,6 +51,7 @@ class ConsumerConfig:
     poll_timeout_ms: int = 500
     fetch_max_wait_ms: int = 50
     kafka_commit_interval_s: float = 1.0  # `RegisterProcessor.commit_kafka_offsets`
+    outbox_mark_interval_s: float = 1.0  # `streams.relay.Relay.publish`
     session_timeout_ms: int = 10_000
     heartbeat_interval_ms: int = 1_000
     retry_backoff_max_s: float = 30.0
@@ -125,7 +126,7 @@ class _Rebalance(ConsumerRebalanceListener):
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         async with self.processor.in_flight:
             await self.processor.finished()
-            await self.processor.commit_kafka_offsets()  # while the partitions are still ours
+            await self.processor.settle()  # while the partitions are still ours
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         p = self.processor
@@ -230,7 +231,7 @@ class RegisterProcessor:
             **c.client_options,
         )
         self.publisher = Publisher(self.producer)
-        self.relay = Relay(self.register, self.publisher)
+        self.relay = Relay(self.register, self.publisher, c.outbox_mark_interval_s)
         try:  # outputs a crash left unsent go out before anything new
             await self.relay.drain()
         except (RegisterUnavailable, KafkaError) as exc:
@@ -283,7 +284,7 @@ class RegisterProcessor:
             if ahead is not None:
                 await _discard(ahead)
             await self.finished()
-            await self.commit_kafka_offsets()
+            await self.settle()
 
     async def fetch(self) -> Fetched | None:
         """Step 1, `decode`: the next records from the broker, each decoded or rejected; None if none."""
@@ -412,6 +413,13 @@ class RegisterProcessor:
         for tp, got in batch.items():
             records[tp.topic] = records.get(tp.topic, 0) + len(got)
         self.metrics.batch(records, result.outputs, seconds)
+
+    async def settle(self) -> None:
+        """Mark sent the outbox rows published and not yet marked, then commit Kafka's offsets: both
+        wait for their intervals while the worker runs, and are done now, before its partitions go
+        to another worker or it stops."""
+        await self.relay.flush()
+        await self.commit_kafka_offsets()
 
     async def commit_kafka_offsets(self) -> None:
         """Commit in Kafka the offsets of the batches published since the last commit, for the

@@ -1,7 +1,8 @@
 """The outbox relay: publishes what the register committed, in commit order, and marks it sent.
 
-The worker hands each committed batch's outputs straight to `publish` (no read back). Whenever that may
-not be the whole story — at start, after a failed publish, when partitions are assigned, and on a timer
+The worker hands each committed batch's outputs straight to `publish` (no read back), and marks what it
+published sent at most once per `mark_interval_s` (and at `flush`). Whenever that may not be the whole
+story — at start, after a failed publish, when partitions are assigned, and on a timer
 for rows another worker left behind — `drain` publishes every unsent row from the register first, oldest
 first, so an output is never published before an earlier one of the same key is.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -35,17 +37,26 @@ class Relay:
         RegisterUnavailable: the register could not be read; nothing was lost.
     """
 
-    def __init__(self, register: Register, publisher: Publisher) -> None:
+    def __init__(
+        self, register: Register, publisher: Publisher, mark_interval_s: float = 1.0
+    ) -> None:
         self.register = register
         self.publisher = publisher
+        self.mark_interval_s = mark_interval_s
         self.dirty = True
         self.published = 0  # records published since start, drains included
         self.last_sent_at: float | None = None
         self._lock = asyncio.Lock()
-        self._unmarked: list[int] = []
+        self._unmarked: list[int] = []  # rows published, not yet marked sent
+        self._marked_at = -math.inf
 
     async def publish(self, outbox_id: int | None, outputs: Sequence[Outgoing]) -> None:
-        """Publish a committed batch's outputs (kept as outbox row `outbox_id`) and mark them sent."""
+        """Publish a committed batch's outputs (kept as outbox row `outbox_id`); mark them sent, with
+        the rows published before, if `mark_interval_s` has passed since the last mark.
+
+        A row is marked in a transaction of its own; one per batch was a third of each batch's
+        publishing, which the next batch waits for. A row published and not yet marked when the
+        worker dies is published again at the next start: a duplicate, never a loss."""
         async with self._lock:
             if self.dirty:
                 await self._drain()
@@ -58,7 +69,16 @@ class Relay:
                 self.dirty = True
                 raise
             self._sent(len(outputs))
-            await self._mark([outbox_id])
+            self._unmarked.append(outbox_id)
+            if time.monotonic() - self._marked_at >= self.mark_interval_s:
+                await self._mark()
+
+    async def flush(self) -> None:
+        """Mark sent now every row published and not yet marked: before the partitions go to another
+        worker (whose first drain would publish them again) and when the worker stops."""
+        async with self._lock:
+            if self._unmarked:
+                await self._mark()
 
     async def enqueue(self, outputs: Sequence[Outgoing]) -> None:
         """Outputs that belong to no batch (a worker's own alerts): kept, then published like a batch."""
@@ -78,14 +98,18 @@ class Relay:
         published = 0
         before = datetime.now(UTC) - timedelta(seconds=older_than) if older_than else None
         while True:
+            marked = self._unmarked  # published already: marked first, so not published again
             async with self.register.unit_of_work() as uow:
                 await outbox.lock(uow.conn)
+                if marked:
+                    await outbox.mark_sent(uow.conn, marked, datetime.now(UTC))
                 rows = await outbox.unsent(uow.conn, DRAIN_ROWS, before)
                 for outbox_id, payload in rows:
                     outputs = outbox.decode(payload)
                     await self.publisher.publish(outputs, outbox_id)
                     published += len(outputs)
                 await outbox.mark_sent(uow.conn, [i for i, _ in rows], datetime.now(UTC))
+            self._unmarked = []
             if len(rows) < DRAIN_ROWS:
                 break
         if not older_than:
@@ -99,10 +123,11 @@ class Relay:
         self.published += records
         self.last_sent_at = time.time()
 
-    async def _mark(self, ids: list[int]) -> None:
-        """Mark rows sent; if the register is unreachable now, try again with the next row (a row
-        left unmarked is published again by a later drain: a duplicate, never a loss)."""
-        ids = self._unmarked + ids
+    async def _mark(self) -> None:
+        """Mark the published rows sent; if the register is unreachable now, try again with the next
+        row (a row left unmarked is published again by a later drain: a duplicate, never a loss)."""
+        ids = self._unmarked
+        self._marked_at = time.monotonic()
         try:
             async with self.register.unit_of_work() as uow:
                 await outbox.mark_sent(uow.conn, ids, datetime.now(UTC))
