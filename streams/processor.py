@@ -186,7 +186,7 @@ class RegisterProcessor:
         self.pipeline = Pipeline(register, names, apply_config, handlers)
         self._stopping = asyncio.Event()
         self.in_flight = asyncio.Lock()  # held during a batch's register transaction
-        # the last batch's publish and offset commit, run while the next batch is in the register
+        # the last batch's publish (and offset commit, when due), run beside the next batch's write
         self._finishing: asyncio.Task[None] | None = None
         self.log_ids: dict[str, str] = {}  # topic -> the log being read (streams/log_identity.py)
         self._uncommitted: dict[TopicPartition, int] = {}  # published, not yet committed in Kafka
@@ -443,9 +443,7 @@ class RegisterProcessor:
         started = time.perf_counter()
         try:
             await self.consumer.commit(offsets)
-        except (
-            KafkaError
-        ) as exc:  # a rebalance or a broker hiccup; the register's offsets stay exact
+        except KafkaError as exc:  # a rebalance or a broker hiccup; the register's stay exact
             log.warning("Kafka offset commit refused, the register has the offsets: %s", exc)
         self.pipeline.step("commit", started)
 

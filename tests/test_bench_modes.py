@@ -15,9 +15,10 @@ pytestmark = [pytest.mark.broker, pytest.mark.database]
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def bench(*args: str) -> str:
+def bench(*args: str, module: str = "bench.dispensing_throughput") -> str:
+    """Run a benchmark module with `args`; its standard output."""
     done = subprocess.run(
-        [sys.executable, "-m", "bench.dispensing_throughput", *args],
+        [sys.executable, "-m", module, *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -61,13 +62,6 @@ def test_rebuild_prints_the_rate_and_the_workers_peak_rss() -> None:
 
 
 def test_handler_cpu_bench_runs_every_report_through_the_handler() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.handle_cpu", "-n", "300", "--persons", "30", "--runs", "1"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "300 reports, 30 persons" in done.stdout, done.stdout
-    assert "µs CPU per report (needs" in done.stdout, done.stdout
+    out = bench("-n", "300", "--persons", "30", "--runs", "1", module="bench.handle_cpu")
+    assert "300 reports, 30 persons" in out, out
+    assert "µs CPU per report (needs" in out, out
