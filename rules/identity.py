@@ -11,6 +11,12 @@ is an alias of it. A renumbering old → new is decided from what the register k
   two are merged. The purchases are walked again in payment order from the merged person's first one,
   periods opened again one at a time (`rules.history.replay`), and each difference from what a purchase
   was granted becomes a balancing amount (§ 6).
+
+Who may say it (spec § 7, DECISION): custody and death come only from the CPR register's feed. A
+pharmacy reports a new number on the person's request (§ 7 stk. 5), but a pharmacy's renumbering that
+would join two people's data for good — onto a number with a history of its own, or with another birth
+date — is held for review (`hold`): nothing changes until the CPR register sends the same change or the
+agency decides it (a renumbering with the agency as sender). Their renumberings apply at once.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from datetime import date
 from typing import Literal
 
 from rules.history import History, Replayed, replay
+from rules.identifiers import PersonKeyKind, parse_person_key
 from rules.outcomes import Parked, Refused
 from rules.scales import Scale
 from rules.state import Period, PersonState
@@ -47,6 +54,40 @@ class KeyFacts:
 
 
 Verdict = Literal["alias", "repeat", "merge"]
+
+IDENTITY_REGISTER = "cpr_register"
+"""The one sender of custody and death (spec § 7, DECISION)."""
+
+
+def sender_refusal(event: str, source: str) -> Refused | None:
+    """A person event from a sender not entitled to it: custody or death from anyone but the CPR
+    register's feed. The reason names the sender that is."""
+    if event in ("death", "custody") and source != IDENTITY_REGISTER:
+        return Refused(
+            f"rule.sender_not_authorised: a {event} is accepted only from the CPR register's feed "
+            f"(sender.source {IDENTITY_REGISTER}), not from {source}"
+        )
+    return None
+
+
+def same_birth(old_key: str, old_born: date, new_born: date) -> bool:
+    """Whether the new number's birth date is the old number's. A system-assigned number carries only
+    its birth month and year (`rules.identifiers`), so for it only those are compared."""
+    if parse_person_key(old_key).kind is PersonKeyKind.SYSTEM_SUBSTITUTE:
+        return (old_born.year, old_born.month) == (new_born.year, new_born.month)
+    return old_born == new_born
+
+
+def hold(verdict: Verdict, source: str, born_alike: bool) -> str | None:
+    """Why a renumbering is held for review instead of applied, or None: a pharmacy's renumbering that
+    would merge two histories, or whose new number has another birth date than the old one."""
+    if source != "pharmacy" or verdict == "repeat":
+        return None
+    if verdict == "merge":
+        return "the new number has a history of its own"
+    if not born_alike:
+        return "the new number's birth date differs from the old number's"
+    return None
 
 
 def renumbering(old: KeyFacts, new: KeyFacts) -> Verdict | Refused:

@@ -16,7 +16,7 @@ class Change(BaseModel):
     schema_version: Literal[1] = 1
     source_topic: str
     message_id: str
-    outcome: Literal["applied", "parked", "duplicate", "rejected"]
+    outcome: Literal["applied", "parked", "held", "duplicate", "rejected"]
     reason: str | None = None
     person: str
     at: datetime
@@ -39,6 +39,7 @@ class Alert(BaseModel):
         "report_resolved",
         "obligations_at_risk",
         "obligations_at_risk_cleared",
+        "renumbering_held",
     ]
     source_topic: str
     message_id: str | None = None

@@ -4,9 +4,13 @@ Keyed by the person's key as the register knew it (for a new number: the *old* k
 ordered with the reports under that key:
 
 - `number_replaced`: a new CPR number on the person's request, reported by the pharmacy (order § 7
-  stk. 5), or a substitute id replaced by a CPR number (§ 3 stk. 3), or by the CPR register;
+  stk. 5), or a substitute id replaced by a CPR number (§ 3 stk. 3), or by the CPR register; or the
+  agency's decision on a pharmacy's renumbering that was held for review;
 - `death`: the date of death (retention, § 4 stk. 2, is counted from it);
 - `custody`: a parent's custody of the child the event is keyed by, from/to (citizens' read access).
+
+Who may send what (spec § 7, DECISION) is the handler's check, not the schema's: a death or custody from
+anyone but the CPR register is well-formed, and refused as `rule.sender_not_authorised`.
 """
 
 from __future__ import annotations
@@ -35,9 +39,14 @@ _FIELDS_OF: dict[str, set[str]] = {
 _OPTIONAL_OF: dict[str, set[str]] = {"number_replaced": {"replaces"}, "custody": {"valid_to"}}
 
 
+PersonEventSource = Literal["pharmacy", "cpr_register", "agency"]
+
+
 class PersonEventSender(WireModel):
-    source: Literal["pharmacy", "cpr_register"] = Field(
-        description="§ 7 stk. 5: the pharmacy reports a new number; or the CPR register's feed"
+    source: PersonEventSource = Field(
+        description="cpr_register: the CPR register's feed, the only sender of custody and death; "
+        "pharmacy: a new number on the person's request (§ 7 stk. 5), the only identity fact a "
+        "pharmacy reports; agency: LMST's decision on a renumbering held for review"
     )
     pharmacy_number: PharmacyNumber | None = Field(default=None, description="when a pharmacy")
     user: str | None = Field(default=None, min_length=1, max_length=64)

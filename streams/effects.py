@@ -26,8 +26,9 @@ from streams.decode import Rejected
 class Effects:
     """One message's effects. Empty tuples by default: the hot path builds only what it needs.
 
-    - `outcome`: "registered", "applied" or "parked" (recorded with the message id, so a redelivery is
-      a duplicate), with `output` kept for it and `reason` for the change feed; None when rejected.
+    - `outcome`: "registered", "applied", "parked" or "held" (recorded with the message id, so a
+      redelivery is a duplicate), with `output` kept for it and `reason` for the change feed; None
+      when rejected.
     - `rejected`: the message goes to the dead-letter topic with this reason (outputs still go out).
     - `states`: people's new states; `periods`: periods changed besides their current one;
       `removed_periods`: (person key, start) of periods that no longer exist (a start moved back).

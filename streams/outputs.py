@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 from rules.deadlines import seconds_late
+from rules.identifiers import mask_person_numbers
 from rules.obligations import Obligation
 from rules.privacy import pseudonym
 from schemas.monitoring import Alert, Change
@@ -94,6 +95,23 @@ class Outputs:
             reporter=reporter,
             person=self.pseudonym(d.person_key),
             detail=f"paid {(day - died_on).days} days after the registered date of death",
+            at=self.now,
+        )
+        return self.emit(ALERTS, reporter.encode(), alert.model_dump_json().encode())
+
+    def renumbering_held(self, d: Decoded, reporter: str, why: str) -> Outgoing:
+        """A pharmacy's renumbering held for review (`rules.identity.hold`): the old number's person by
+        pseudonym only; the numbers themselves stay in the register's input log."""
+        alert = Alert(
+            kind="renumbering_held",
+            source_topic=d.source.topic,
+            message_id=mask_person_numbers(d.message_id),
+            reporter=reporter,
+            person=self.pseudonym(d.person_key),
+            detail=(
+                f"{why}: nothing merged, reports under both numbers are decided on their own until "
+                "the CPR register confirms the change or the agency decides it"
+            ),
             at=self.now,
         )
         return self.emit(ALERTS, reporter.encode(), alert.model_dump_json().encode())

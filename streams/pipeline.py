@@ -159,7 +159,8 @@ class Pipeline:
         """Steps 2-3 of a batch in one transaction (rolled back if `trial`):
 
         2. load — everything the batch needs from the register, one round trip per table;
-        3. handle — each message through its topic's handler, merging effects only on success;
+        3. handle — each message through its topic's handler, merging effects only on success; the
+           messages whose handler says so (`Handler.first`: a person's identity) before the others;
         4. write — the batch's rows, processed ids and consumed offsets, parked reports a new scale
            releases (marked replayed; replayed onto their topic), and all outputs as one outbox row.
         """
@@ -182,7 +183,14 @@ class Pipeline:
                 row = loaded.duplicates.get((d.source.topic, d.message_id))
                 redecide = self.handlers[d.spec].redecide
                 batch.duplicate(d, redecide(row, ctx) if row and redecide else None)
+            later: list[Decoded] = []
             for d in fresh:
+                first = self.handlers[d.spec].first
+                if first is not None and first(batch, d):
+                    self._handle(batch, d, ctx)
+                else:
+                    later.append(d)
+            for d in later:
                 self._handle(batch, d, ctx)
             self._dead_letter_ratio(batch, decoded, rejected)
             batch.changes.offsets = dict(offsets)

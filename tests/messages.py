@@ -90,13 +90,21 @@ NEW_NUMBER = "0505601235"
 
 
 def renumbering(
-    message_id: str, old: str = PERSON, new: str = NEW_NUMBER, effective_on: str = "2024-03-01"
+    message_id: str,
+    old: str = PERSON,
+    new: str = NEW_NUMBER,
+    effective_on: str = "2024-03-01",
+    source: str = "pharmacy",
 ) -> dict[str, Any]:
-    """A pharmacy reports the person's new number (order § 7 stk. 5); keyed by the old one."""
+    """A pharmacy reports the person's new number (order § 7 stk. 5); keyed by the old one. With
+    `source` "cpr_register" or "agency", the CPR register's feed or the agency's decision sends it."""
+    sender = {"source": source}
+    if source == "pharmacy":
+        sender["pharmacy_number"] = "12300"
     return {
         "message_id": message_id,
         "sent_at": NOW,
-        "sender": {"source": "pharmacy", "pharmacy_number": "12300"},
+        "sender": sender,
         "event": "number_replaced",
         "person": {"key": old},
         "new_person": {"key": new},

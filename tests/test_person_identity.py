@@ -114,7 +114,7 @@ async def test_a_renumbering_back_is_a_loop_and_is_refused(hub: Hub) -> None:
 async def test_invalid_renumberings_are_dead_lettered_and_change_nothing(hub: Hub) -> None:
     """From an unknown key; to a number that is already another person's alias."""
     await hub.send(sale("x1", 10_000, "2024-03-01T10:00:00+01:00", OTHER))
-    await hub.send(event(renumbering("r0", OTHER, THIRD)))
+    await hub.send(event(renumbering("r0", OTHER, THIRD, source="cpr_register")))
     await hub.send(sale("a1", 100_000, "2024-03-01T10:00:00+01:00"))
     before = await snapshot(hub.register)
     unknown = await hub.send(event(renumbering("r1", NEW_NUMBER, "0606601234")))
@@ -158,7 +158,9 @@ async def test_a_number_with_its_own_history_is_merged_and_recomputed_in_payment
     await hub.send(sale("a1", 100_000, "2024-03-01T10:00:00+01:00"))
     await hub.send(sale("b1", 50_000, "2024-04-01T10:00:00+02:00", NEW_NUMBER))
     await hub.send(sale("a2", 100_000, "2024-05-01T10:00:00+02:00"))
-    result = await hub.send(event(renumbering("m1", PERSON, NEW_NUMBER, "2024-05-10")))
+    result = await hub.send(
+        event(renumbering("m1", PERSON, NEW_NUMBER, "2024-05-10", source="cpr_register"))
+    )
     assert reasons(result) == []
     [feed] = changes(result)
     assert feed["outcome"] == "applied" and feed["reason"].startswith("merged ")
@@ -197,7 +199,7 @@ async def test_a_merge_in_the_same_batch_as_the_reports_decides_as_batch_by_batc
         sale("a1", 100_000, "2024-03-01T10:00:00+01:00"),
         sale("b1", 50_000, "2024-04-01T10:00:00+02:00", NEW_NUMBER),
         sale("a2", 100_000, "2024-05-01T10:00:00+02:00"),
-        event(renumbering("m1", PERSON, NEW_NUMBER, "2024-05-10")),
+        event(renumbering("m1", PERSON, NEW_NUMBER, "2024-05-10", source="cpr_register")),
         sale("b2", 10_000, "2024-06-01T10:00:00+02:00", NEW_NUMBER),
     ]
     found = []
@@ -239,7 +241,7 @@ async def test_person_show_lists_numbers_and_merges_masked_by_default(
     the pseudonym the change feed uses, and no CPR number is printed."""
     await hub.send(sale("a1", 100_000, "2024-03-01T10:00:00+01:00"))
     await hub.send(sale("b1", 50_000, "2024-04-01T10:00:00+02:00", NEW_NUMBER))
-    await hub.send(event(renumbering("m1", PERSON, NEW_NUMBER, "2024-05-10")))
+    await hub.send(event(renumbering("m1", PERSON, NEW_NUMBER, "2024-05-10", source="agency")))
     await hub.send(event(death("d1", "2024-06-01")))
     settings = settings_for("127.0.0.1:1", database_url, "show.")
     masked = "\n".join(await show(settings, NEW_NUMBER))
@@ -328,9 +330,134 @@ async def test_a_merge_moves_the_merged_persons_treatment_relations_and_custody(
         custody("k-a", PERSON),
         custody("k-b", NEW_NUMBER),
     )
-    result = await hub.send(event(renumbering("m1", PERSON, NEW_NUMBER, "2024-05-10")))
+    result = await hub.send(
+        event(renumbering("m1", PERSON, NEW_NUMBER, "2024-05-10", source="cpr_register"))
+    )
     assert reasons(result) == []
     relations = await hub.rows(tables.treatment_relations)
     assert [(r.person_key, r.authorisation_id) for r in relations] == [(PERSON, "0C4MN")]
     kept = await hub.rows(tables.custody)
     assert [(c.parent_key, c.child_key) for c in kept] == [(PERSON, child)]
+
+
+def alerts(result: BatchResult) -> list[dict[str, Any]]:
+    return [orjson.loads(o.value) for o in result.outputs if o.topic == NAMES(ALERTS)]
+
+
+@pytest.mark.parametrize("kind", ["death", "custody"])
+@pytest.mark.parametrize("source", ["pharmacy", "agency"])
+async def test_custody_and_death_from_anyone_but_the_cpr_register_are_refused(
+    hub: Hub, kind: str, source: str
+) -> None:
+    """Spec § 7 (DECISION): custody and death come only from the CPR register's feed. From a pharmacy
+    or the agency: dead-lettered with a reason naming the allowed sender; nothing is stored, so no
+    citizen reads the child's saldo and no living person's data is deleted a year early."""
+    await hub.send(sale("a1", 100_000, "2024-03-01T10:00:00+01:00"))
+    message: dict[str, Any] = {**death("d1", "2024-04-01"), "sender": {"source": source}}
+    if source == "pharmacy":
+        message["sender"]["pharmacy_number"] = "12300"
+    if kind == "custody":
+        del message["died_on"]
+        message.update(event="custody", parent={"key": OTHER}, valid_from="2024-01-01")
+    before = await snapshot(hub.register)
+    result = await hub.send(event(message))
+    assert reasons(result) == [
+        f"rule.sender_not_authorised: a {kind} is accepted only from the CPR register's feed "
+        f"(sender.source cpr_register), not from {source}"
+    ]
+    after = await snapshot(hub.register)
+    del before["processed_messages"], after["processed_messages"]
+    assert after == before
+    assert await hub.rows(tables.custody) == []
+    [person] = await hub.rows(tables.persons)
+    assert person.died_on is None
+
+
+async def test_a_pharmacys_renumbering_onto_a_number_with_a_history_is_held_not_merged(
+    hub: Hub,
+) -> None:
+    """Spec § 7 (DECISION): a pharmacy's renumbering A → B where B has its own history is held for
+    review: nothing merged, an alert without a CPR number, and reports under both numbers are decided
+    on their own. The CPR register's renumbering of the same numbers merges them (as in the test
+    above: one period from 1 March, saldo 2,500)."""
+    await hub.send(sale("a1", 100_000, "2024-03-01T10:00:00+01:00"))
+    await hub.send(sale("b1", 50_000, "2024-04-01T10:00:00+02:00", NEW_NUMBER))
+    before = await snapshot(hub.register)
+    held = await hub.send(event(renumbering("m1", PERSON, NEW_NUMBER, "2024-05-10")))
+    assert reasons(held) == []
+    [feed] = changes(held)
+    assert (feed["outcome"], feed["reason"]) == (
+        "held",
+        "renumbering held for review: the new number has a history of its own",
+    )
+    [alert] = alerts(held)
+    assert (alert["kind"], alert["reporter"], alert["message_id"]) == (
+        "renumbering_held",
+        "12300",
+        "m1",
+    )
+    assert "nothing merged" in alert["detail"]
+    assert PERSON not in held.outputs[0].value.decode() + orjson.dumps(alert).decode()
+    assert NEW_NUMBER not in orjson.dumps(alert).decode()
+    after = await snapshot(hub.register)
+    del before["processed_messages"], after["processed_messages"]
+    assert after == before
+    # each number is still its own person: b2 under B goes on B's own period (saldo 500)
+    b2 = await hub.send(sale("b2", 10_000, "2024-06-01T10:00:00+02:00", NEW_NUMBER))
+    decision = next(orjson.loads(o.value) for o in b2.outputs if b'"b2"' in o.value)
+    assert (decision["period_start"], decision["saldo_before"]) == ("2024-04-01", 50_000)
+    assert await hub.rows(tables.person_merges) == []
+    # the pharmacy sending it again is held again; the CPR register's confirmation merges
+    again = await hub.send(event(renumbering("m2", PERSON, NEW_NUMBER, "2024-05-10")))
+    assert [c["outcome"] for c in changes(again)] == ["held"]
+    merged = await hub.send(
+        event(renumbering("c1", PERSON, NEW_NUMBER, "2024-05-10", source="cpr_register"))
+    )
+    assert [c["outcome"] for c in changes(merged)] == ["applied"]
+    assert changes(merged)[0]["reason"].startswith("merged ")
+    persons = {r.person_key: r for r in await hub.rows(tables.persons)}
+    assert persons[NEW_NUMBER].alias_of == PERSON
+    periods = await hub.rows(tables.subsidy_periods)
+    assert [(p.person_key, p.period_start.isoformat(), p.saldo) for p in periods] == [
+        (PERSON, "2024-03-01", 160_000)
+    ]
+
+
+async def test_a_pharmacys_renumbering_to_another_birth_date_is_held_and_the_agency_decides(
+    hub: Hub,
+) -> None:
+    """A new number of another birth date would join two people: held, even though it is unknown to
+    the register; the agency's renumbering (sender agency) applies it."""
+    await hub.send(sale("a1", 100_000, "2024-03-01T10:00:00+01:00"))
+    held = await hub.send(event(renumbering("r1", PERSON, OTHER, "2024-03-05")))
+    assert [(c["outcome"], c["reason"]) for c in changes(held)] == [
+        (
+            "held",
+            "renumbering held for review: the new number's birth date differs from the old "
+            "number's",
+        )
+    ]
+    assert [a["kind"] for a in alerts(held)] == ["renumbering_held"]
+    assert {r.person_key for r in await hub.rows(tables.persons)} == {PERSON}
+    decided = await hub.send(event(renumbering("r2", PERSON, OTHER, "2024-03-05", source="agency")))
+    assert [c["outcome"] for c in changes(decided)] == ["applied"]
+    persons = {r.person_key: r for r in await hub.rows(tables.persons)}
+    assert persons[OTHER].alias_of == PERSON
+
+
+async def test_identity_events_take_effect_before_sales_in_one_batch_whatever_the_order(
+    hub: Hub,
+) -> None:
+    """Spec § 7 (DECISION): a renumbering A → B and a sale under B in one batch, the sale first in the
+    batch: the sale is decided on A's period (saldo 1,000 → 2,000: 511.25 kr), not on a fresh period
+    under B (0 kr)."""
+    await hub.send(sale("a1", 100_000, "2024-03-01T10:00:00+01:00"))
+    result = await hub.send(
+        sale("b1", 100_000, "2024-05-01T10:00:00+02:00", NEW_NUMBER),
+        event(renumbering("r1", PERSON, NEW_NUMBER, "2024-04-10")),
+    )
+    assert reasons(result) == []
+    decision = next(orjson.loads(o.value) for o in result.outputs if b'"b1"' in o.value)
+    assert (decision["subsidy"], decision["saldo_before"]) == (51_125, 100_000)
+    assert decision["period_start"] == "2024-03-01"
+    assert [r.balance_id for r in await hub.rows(tables.balances)] == []

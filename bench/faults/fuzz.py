@@ -90,7 +90,9 @@ class Fuzz:
             i = at_position.get(dl.source)
             if i is not None and dl.message_id:
                 dead_values.setdefault((dl.source[0], dl.message_id), set()).add(records[i].value)
-        taken = truth.processed | {k for k, v in outcomes.items() if v & {"applied", "parked"}}
+        taken = truth.processed | {
+            k for k, v in outcomes.items() if v & {"applied", "parked", "held"}
+        }
         accepted, lost, lost_decisions, decided, twins = 0, 0, 0, 0, 0
         lost_kinds: Counter[str] = Counter()
         examples: list[str] = []

@@ -115,6 +115,9 @@ class Handler:
     - `history`: whether the message needs its person's whole history, given the person as loaded and
       a dict the check keeps per batch (person key -> the latest payment seen so far). It must answer
       yes whenever `handle` will call `BatchView.history` for the message.
+    - `first`: whether the message takes effect before the batch's messages of other topics (a
+      person's identity before their sales, whatever the topic order of the fetch), asked just before
+      it would be handled first; a message it says no to keeps its place.
     """
 
     handle: HandleFn
@@ -122,6 +125,7 @@ class Handler:
     redecide: Callable[[PurchaseRow, Context], Outgoing] | None = None
     history: Callable[[Decoded, PersonState | None, dict[str, datetime]], bool] | None = None
     preload: Callable[[AsyncConnection, list[Decoded]], Awaitable[Any]] | None = None
+    first: Callable[[BatchView, Decoded], bool] | None = None
 
 
 def person_state(view: BatchView, d: Decoded) -> PersonState:

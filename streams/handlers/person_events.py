@@ -1,8 +1,11 @@
 """`cpr.person-events.v1`: a new number (renumbering, a substitute id replaced), a death, custody.
 
-A renumbering old → new makes the new number an alias of the person (`rules.identity`); when the new
+Custody and death are taken only from the CPR register's feed (`rules.identity.sender_refusal`). A
+renumbering old → new makes the new number an alias of the person (`rules.identity`); when the new
 number already has a history of its own, the two persons are merged and their purchases recomputed in
-payment order. A death is stored (retention counts from it; a purchase after it is flagged). Custody is
+payment order. A pharmacy's renumbering that would merge two histories or join numbers of different
+birth dates is held for review instead (outcome `held`, a `renumbering_held` alert): the CPR register's
+or the agency's renumbering of the same numbers applies it. A death is stored (retention counts from it; a purchase after it is flagged). Custody is
 stored for the citizens' read access. Every re-key and merge reaches the change feed with pseudonyms only.
 """
 
@@ -12,7 +15,7 @@ from dataclasses import replace
 
 import orjson
 
-from rules.identity import Alias, Merged, merge, renumbering
+from rules.identity import Alias, Merged, hold, merge, renumbering, same_birth, sender_refusal
 from rules.outcomes import Refused
 from rules.state import PersonState
 from schemas.person_events import PersonEvent
@@ -34,6 +37,8 @@ def needs(d: Decoded) -> Needs:
 
 def handle(view: BatchView, d: Decoded, ctx: Context) -> Effects:
     m: PersonEvent = d.message  # type: ignore[assignment]
+    if (wrong := sender_refusal(m.event, m.sender.source)) is not None:
+        return refused(rejection(d, wrong.reason))
     if m.event == "number_replaced":
         return _renumber(view, d, m, ctx)
     state = person_state(view, d)
@@ -60,6 +65,14 @@ def _renumber(view: BatchView, d: Decoded, m: PersonEvent, ctx: Context) -> Effe
     assert old.person is not None
     if verdict == "repeat":
         return Effects(outcome="applied", reason="renumbering already registered")
+    born_alike = same_birth(d.person_key, m.person.born(), m.new_person.born())
+    if (why := hold(verdict, m.sender.source, born_alike)) is not None:
+        reporter = m.sender.pharmacy_number or m.sender.source
+        return Effects(
+            outcome="held",
+            reason=f"renumbering held for review: {why}",
+            outputs=(ctx.out.renumbering_held(d, reporter, why),),
+        )
     alias = Alias(new.key, old.person, d.person_key, m.effective_on)
     if verdict == "alias":
         return Effects(
@@ -124,4 +137,15 @@ def _details(kept: PersonState, result: Merged) -> str:
     ).decode()
 
 
-HANDLER = Handler(handle, needs=needs)
+def first(view: BatchView, d: Decoded) -> bool:
+    """Identity before sales (spec § 7, DECISION): a person event takes effect before the batch's
+    reports, so a purchase under a new number already sees the merged period. A renumbering from a
+    number the register does not know yet keeps its place: the reports that make that number known
+    (its first ones may be in this very batch) come first."""
+    m: PersonEvent = d.message  # type: ignore[assignment]
+    if m.event != "number_replaced" or d.person_key is None:
+        return True
+    return view.key_facts(d.person_key).person is not None
+
+
+HANDLER = Handler(handle, needs=needs, first=first)
