@@ -47,12 +47,15 @@ def create_api(
     tokens: TokenKeys = NO_TOKEN_KEYS,
     rules: RulesConfig | None = None,
     clock: Callable[[], datetime] = _now,
+    pseudonym_secret: bytes = b"",
 ) -> FastAPI:
     """The read API over the register at `database_url` (its configuration as values, not settings).
 
     The dashboard also asks the workers at `worker_urls` (their web ports) how they are; `tokens` says
     how bearer tokens are verified (without keys every personal-data read is refused); `rules` are the
-    stream's rule settings, for quotes; `clock` gives "today" for § 5 (tests move it).
+    stream's rule settings, for quotes; `clock` gives "today" for § 5 (tests move it);
+    `pseudonym_secret` is the hub's pseudonym key (the audit names a caller whose token's subject
+    holds a CPR number by its pseudonym).
     """
     engine = make_engine(database_url)
     metrics = CollectorRegistry()
@@ -68,7 +71,9 @@ def create_api(
         description="The CTR's read side: § 5 access with bearer tokens, every read audited.",
         lifespan=lifespan,
     )
-    context = ReadContext(engine, TokenVerifier(tokens), rules or RulesConfig(), clock, metrics)
+    context = ReadContext(
+        engine, TokenVerifier(tokens), rules or RulesConfig(), clock, metrics, pseudonym_secret
+    )
     app.include_router(personal_routes(context))
 
     @app.exception_handler(RequestValidationError)

@@ -9,7 +9,7 @@ log in the same transaction as the read: a read that cannot be audited is not se
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any, Literal
 
@@ -25,7 +25,8 @@ from api.tokens import TokenRefused, TokenVerifier
 from rules.access import Allowed, Denied, Principal, Resource, decide
 from rules.deadlines import COPENHAGEN
 from rules.dispensing import RulesConfig
-from rules.identifiers import normalise_person_key, parse_person_key
+from rules.identifiers import contains_person_number, normalise_person_key, parse_person_key
+from rules.privacy import pseudonym
 from sinks import read_audit
 from sinks.read_audit import AuditEntry
 from sinks.register import Register
@@ -46,13 +47,15 @@ class Refusal(Exception):
 @dataclass(frozen=True, slots=True)
 class ReadContext:
     """What the personal-data endpoints share: the register, the token verifier, the rules' settings
-    (for quotes), the clock (today is the Copenhagen date of `clock()`) and the metrics registry."""
+    (for quotes), the clock (today is the Copenhagen date of `clock()`), the metrics registry and the
+    pseudonym key (a caller whose token's subject holds a CPR number is audited by its pseudonym)."""
 
     engine: AsyncEngine
     verifier: TokenVerifier
     rules: RulesConfig
     clock: Callable[[], datetime]
     metrics: CollectorRegistry
+    pseudonym_secret: bytes = b""
 
 
 def personal_routes(ctx: ReadContext) -> APIRouter:
@@ -95,6 +98,7 @@ def personal_routes(ctx: ReadContext) -> APIRouter:
                     except QuoteRefused as exc:
                         refusal = Refusal(exc.status, exc.reason)
                 entry = _entry(principal, resource, person, purpose, now, fields, refusal)
+                entry = _pseudonymous(entry, ctx.pseudonym_secret)
                 await read_audit.record(conn, entry)
         except SQLAlchemyError:
             return _error(503, "the register is unavailable; nothing was read")
@@ -144,7 +148,8 @@ def personal_routes(ctx: ReadContext) -> APIRouter:
         person: str,
         purpose: str | None = Query(
             default=None,
-            description="a pharmacy's purpose (§ 5 stk. 1)",
+            description="why it is read: a pharmacy's dispensing, information or "
+            "deferral_assessment (§ 5 stk. 1); the agency's operation or data_quality (§ 5 stk. 3)",
             pattern=PURPOSE_PATTERN,
         ),
         authorization: str | None = Header(default=None),
@@ -171,7 +176,8 @@ def personal_routes(ctx: ReadContext) -> APIRouter:
         period: Literal["current", "previous"] = "current",
         purpose: str | None = Query(
             default=None,
-            description="a pharmacy's purpose: information",
+            description="why it is read: a pharmacy's information (§ 5 stk. 1); the agency's "
+            "operation or data_quality (§ 5 stk. 3)",
             pattern=PURPOSE_PATTERN,
         ),
         authorization: str | None = Header(default=None),
@@ -191,7 +197,14 @@ def personal_routes(ctx: ReadContext) -> APIRouter:
         responses={**_REFUSALS, 409: {"description": "no subsidy scale in force on the day"}},
     )
     async def quotes(
-        request: QuoteRequest, authorization: str | None = Header(default=None)
+        request: QuoteRequest,
+        purpose: str | None = Query(
+            default=None,
+            description="a pharmacy quotes for dispensing (the default); the agency names "
+            "operation or data_quality (§ 5 stk. 3)",
+            pattern=PURPOSE_PATTERN,
+        ),
+        authorization: str | None = Header(default=None),
     ) -> JSONResponse:
         async def read(
             _c: AsyncConnection, principal: Principal, _k: str, _a: Allowed, _t: date
@@ -203,7 +216,8 @@ def personal_routes(ctx: ReadContext) -> APIRouter:
                 raise QuoteRefused(422, "pharmacy_number: required for a quote by the agency")
             return await quote(Register(ctx.engine), ctx.rules, request, number)
 
-        return await checked("quote", authorization, request.person_key, "dispensing", read)
+        stated = purpose or "dispensing"
+        return await checked("quote", authorization, request.person_key, stated, read)
 
     @router.get(
         "/audit",
@@ -213,6 +227,11 @@ def personal_routes(ctx: ReadContext) -> APIRouter:
     async def audit(
         person: str | None = Query(default=None, max_length=11),
         limit: int = Query(default=100, ge=1, le=1000),
+        purpose: str | None = Query(
+            default=None,
+            description="operation or data_quality (§ 5 stk. 3)",
+            pattern=PURPOSE_PATTERN,
+        ),
         authorization: str | None = Header(default=None),
     ) -> JSONResponse:
         wanted: str | None = None
@@ -220,7 +239,7 @@ def personal_routes(ctx: ReadContext) -> APIRouter:
             try:
                 wanted = person_key(person)
             except Refusal as exc:
-                return await refuse("audit", None, None, ctx.clock(), exc)
+                return await refuse("audit", None, purpose, ctx.clock(), exc)
 
         async def read(conn: AsyncConnection, _p: Principal, _k: str, _a: Allowed, _t: date) -> Any:
             internal = None
@@ -228,7 +247,7 @@ def personal_routes(ctx: ReadContext) -> APIRouter:
                 internal, _ = await person_reads.internal_id(conn, wanted)
             return {"entries": await read_audit.entries(conn, person_key=internal, limit=limit)}
 
-        return await serve("audit", authorization, None, None, read)
+        return await serve("audit", authorization, None, purpose, read)
 
     return router
 
@@ -269,6 +288,17 @@ def _entry(
         status=refusal.status if refusal else 200,
         reason=refusal.reason if refusal else None,
     )
+
+
+def _pseudonymous(entry: AuditEntry, secret: bytes) -> AuditEntry:
+    """The audit entry with a caller whose token's subject or actor holds a CPR number named by its
+    pseudonym instead (spec § 8: the audit names the caller by a pseudonym)."""
+    subject, actor = entry.subject, entry.actor
+    if contains_person_number(subject):
+        subject = "pseudonym " + pseudonym(subject, secret)
+    if actor is not None and contains_person_number(actor):
+        actor = "pseudonym " + pseudonym(actor, secret)
+    return replace(entry, subject=subject, actor=actor)
 
 
 def _error(status: int, reason: str, headers: dict[str, str] | None = None) -> JSONResponse:

@@ -129,6 +129,7 @@ def api(
             settings.worker_urls,
             tokens=wiring.token_keys(settings),
             rules=wiring.rules_config(settings),
+            pseudonym_secret=settings.pseudonym_key.get_secret_value().encode(),
         ),
         host=host or settings.api_host,
         port=port or settings.api_port,

@@ -9,7 +9,8 @@
   practitioner.
 - A citizen (§ 5 stk. 4) may read the same subset about themselves and about children under 15 in their
   custody.
-- The agency and its operator (§ 5 stk. 3) may read everything, for operation and data quality.
+- The agency and its operator (§ 5 stk. 3) may read everything, but only "til brug for drift og
+  datakvalitet": the request names `operation` or `data_quality`, and any other purpose is refused.
 - A municipality and monitoring read no personal data here.
 
 The caller gathers the facts (`PersonFacts`) from the register; this module decides and never reads.
@@ -24,7 +25,7 @@ from typing import Literal, get_args
 Role = Literal["pharmacy", "doctor", "citizen", "agency", "operator", "municipality", "monitoring"]
 ROLES: tuple[Role, ...] = get_args(Role)
 Resource = Literal["status", "purchases", "quote", "audit"]
-Purpose = Literal["dispensing", "information", "deferral_assessment"]
+Purpose = Literal["dispensing", "information", "deferral_assessment", "operation", "data_quality"]
 PURPOSES: tuple[Purpose, ...] = get_args(Purpose)
 
 STATUS_FIELDS: tuple[str, ...] = (
@@ -58,6 +59,9 @@ PHARMACY_PURPOSES: dict[Resource, frozenset[Purpose]] = {
     "quote": frozenset({"dispensing"}),
 }
 """§ 5 stk. 1: what a pharmacy may use each resource for."""
+
+AGENCY_PURPOSES: frozenset[Purpose] = frozenset({"operation", "data_quality"})
+"""§ 5 stk. 3: the agency and its operator read "til brug for drift og datakvalitet" only."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +118,10 @@ class Denied:
 
 Decision = Allowed | Denied
 
+CITIZEN_REFUSAL = Denied(
+    403, "§ 5 stk. 4: a citizen reads about themselves and their children under 15 in custody"
+)
+
 _EVERYTHING: dict[Resource, frozenset[str]] = {
     "status": frozenset(STATUS_FIELDS),
     "purchases": PURCHASE_FIELDS,
@@ -134,6 +142,9 @@ def decide(
     """May `principal` read `resource` (of the person in `facts`; None for the audit log), stating
     `purpose`? `Allowed` carries exactly the fields it may see."""
     role = principal.role
+    if role in ("agency", "operator") and purpose not in AGENCY_PURPOSES:
+        named = ", ".join(sorted(AGENCY_PURPOSES))
+        return Denied(403, f"§ 5 stk. 3: the agency and its operator read only for: {named}")
     if resource == "audit":
         if role == "agency":
             return Allowed(AUDIT_FIELDS)
@@ -159,11 +170,14 @@ def decide(
             "§ 5 stk. 2: no current treatment relation at a registered treatment place "
             "where the doctor is an active practitioner",
         )
-    # a citizen
+    # a citizen; one reason for every refusal, so it never tells whether a custody row exists
     if facts.caller_person is not None and facts.caller_person == facts.person:
         return Allowed(SUBSET)
-    if facts.caller_person is None or facts.caller_person not in facts.custodians:
-        return Denied(403, "§ 5 stk. 4: a citizen reads about themselves and children in custody")
-    if facts.birth_date is None or age_on(facts.birth_date, facts.today) >= CHILD_AGE_LIMIT:
-        return Denied(403, "§ 5 stk. 4: the child is 15 or older")
+    if (
+        facts.caller_person is None
+        or facts.caller_person not in facts.custodians
+        or facts.birth_date is None
+        or age_on(facts.birth_date, facts.today) >= CHILD_AGE_LIMIT
+    ):
+        return Denied(CITIZEN_REFUSAL.status, CITIZEN_REFUSAL.reason)
     return Allowed(SUBSET)

@@ -23,6 +23,7 @@ from api.tokens import TokenKeys, mint
 from reghub.demo_places import registrations
 from reghub.settings import Settings
 from rules.deadlines import COPENHAGEN
+from rules.privacy import pseudonym
 from rules.treatment_places.identifiers import sor_id
 from sinks import tables
 from sinks.register import Register, make_engine
@@ -241,8 +242,12 @@ def _status_cases() -> list[tuple[str, str, str | None, frozenset[str] | int]]:
         ("parent", STRANGER_CHILD, None, 403),
         ("parent", PERSON, None, 403),
         ("parent", PARENT, None, SUBSET),
-        ("agency", PERSON, None, ALL),
-        ("operator", PERSON, None, ALL),
+        ("agency", PERSON, "operation", ALL),
+        ("agency", PERSON, "data_quality", ALL),
+        ("operator", PERSON, "operation", ALL),
+        ("agency", PERSON, None, 403),
+        ("agency", PERSON, "marketing", 403),
+        ("operator", PERSON, "dispensing", 403),
         ("municipality", PERSON, None, 403),
         ("monitoring", PERSON, None, 403),
     ]
@@ -289,12 +294,12 @@ async def test_every_role_reads_exactly_what_section_5_gives_it_and_every_read_i
 
         for who in PRINCIPALS:
             headers = {"Authorization": f"Bearer {token(_role(who), **PRINCIPALS[who])}"}
-            for purpose in (None, "information", "dispensing"):
+            for purpose in (None, "information", "dispensing", "operation", "marketing"):
                 params = {"period": "current", **({"purpose": purpose} if purpose else {})}
                 got = await client.get(
                     f"/v1/persons/{PERSON}/purchases", params=params, headers=headers
                 )
-                allowed = who in ("agency", "operator") or (
+                allowed = (who in ("agency", "operator") and purpose == "operation") or (
                     who == "pharmacy" and purpose == "information"
                 )
                 label = f"{who} -> purchases ({purpose})"
@@ -326,15 +331,19 @@ async def test_every_role_reads_exactly_what_section_5_gives_it_and_every_read_i
                 ],
                 **({} if who == "pharmacy" else {"pharmacy_number": "12300"}),
             }
-            got = await client.post("/v1/quotes", json=quote, headers=headers)
-            allowed = who in ("pharmacy", "agency", "operator")
+            agency = who in ("agency", "operator")
+            params = {"purpose": "data_quality"} if agency else {}
+            got = await client.post("/v1/quotes", json=quote, headers=headers, params=params)
+            allowed = who == "pharmacy" or agency
             if (got.status_code == 200) != allowed or (not allowed and got.status_code != 403):
                 wrong.append(f"{who} -> quote: {got.status_code} {got.text[:200]}")
             entry = await _last_audit(register)
             if entry.resource != "quote" or entry.outcome != ("allowed" if allowed else "refused"):
                 wrong.append(f"{who} -> quote: audited {entry.resource} {entry.outcome}")
 
-            got = await client.get("/v1/audit", params={"person": PERSON}, headers=headers)
+            got = await client.get(
+                "/v1/audit", params={"person": PERSON, "purpose": "operation"}, headers=headers
+            )
             if (got.status_code == 200) != (who == "agency") or got.status_code not in (200, 403):
                 wrong.append(f"{who} -> audit: {got.status_code}")
 
@@ -350,9 +359,13 @@ async def test_status_fields_are_the_registers_figures_and_the_edges_move_with_t
     parent = {"Authorization": f"Bearer {token('citizen', cpr=PARENT)}"}
     doctor = {"Authorization": f"Bearer {token('doctor', authorisation_id=DOCTOR)}"}
     async with _client(settings) as client:
-        status = (await client.get(f"/v1/persons/{PERSON}/status", headers=agency)).json()
+        status = (
+            await client.get(f"/v1/persons/{PERSON}/status", params=OPERATION, headers=agency)
+        ).json()
         previous = await client.get(
-            f"/v1/persons/{PERSON}/purchases", params={"period": "previous"}, headers=agency
+            f"/v1/persons/{PERSON}/purchases",
+            params={"period": "previous", **OPERATION},
+            headers=agency,
         )
     shown = status["status"]
     assert shown["current_period"] == {"start": "2024-06-01", "end": "2025-05-31"}
@@ -421,7 +434,8 @@ async def test_bad_tokens_are_refused_with_401_and_audited(settings: Settings) -
             got = await c.get(f"/v1/persons/{PERSON}/status", headers=headers)
             assert got.status_code == 401, name
             assert set(got.json()) == {"detail"} and PERSON not in got.text, name
-        assert (await c.get(f"/v1/persons/{PERSON}/status", headers=_bearer())).status_code == 200
+        ok = await c.get(f"/v1/persons/{PERSON}/status", params=OPERATION, headers=_bearer())
+        assert ok.status_code == 200
     reader = Register(make_engine(settings.database_url))
     async with reader.engine.connect() as conn:
         rows = (await conn.execute(select(read_audit).order_by(read_audit.c.id))).all()
@@ -436,11 +450,17 @@ async def test_bad_tokens_are_refused_with_401_and_audited(settings: Settings) -
     api = create_api(settings.database_url, tokens=public)
     signed = jwt.encode({**good, **times}, private, "RS256")
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=api), base_url="http://t") as c:
-        ok = await c.get(f"/v1/persons/{PERSON}/status", headers=_bearer(signed))
+        ok = await c.get(f"/v1/persons/{PERSON}/status", params=OPERATION, headers=_bearer(signed))
         confused = await c.get(
-            f"/v1/persons/{PERSON}/status", headers=_bearer(_hs256_with(public_pem, good, times))
+            f"/v1/persons/{PERSON}/status",
+            params=OPERATION,
+            headers=_bearer(_hs256_with(public_pem, good, times)),
         )
     assert (ok.status_code, confused.status_code) == (200, 401)
+
+
+OPERATION = {"purpose": "operation"}
+"""The agency's stated purpose (§ 5 stk. 3: drift og datakvalitet)."""
 
 
 def _bearer(value: str | None = None) -> dict[str, str]:
@@ -575,7 +595,11 @@ async def test_a_jwks_url_verifies_the_issuers_tokens_and_reads_are_counted(
         transport = httpx.ASGITransport(app=api)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
             codes = [
-                (await client.get(f"/v1/persons/{PERSON}/status", headers=_bearer(t))).status_code
+                (
+                    await client.get(
+                        f"/v1/persons/{PERSON}/status", params=OPERATION, headers=_bearer(t)
+                    )
+                ).status_code
                 for t in (good, unknown_kid, wrong_key)
             ]
             metrics = (await client.get("/metrics")).text
@@ -621,3 +645,30 @@ async def test_a_request_not_understood_is_refused_without_its_values_and_audite
     assert allowed.status_code == 200
     assert monitor.json()["reads"] == {"allowed": {"pharmacy": 1}, "refused": {"-": 4}}
     assert PERSON not in monitor.text
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_the_audit_names_a_citizen_by_a_pseudonym_never_by_the_cpr_in_the_tokens_subject(
+    settings: Settings, register: Register
+) -> None:
+    """Spec § 8: an identity provider may put the citizen's CPR number in `sub`; the audit entry
+    names that caller by the hub's pseudonym of it, allowed or refused."""
+    from api.app import create_api
+
+    await _fill(settings, register)
+    secret = settings.pseudonym_key.get_secret_value().encode()
+    api = create_api(
+        settings.database_url, tokens=KEYS, clock=lambda: CLOCK_AT, pseudonym_secret=secret
+    )
+    own = mint(SECRET, "citizen", PERSON, audience=KEYS.audience, issuer=KEYS.issuer, cpr=PERSON)
+    headers = {"Authorization": f"Bearer {own}"}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=api), base_url="http://t") as c:
+        allowed = await c.get(f"/v1/persons/{PERSON}/status", headers=headers)
+        refused = await c.get(f"/v1/persons/{CHILD}/status", headers=headers)
+    assert (allowed.status_code, refused.status_code) == (200, 403)
+    async with register.engine.connect() as conn:
+        rows = (await conn.execute(select(read_audit).order_by(read_audit.c.id))).all()
+    assert [r.outcome for r in rows[-2:]] == ["allowed", "refused"]
+    for row in rows[-2:]:
+        assert row.subject == row.actor == f"pseudonym {pseudonym(PERSON, secret)}"
+        assert PERSON not in f"{row.subject} {row.actor} {row.reason}"

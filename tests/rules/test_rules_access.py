@@ -47,8 +47,22 @@ def facts(**more: object) -> PersonFacts:
 def test_the_agency_and_its_operator_read_everything(
     role: str, resource: str, fields: set[str]
 ) -> None:
-    got = decide(Principal(role, "x"), resource, None, facts())  # type: ignore[arg-type]
-    assert got == Allowed(frozenset(fields))
+    for purpose in ("operation", "data_quality"):
+        got = decide(Principal(role, "x"), resource, purpose, facts())  # type: ignore[arg-type]
+        assert got == Allowed(frozenset(fields))
+
+
+@pytest.mark.parametrize("role", ["agency", "operator"])
+@pytest.mark.parametrize("resource", ["status", "purchases", "quote", "audit"])
+@pytest.mark.parametrize("purpose", [None, "marketing", "dispensing", "information"])
+def test_the_agency_reads_only_for_operation_and_data_quality(
+    role: str, resource: str, purpose: str | None
+) -> None:
+    """§ 5 stk. 3: "til brug for drift og datakvalitet"; any other purpose, or none, is refused."""
+    got = decide(Principal(role, "x"), resource, purpose, facts())  # type: ignore[arg-type]
+    assert got == Denied(
+        403, "§ 5 stk. 3: the agency and its operator read only for: data_quality, operation"
+    )
 
 
 @pytest.mark.parametrize("role", ["municipality", "monitoring"])
@@ -131,14 +145,25 @@ def test_a_parent_reads_the_subset_about_a_child_under_15_in_custody(
     got = decide(parent, "status", None, child)
     if allowed:
         assert got == Allowed(frozenset(DOCTOR_AND_CITIZEN))
-    else:
-        assert isinstance(got, Denied) and got.status == 403
     no_custody = PersonFacts(child.person, today, born, caller_person="0101701234")
-    assert isinstance(decide(parent, "status", None, no_custody), Denied)
+    refused = decide(parent, "status", None, no_custody)
+    assert isinstance(refused, Denied)
+    if not allowed:
+        # the refusal reads the same with or without a custody row: it does not tell one exists
+        assert (
+            got
+            == refused
+            == Denied(
+                403,
+                "§ 5 stk. 4: a citizen reads about themselves and their children under 15 in custody",
+            )
+        )
 
 
 def test_only_the_agency_lists_the_audit_log() -> None:
-    assert decide(Principal("agency", "a"), "audit", None, None) == Allowed(frozenset({"audit"}))
+    assert decide(Principal("agency", "a"), "audit", "operation", None) == Allowed(
+        frozenset({"audit"})
+    )
     for who in (PHARMACY, DOCTOR, CITIZEN, Principal("operator", "o")):
         assert isinstance(decide(who, "audit", None, None), Denied), who.role
 
