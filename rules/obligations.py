@@ -14,7 +14,7 @@ is 24:00 Europe/Copenhagen on the event's local date, daylight saving time inclu
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from rules.deadlines import due_immediately, seconds_late
@@ -60,8 +60,20 @@ def deferral_obligation_id(pharmacy_number: str, agreement_id: str, action: str)
     return f"deferral:{pharmacy_number}:{agreement_id}:{action}"
 
 
-def municipal_obligation_id(municipality_code: int, decision_id: str) -> str:
-    return f"municipal:{municipality_code}:{decision_id}"
+def municipal_obligation_id(
+    municipality_code: int,
+    decision_id: str,
+    action: str = "grant",
+    decided_at: datetime | None = None,
+) -> str:
+    """§ 8: "efter hver underretning eller ændring", also the end ("opstået eller bortfaldet"): the
+    decision's first notice, and each change and end of it, is an obligation of its own. A change or an
+    end is told apart by the time it was decided, which its announcement and its report both carry."""
+    if action == "grant":
+        return f"municipal:{municipality_code}:{decision_id}"
+    assert decided_at is not None
+    at = decided_at.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"municipal:{municipality_code}:{decision_id}:{action}:{at}"
 
 
 def arm(

@@ -1,15 +1,17 @@
 """`municipality.decisions-made.v1`: a municipality's case system announces each decision on a health
 supplement or a rights-based subsidy as it is made.
 
-Each announcement arms the obligation to report the decision to the register immediately (order § 8);
-its message on `ctr.municipal-grants.v1` with the same municipality and decision id meets it.
+Each announcement arms the obligation to report the decision to the register immediately (order § 8:
+"efter hver underretning eller ændring", including its end): the first notice (`grant`), and every
+`change` and `end` of it, is an obligation of its own. Its message on `ctr.municipal-grants.v1` with the
+same municipality, decision id and action meets it; a change or an end also by the same `decided_at`.
 """
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import AwareDatetime
+from pydantic import AwareDatetime, Field
 
 from schemas.common import MessageId, PersonRef, WireModel, person_born_by
 from schemas.municipal import MunicipalSender
@@ -20,6 +22,10 @@ class MunicipalDecisionMade(WireModel):
     message_id: MessageId
     sender: MunicipalSender
     decision_id: MessageId
+    action: Literal["grant", "change", "end"] = Field(
+        default="grant",
+        description="the decision made (grant), or a change or the end of it; each is reported",
+    )
     decided_at: AwareDatetime
     person: PersonRef
 

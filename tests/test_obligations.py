@@ -258,3 +258,70 @@ async def test_a_deferral_agreement_is_due_the_same_day_and_a_municipal_decision
     rows = {r.obligation_id: r for r in await hub.rows(tables.obligations)}
     assert rows["deferral:12300:h-1:entered"].state == "late"
     assert rows["municipal:101:md-1"].state == "resolved"
+
+
+async def test_a_municipal_decisions_change_and_end_are_obligations_of_their_own(
+    hub: Clocked,
+) -> None:
+    """§ 8: "efter hver underretning eller ændring", also the end ("opstået eller bortfaldet"). The
+    grant (10:00) is reported at 10:00:30, on time. Its change (12:00) is announced and not reported:
+    missing at 12:01:01, resolved by the change's message at 12:10 (540 s late). Its end (14:00) is
+    reported at 14:00:20, on time. The day's compliance counts all three for municipality 101:
+    two on time, one resolved after its alert."""
+    from tests.messages import municipal
+
+    def made(action: str, at: datetime) -> dict[str, Any]:
+        return {
+            "message_id": f"made-{action}",
+            "sender": {"municipality_code": 101, "user": "sagsbehandler"},
+            "decision_id": "md-1",
+            "action": action,
+            "decided_at": at.isoformat(),
+            "person": {"key": PERSON},
+        }
+
+    def reported(action: str, at: datetime, **more: Any) -> dict[str, Any]:
+        return {
+            **municipal(f"md-1-{action}", 101, "85"),
+            "decision_id": "md-1",
+            "action": action,
+            "decided_at": at.isoformat(),
+            **more,
+        }
+
+    granted, changed, ended = (PAID + timedelta(hours=h) for h in (0, 2, 4))
+    await hub.at(granted, DECISIONS_MADE, made("grant", granted))
+    await hub.at(granted + timedelta(seconds=30), MUNICIPAL_GRANTS, reported("grant", granted))
+    await hub.at(changed, DECISIONS_MADE, made("change", changed))
+    [missing] = await hub.watch(changed + timedelta(seconds=61))
+    assert (missing["kind"], missing["reporter"]) == ("report_missing", "municipality 101")
+    assert missing["message_id"] == "municipal:101:md-1:change:20240502T120000Z"
+    late = await hub.at(
+        changed + timedelta(minutes=10),
+        MUNICIPAL_GRANTS,
+        reported("change", changed, supplement_percentage="50"),
+    )
+    [resolved] = [a for a in alerts_of(late) if a["kind"] == "report_resolved"]
+    assert resolved["detail"].endswith("540 s late")
+    await hub.at(ended, DECISIONS_MADE, made("end", ended))
+    await hub.at(
+        ended + timedelta(seconds=20),
+        MUNICIPAL_GRANTS,
+        reported("end", ended, supplement_percentage=None, valid_to="2024-05-02"),
+    )
+    assert await hub.watch(ended + timedelta(minutes=5)) == []
+    assert await hub.states() == {
+        "municipal:101:md-1": "on_time",
+        "municipal:101:md-1:change:20240502T120000Z": "resolved",
+        "municipal:101:md-1:end:20240502T140000Z": "on_time",
+    }
+    out = Outputs(NAMES, CONFIG.pseudonym_secret, ended)
+    _, closed = await close_day(hub.register, out, date(2024, 5, 2))
+    [summary] = [orjson.loads(o.value) for o in closed]
+    assert summary["reporter"] == "municipality 101"
+    assert (summary["on_time"], summary["late"], summary["missing"], summary["resolved"]) == (
+        2,
+        0,
+        0,
+        1,
+    )

@@ -1,5 +1,6 @@
-"""`municipality.decisions-made.v1`: a municipal decision announced as it is made arms the obligation to
-report it immediately (order § 8), met by its message on `ctr.municipal-grants.v1`."""
+"""`municipality.decisions-made.v1`: a municipal decision, or a change or end of one, announced as it is
+made arms the obligation to report it immediately (order § 8), met by its message on
+`ctr.municipal-grants.v1`."""
 
 from __future__ import annotations
 
@@ -17,7 +18,13 @@ from streams.topics import DECISIONS_MADE, MUNICIPAL_GRANTS
 
 def _ids(d: Decoded) -> Iterable[str]:
     m: MunicipalDecisionMade = d.message  # type: ignore[assignment]
-    return (municipal_obligation_id(m.sender.municipality_code, m.decision_id),)
+    return (_obligation_id(m),)
+
+
+def _obligation_id(m: MunicipalDecisionMade) -> str:
+    return municipal_obligation_id(
+        m.sender.municipality_code, m.decision_id, m.action, m.decided_at
+    )
 
 
 def handle(view: BatchView, d: Decoded, ctx: Context) -> Effects:
@@ -26,7 +33,7 @@ def handle(view: BatchView, d: Decoded, ctx: Context) -> Effects:
         view,
         ctx,
         (DECISIONS_MADE.base, MUNICIPAL_GRANTS.base),
-        obligation_id=municipal_obligation_id(m.sender.municipality_code, m.decision_id),
+        obligation_id=_obligation_id(m),
         kind="municipal_decision",
         reporter=f"municipality {m.sender.municipality_code}",
         legal_basis=MUNICIPAL_RULE,

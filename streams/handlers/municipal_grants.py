@@ -26,7 +26,7 @@ def handle(view: BatchView, d: Decoded, ctx: Context) -> Effects:
     alerts = (late,) if late is not None else ()
     state = person_state(view, d)
     outcome = apply_municipal(state, m)
-    oid = municipal_obligation_id(m.sender.municipality_code, m.decision_id)
+    oid = _obligation_id(d)[0]
     if isinstance(outcome, Refused):
         rows = mark_rejected(view, ctx, TOPICS, oid)
         return Effects(rejected=rejection(d, outcome.reason), outputs=alerts, rows=rows)
@@ -39,7 +39,9 @@ def handle(view: BatchView, d: Decoded, ctx: Context) -> Effects:
 
 def _obligation_id(d: Decoded) -> list[str]:
     m: MunicipalDecision = d.message  # type: ignore[assignment]
-    return [municipal_obligation_id(m.sender.municipality_code, m.decision_id)]
+    return [
+        municipal_obligation_id(m.sender.municipality_code, m.decision_id, m.action, m.decided_at)
+    ]
 
 
 TOPICS = (DECISIONS_MADE.base, MUNICIPAL_GRANTS.base)
