@@ -13,8 +13,10 @@ is deleted, and `as_of` is the first day it is gone: a purchase paid on 2024-03-
 
 DECISION (what "arose" means, per table; `RETAINED` is the list, one line per table and rule):
 - purchases: the Copenhagen date of `paid_or_invoiced_at`.
-- subsidy_periods: `period_end`. A period is data in use (its saldo decides every purchase in it) until
-  it ends, so its 2 years run from its end, not its start.
+- subsidy_periods: a period row (its dates and saldo) arises with its purchases (spec § 8, DECISION): it
+  goes when the last of its purchases goes, i.e. by `last_paid_at` (the latest payment registered in
+  it), and never while a purchase in it is kept (`kept_by`). A period with no payment registered (one
+  imported with its saldo) goes by `period_end`, the latest its purchases can have been.
 - grants: `valid_to` (stk. 3, the grant's expiry).
 - supplements: `valid_to`, per kind: health supplement (stk. 5), rights-based (stk. 6). Open-ended (no
   `valid_to`): never, while the person lives.
@@ -78,7 +80,8 @@ class Retained:
     null is never deleted by `rule` (open-ended), unless `fallback` names a column to take instead.
     `only` = (column, value) restricts the line to the rows with that value. `persons` names the
     columns holding a person number: those rows go with a deceased person (stk. 2) and keep a person's
-    own row alive; () for a table without one.
+    own row alive; () for a table without one. `kept_by` = (table, columns): a row stays while a row of
+    that table sharing those columns' values is kept (a period while a purchase in it is).
     """
 
     table: str
@@ -87,6 +90,7 @@ class Retained:
     persons: tuple[str, ...] = ("person_key",)
     fallback: str | None = None
     only: tuple[str, str] | None = None
+    kept_by: tuple[str, tuple[str, ...]] | None = None
 
     @property
     def label(self) -> str:
@@ -97,7 +101,12 @@ class Retained:
 # One line per table (and rule). Persons rows are not listed: they follow the rest (module docstring).
 RETAINED: tuple[Retained, ...] = (
     Retained("purchases", "paid_or_invoiced_at"),
-    Retained("subsidy_periods", "period_end"),
+    Retained(
+        "subsidy_periods",
+        "last_paid_at",
+        fallback="period_end",
+        kept_by=("purchases", ("person_key", "period_start")),
+    ),
     Retained("grants", "valid_to", GRANT),
     Retained("supplements", "valid_to", HEALTH_SUPPLEMENT, only=("kind", "health_supplement")),
     Retained("supplements", "valid_to", RIGHTS_BASED, only=("kind", "rights_based")),

@@ -58,6 +58,11 @@ def end_of_day_utc(day: date) -> datetime:
     return datetime.combine(day + timedelta(days=1), time(0), tzinfo=COPENHAGEN).astimezone(UTC)
 
 
+def _past(column: Any, cut: date) -> ColumnElement[bool]:
+    """`column` (a date, or a time compared as its Copenhagen day) falls on or before `cut`."""
+    return column < end_of_day_utc(cut) if isinstance(column.type, DateTime) else column <= cut
+
+
 class _Run:
     """The predicates of a run on `as_of` over `retained`, built once; each a full-row condition."""
 
@@ -91,15 +96,29 @@ class _Run:
         return or_(*(self._key_in(table.c[c], self.dead_keys) for c in persons))
 
     def due(self, r: Retained) -> ColumnElement[bool]:
-        """The rows of line `r` that arose on or before its cutoff; never a row with no date."""
+        """The rows of line `r` that arose on or before its cutoff; never a row with no date, nor one
+        a row of its `kept_by` table still keeps."""
         table = self.tables[r.table]
-        column = table.c[r.arose]
-        arose: Any = column if r.fallback is None else func.coalesce(column, table.c[r.fallback])
         cut = cutoff(r.rule, self.as_of)
-        past = arose < end_of_day_utc(cut) if isinstance(column.type, DateTime) else arose <= cut
-        condition = and_(arose.is_not(None), past)
+        column = table.c[r.arose]
+        condition = and_(column.is_not(None), _past(column, cut))
+        if r.fallback is not None:  # the fallback may be of another type: no coalesce
+            other = table.c[r.fallback]
+            condition = or_(
+                condition, and_(column.is_(None), other.is_not(None), _past(other, cut))
+            )
         if r.only is not None:
             condition = and_(table.c[r.only[0]] == r.only[1], condition)
+        if r.kept_by is not None:
+            name, columns = r.kept_by
+            keeper = next(k for k in self.retained if k.table == name)
+            rows = t.metadata.tables[name]
+            kept = (
+                select(rows.c[columns[0]])
+                .where(*(rows.c[c] == table.c[c] for c in columns), not_(self.due(keeper)))
+                .exists()
+            )
+            condition = and_(condition, not_(kept))
         return condition
 
     def persons_of(self, table: str) -> tuple[str, ...]:

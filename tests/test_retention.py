@@ -623,3 +623,31 @@ async def test_the_daily_job_logs_a_failure_and_does_not_raise(
     assert "runs again tomorrow" in caplog.text
     assert "SELECT" not in caplog.text and "DELETE" not in caplog.text
     assert GENERAL.years == 2
+
+
+async def test_a_period_goes_when_the_last_of_its_purchases_goes(hub: Hub) -> None:
+    """Spec § 8 (DECISION): a period row arises with its purchases. p1 (10 March 2025) opens the
+    period 10 March 2025 – 9 March 2026; p2 is paid 20 May 2025. On 11 March 2027 p1 goes and the
+    period stays (p2 is in it); on 21 May 2027, the day p2 goes, the period goes with it — not on
+    10 March 2028, 2 years after its end. The dry run counts exactly what the run deletes."""
+    await hub.send((SUBSIDY_SCALES, SCALE_2025))
+    await hub.send((DISPENSINGS, report("p1", 100_000, "2025-03-10T10:00:00+01:00")))
+    await hub.send((DISPENSINGS, report("p2", 50_000, "2025-05-20T10:00:00+02:00")))
+    [period] = await _rows_of(hub, t.subsidy_periods)
+    assert (period.period_start, period.period_end) == (date(2025, 3, 10), date(2026, 3, 9))
+    first = await hub.plan(date(2027, 3, 11))
+    assert (first["purchases"], first["subsidy_periods"]) == (1, 0)
+    assert nonzero(await hub.apply(date(2027, 3, 11))) == nonzero(first)
+    assert len(await _rows_of(hub, t.subsidy_periods)) == 1
+    before = await hub.plan(date(2027, 5, 20))
+    assert (before["purchases"], before["subsidy_periods"]) == (0, 0)
+    last = await hub.plan(date(2027, 5, 21))
+    assert (last["purchases"], last["subsidy_periods"]) == (1, 1)
+    assert nonzero(await hub.apply(date(2027, 5, 21))) == nonzero(last)
+    assert await _rows_of(hub, t.subsidy_periods) == []
+
+
+async def _rows_of(hub: Hub, table: Table) -> list[Any]:
+    """PERSON's rows of `table` (the fixture's other person has rows of their own)."""
+    async with hub.register.engine.connect() as conn:
+        return list(await conn.execute(select(table).where(table.c.person_key == PERSON)))

@@ -93,7 +93,9 @@ def test_open_ended_rows_are_never_due_and_the_lines_say_which_column() -> None:
     assert by_label["deferral_agreements"].arose == "ended_on"
     assert by_label["balances"].rule is BALANCING and by_label["balances"].arose == "arose_on"
     assert by_label["purchases"].arose == "paid_or_invoiced_at"
-    assert by_label["subsidy_periods"].arose == "period_end"
+    assert by_label["subsidy_periods"].arose == "last_paid_at"
+    assert by_label["subsidy_periods"].fallback == "period_end"
+    assert by_label["subsidy_periods"].kept_by == ("purchases", ("person_key", "period_start"))
     assert by_label["obligations"].fallback == "updated_at"
     assert by_label["processed_messages"].persons == ()
     # the open-ended lines name a column that is null while open, and no fallback: never due
