@@ -8,7 +8,8 @@ opened its period, the period starts again at the next remaining sale.
 
 Both are one walk (`replay`): the person's purchases from the first period touched on, in payment order,
 the periods opened again by the first subsidised sale after the previous period expired (§ 3), each sale's
-subsidy due on the saldo before it. Purchases before the change keep what they got; each later purchase's
+subsidy due on the saldo before it. A period whose saldo holds more than its purchases (one imported
+with its saldo) is not opened again: it stands from its start, with that saldo, and its sales join it. Purchases before the change keep what they got; each later purchase's
 difference from the subsidy it was granted becomes a balancing amount in the period it now lies in (§ 6,
 § 7 stk. 3; DECISION). A purchase under a § 148 grant and a return keep their amounts: a return was
 reversed with the sale's terms when it came (`rules.dispensing`), and only moves the saldo.
@@ -217,6 +218,7 @@ def replay(
     order.sort(key=lambda item: (item[0], item[1]))
     change = _change_point(order, history, dropped, new, since)
 
+    carried = _carried(periods[first:], history.records)
     opened: list[_Open] = []
     of_sale: dict[str, _Open] = {}
     current: _Open | None = None
@@ -230,8 +232,11 @@ def replay(
         is_return = record is not None and record.return_of is not None
         opens = (new.subsidised if record is None else record.subsidised) and not is_return
         if current is None and opens:
-            current = _Open(when, period_end(when), is_under18(birth_date, when), previous_end)
-            opened.append(current)
+            current = next((p for p in carried if p.start <= when <= p.end), None)
+            if current is None:
+                current = _Open(when, period_end(when), is_under18(birth_date, when), previous_end)
+            if current not in opened:
+                opened.append(current)
         basis = new.basis if record is None else record.basis
         if is_return:
             assert record is not None and record.return_of is not None
@@ -286,13 +291,30 @@ def replay(
                     origin=origin,
                 )
             )
-    now = tuple(p.frozen() for p in opened)
+    opened += [p for p in carried if p not in opened]  # a period nothing walked reached stays
+    now = tuple(sorted((p.frozen() for p in opened), key=lambda p: p.start))
     starts = {p.start for p in now}
     removed = tuple(p.start for p in periods[first:] if p.start not in starts)
     placement = None
     if placed is not None:
         placement = Placement(placed[0].frozen(), placed[1], placed[2])
     return Replayed(now, removed, tuple(updates), tuple(balances), placement)
+
+
+def _carried(periods: Iterable[Period], records: Iterable[PurchaseRecord]) -> list[_Open]:
+    """The periods whose saldo holds more than the purchases the register has in them (a period
+    imported with its saldo, `reghub snapshot import`): they stand whatever the walk opens, from the
+    start the register knows, with that part of the saldo carried in."""
+    held: dict[date, Ore] = {}
+    for r in records:
+        if r.status != "cancelled" and r.period_start is not None and (r.subsidised or r.return_of):
+            held[r.period_start] = held.get(r.period_start, 0) + r.basis
+    found = []
+    for p in periods:
+        extra = p.saldo - held.get(p.start, 0)
+        if extra > 0:
+            found.append(_Open(p.start, p.end, p.under18, p.previous_end, saldo=extra))
+    return found
 
 
 def _change_point(
