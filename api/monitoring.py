@@ -18,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from rules.identifiers import mask_person_numbers
 from sinks import tables as t
 from sinks.times import utc
 
@@ -72,7 +73,7 @@ async def obligations_view(conn: AsyncConnection) -> dict[str, Any]:
         "by_state": by_state,
         "missing": [
             {
-                "obligation": r.obligation_id,
+                "obligation": mask_person_numbers(r.obligation_id, within_runs=True),
                 "reporter": r.reporter,
                 "due": utc(r.due_at).isoformat(),
             }  # type: ignore[union-attr]

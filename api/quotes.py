@@ -5,12 +5,13 @@ The quote is the stream's own computation: the lines become a dispensing report 
 schema, the person and the scales are loaded by the register's own unit of work (rolled back), and the
 report goes through `rules.dispensing.apply_dispensing` and `rules.lines.line_charges` as the stream's
 handler does. So a quote is the decision the register would give the same report now; nothing is written.
+A quote for a person whose death the CPR register reported says so (`died_on`, `notice`).
 """
 
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import orjson
@@ -94,7 +95,21 @@ async def quote(
     if isinstance(outcome, Parked):
         raise QuoteRefused(409, outcome.reason)
     assert outcome.purchase is not None
-    return _shown(report, outcome.purchase)
+    return {**_shown(report, outcome.purchase), **_death(state, day)}
+
+
+def _death(state: PersonState, day: date) -> dict[str, Any]:
+    """The person's registered death (from the CPR register), said plainly when the sale is after it:
+    the register will take the report, and flag it as a purchase after death."""
+    if state.died_on is None:
+        return {"died_on": None, "notice": None}
+    notice = None
+    if day > state.died_on:
+        notice = (
+            f"the CPR register reports this person dead on {state.died_on.isoformat()}: a sale "
+            "after the death is registered and flagged (purchase_after_death)"
+        )
+    return {"died_on": state.died_on.isoformat(), "notice": notice}
 
 
 def _report(request: QuoteRequest, pharmacy_number: str) -> DispensingReport:

@@ -186,14 +186,33 @@ def person_number_spans(text: str) -> list[tuple[int, int]]:
     ]
 
 
+_DIGIT_RUN = re.compile(r"[0-9]+(?:-[0-9]+)*")
+"""A run of digits, hyphens allowed between them."""
+
+
+def person_number_runs(text: str) -> list[tuple[int, int]]:
+    """Where `text` holds a run of digits (hyphens allowed) with ten digits in a row somewhere in it
+    that read as a CPR number: the whole run. Stricter than `person_number_spans`, for text shown to
+    other parties (logs, monitoring), where a CPR number glued into a longer id must not show either."""
+    found = []
+    for m in _DIGIT_RUN.finditer(text):
+        digits = m.group().replace("-", "")
+        if len(digits) >= 10 and any(
+            cpr_birth_date(digits[i : i + 10]) is not None for i in range(len(digits) - 9)
+        ):
+            found.append(m.span())
+    return found
+
+
 def contains_person_number(text: str) -> bool:
     """Whether `text` holds a run of ten digits (or DDMMYY-SSSS) that reads as a CPR number."""
     return bool(person_number_spans(text))
 
 
-def mask_person_numbers(text: str, mask: str = "**********") -> str:
-    """`text` with every possible CPR number (see `person_number_spans`) replaced by `mask`."""
-    spans = person_number_spans(text)
+def mask_person_numbers(text: str, mask: str = "**********", *, within_runs: bool = False) -> str:
+    """`text` with every possible CPR number (see `person_number_spans`) replaced by `mask`; with
+    `within_runs`, every run of digits that holds one anywhere (`person_number_runs`)."""
+    spans = person_number_runs(text) if within_runs else person_number_spans(text)
     for start, end in reversed(spans):
         text = text[:start] + mask + text[end:]
     return text

@@ -105,7 +105,7 @@ class Outputs:
         alert = Alert(
             kind="renumbering_held",
             source_topic=d.source.topic,
-            message_id=mask_person_numbers(d.message_id),
+            message_id=mask_person_numbers(d.message_id, within_runs=True),
             reporter=reporter,
             person=self.pseudonym(d.person_key),
             detail=(
@@ -118,13 +118,14 @@ class Outputs:
 
     def obligation_alert(self, o: Obligation, kind: str, note: str | None = None) -> Outgoing:
         """`report_missing`: an obligation passed its due time unmet; `report_resolved`: its report came
-        after all. Keyed by the reporter; the person by pseudonym only."""
+        after all. Keyed by the reporter; the person by pseudonym only, and a CPR-shaped dispensing id
+        inside the obligation's id masked (a pharmacy chooses it freely, spec § 9)."""
         due = o.due_at.isoformat() if o.due_at else "unknown"
         late = f"; {o.seconds_late} s late" if o.seconds_late is not None else ""
         alert = Alert(
             kind=kind,  # type: ignore[arg-type]
             source_topic=o.kind,
-            message_id=o.obligation_id,
+            message_id=mask_person_numbers(o.obligation_id, within_runs=True),
             reporter=o.reporter,
             person=self.pseudonym(o.person_key),
             detail=f"due {due} ({o.legal_basis}){late}" + (f"; {note}" if note else ""),

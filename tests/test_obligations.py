@@ -325,3 +325,19 @@ async def test_a_municipal_decisions_change_and_end_are_obligations_of_their_own
         0,
         1,
     )
+
+
+async def test_a_cpr_shaped_dispensing_id_is_masked_in_alerts_and_on_monitor(hub: Clocked) -> None:
+    """A pharmacy chooses its dispensing ids freely (spec § 9): one that reads as a CPR number (on its
+    own, or inside a longer run of digits) never reaches the alerts topic or `/monitor` as it is."""
+    from api.monitoring import obligations_view
+
+    for n, dispensing in enumerate(("2106149173", "12106149173")):
+        await hub.at(PAID, PAYMENTS, {**payment(n), "dispensing_id": dispensing})
+    missing = await hub.watch(PAID + timedelta(seconds=61))
+    assert sorted(a["message_id"] for a in missing) == ["payment:12300:**********"] * 2
+    text = orjson.dumps(missing).decode()
+    assert "2106149173" not in text and PERSON not in text
+    async with hub.register.engine.connect() as conn:
+        view = await obligations_view(conn)
+    assert [m["obligation"] for m in view["missing"]] == ["payment:12300:**********"] * 2

@@ -461,3 +461,29 @@ async def test_identity_events_take_effect_before_sales_in_one_batch_whatever_th
     assert (decision["subsidy"], decision["saldo_before"]) == (51_125, 100_000)
     assert decision["period_start"] == "2024-03-01"
     assert [r.balance_id for r in await hub.rows(tables.balances)] == []
+
+
+async def test_a_quote_for_a_person_the_cpr_register_reports_dead_says_so(hub: Hub) -> None:
+    """A quote is the decision the register would give; for a person whose death the CPR register
+    reported it names the date, and says plainly when the sale would come after it."""
+    from api.quotes import QuoteRequest, quote
+    from rules.dispensing import RulesConfig
+
+    await hub.send(sale("a1", 100_000, "2024-03-01T10:00:00+01:00"))
+    request = QuoteRequest.model_validate(
+        {
+            "person_key": PERSON,
+            "paid_at": "2024-05-01T10:00:00+02:00",
+            "lines": [{"drug_id": "028100", "reimbursement_price": 10_000, "actual_price": 10_000}],
+        }
+    )
+    alive = await quote(hub.register, RulesConfig(), request, "12300")
+    assert (alive["died_on"], alive["notice"]) == (None, None)
+    await hub.send(event(death("d1", "2024-04-01")))
+    dead = await quote(hub.register, RulesConfig(), request, "12300")
+    assert dead["died_on"] == "2024-04-01"
+    assert dead["notice"] == (
+        "the CPR register reports this person dead on 2024-04-01: a sale after the death is "
+        "registered and flagged (purchase_after_death)"
+    )
+    assert dead["subsidy"] == alive["subsidy"]

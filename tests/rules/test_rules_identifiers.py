@@ -417,3 +417,24 @@ def test_a_cpr_number_read_into_the_next_century_is_from_the_future(
             check_born_by(parsed, parsed.birth_date, paid)
     else:
         check_born_by(parsed, parsed.birth_date, paid)
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("id 12106149173 sent", "id ********** sent"),  # 2106149173 (21 June 2014) inside 11 digits
+        ("x9905056012349", "x**********"),  # 0505601234 inside a run of 13
+        ("payment:12300:050560-12345", "payment:12300:**********"),  # the hyphen form, glued on
+        ("offset 1733515200000", "offset 1733515200000"),  # a run with no date in it stays
+        ("payment:12300:d-r1", "payment:12300:d-r1"),
+    ],
+)
+def test_a_cpr_number_inside_a_longer_run_of_digits_is_masked_for_other_parties(
+    text: str, masked: str
+) -> None:
+    """Logs and monitoring mask a CPR number also when it is glued into a longer run of digits; the
+    strict form (for refusing partner ids) masks only a run of exactly ten."""
+    from rules.identifiers import mask_person_numbers
+
+    assert mask_person_numbers(text, within_runs=True) == masked
+    assert mask_person_numbers("id 12106149173", within_runs=False) == "id 12106149173"
