@@ -29,6 +29,7 @@ from typing import Literal
 from rules.history import History, Replayed, replay
 from rules.identifiers import PersonKeyKind, parse_person_key
 from rules.outcomes import Parked, Refused
+from rules.periods import is_under18
 from rules.scales import Scale
 from rules.state import Period, PersonState
 
@@ -162,3 +163,39 @@ def merge(
     current = result.current(kept_history.periods)
     state = replace(state, period=current, balances=(*state.balances, *result.balances))
     return Merged(state, result, merged_history.periods)
+
+
+def born_again(
+    state: PersonState,
+    history: History,
+    born: date,
+    scales: Iterable[Scale],
+    *,
+    balance_id: str,
+    origin: str,
+) -> Replayed | Parked | None:
+    """The person's periods decided again from their real birth date (spec § 9, DECISION): a
+    system-assigned number carries only the month, so once the CPR number is known a period's under-18
+    flag may change, and with it the subsidy of its purchases; each difference becomes a balancing
+    amount (§ 6). None when no period with purchases changes its flag."""
+    changed = [p for p in history.periods if is_under18(born, p.start) != p.under18]
+    if not changed:
+        return None
+    start = min(p.start for p in changed)
+    touched = [
+        r
+        for r in history.records
+        if r.status != "cancelled" and r.period_start is not None and r.period_start >= start
+    ]
+    if not touched:
+        return None  # nothing was decided on the flag yet
+    first = min(touched, key=lambda r: (r.day, r.paid_at is None, r.paid_at))
+    return replay(
+        born,
+        history,
+        scales,
+        day=first.day,
+        since=first.paid_at,
+        balance_id=balance_id,
+        origin=origin,
+    )

@@ -584,7 +584,7 @@ class RegisterUnitOfWork:
                   $6::varchar[], $7::varchar[], $8::date[], $9::date[])
                 ON CONFLICT (person_key) DO UPDATE SET current_period_start = EXCLUDED.current_period_start,
                   has_extras = EXCLUDED.has_extras, updated_at = EXCLUDED.updated_at,
-                  died_on = EXCLUDED.died_on""",
+                  died_on = EXCLUDED.died_on, birth_date = EXCLUDED.birth_date""",
                 *_columns(person_rows),
             )
         if period_rows:
@@ -594,7 +594,8 @@ class RegisterUnitOfWork:
                   (r->>5)::bigint, (r->>6)::timestamptz
                 FROM jsonb_array_elements($1::text::jsonb) AS r
                 ON CONFLICT (person_key, period_start) DO UPDATE SET saldo = EXCLUDED.saldo,
-                  previous_period_end = EXCLUDED.previous_period_end, last_paid_at = EXCLUDED.last_paid_at""",
+                  previous_period_end = EXCLUDED.previous_period_end, last_paid_at = EXCLUDED.last_paid_at,
+                  under18 = EXCLUDED.under18""",
                 _json_rows(period_rows),
             )
         if changes.purchases:

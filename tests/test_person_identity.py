@@ -487,3 +487,32 @@ async def test_a_quote_for_a_person_the_cpr_register_reports_dead_says_so(hub: H
         "registered and flagged (purchase_after_death)"
     )
     assert dead["subsidy"] == alive["subsidy"]
+
+
+async def test_a_substitute_ids_under_18_flag_is_decided_again_from_the_real_birth_date(
+    hub: Hub,
+) -> None:
+    """Spec § 9 (DECISION): a system-assigned number 3805061234 carries May 2006 only, so the register
+    counts the person born on 1 May 2006: 18 on 10 May 2024, the period opened by s1 (1,000 kr) is an
+    adult's and s1 gets 0 kr (below T1). The pharmacy reports the real CPR number 2005064123 (born
+    20 May 2006): the person is 17 on 10 May 2024, the period is a child's, s1 is due 1,000 × 60 % =
+    600 kr and the 600 kr become a balancing amount owed to the person, paid at the next purchase."""
+    substitute, real = "3805061234", "2005064123"
+    s1 = await hub.send(sale("s1", 100_000, "2024-05-10T10:00:00+02:00", substitute))
+    first = next(orjson.loads(o.value) for o in s1.outputs if b'"s1"' in o.value)
+    assert (first["subsidy"], first["under18"]) == (0, False)
+    moved = await hub.send(event(renumbering("r1", substitute, real, "2024-05-15")))
+    assert reasons(moved) == []
+    [feed] = changes(moved)
+    assert feed["reason"].endswith(
+        "the under-18 flag decided again from the real birth date: 1 balancing amounts"
+    )
+    [period] = await hub.rows(tables.subsidy_periods)
+    assert (period.person_key, period.under18, period.saldo) == (substitute, True, 100_000)
+    persons = {r.person_key: r for r in await hub.rows(tables.persons)}
+    assert persons[substitute].birth_date.isoformat() == "2006-05-20"
+    [owed] = await hub.rows(tables.balances)
+    assert (owed.balance_id, owed.amount) == ("born:r1:s1", 60_000)
+    s2 = await hub.send(sale("s2", 10_000, "2024-06-01T10:00:00+02:00", real))
+    second = next(orjson.loads(o.value) for o in s2.outputs if b'"s2"' in o.value)
+    assert (second["subsidy_entitled"], second["balancing_applied"]) == (6_000, 60_000)

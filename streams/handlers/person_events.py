@@ -15,8 +15,18 @@ from dataclasses import replace
 
 import orjson
 
-from rules.identity import Alias, Merged, hold, merge, renumbering, same_birth, sender_refusal
-from rules.outcomes import Refused
+from rules.identifiers import PersonKeyKind, parse_person_key
+from rules.identity import (
+    Alias,
+    Merged,
+    born_again,
+    hold,
+    merge,
+    renumbering,
+    same_birth,
+    sender_refusal,
+)
+from rules.outcomes import Parked, Refused
 from rules.state import PersonState
 from schemas.person_events import PersonEvent
 from sinks import tables
@@ -75,11 +85,7 @@ def _renumber(view: BatchView, d: Decoded, m: PersonEvent, ctx: Context) -> Effe
         )
     alias = Alias(new.key, old.person, d.person_key, m.effective_on)
     if verdict == "alias":
-        return Effects(
-            outcome="applied",
-            reason=f"renumbered: another number of {ctx.out.pseudonym(old.person)}",
-            aliases=((alias, m.new_person.born()),),
-        )
+        return _alias(view, d, m, ctx, alias)
     assert new.person is not None
     kept = view.state(old.person)
     gone = view.state(new.person)
@@ -114,6 +120,56 @@ def _renumber(view: BatchView, d: Decoded, m: PersonEvent, ctx: Context) -> Effe
         ),
         purchase_updates=replayed.updates,
         merges=(Merge(merged_alias, gone.birth_date, record),),
+    )
+
+
+def _alias(view: BatchView, d: Decoded, m: PersonEvent, ctx: Context, alias: Alias) -> Effects:
+    """A new number of a known person. When it is a CPR number whose birth date the register did
+    not have (a system-assigned number carries only the month), the person takes the real one and
+    their periods' under-18 flags are decided again (`rules.identity.born_again`)."""
+    assert m.new_person is not None
+    reason = f"renumbered: another number of {ctx.out.pseudonym(alias.person_key)}"
+    real = m.new_person.born()
+    aliases = ((alias, real),)
+    state = view.state(alias.person_key)
+    is_cpr = parse_person_key(m.new_person.key).kind is PersonKeyKind.CPR
+    if state is None or state.birth_date == real or not is_cpr:
+        return Effects(outcome="applied", reason=reason, aliases=aliases)
+    history = view.history(state.key)
+    redone = born_again(
+        state,
+        history,
+        real,
+        view.scales,
+        balance_id=f"born:{m.message_id}",
+        origin=f"under-18 flag decided again from the real birth date ({m.message_id})",
+    )
+    if isinstance(redone, Parked):
+        return refused(rejection(d, redone.reason))
+    if redone is None:
+        return Effects(
+            outcome="applied",
+            reason=reason,
+            aliases=aliases,
+            states=(replace(state, birth_date=real),),
+        )
+    reborn = replace(
+        state,
+        birth_date=real,
+        period=redone.current(history.periods),
+        balances=(*state.balances, *redone.balances),
+    )
+    return Effects(
+        outcome="applied",
+        reason=(
+            f"{reason}; the under-18 flag decided again from the real birth date: "
+            f"{len(redone.balances)} balancing amounts"
+        ),
+        states=(reborn,),
+        periods=tuple((state.key, p) for p in redone.periods),
+        removed_periods=tuple((state.key, start) for start in redone.removed),
+        purchase_updates=redone.updates,
+        aliases=aliases,
     )
 
 
