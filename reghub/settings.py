@@ -56,6 +56,18 @@ class Settings(BaseSettings):
         description="commit Kafka offsets at most this often (the register's offsets are exact)",
     )
     batch_max_records: int = Field(default=5_000, ge=1)
+    kafka_max_request_size: int = Field(
+        default=1_048_576,
+        ge=1024,
+        description="the largest record the producer sends (Apache Kafka's default limit: 1 MB)",
+    )
+    dead_letter_max_bytes: int = Field(
+        default=262_144,
+        ge=0,
+        description="a dead letter carries the original bytes up to this size, then their length "
+        "and SHA-256 in headers: a refused message near the record limit never gives a dead letter "
+        "over it",
+    )
     retry_backoff_max_s: float = 30.0
     scale_refresh_seconds: float = Field(
         default=60.0, gt=0, description="re-read scales this often"

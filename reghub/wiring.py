@@ -45,6 +45,7 @@ def apply_config(settings: Settings) -> ApplyConfig:
         report_grace_seconds=settings.report_grace_seconds,
         pseudonym_secret=settings.pseudonym_key.get_secret_value().encode(),
         rules=rules_config(settings),
+        dead_letter_max_bytes=settings.dead_letter_max_bytes,
     )
 
 
@@ -65,6 +66,7 @@ def processor(
             heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
             retry_backoff_max_s=settings.retry_backoff_max_s,
             idempotence=settings.kafka_idempotence,
+            max_request_size=settings.kafka_max_request_size,
             client_options=kafka_client_options(settings),
         ),
         apply_config(settings),

@@ -40,6 +40,7 @@ class Alert(BaseModel):
         "obligations_at_risk",
         "obligations_at_risk_cleared",
         "renumbering_held",
+        "output_undeliverable",
     ]
     source_topic: str
     message_id: str | None = None

@@ -7,7 +7,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import (
+    InvalidTopicError,
+    KafkaError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+    TopicAuthorizationFailedError,
+)
 from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 OUTPUT_ID_HEADER = "reghub-output-id"
 """`<outbox row id>.<index>`: the same output published twice carries the same id."""
@@ -21,6 +30,17 @@ class Outgoing:
     headers: tuple[tuple[str, bytes], ...] = field(default=())
 
 
+PERMANENT: tuple[type[KafkaError], ...] = (
+    MessageSizeTooLargeError,
+    RecordTooLargeError,
+    RecordListTooLargeError,
+    InvalidTopicError,
+    TopicAuthorizationFailedError,
+)
+"""Errors no retry can mend: the record is too large for the producer or the broker, or the topic is
+not one the hub may write to. Anything else is retried."""
+
+
 class Publisher:
     """Sends a batch's outputs as a few record batches per partition and waits until the broker has them.
 
@@ -31,8 +51,9 @@ class Publisher:
         aiokafka.errors.KafkaError: a message could not be delivered; the caller must not commit.
     """
 
-    def __init__(self, producer: AIOKafkaProducer) -> None:
+    def __init__(self, producer: AIOKafkaProducer, max_request_size: int = 1_048_576) -> None:
         self.producer = producer
+        self.max_request_size = max_request_size  # the producer's: a larger record is refused
         self._partitions: dict[str, list[int]] = {}
         self._partition_of: dict[tuple[str, bytes | None], int] = {}
 
@@ -61,6 +82,7 @@ class Publisher:
                 headers = list(m.headers) or None
                 if outbox_id is not None:
                     headers = [*m.headers, (OUTPUT_ID_HEADER, f"{outbox_id}.{i}".encode())]
+                self._check_size(m, headers)
                 if (
                     batch.append(key=m.key, value=m.value, timestamp=None, headers=headers)
                     is not None
@@ -81,3 +103,36 @@ class Publisher:
             if filled:
                 futures.append(await self.producer.send_batch(batch, topic, partition=part))
         await asyncio.gather(*futures)
+
+    def _check_size(self, m: Outgoing, headers: list[tuple[str, bytes]] | None) -> None:
+        """Refuse a record larger than one request may be, as the producer's own `send` does: a
+        batch built by hand takes its first record whatever its size, and the broker would refuse it.
+
+        Raises:
+            MessageSizeTooLargeError: the record is over `max_request_size`.
+        """
+        if len(m.value) < self.max_request_size // 2:
+            return  # the common case, with room to spare for key, headers and framing
+        size = DefaultRecordBatchBuilder.estimate_size_in_bytes(m.key, m.value, headers or [])
+        if size > self.max_request_size:
+            raise MessageSizeTooLargeError(
+                f"a {size}-byte record is larger than max_request_size {self.max_request_size}"
+            )
+
+    async def publish_each(
+        self, messages: Sequence[Outgoing], outbox_id: int
+    ) -> list[tuple[int, Outgoing, KafkaError]]:
+        """Send `messages` one at a time, each with its `reghub-output-id`; returns those the broker
+        refuses for good (`PERMANENT`), with why.
+
+        Raises:
+            aiokafka.errors.KafkaError: a message could not be delivered now (retry).
+        """
+        refused = []
+        for i, m in enumerate(messages):
+            headers = [*m.headers, (OUTPUT_ID_HEADER, f"{outbox_id}.{i}".encode())]
+            try:
+                await (await self.producer.send(m.topic, m.value, key=m.key, headers=headers))
+            except PERMANENT as exc:
+                refused.append((i, m, exc))
+        return refused

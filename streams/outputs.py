@@ -5,6 +5,7 @@ Used by the batch driver and the handlers while a batch is handled; builds value
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
@@ -25,6 +26,7 @@ class Outputs:
     names: TopicNames
     pseudonym_secret: bytes
     now: datetime
+    dead_letter_max_bytes: int = 262_144
 
     def emit(self, spec: TopicSpec, key: bytes, value: bytes) -> Outgoing:
         return Outgoing(self.names(spec), key, value)
@@ -34,16 +36,25 @@ class Outputs:
 
     def dead_letter(self, r: Rejected) -> tuple[Outgoing, Outgoing]:
         """The dead letter (original key and bytes; reason and source position in headers) and its
-        change-feed entry."""
+        change-feed entry. Bytes beyond `dead_letter_max_bytes` are cut off; the headers then give the
+        original's length and SHA-256, so the sender can still match it and the dead letter never
+        outgrows the broker's record limit that the original stayed under."""
         s = r.source
-        headers = (
+        value = s.value or b""
+        headers: tuple[tuple[str, bytes], ...] = (
             ("reghub-reason", r.reason.encode()),
             ("reghub-source-topic", s.topic.encode()),
             ("reghub-source-partition", str(s.partition).encode()),
             ("reghub-source-offset", str(s.offset).encode()),
             ("reghub-message-id", (r.message_id or "").encode()),
         )
-        dead = Outgoing(self.names(DEAD_LETTER), s.key, s.value or b"", headers)
+        if len(value) > self.dead_letter_max_bytes:
+            headers += (
+                ("reghub-original-bytes", str(len(value)).encode()),
+                ("reghub-original-sha256", hashlib.sha256(value).hexdigest().encode()),
+            )
+            value = value[: self.dead_letter_max_bytes]
+        dead = Outgoing(self.names(DEAD_LETTER), s.key, value, headers)
         person = r.person_key or (s.key.decode("utf-8", "replace") if s.key else None)
         change = Change(
             source_topic=s.topic,

@@ -78,7 +78,12 @@ class Pipeline:
 
     def outputs(self) -> Outputs:
         """An output builder on the current clock, for outputs that belong to no batch."""
-        return Outputs(self.names, self.config.pseudonym_secret, datetime.now(UTC))
+        return Outputs(
+            self.names,
+            self.config.pseudonym_secret,
+            datetime.now(UTC),
+            self.config.dead_letter_max_bytes,
+        )
 
     def step(self, name: str, started: float) -> None:
         if self.on_step is not None:
@@ -165,7 +170,9 @@ class Pipeline:
            releases (marked replayed; replayed onto their topic), and all outputs as one outbox row.
         """
         now = datetime.now(UTC)
-        out = Outputs(self.names, self.config.pseudonym_secret, now)
+        out = Outputs(
+            self.names, self.config.pseudonym_secret, now, self.config.dead_letter_max_bytes
+        )
         ctx = Context(now, self.config, out)
         replays: list[Outgoing] = []
         begun = time.perf_counter()

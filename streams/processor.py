@@ -56,6 +56,7 @@ class ConsumerConfig:
     heartbeat_interval_ms: int = 1_000
     retry_backoff_max_s: float = 30.0
     idempotence: bool = True
+    max_request_size: int = 1_048_576
     # security_protocol, ssl_context, sasl_* … passed to every aiokafka client as they are
     client_options: Mapping[str, Any] = field(default_factory=dict)
 
@@ -215,7 +216,10 @@ class RegisterProcessor:
             acks="all",
             enable_idempotence=c.idempotence,
             linger_ms=0,  # the publisher sends whole batches it built itself: nothing to wait for
-            max_batch_size=256 * 1024,
+            # a batch the publisher builds is never larger than one request may be, so a record over
+            # the limit is refused here (MessageSizeTooLargeError), as the broker would refuse it
+            max_batch_size=min(256 * 1024, c.max_request_size),
+            max_request_size=c.max_request_size,
             **c.client_options,
         )
         await self.producer.start()
@@ -230,8 +234,15 @@ class RegisterProcessor:
             max_partition_fetch_bytes=4 * 1024 * 1024,
             **c.client_options,
         )
-        self.publisher = Publisher(self.producer)
-        self.relay = Relay(self.register, self.publisher, c.outbox_mark_interval_s)
+        self.publisher = Publisher(self.producer, c.max_request_size)
+        self.relay = Relay(
+            self.register,
+            self.publisher,
+            c.outbox_mark_interval_s,
+            incident=lambda kind, topic, detail: self.pipeline.outputs().incident(
+                kind, topic, detail
+            ),
+        )
         try:  # outputs a crash left unsent go out before anything new
             await self.relay.drain()
         except (RegisterUnavailable, KafkaError) as exc:

@@ -13,12 +13,12 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from sinks import outbox
 from sinks.errors import RegisterUnavailable
-from sinks.publisher import Outgoing, Publisher
+from sinks.publisher import PERMANENT, Outgoing, Publisher
 from sinks.register import Register
 
 log = logging.getLogger(__name__)
@@ -38,11 +38,19 @@ class Relay:
     """
 
     def __init__(
-        self, register: Register, publisher: Publisher, mark_interval_s: float = 1.0
+        self,
+        register: Register,
+        publisher: Publisher,
+        mark_interval_s: float = 1.0,
+        incident: Callable[[str, str, str], Outgoing] | None = None,
     ) -> None:
         self.register = register
         self.publisher = publisher
         self.mark_interval_s = mark_interval_s
+        self.incident = (
+            incident  # builds an alert (kind, topic, detail) for an undeliverable output
+        )
+        self.undeliverable = 0  # outputs the broker refused for good since start
         self.dirty = True
         self.published = 0  # records published since start, drains included
         self.last_sent_at: float | None = None
@@ -64,7 +72,7 @@ class Relay:
             if outbox_id is None:
                 return
             try:
-                await self.publisher.publish(outputs, outbox_id)
+                await self._send(outputs, outbox_id)
             except BaseException:
                 self.dirty = True
                 raise
@@ -106,7 +114,7 @@ class Relay:
                 rows = await outbox.unsent(uow.conn, DRAIN_ROWS, before)
                 for outbox_id, payload in rows:
                     outputs = outbox.decode(payload)
-                    await self.publisher.publish(outputs, outbox_id)
+                    await self._send(outputs, outbox_id)
                     published += len(outputs)
                 await outbox.mark_sent(uow.conn, [i for i, _ in rows], datetime.now(UTC))
             self._unmarked = []
@@ -118,6 +126,37 @@ class Relay:
             self._sent(published)
             log.info("outbox: published %d records left unsent", published)
         return published
+
+    async def _send(self, outputs: Sequence[Outgoing], outbox_id: int) -> None:
+        """Publish one outbox row. An output the broker refuses for good (`sinks.publisher.PERMANENT`:
+        too large, a topic it may not write) is an incident of its own: logged, alerted on the alerts
+        topic, left in the outbox row for the operator, and the row counts as published, so a restart
+        does not hit the same row forever and the partition goes on.
+
+        Raises:
+            aiokafka.errors.KafkaError: not delivered now; the row stays unsent.
+        """
+        try:
+            await self.publisher.publish(outputs, outbox_id)
+            return
+        except PERMANENT as exc:
+            log.error("outbox row %d: the broker refuses an output for good (%s)", outbox_id, exc)
+        refused = await self.publisher.publish_each(outputs, outbox_id)
+        alerts = []
+        for i, m, exc in refused:
+            self.undeliverable += 1
+            detail = (
+                f"output {outbox_id}.{i}, {len(m.value)} bytes, refused for good "
+                f"({type(exc).__name__}); kept in the outbox row, the worker goes on"
+            )
+            log.error("undeliverable to %s: %s", m.topic, detail)
+            if self.incident is not None:
+                alerts.append(self.incident("output_undeliverable", m.topic, detail))
+        if alerts:
+            try:
+                await self.publisher.publish(alerts)
+            except PERMANENT as exc:  # the alerts topic itself: the log above must do
+                log.error("the undeliverable-output alerts are refused too: %s", exc)
 
     def _sent(self, records: int) -> None:
         self.published += records

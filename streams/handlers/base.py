@@ -41,6 +41,7 @@ class ApplyConfig:
     rules: RulesConfig = field(default_factory=RulesConfig)
     dead_letter_alert_ratio: float = 0.5
     dead_letter_alert_min_messages: int = 20
+    dead_letter_max_bytes: int = 262_144
 
 
 @dataclass(frozen=True, slots=True)
