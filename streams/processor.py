@@ -274,6 +274,7 @@ class RegisterProcessor:
                 fetched = await (ahead or self.fetch())
                 ahead = asyncio.create_task(self.fetch())
                 if fetched is None:
+                    await self._commit_when_idle()
                     continue
                 try:
                     await self.process(fetched, wait=False)
@@ -411,10 +412,11 @@ class RegisterProcessor:
         started = time.perf_counter()
         published = await self._publish(result.outbox_id, result.outputs)
         self.pipeline.step("publish", started)
-        if not published:
-            return  # stopping: the outbox row goes out at the next start
-        # Step 6
+        # Step 6 (also when stopping before the broker took the outputs: the register has the batch,
+        # and its outbox row goes out at the next start; Kafka's lag tools should not show it)
         self._uncommitted.update({TopicPartition(t, p): o for (t, p), o in offsets.items()})
+        if not published:
+            return
         if time.monotonic() - self._kafka_committed_at >= self.config.kafka_commit_interval_s:
             await self.commit_kafka_offsets()
         self.stats.committed.update(offsets)
@@ -424,6 +426,15 @@ class RegisterProcessor:
         for tp, got in batch.items():
             records[tp.topic] = records.get(tp.topic, 0) + len(got)
         self.metrics.batch(records, result.outputs, seconds)
+
+    async def _commit_when_idle(self) -> None:
+        """Commit the offsets still pending when a poll found nothing: an idle worker would otherwise
+        leave the last batches' offsets uncommitted in Kafka until the next record comes."""
+        finishing = self._finishing
+        if not self._uncommitted or (finishing is not None and not finishing.done()):
+            return
+        if time.monotonic() - self._kafka_committed_at >= self.config.kafka_commit_interval_s:
+            await self.commit_kafka_offsets()
 
     async def settle(self) -> None:
         """Mark sent the outbox rows published and not yet marked, then commit Kafka's offsets: both
@@ -456,6 +467,8 @@ class RegisterProcessor:
             await self.consumer.commit(offsets)
         except KafkaError as exc:  # a rebalance or a broker hiccup; the register's stay exact
             log.warning("Kafka offset commit refused, the register has the offsets: %s", exc)
+            for tp, offset in offsets.items():  # tried again at the next commit, if still ours
+                self._uncommitted.setdefault(tp, offset)
         self.pipeline.step("commit", started)
 
     def lag_by_partition(self) -> dict[tuple[str, int], int]:

@@ -81,3 +81,41 @@ async def test_offsets_and_outbox_marks_wait_for_the_interval_or_the_stop_and_th
         assert await _unmarked_rows(register) >= 1  # published, not yet marked
     assert await _kafka_committed(settings, tp) == 3  # committed as the worker stopped
     assert await _unmarked_rows(register) == 0  # and marked
+
+
+async def test_an_idle_worker_commits_its_last_offsets_within_the_interval(
+    settings: Settings, register: Register
+) -> None:
+    """Kafka's committed offsets follow the register's also when no record comes after the last
+    batch (Kafka's own lag tools would show lag that is not there): with a 500 ms interval, a batch
+    handled right after a commit is committed in Kafka within about a second of idling, on every
+    partition it read, without a stop."""
+    settings = settings.model_copy(update={"kafka_commit_interval_ms": 500})
+    topic = TopicNames(settings.topic_prefix)(DISPENSINGS)
+    first = report("r-0", 10_000, "2024-04-02T11:00:00+02:00")
+    await produce(settings.kafka_bootstrap, topic, [(PERSON.encode(), as_json(first))])
+    async with running_worker(settings, register) as processor:
+        await asyncio.wait_for(_handled(processor, 1), 30)
+        others = ["0707701234", "0909901234", "0101701234", "0202701234"]
+        sales = [
+            (
+                key.encode(),
+                as_json(report(f"r-{i}", 10_000, "2024-04-03T11:00:00+02:00", person=key)),
+            )
+            for i, key in enumerate(others, 1)
+        ]
+        await produce(settings.kafka_bootstrap, topic, sales)  # right after the first commit
+        await asyncio.wait_for(_handled(processor, 5), 30)
+        registered = await _register_offsets(register)
+        assert sum(registered.values()) == 5
+        deadline = asyncio.get_running_loop().time() + 5
+        committed: dict[tuple[str, int], int | None] = {}
+        while asyncio.get_running_loop().time() < deadline:
+            committed = {
+                where: await _kafka_committed(settings, TopicPartition(*where))
+                for where in registered
+            }
+            if committed == registered:
+                break
+            await asyncio.sleep(0.2)
+        assert committed == registered  # while the worker still runs and idles
