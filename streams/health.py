@@ -96,6 +96,11 @@ class Health:
             found.append("not started")
         if s.failing_since is not None:
             found.append(f"batches failing for {now - s.failing_since:.0f} s: {s.last_error}")
+        if s.batch_limit is not None:
+            found.append(
+                f"batches cut to {s.batch_limit} records after failures (growing back as they "
+                "succeed)"
+            )
         if self.probes.broker not in (None, "ok"):
             found.append(f"broker: {self.probes.broker}")
         if self.probes.register not in (None, "ok"):
@@ -122,6 +127,7 @@ class Health:
             "messages": s.messages,
             "outcomes": s.outcomes,
             "failed_batches": s.failures,
+            "batch_limit": s.batch_limit,
             "seconds_since_last_batch": None
             if s.last_batch_at is None
             else round(time.time() - s.last_batch_at, 1),

@@ -76,6 +76,7 @@ class ProcessorStats:
     started_at: float = field(default_factory=time.time)
     incidents: list[dict[str, object]] = field(default_factory=list)
     committed: dict[tuple[str, int], int] = field(default_factory=dict)  # next offset per partition
+    batch_limit: int | None = None  # records per fetch while cut down after failures; None: full
 
     def failed(self, error: str) -> None:
         self.failures += 1
@@ -279,9 +280,11 @@ class RegisterProcessor:
                 try:
                     await self.process(fetched, wait=False)
                     backoff = 0.5
+                    self._grow_batches()
                 except RegisterUnavailable as exc:
                     self.stats.failed(f"register unavailable: {exc}")
                     log.error("batch not committed, will retry in %.1f s: %s", backoff, exc)
+                    self._shrink_batches(sum(len(r) for r in fetched.batch.values()))
                     stale = await _discard(ahead)
                     ahead = None
                     for undone in (
@@ -298,12 +301,34 @@ class RegisterProcessor:
             await self.finished()
             await self.settle()
 
+    def _shrink_batches(self, failed: int) -> None:
+        """A batch the register could not take is fetched again at half its size, down to one
+        record: a batch too large for a statement timeout, or one the register cannot hold, then
+        still makes progress (one record at a time at worst) instead of failing whole forever."""
+        smaller = max(1, failed // 2)
+        if smaller < (self.stats.batch_limit or self.config.max_records):
+            self.stats.batch_limit = smaller
+            log.warning("batches cut to %d records after a failed batch of %d", smaller, failed)
+
+    def _grow_batches(self) -> None:
+        """After a batch the register took, double the cut-down batch size, back to the full one."""
+        limit = self.stats.batch_limit
+        if limit is None:
+            return
+        limit *= 2
+        if limit >= self.config.max_records:
+            self.stats.batch_limit = None
+            log.info("batches back to their full size of %d records", self.config.max_records)
+        else:
+            self.stats.batch_limit = limit
+
     async def fetch(self) -> Fetched | None:
         """Step 1, `decode`: the next records from the broker, each decoded or rejected; None if none."""
         assert self.consumer is not None
         started = time.perf_counter()
         batch = await self.consumer.getmany(
-            timeout_ms=self.config.poll_timeout_ms, max_records=self.config.max_records
+            timeout_ms=self.config.poll_timeout_ms,
+            max_records=self.stats.batch_limit or self.config.max_records,
         )
         if not batch:
             return None
