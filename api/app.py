@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Header, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -24,9 +24,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api import monitoring
 from api.dashboard import PAGE
+from api.gate import Gate, RefusalTally
 from api.places import place_counts, place_record
 from api.reads import ReadContext, personal_routes, resource_of
-from api.tokens import TokenKeys, TokenVerifier
+from api.tokens import TokenKeys, TokenRefused, TokenVerifier
 from rules.dispensing import RulesConfig
 from rules.money import ore_to_kroner
 from sinks import read_audit, tables
@@ -34,6 +35,8 @@ from sinks.read_audit import AuditEntry
 from sinks.register import make_engine
 
 NO_TOKEN_KEYS = TokenKeys(audience="reghub-api", issuer="reghub-dev")
+MONITOR_ROLES = ("monitoring", "operator", "agency")
+"""Who sees the workers' addresses and error texts on `/monitor`."""
 
 
 def _now() -> datetime:
@@ -59,10 +62,16 @@ def create_api(
     """
     engine = make_engine(database_url)
     metrics = CollectorRegistry()
+    verifier = TokenVerifier(tokens)
+    tally = RefusalTally(engine, clock, metrics)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        writer = asyncio.create_task(tally.run())
         yield
+        writer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await writer
         await engine.dispose()
 
     app = FastAPI(
@@ -72,9 +81,11 @@ def create_api(
         lifespan=lifespan,
     )
     context = ReadContext(
-        engine, TokenVerifier(tokens), rules or RulesConfig(), clock, metrics, pseudonym_secret
+        engine, verifier, rules or RulesConfig(), clock, metrics, pseudonym_secret, tally
     )
     app.include_router(personal_routes(context))
+    app.add_middleware(Gate, verifier=verifier, tally=tally, resource_of=resource_of)
+    app.state.refusals = tally
 
     @app.exception_handler(RequestValidationError)
     async def unparsable(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -135,8 +146,14 @@ def create_api(
             return await _stats(conn)
 
     @app.get("/monitor")
-    async def monitor() -> dict[str, Any]:
-        """Everything the dashboard shows (`api.monitoring`): no person appears here."""
+    async def monitor(authorization: str | None = Header(default=None)) -> dict[str, Any]:
+        """Everything the dashboard shows (`api.monitoring`): no person appears here. The workers'
+        addresses and error texts (hosts, ports, SQLSTATEs) only with a token of the monitoring,
+        operator or agency role; without one, each problem by its kind."""
+        try:
+            trusted = (await verifier.principal(authorization)).role in MONITOR_ROLES
+        except TokenRefused:
+            trusted = False
         at = monitoring.now()
         async with engine.connect() as conn:
             register = await _stats(conn)
@@ -146,6 +163,8 @@ def create_api(
             places = await place_counts(conn)
             reads = await monitoring.reads_view(conn, at)
         workers = await asyncio.gather(*(monitoring.worker_view(u) for u in worker_urls))
+        if not trusted:
+            workers = tuple(monitoring.redacted(w, n) for n, w in enumerate(workers, 1))
         return {
             "at": at.isoformat(),
             "register": register,

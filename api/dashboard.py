@@ -55,7 +55,9 @@ async function tick() {
   const banner = document.getElementById('banner'), content = document.getElementById('content');
   let m;
   try {
-    const r = await fetch('/monitor', {cache: 'no-store'});
+    const token = new URLSearchParams(location.hash.slice(1)).get('token');
+    const r = await fetch('/monitor',
+      {cache: 'no-store', headers: token ? {Authorization: 'Bearer ' + token} : {}});
     if (!r.ok) throw new Error('HTTP ' + r.status);
     m = await r.json();
   } catch (e) {

@@ -113,6 +113,14 @@ async def worker_view(url: str) -> dict[str, Any]:
     }
 
 
+def redacted(worker: dict[str, Any], number: int) -> dict[str, Any]:
+    """A worker as `/monitor` shows it without a monitoring token: by number, not address, and each
+    problem by its kind (the text before its first colon), without hosts, ports or SQLSTATEs."""
+    shown = {**worker, "url": f"worker {number}"}
+    shown["problems"] = [p.split(":", 1)[0] for p in worker.get("problems", [])]
+    return shown
+
+
 def danish_kroner(ore: int) -> str:
     """An amount in øre as Danish kroner: 201975 -> "2.019,75 kr."."""
     sign, ore = ("-" if ore < 0 else ""), abs(ore)

@@ -20,6 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from api import person_reads
+from api.gate import RefusalTally
 from api.quotes import QuoteRefused, QuoteRequest, quote
 from api.tokens import TokenRefused, TokenVerifier
 from rules.access import Allowed, Denied, Principal, Resource, decide
@@ -56,6 +57,7 @@ class ReadContext:
     clock: Callable[[], datetime]
     metrics: CollectorRegistry
     pseudonym_secret: bytes = b""
+    tally: RefusalTally | None = None  # refusals without a valid token, audited per minute
 
 
 def personal_routes(ctx: ReadContext) -> APIRouter:
@@ -110,7 +112,12 @@ def personal_routes(ctx: ReadContext) -> APIRouter:
     async def refuse(
         resource: Resource, person: str | None, purpose: str | None, now: datetime, why: Refusal
     ) -> JSONResponse:
-        """A request refused before its caller is known (no valid token, not a person key)."""
+        """A request refused before its caller is known (no valid token, not a person key). One
+        without a valid token is counted, and audited per minute with the others (`api.gate`)."""
+        if why.status == 401 and ctx.tally is not None:
+            ctx.tally.add(resource)
+            reads.labels(resource, "refused").inc()
+            return _error(why.status, why.reason, {"WWW-Authenticate": "Bearer"})
         try:
             async with ctx.engine.begin() as conn:
                 await read_audit.record(conn, _entry(None, resource, person, purpose, now, (), why))

@@ -436,14 +436,23 @@ async def test_bad_tokens_are_refused_with_401_and_audited(settings: Settings) -
             assert set(got.json()) == {"detail"} and PERSON not in got.text, name
         ok = await c.get(f"/v1/persons/{PERSON}/status", params=OPERATION, headers=_bearer())
         assert ok.status_code == 200
+        metrics = (await c.get("/metrics")).text
     reader = Register(make_engine(settings.database_url))
     async with reader.engine.connect() as conn:
         rows = (await conn.execute(select(read_audit).order_by(read_audit.c.id))).all()
+    # refusals without a valid token are audited per minute, not one row each (a flood would fill
+    # the log): none yet, then one row per minute and resource that counts them
+    assert [r.outcome for r in rows] == ["allowed"]
+    assert f'reghub_api_unauthenticated_total{{resource="status"}} {float(len(bad))}' in metrics
+    assert await api.state.refusals.flush(everything=True) >= 1
+    async with reader.engine.connect() as conn:
+        rows = (await conn.execute(select(read_audit).order_by(read_audit.c.id))).all()
     await reader.close()
-    assert [(r.outcome, r.status, r.subject, r.person_key) for r in rows[:-1]] == [
-        ("refused", 401, "-", PERSON)
-    ] * len(bad)
-    assert rows[-1].outcome == "allowed"
+    counted = [r for r in rows if r.status == 401]
+    assert {(r.outcome, r.subject, r.person_key, r.resource) for r in counted} == {
+        ("refused", "-", None, "status")
+    }
+    assert sum(int(r.reason.split()[0]) for r in counted) == len(bad)
 
     # a public key verifies RS256, and refuses an HS256 token "signed" with the public key itself
     public = TokenKeys(KEYS.audience, KEYS.issuer, public_key=public_pem.decode())
@@ -673,3 +682,45 @@ async def test_the_audit_names_a_citizen_by_a_pseudonym_never_by_the_cpr_in_the_
     for row in rows[-2:]:
         assert row.subject == row.actor == f"pseudonym {pseudonym(PERSON, secret)}"
         assert PERSON not in f"{row.subject} {row.actor} {row.reason}"
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_the_token_is_checked_before_the_body_is_read_and_bodies_are_capped(
+    settings: Settings, register: Register
+) -> None:
+    """Without a valid token a quote's body is never parsed (invalid JSON gets 401, not 422); a body
+    over 64 KiB is 413, whether it says its length or streams; 200 refused requests leave no audit
+    row each, only their count per minute."""
+    from api.app import create_api
+
+    api = create_api(settings.database_url, tokens=KEYS)
+    pharmacy = {"Authorization": f"Bearer {token('pharmacy', pharmacy_number='12300')}"}
+    big = b'{"person_key": "' + b"1" * 70_000 + b'"}'
+
+    async def streamed() -> Any:
+        for _ in range(70):
+            yield b"x" * 1024
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=api), base_url="http://t") as c:
+        garbage = await c.post("/v1/quotes", content=b"{not json", headers={})
+        sized = await c.post("/v1/quotes", content=big, headers=pharmacy)
+        chunked = await c.post("/v1/quotes", content=streamed(), headers=pharmacy)
+        small_bad = await c.post("/v1/quotes", content=b"{not json", headers=pharmacy)
+        flood = [(await c.get(f"/v1/persons/{PERSON}/status")).status_code for _ in range(200)]
+    assert garbage.status_code == 401 and garbage.headers["www-authenticate"] == "Bearer"
+    assert (sized.status_code, chunked.status_code) == (413, 413)
+    assert sized.json() == {"detail": "the request body is over 65536 bytes"}
+    assert small_bad.status_code == 422  # with a valid token the body is read, and refused
+    assert set(flood) == {401}
+    async with register.engine.connect() as conn:
+        refused = (
+            await conn.execute(
+                select(func.count()).select_from(read_audit).where(read_audit.c.status == 401)
+            )
+        ).scalar()
+    assert refused == 0
+    await api.state.refusals.flush(everything=True)
+    async with register.engine.connect() as conn:
+        rows = (await conn.execute(select(read_audit).where(read_audit.c.status == 401))).all()
+    assert 1 <= len(rows) <= 4  # a row per minute and resource, not one per request
+    assert sum(int(r.reason.split()[0]) for r in rows) == 201
