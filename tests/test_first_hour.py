@@ -7,6 +7,7 @@ log prints, masked. A worker whose database is down waits for it with backoff, o
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -14,9 +15,14 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 
-from reghub.broker import free_port
+import pytest
+
+from reghub.broker import EmbeddedBroker, free_port
+from tests.conftest import PG_ADMIN_DSN, _admin
 from tests.messages import PERSON
 
 REPO = Path(__file__).resolve().parent.parent
@@ -94,3 +100,179 @@ def test_the_api_access_log_prints_each_request_with_the_person_number_masked(
     assert PERSON not in log
     assert f'"GET /v1/persons/********** HTTP/1.1" {status}' in log, log
     assert '"GET /health HTTP/1.1" 200' in log, log
+
+
+# --- one line per known failure -----------------------------------------------------------------
+
+FORMS = (
+    "postgresql://user:password@host:5432/name (or postgres://…) or sqlite:///path/to/register.db"
+)
+PG_SERVER = PG_ADMIN_DSN.split("@", 1)[1].rsplit("/", 1)[0]  # host:port of the local PostgreSQL
+
+
+def one_line(done: subprocess.CompletedProcess[str]) -> str:
+    """The one line a failed command printed on stderr; fails on anything more."""
+    assert done.returncode != 0, done
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert "Traceback" not in done.stderr and "╭" not in done.stderr, done.stderr
+    return lines[0]
+
+
+@pytest.fixture
+async def empty_database() -> AsyncIterator[str]:
+    """A new, empty (not migrated) PostgreSQL database on the local server, as a plain URL."""
+    name = f"reghub_empty_{uuid.uuid4().hex[:10]}"
+    admin = await _admin()
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql://{PG_ADMIN_DSN.split('://', 1)[1].rsplit('/', 1)[0]}/{name}"
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@pytest.mark.parametrize("url", ["mysql://reghub:secret-pw@db.example/reghub", "garbage-secret-pw"])
+@pytest.mark.parametrize("command", [["db", "upgrade"], ["compliance", "--date", "2025-01-02"]])
+def test_a_database_url_of_another_form_names_the_forms_accepted(
+    tmp_path: Path, url: str, command: list[str]
+) -> None:
+    done = reghub(
+        *command, cwd=tmp_path, REGHUB_DATABASE_URL=url, REGHUB_PSEUDONYM_KEY=PSEUDONYM_KEY
+    )
+
+    line = one_line(done)
+    assert done.returncode == 2
+    assert line.startswith("REGHUB_DATABASE_URL: ") and line.endswith(f"use {FORMS}"), line
+    assert "secret-pw" not in done.stderr
+
+
+@pytest.mark.database
+async def test_postgres_and_postgresql_urls_get_the_async_driver(
+    tmp_path: Path, empty_database: str
+) -> None:
+    short = empty_database.replace("postgresql://", "postgres://", 1)
+    done = await asyncio.to_thread(
+        reghub, "db", "upgrade", cwd=tmp_path, REGHUB_DATABASE_URL=short,
+        REGHUB_PSEUDONYM_KEY=PSEUDONYM_KEY,
+    )  # fmt: skip
+    again = await asyncio.to_thread(
+        reghub, "db", "upgrade", cwd=tmp_path, REGHUB_DATABASE_URL=empty_database,
+        REGHUB_PSEUDONYM_KEY=PSEUDONYM_KEY,
+    )  # fmt: skip
+
+    assert done.returncode == 0 and done.stdout.startswith("applied: 0001_initial_register"), done
+    assert again.returncode == 0 and again.stdout.strip() == "register schema is up to date", again
+
+
+@pytest.mark.parametrize("command", [["db", "upgrade"], ["compliance", "--date", "2025-01-02"]])
+def test_a_database_that_is_down_is_one_line_naming_where_it_was_looked_for(
+    tmp_path: Path, command: list[str]
+) -> None:
+    port = free_port()  # nobody listens there
+    done = reghub(
+        *command,
+        cwd=tmp_path,
+        REGHUB_DATABASE_URL=f"postgresql://reghub:secret-pw@127.0.0.1:{port}/reghub",
+        REGHUB_PSEUDONYM_KEY=PSEUDONYM_KEY,
+    )
+
+    assert one_line(done) == (
+        f"the register database does not answer (PostgreSQL at 127.0.0.1:{port}: connection "
+        "refused) — start it, or set REGHUB_DATABASE_URL"
+    )
+    assert "secret-pw" not in done.stderr
+
+
+@pytest.mark.database
+@pytest.mark.parametrize("command", [["db", "upgrade"], ["compliance", "--date", "2025-01-02"]])
+def test_a_database_that_does_not_exist_is_one_line_saying_how_to_make_it(
+    tmp_path: Path, command: list[str]
+) -> None:
+    name = f"reghub_missing_{uuid.uuid4().hex[:8]}"
+    done = reghub(
+        *command,
+        cwd=tmp_path,
+        REGHUB_DATABASE_URL=f"postgresql://{PG_ADMIN_DSN.split('://', 1)[1].rsplit('/', 1)[0]}/{name}",
+        REGHUB_PSEUDONYM_KEY=PSEUDONYM_KEY,
+    )
+
+    assert one_line(done) == (
+        f'database "{name}" does not exist on PostgreSQL at {PG_SERVER} — create it (createdb '
+        f"{name}) and run `reghub db upgrade`, or set REGHUB_DATABASE_URL"
+    )
+
+
+@pytest.mark.database
+async def test_a_register_not_migrated_says_run_db_upgrade(
+    tmp_path: Path, empty_database: str
+) -> None:
+    done = await asyncio.to_thread(
+        reghub, "compliance", "--date", "2025-01-02", cwd=tmp_path,
+        REGHUB_DATABASE_URL=empty_database, REGHUB_PSEUDONYM_KEY=PSEUDONYM_KEY,
+    )  # fmt: skip
+
+    name = empty_database.rsplit("/", 1)[1]
+    assert one_line(done) == (
+        f"the register (PostgreSQL at {PG_SERVER}, {name}) is not migrated — run `reghub db upgrade`"
+    )
+
+
+@pytest.mark.broker
+@pytest.mark.database
+async def test_the_worker_refuses_to_start_on_a_register_not_migrated(
+    tmp_path: Path, empty_database: str, broker: EmbeddedBroker
+) -> None:
+    done = await asyncio.to_thread(
+        reghub, "worker", "--processes", "1", cwd=tmp_path, timeout=60,
+        REGHUB_DATABASE_URL=empty_database, REGHUB_PSEUDONYM_KEY=PSEUDONYM_KEY,
+        REGHUB_KAFKA_BOOTSTRAP=broker.bootstrap, REGHUB_KAFKA_IDEMPOTENCE="false",
+        REGHUB_WEB_PORT=str(free_port()),
+    )  # fmt: skip
+
+    name = empty_database.rsplit("/", 1)[1]
+    assert one_line(done) == (
+        f"the register (PostgreSQL at {PG_SERVER}, {name}) is not migrated — run `reghub db upgrade`"
+    )
+
+
+@pytest.mark.parametrize("processes", ["1", "2"])
+def test_the_worker_without_a_broker_is_one_line_and_does_not_start(
+    tmp_path: Path, processes: str
+) -> None:
+    bootstrap = f"127.0.0.1:{free_port()}"
+    done = reghub(
+        "worker", "--processes", processes, cwd=tmp_path,
+        REGHUB_DATABASE_URL=f"sqlite:///{tmp_path / 'register.db'}",
+        REGHUB_PSEUDONYM_KEY=PSEUDONYM_KEY, REGHUB_KAFKA_BOOTSTRAP=bootstrap,
+        REGHUB_WEB_PORT=str(free_port()),
+    )  # fmt: skip
+
+    assert one_line(done) == (
+        f"no broker at {bootstrap} — start the hub with ./up, or set REGHUB_KAFKA_BOOTSTRAP"
+    )
+
+
+# --- --help -------------------------------------------------------------------------------------
+
+
+def test_help_names_every_variable_and_no_python_type(tmp_path: Path) -> None:
+    top = reghub("--help", cwd=tmp_path)
+    commands = [
+        ["up"], ["worker"], ["api"], ["tail"], ["send"], ["scenario", "run"], ["fees"],
+        ["db", "upgrade"], ["token"],
+    ]  # fmt: skip
+    pages = {" ".join(c): reghub(*c, "--help", cwd=tmp_path) for c in commands}
+
+    assert top.returncode == 0, top
+    text = " ".join(top.stdout.split())  # the page is wrapped to the terminal's width
+    for variable in ("REGHUB_PSEUDONYM_KEY", "REGHUB_DATABASE_URL", "REGHUB_KAFKA_BOOTSTRAP"):
+        assert variable in text, variable
+    assert FORMS in text
+    worker = " ".join(pages["worker"].stdout.split())
+    assert "REGHUB_PSEUDONYM_KEY, REGHUB_KAFKA_BOOTSTRAP and REGHUB_DATABASE_URL" in worker
+    for name, page in {"": top, **pages}.items():
+        assert page.returncode == 0, (name, page)
+        for python in ("<bool>", "<int>", "<float>", "<str>", "<path>", "list[", "{files}"):
+            assert python not in page.stdout, (name, python, page.stdout)
+    assert "INTEGER" in pages["up"].stdout and "PATH" in pages["send"].stdout

@@ -18,6 +18,7 @@ from weakref import WeakKeyDictionary
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext, MigrationInfo
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, inspect, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -93,3 +94,19 @@ async def upgrade(engine: AsyncEngine) -> list[str]:
         if conn.dialect.name == "postgresql":
             await conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({ADVISORY_LOCK_ID})")
         return await conn.run_sync(_upgrade)
+
+
+def _revisions(connection: Connection) -> tuple[tuple[str, ...], str | None]:
+    current = tuple(MigrationContext.configure(connection).get_current_heads())
+    return current, ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+async def revisions(engine: AsyncEngine) -> tuple[tuple[str, ...], str | None]:
+    """The revisions the register is at (none: never migrated) and the newest one this code has; a
+    worker starts only when that one is among the former.
+
+    Raises:
+        sqlalchemy.exc.OperationalError, OSError: the database cannot be reached.
+    """
+    async with engine.connect() as conn:
+        return await conn.run_sync(_revisions)
