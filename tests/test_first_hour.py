@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -21,7 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from reghub.broker import EmbeddedBroker, free_port
+from reghub.broker import EmbeddedBroker, create_topics, free_port
+from streams.topics import TopicNames
 from tests.conftest import PG_ADMIN_DSN, _admin
 from tests.messages import PERSON
 
@@ -276,3 +278,118 @@ def test_help_names_every_variable_and_no_python_type(tmp_path: Path) -> None:
         for python in ("<bool>", "<int>", "<float>", "<str>", "<path>", "list[", "{files}"):
             assert python not in page.stdout, (name, python, page.stdout)
     assert "INTEGER" in pages["up"].stdout and "PATH" in pages["send"].stdout
+
+
+# --- a worker whose database is down ------------------------------------------------------------
+
+WAITING = re.compile(
+    r"register unavailable at start \((.+)\); next attempt in (\d+) s, at \d\d:\d\d:\d\d"
+)
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    except ConnectionError:
+        pass
+    finally:
+        writer.close()
+
+
+async def forward(port: int, to_host: str, to_port: int) -> asyncio.Server:
+    """A TCP forwarder on `port` to the real PostgreSQL: the database 'comes up' when it starts."""
+
+    async def connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(to_host, to_port)
+        await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+
+    return await asyncio.start_server(connect, "127.0.0.1", port)
+
+
+def ready(port: int) -> tuple[int, str]:
+    """/ready's status and body, (0, "") when nothing answers."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=2) as response:
+            return int(response.status), response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+    except OSError:
+        return 0, ""
+
+
+@pytest.mark.broker
+@pytest.mark.database
+@pytest.mark.parametrize("processes", [1, 2])
+async def test_a_worker_waits_for_its_database_with_backoff_one_line_per_attempt(
+    tmp_path: Path, empty_database: str, broker: EmbeddedBroker, processes: int
+) -> None:
+    migrated = await asyncio.to_thread(
+        reghub, "db", "upgrade", cwd=tmp_path, REGHUB_DATABASE_URL=empty_database,
+        REGHUB_PSEUDONYM_KEY=PSEUDONYM_KEY,
+    )  # fmt: skip
+    assert migrated.returncode == 0, migrated
+    prefix = f"w{uuid.uuid4().hex[:8]}."
+    await create_topics(broker.bootstrap, TopicNames(prefix), 2)
+    server_host, server_port = PG_SERVER.rsplit(":", 1)
+    db_port, web_port = free_port(), free_port()  # nobody listens on db_port until `forward`
+    url = empty_database.replace(PG_SERVER, f"127.0.0.1:{db_port}")
+    log_path = tmp_path / "worker.log"
+    variables = {
+        "REGHUB_DATABASE_URL": url,
+        "REGHUB_PSEUDONYM_KEY": PSEUDONYM_KEY,
+        "REGHUB_KAFKA_BOOTSTRAP": broker.bootstrap,
+        "REGHUB_KAFKA_IDEMPOTENCE": "false",
+        "REGHUB_KAFKA_SESSION_TIMEOUT_MS": "6000",
+        "REGHUB_TOPIC_PREFIX": prefix,
+        "REGHUB_CONSUMER_GROUP": f"{prefix}register",
+        "REGHUB_WEB_PORT": str(web_port),
+        "REGHUB_RETRY_BACKOFF_MAX_S": "2",
+    }
+    ports = [web_port + i for i in range(processes)]
+    with open(log_path, "w") as log:
+        worker = subprocess.Popen(
+            [str(Path(sys.executable).parent / "reghub"), "worker", "--processes", str(processes)],
+            cwd=tmp_path,
+            env=environment(tmp_path, **variables),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    server: asyncio.Server | None = None
+    try:
+        deadline = time.monotonic() + 40
+        while len(WAITING.findall(log_path.read_text())) < 3 * processes:
+            assert worker.poll() is None, log_path.read_text()
+            assert time.monotonic() < deadline, log_path.read_text()
+            await asyncio.sleep(0.5)
+        for port in ports:
+            status, body = await asyncio.to_thread(ready, port)
+            assert status == 503 and "waiting for the register" in body, (status, body)
+        waited = log_path.read_text()
+
+        server = await forward(db_port, server_host, int(server_port))
+        deadline = time.monotonic() + 60
+        for port in ports:
+            while (await asyncio.to_thread(ready, port))[0] != 200:
+                assert worker.poll() is None, log_path.read_text()
+                assert time.monotonic() < deadline, log_path.read_text()[-4000:]
+                await asyncio.sleep(0.5)
+    finally:
+        os.killpg(worker.pid, signal.SIGTERM)
+        await asyncio.to_thread(worker.wait, 60)
+        if server is not None:
+            server.close()
+    text = log_path.read_text()
+
+    assert "Traceback" not in text and "Crashed" not in text, text
+    assert text.count("[^Worker]: Starting...") == processes  # never restarted
+    assert "exited with" not in text  # the supervisor had nothing to restart
+    attempts = WAITING.findall(waited)
+    assert all("Connect call failed" in reason for reason, _ in attempts), attempts
+    # each worker's attempts back off: 1 s, then 2 s (the maximum set here), one line each
+    assert sorted(int(delay) for _, delay in attempts)[:processes] == [1] * processes
+    assert {int(delay) for _, delay in attempts} == {1, 2}, attempts
+    assert len(WAITING.findall(text)) < 30 * processes, text
