@@ -167,7 +167,15 @@ async def test_postgres_and_postgresql_urls_get_the_async_driver(
     assert again.returncode == 0 and again.stdout.strip() == "register schema is up to date", again
 
 
-@pytest.mark.parametrize("command", [["db", "upgrade"], ["compliance", "--date", "2025-01-02"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["db", "upgrade"],
+        ["compliance", "--date", "2025-01-02"],
+        ["person", "show", PERSON],
+        ["scenario", "run", str(REPO / "tests" / "scenarios")],
+    ],
+)
 def test_a_database_that_is_down_is_one_line_naming_where_it_was_looked_for(
     tmp_path: Path, command: list[str]
 ) -> None:
@@ -177,13 +185,14 @@ def test_a_database_that_is_down_is_one_line_naming_where_it_was_looked_for(
         cwd=tmp_path,
         REGHUB_DATABASE_URL=f"postgresql://reghub:secret-pw@127.0.0.1:{port}/reghub",
         REGHUB_PSEUDONYM_KEY=PSEUDONYM_KEY,
+        REGHUB_KAFKA_BOOTSTRAP=f"127.0.0.1:{free_port()}",  # the database is the first to fail
     )
 
     assert one_line(done) == (
         f"the register database does not answer (PostgreSQL at 127.0.0.1:{port}: connection "
         "refused) — start it, or set REGHUB_DATABASE_URL"
     )
-    assert "secret-pw" not in done.stderr
+    assert "secret-pw" not in done.stderr and PERSON not in done.stderr
 
 
 @pytest.mark.database
