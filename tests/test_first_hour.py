@@ -8,6 +8,7 @@ log prints, masked. A worker whose database is down waits for it with backoff, o
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import signal
@@ -32,10 +33,10 @@ PSEUDONYM_KEY = "test-pseudonym-key-0123456789"
 
 
 def environment(cwd: Path, **variables: str) -> dict[str, str]:
-    """The parent's environment without its `REGHUB_*`, plus `variables`."""
+    """The parent's environment without its `REGHUB_*`, plus `variables` (an empty one is left unset)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("REGHUB_")}
     env.update({"PYTHONPATH": str(REPO), "REGHUB_DATA_DIR": str(cwd / ".reghub"), **variables})
-    return env
+    return {k: v for k, v in env.items() if v != ""}
 
 
 def reghub(
@@ -402,3 +403,56 @@ async def test_a_worker_waits_for_its_database_with_backoff_one_line_per_attempt
     assert sorted(int(delay) for _, delay in attempts)[:processes] == [1] * processes
     assert {int(delay) for _, delay in attempts} == {1, 2}, attempts
     assert len(WAITING.findall(text)) < 30 * processes, text
+
+
+# --- one embedded hub per folder ----------------------------------------------------------------
+
+
+@pytest.mark.broker
+@pytest.mark.database
+def test_a_second_up_refuses_naming_the_first_and_commands_find_it_from_below(
+    tmp_path: Path,
+) -> None:
+    api_port = free_port()
+    first = subprocess.Popen(
+        [str(Path(sys.executable).parent / "reghub"), "up", "--duration", "120",
+         "--api-port", str(api_port)],
+        cwd=tmp_path,
+        env=environment(tmp_path, REGHUB_DATA_DIR=""),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    below = tmp_path / "src" / "deeper"
+    below.mkdir(parents=True)
+    found = tmp_path / ".reghub" / "embedded.json"
+    try:
+        deadline = time.monotonic() + 60
+        while not found.exists():
+            assert first.poll() is None, first.communicate()
+            assert time.monotonic() < deadline, "reghub up did not start"
+            time.sleep(0.3)
+        bootstrap = json.loads(found.read_text())["kafka_bootstrap"]
+
+        second = reghub("up", cwd=tmp_path, REGHUB_DATA_DIR="")
+        from_below = reghub("up", cwd=below, REGHUB_DATA_DIR="")
+        compliance = reghub("compliance", "--date", "2025-01-02", cwd=below, REGHUB_DATA_DIR="")
+        tail = reghub("tail", "ctr.decisions.v1", "--timeout", "1", cwd=below, REGHUB_DATA_DIR="")
+    finally:
+        first.send_signal(signal.SIGINT)
+        first.communicate(timeout=60)
+
+    refusal = (
+        f"a hub already runs in {tmp_path / '.reghub'} (pid {first.pid}, broker {bootstrap}, "
+        f"dashboard http://127.0.0.1:{api_port}/dashboard) — use it, or stop it first (Ctrl-C "
+        f"where it runs, or kill {first.pid})"
+    )
+    assert one_line(second) == refusal
+    assert one_line(from_below) == refusal
+    assert compliance.returncode == 0, compliance  # the hub's register, not a new one down here
+    assert compliance.stdout.strip() == "no reporting obligations on 2025-01-02", compliance
+    assert tail.returncode == 0 and tail.stderr == "", tail  # the hub's broker
+    assert not (below / ".reghub").exists()
+    assert first.returncode == 0 and not found.exists()
