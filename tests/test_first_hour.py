@@ -136,7 +136,9 @@ async def empty_database() -> AsyncIterator[str]:
 
 
 @pytest.mark.parametrize("url", ["mysql://reghub:secret-pw@db.example/reghub", "garbage-secret-pw"])
-@pytest.mark.parametrize("command", [["db", "upgrade"], ["compliance", "--date", "2025-01-02"]])
+@pytest.mark.parametrize(
+    "command", [["db", "upgrade"], ["compliance", "--date", "2025-01-02"], ["worker"], ["api"]]
+)
 def test_a_database_url_of_another_form_names_the_forms_accepted(
     tmp_path: Path, url: str, command: list[str]
 ) -> None:
@@ -196,10 +198,14 @@ def test_a_database_that_is_down_is_one_line_naming_where_it_was_looked_for(
     assert "secret-pw" not in done.stderr and PERSON not in done.stderr
 
 
+@pytest.mark.broker
 @pytest.mark.database
-@pytest.mark.parametrize("command", [["db", "upgrade"], ["compliance", "--date", "2025-01-02"]])
+@pytest.mark.parametrize(
+    "command",
+    [["db", "upgrade"], ["compliance", "--date", "2025-01-02"], ["worker", "--processes", "2"]],
+)
 def test_a_database_that_does_not_exist_is_one_line_saying_how_to_make_it(
-    tmp_path: Path, command: list[str]
+    tmp_path: Path, command: list[str], broker: EmbeddedBroker
 ) -> None:
     name = f"reghub_missing_{uuid.uuid4().hex[:8]}"
     done = reghub(
@@ -207,6 +213,9 @@ def test_a_database_that_does_not_exist_is_one_line_saying_how_to_make_it(
         cwd=tmp_path,
         REGHUB_DATABASE_URL=f"postgresql://{PG_ADMIN_DSN.split('://', 1)[1].rsplit('/', 1)[0]}/{name}",
         REGHUB_PSEUDONYM_KEY=PSEUDONYM_KEY,
+        REGHUB_KAFKA_BOOTSTRAP=broker.bootstrap,
+        REGHUB_KAFKA_IDEMPOTENCE="false",
+        REGHUB_WEB_PORT=str(free_port()),
     )
 
     assert one_line(done) == (
