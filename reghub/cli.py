@@ -13,7 +13,7 @@ import typer
 import typer.main
 
 from reghub.config import load_settings
-from reghub.failures import Failure, check_broker, check_register, explain
+from reghub.failures import Failure, check_broker, check_register, check_web_ports, explain
 from reghub.logs import mask_person_numbers_in_logs
 from reghub.settings import DATABASE_URL_FORMS, Settings
 from reghub.supervisor import Supervisor, default_processes
@@ -96,22 +96,24 @@ def worker(
 ) -> None:
     """Run the register workers (see `_WORKER_HELP`)."""
     settings = load_settings()
-    asyncio.run(_worker_start_checks(settings))
     count = processes or settings.worker_processes or default_processes(settings.database_url)
+    asyncio.run(_worker_start_checks(settings, count))
     if count > 1:
         logging.basicConfig(level=settings.log_level.upper())
         raise typer.Exit(Supervisor(count, settings.web_port).run())
     _one_worker(settings)
 
 
-async def _worker_start_checks(settings: Settings) -> None:
-    """The broker answers and the register is at this code's revision, before anything starts.
+async def _worker_start_checks(settings: Settings, count: int) -> None:
+    """The web ports are free, the broker answers and the register is at this code's revision,
+    before anything starts.
 
     Raises:
+        Failure: a web port is taken; the register is missing, refuses the user, or is not migrated.
+            A database that does not answer is logged here and waited for by the worker itself.
         BrokerUnavailable: nothing answers at REGHUB_KAFKA_BOOTSTRAP.
-        Failure: the register is missing, refuses the user, or is not migrated. A database that does
-            not answer is logged here and waited for by the worker itself.
     """
+    check_web_ports(settings.web_port, count)
     await check_broker(settings)
     try:
         await check_register(settings.database_url)

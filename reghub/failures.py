@@ -193,3 +193,26 @@ async def check_broker(settings: Settings) -> None:
     )
     await start_client(admin, settings.kafka_bootstrap, settings.kafka_security_protocol)
     await admin.close()
+
+
+def check_web_ports(first: int, count: int) -> None:
+    """A worker's start-up check of its web ports (health, readiness, metrics): `count` ports from
+    `first` on, each free on every address as faust binds it.
+
+    Raises:
+        Failure: one of them is taken.
+    """
+    for port in range(first, first + count):
+        with socket.socket() as probe:
+            # as the web server binds: a port that only has closed connections waiting is free
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(("0.0.0.0", port))
+            except OSError:
+                which = "web port" if count == 1 else f"web port of worker {port - first}"
+                raise Failure(
+                    (
+                        f"port {port} (the {which}) is taken — stop what uses it, or set "
+                        "REGHUB_WEB_PORT",
+                    )
+                ) from None

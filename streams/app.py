@@ -66,11 +66,15 @@ async def wait_for_register(processor: RegisterProcessor, readiness: Health) -> 
         try:
             await processor.pipeline.start()
         except RegisterUnavailable as exc:
-            readiness.waiting = f"waiting for the register: {exc}"
+            # a database that came up empty: the one thing an operator must do before it can start
+            unmigrated = "42P01" in str(exc) or "no such table" in str(exc)
+            hint = " — run `reghub db upgrade`" if unmigrated else ""
+            readiness.waiting = f"waiting for the register: {exc}{hint}"
             at = (datetime.now(UTC) + timedelta(seconds=delay)).astimezone()
             log.warning(
-                "register unavailable at start (%s); next attempt in %.0f s, at %s",
+                "register unavailable at start (%s)%s; next attempt in %.0f s, at %s",
                 exc,
+                hint,
                 delay,
                 at.strftime("%H:%M:%S"),
             )

@@ -12,6 +12,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -465,3 +466,22 @@ def test_a_second_up_refuses_naming_the_first_and_commands_find_it_from_below(
     assert tail.returncode == 0 and tail.stderr == "", tail  # the hub's broker
     assert not (below / ".reghub").exists()
     assert first.returncode == 0 and not found.exists()
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_the_worker_on_a_web_port_that_is_taken_is_one_line(tmp_path: Path, processes: int) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        first = port - processes + 1  # the last worker's port is the one taken
+        done = reghub(
+            "worker", "--processes", str(processes), cwd=tmp_path,
+            REGHUB_DATABASE_URL=f"sqlite:///{tmp_path / 'register.db'}",
+            REGHUB_PSEUDONYM_KEY=PSEUDONYM_KEY, REGHUB_WEB_PORT=str(first),
+        )  # fmt: skip
+
+    which = "web port" if processes == 1 else f"web port of worker {processes - 1}"
+    assert one_line(done) == (
+        f"port {port} (the {which}) is taken — stop what uses it, or set REGHUB_WEB_PORT"
+    )
