@@ -21,7 +21,7 @@ from reghub.supervisor import Supervisor, default_processes
 _ENVIRONMENT = (
     "Configuration comes from REGHUB_* environment variables (or files named like them in the folder "
     "REGHUB_SECRETS_DIR names). `reghub up` needs none: it makes its own, and the other commands "
-    "run in its folder use it.\n\n"
+    "run in its folder, or below it, use that hub while it runs.\n\n"
     "REGHUB_PSEUDONYM_KEY (16 characters or more) is required by worker, api, db upgrade, register "
     "import and person show.\n\n"
     f"REGHUB_DATABASE_URL is the register: {DATABASE_URL_FORMS}; default "
