@@ -2,8 +2,9 @@
 
 `explain` turns an exception (or the cause it was raised from) into a `Failure`; the command line's
 entry point prints its line and exits with its code instead of a traceback. An exception it does not
-know is a bug and keeps its traceback. `check_worker_start` finds the same failures before a worker
-starts. No line repeats a setting's value (a URL may hold a password) or a person number.
+know is a bug and keeps its traceback. `check_web_ports`, `check_broker` and `check_register` find them
+before a worker starts. No line repeats a setting's value (a URL may hold a password) or a person
+number.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from sqlalchemy.exc import ArgumentError
 from reghub.config import settings_problems
 from reghub.kafka_options import BrokerUnavailable
 from reghub.settings import Settings
+from rules.identifiers import mask_person_numbers
 
 UPGRADE = "run `reghub db upgrade`"
 _DATABASE_MODULES = ("sqlalchemy", "asyncpg", "aiosqlite", "sqlite3", "sinks")
@@ -50,11 +52,12 @@ def explain(exc: BaseException, database_url: str | None = None) -> Failure | No
             return Failure((e.hint,))
         if isinstance(e, ValidationError) and e.title == Settings.__name__:
             return Failure(tuple(settings_problems(e)), exit_code=2)
-    if _from_database(exc):
-        return _database_failure(exc, database_url)
+    if _from_database(exc) and (failure := _database_failure(exc, database_url)) is not None:
+        return failure
     for e in _chain(exc):
         if isinstance(e, FileNotFoundError | IsADirectoryError | PermissionError) and e.filename:
-            return Failure((f"{e.filename}: {e.strerror or 'cannot be read'}",))
+            name = mask_person_numbers(str(e.filename))
+            return Failure((f"{name}: {e.strerror or 'cannot be read'}",))
     return None
 
 

@@ -485,3 +485,12 @@ def test_the_worker_on_a_web_port_that_is_taken_is_one_line(tmp_path: Path, proc
     assert one_line(done) == (
         f"port {port} (the {which}) is taken — stop what uses it, or set REGHUB_WEB_PORT"
     )
+
+
+def test_a_file_that_is_not_there_is_one_line_naming_it_masked(tmp_path: Path) -> None:
+    done = reghub(
+        "send", "ctr.dispensings.v1", f"reports-{PERSON}.jsonl", cwd=tmp_path,
+        REGHUB_KAFKA_BOOTSTRAP=f"127.0.0.1:{free_port()}",
+    )  # fmt: skip
+
+    assert one_line(done) == "reports-**********.jsonl: No such file or directory"
