@@ -52,6 +52,14 @@ def explain(exc: BaseException, database_url: str | None = None) -> Failure | No
             return Failure((e.hint,))
         if isinstance(e, ValidationError) and e.title == Settings.__name__:
             return Failure(tuple(settings_problems(e)), exit_code=2)
+        if type(e).__module__.startswith("alembic") and "Can't locate revision" in str(e):
+            where, name = describe(database_url)
+            return Failure(
+                (
+                    f"the register ({where}, {name}) is at a revision this reghub does not know "
+                    f"({str(e).rsplit(' ', 1)[-1]}) — run the reghub version that migrated it",
+                )
+            )
     if _from_database(exc) and (failure := _database_failure(exc, database_url)) is not None:
         return failure
     for e in _chain(exc):
@@ -166,7 +174,7 @@ async def check_register(database_url: str) -> None:
 
     engine = make_engine(database_url, pool_size=1)
     try:
-        current, head = await revisions(engine)
+        current, known = await revisions(engine)
     except Exception as exc:
         failure = explain(exc, database_url)
         if failure is None:
@@ -174,11 +182,25 @@ async def check_register(database_url: str) -> None:
         raise failure from None
     finally:
         await engine.dispose()
-    if head is not None and head not in current:
-        where, name = describe(database_url)
-        state = f"at revision {', '.join(current)}" if current else "not migrated"
-        needed = f", this hub needs {head}" if current else ""
-        raise Failure((f"the register ({where}, {name}) is {state}{needed} — {UPGRADE}",))
+    if not known or known[0] in current:
+        return
+    where, name = describe(database_url)
+    register = f"the register ({where}, {name})"
+    if not current:
+        raise Failure((f"{register} is not migrated — {UPGRADE}",))
+    newer = [r for r in current if r not in known]
+    if newer:
+        raise Failure(
+            (
+                f"{register} is at revision {', '.join(newer)}, newer than this reghub knows "
+                f"({known[0]}) — run the reghub version that migrated it",
+            )
+        )
+    raise Failure(
+        (
+            f"{register} is at revision {', '.join(current)}, this reghub needs {known[0]} — {UPGRADE}",
+        )
+    )
 
 
 async def check_broker(settings: Settings) -> None:

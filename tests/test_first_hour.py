@@ -22,6 +22,7 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from reghub.broker import EmbeddedBroker, create_topics, free_port
@@ -494,3 +495,69 @@ def test_a_file_that_is_not_there_is_one_line_naming_it_masked(tmp_path: Path) -
     )  # fmt: skip
 
     assert one_line(done) == "reports-**********.jsonl: No such file or directory"
+
+
+@pytest.mark.broker
+@pytest.mark.database
+@pytest.mark.parametrize(
+    ("revision", "fix"),
+    [
+        ("0012_partial_obligation_indexes", "this reghub needs {head} — run `reghub db upgrade`"),
+        (
+            "9999_from_a_newer_reghub",
+            "newer than this reghub knows ({head}) — run the reghub version",
+        ),
+    ],
+)
+async def test_the_worker_refuses_a_register_at_another_revision(
+    tmp_path: Path, empty_database: str, broker: EmbeddedBroker, revision: str, fix: str
+) -> None:
+    from alembic.script import ScriptDirectory
+
+    from sinks.migrations import alembic_config
+
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    migrated = await asyncio.to_thread(
+        reghub, "db", "upgrade", cwd=tmp_path, REGHUB_DATABASE_URL=empty_database,
+        REGHUB_PSEUDONYM_KEY=PSEUDONYM_KEY,
+    )  # fmt: skip
+    assert migrated.returncode == 0, migrated
+    connection = await asyncpg.connect(empty_database)
+    try:
+        await connection.execute("UPDATE alembic_version SET version_num = $1", revision)
+    finally:
+        await connection.close()
+
+    done = await asyncio.to_thread(
+        reghub, "worker", "--processes", "1", cwd=tmp_path,
+        REGHUB_DATABASE_URL=empty_database, REGHUB_PSEUDONYM_KEY=PSEUDONYM_KEY,
+        REGHUB_KAFKA_BOOTSTRAP=broker.bootstrap, REGHUB_KAFKA_IDEMPOTENCE="false",
+        REGHUB_WEB_PORT=str(free_port()),
+    )  # fmt: skip
+
+    again = await asyncio.to_thread(
+        reghub, "db", "upgrade", cwd=tmp_path, REGHUB_DATABASE_URL=empty_database,
+        REGHUB_PSEUDONYM_KEY=PSEUDONYM_KEY,
+    )  # fmt: skip
+
+    name = empty_database.rsplit("/", 1)[1]
+    line = one_line(done)
+    assert line.startswith(
+        f"the register (PostgreSQL at {PG_SERVER}, {name}) is at revision {revision}, "
+    ), line
+    assert fix.format(head=head) in line, line
+    if revision in known_revisions():
+        assert again.returncode == 0, again  # behind: `db upgrade` mends it
+    else:
+        assert one_line(again) == (
+            f"the register (PostgreSQL at {PG_SERVER}, {name}) is at a revision this reghub does "
+            f"not know ('{revision}') — run the reghub version that migrated it"
+        )
+
+
+def known_revisions() -> list[str]:
+    from alembic.script import ScriptDirectory
+
+    from sinks.migrations import alembic_config
+
+    return [r.revision for r in ScriptDirectory.from_config(alembic_config()).walk_revisions()]

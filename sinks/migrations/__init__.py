@@ -96,14 +96,15 @@ async def upgrade(engine: AsyncEngine) -> list[str]:
         return await conn.run_sync(_upgrade)
 
 
-def _revisions(connection: Connection) -> tuple[tuple[str, ...], str | None]:
+def _revisions(connection: Connection) -> tuple[tuple[str, ...], list[str]]:
     current = tuple(MigrationContext.configure(connection).get_current_heads())
-    return current, ScriptDirectory.from_config(alembic_config()).get_current_head()
+    script = ScriptDirectory.from_config(alembic_config())
+    return current, [r.revision for r in script.walk_revisions()]
 
 
-async def revisions(engine: AsyncEngine) -> tuple[tuple[str, ...], str | None]:
-    """The revisions the register is at (none: never migrated) and the newest one this code has; a
-    worker starts only when that one is among the former.
+async def revisions(engine: AsyncEngine) -> tuple[tuple[str, ...], list[str]]:
+    """The revisions the register is at (none: never migrated), and every revision this code has,
+    newest first; a worker starts only when the newest is among the former.
 
     Raises:
         sqlalchemy.exc.OperationalError, OSError: the database cannot be reached.
