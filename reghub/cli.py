@@ -115,12 +115,21 @@ async def _worker_start_checks(settings: Settings, count: int) -> None:
     """
     check_web_ports(settings.web_port, count)
     await check_broker(settings)
+    await _register_check(settings, "the worker waits for it")
+
+
+async def _register_check(settings: Settings, meanwhile: str) -> None:
+    """`check_register`, where a database that does not answer is only a warning saying `meanwhile`.
+
+    Raises:
+        Failure: the register is missing, refuses the user, or is not at this code's revision.
+    """
     try:
         await check_register(settings.database_url)
     except Failure as failure:
         if not failure.retriable:
             raise
-        logging.getLogger("reghub.worker").warning("%s; the worker waits for it", failure)
+        logging.getLogger("reghub").warning("%s; %s", failure, meanwhile)
 
 
 def _one_worker(settings: Settings) -> None:
@@ -159,13 +168,15 @@ def api(
     host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
     port: Annotated[int | None, typer.Option(help="Port.")] = None,
 ) -> None:
-    """Run the read API and the monitoring dashboard."""
+    """Run the read API and the monitoring dashboard (a register that is missing or not migrated stops
+    it at start with one line; one that does not answer yet is reported and the API starts)."""
     import uvicorn
 
     from api.app import create_api
     from reghub import wiring
 
     settings = load_settings()
+    asyncio.run(_register_check(settings, "the API starts anyway"))
     uvicorn.run(
         create_api(
             settings.database_url,

@@ -561,3 +561,16 @@ def known_revisions() -> list[str]:
     from sinks.migrations import alembic_config
 
     return [r.revision for r in ScriptDirectory.from_config(alembic_config()).walk_revisions()]
+
+
+@pytest.mark.database
+async def test_the_api_refuses_a_register_not_migrated(tmp_path: Path, empty_database: str) -> None:
+    done = await asyncio.to_thread(
+        reghub, "api", "--port", str(free_port()), cwd=tmp_path,
+        REGHUB_DATABASE_URL=empty_database, REGHUB_PSEUDONYM_KEY=PSEUDONYM_KEY,
+    )  # fmt: skip
+
+    name = empty_database.rsplit("/", 1)[1]
+    assert one_line(done) == (
+        f"the register (PostgreSQL at {PG_SERVER}, {name}) is not migrated — run `reghub db upgrade`"
+    )
