@@ -2,7 +2,8 @@
 
 A wrong setting, a database that is down, missing or not migrated, or a broker nobody runs is one line on
 stderr that names the problem and what to do, and a non-zero exit; never a traceback. The API's access
-log prints, masked. A worker whose database is down waits for it with backoff, one line per attempt.
+log prints, masked. A worker whose database is down waits for it with backoff, one line per attempt. A
+second `reghub up` in a folder refuses, and the commands find the running hub from folders below it.
 """
 
 from __future__ import annotations
