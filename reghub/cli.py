@@ -8,16 +8,31 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
+import click
 import typer
-from pydantic import ValidationError
+import typer.main
 
-from reghub.config import load_settings, settings_problems
-from reghub.kafka_options import BrokerUnavailable
+from reghub.config import load_settings
+from reghub.failures import Failure, check_broker, check_register, check_web_ports, explain
 from reghub.logs import mask_person_numbers_in_logs
-from reghub.settings import Settings
+from reghub.settings import DATABASE_URL_FORMS, Settings
 from reghub.supervisor import Supervisor, default_processes
 
-app = typer.Typer(help="reghub: the CTR and treatment-place register hub.", no_args_is_help=True)
+_ENVIRONMENT = (
+    "Configuration comes from REGHUB_* environment variables (or files named like them in the folder "
+    "REGHUB_SECRETS_DIR names). `reghub up` needs none: it makes its own, and the other commands "
+    "run in its folder, or below it, use that hub while it runs.\n\n"
+    "REGHUB_PSEUDONYM_KEY (16 characters or more) is required by worker, api, db upgrade, register "
+    "import and person show.\n\n"
+    f"REGHUB_DATABASE_URL is the register: {DATABASE_URL_FORMS}; default "
+    "sqlite:///.reghub/register.db.\n\n"
+    "REGHUB_KAFKA_BOOTSTRAP is the broker, host:port; default 127.0.0.1:9092."
+)
+app = typer.Typer(
+    help="reghub: the CTR and treatment-place register hub.",
+    epilog=_ENVIRONMENT,
+    no_args_is_help=True,
+)
 db_app = typer.Typer(help="The register database.", no_args_is_help=True)
 topics_app = typer.Typer(help="Kafka topics.", no_args_is_help=True)
 schemas_app = typer.Typer(help="Wire schemas.", no_args_is_help=True)
@@ -61,7 +76,15 @@ def up(
     raise typer.Exit(code)
 
 
-@app.command()
+_WORKER_HELP = (
+    "Run the register workers: they need REGHUB_PSEUDONYM_KEY, REGHUB_KAFKA_BOOTSTRAP and "
+    "REGHUB_DATABASE_URL, migrated with `reghub db upgrade` (see `reghub --help`).\n\n"
+    "A broker that does not answer, or a register that is missing or not migrated, stops the command "
+    "at start with one line; a database that does not answer is waited for, with backoff."
+)
+
+
+@app.command(help=_WORKER_HELP)
 def worker(
     processes: Annotated[
         int | None,
@@ -71,13 +94,42 @@ def worker(
         ),
     ] = None,
 ) -> None:
-    """Run the register workers (production: REGHUB_KAFKA_BOOTSTRAP, REGHUB_DATABASE_URL)."""
+    """Run the register workers (see `_WORKER_HELP`)."""
     settings = load_settings()
     count = processes or settings.worker_processes or default_processes(settings.database_url)
+    asyncio.run(_worker_start_checks(settings, count))
     if count > 1:
         logging.basicConfig(level=settings.log_level.upper())
         raise typer.Exit(Supervisor(count, settings.web_port).run())
     _one_worker(settings)
+
+
+async def _worker_start_checks(settings: Settings, count: int) -> None:
+    """The web ports are free, the broker answers and the register is at this code's revision,
+    before anything starts.
+
+    Raises:
+        Failure: a web port is taken; the register is missing, refuses the user, or is not migrated.
+            A database that does not answer is logged here and waited for by the worker itself.
+        BrokerUnavailable: nothing answers at REGHUB_KAFKA_BOOTSTRAP.
+    """
+    check_web_ports(settings.web_port, count)
+    await check_broker(settings)
+    await _register_check(settings, "the worker waits for it")
+
+
+async def _register_check(settings: Settings, meanwhile: str) -> None:
+    """`check_register`, where a database that does not answer is only a warning saying `meanwhile`.
+
+    Raises:
+        Failure: the register is missing, refuses the user, or is not at this code's revision.
+    """
+    try:
+        await check_register(settings.database_url)
+    except Failure as failure:
+        if not failure.retriable:
+            raise
+        logging.getLogger("reghub").warning("%s; %s", failure, meanwhile)
 
 
 def _one_worker(settings: Settings) -> None:
@@ -116,13 +168,15 @@ def api(
     host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
     port: Annotated[int | None, typer.Option(help="Port.")] = None,
 ) -> None:
-    """Run the read API and the monitoring dashboard."""
+    """Run the read API and the monitoring dashboard (a register that is missing or not migrated stops
+    it at start with one line; one that does not answer yet is reported and the API starts)."""
     import uvicorn
 
     from api.app import create_api
     from reghub import wiring
 
     settings = load_settings()
+    asyncio.run(_register_check(settings, "the API starts anyway"))
     uvicorn.run(
         create_api(
             settings.database_url,
@@ -570,22 +624,62 @@ def sor_import(
     typer.echo(", ".join(f"{kind} {n}" for kind, n in counts.items()))
 
 
+def _plain_help(command: click.Command) -> None:
+    """Show each value's kind in `--help` as a word (INTEGER, PATH), not as the Python type Typer
+    prints (`<int>`, `<list[Path]>`); flags show none. Called once on the built command tree."""
+    context = click.Context(command)
+    params = list(command.params)
+    help_option = command.get_help_option(context)
+    if help_option is not None:
+        params.append(help_option)
+    for param in params:
+        descriptor = getattr(param, "type_descriptor", None)
+        annotation = getattr(descriptor, "annotation", None)
+        label = None if getattr(param, "is_flag", False) else _KINDS.get(str(annotation), "VALUE")
+        param.display_type_rich = lambda ctx, label=label: label  # type: ignore[method-assign]
+        if param.param_type_name == "argument" and param.metavar is None and param.name:
+            param.metavar = param.name.upper()  # Typer would show `{files}`
+    for sub in getattr(command, "commands", {}).values():
+        _plain_help(sub)
+
+
+_KINDS = {
+    str(int): "INTEGER",
+    str(float): "NUMBER",
+    str(str): "TEXT",
+    str(Path): "PATH",
+    str(list[Path]): "PATH...",
+    str(int | None): "INTEGER",
+    str(str | None): "TEXT",
+    str(Path | None): "PATH",
+}
+
+
+def _database_url() -> str | None:
+    """The configured register URL, to name the database in a failure's line; None if unreadable."""
+    try:
+        return load_settings(key_needed=False).database_url
+    except Exception:  # the settings' own problem is reported, not this one
+        return None
+
+
 def main() -> None:
-    """The `reghub` command: a missing setting or an absent broker is one line on stderr, not a
-    traceback."""
+    """The `reghub` command: a known failure (a missing setting, a database or broker that does not
+    answer, a register not migrated) is one line on stderr and a non-zero exit, not a traceback
+    (`reghub.failures`)."""
     mask_person_numbers_in_logs()
     _logging("warning")
+    command = typer.main.get_command(app)
+    _plain_help(command)
     try:
-        app()
-    except ValidationError as exc:
-        if exc.title != Settings.__name__:
+        command()
+    except Exception as exc:
+        failure = explain(exc, _database_url())
+        if failure is None:
             raise
-        for line in settings_problems(exc):
+        for line in failure.lines:
             typer.echo(line, err=True)
-        raise SystemExit(2) from None
-    except BrokerUnavailable as exc:
-        typer.echo(exc.hint, err=True)
-        raise SystemExit(1) from None
+        raise SystemExit(failure.exit_code) from None
 
 
 if __name__ == "__main__":

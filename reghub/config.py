@@ -3,23 +3,77 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import secrets
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
 from reghub.settings import Settings
 
 EMBEDDED_FILE = "embedded.json"
+LOCK_FILE = "up.lock"  # held (flock) by the `reghub up` using the folder, released when it ends
 TOKEN_KEY_FILE = "api-token.key"
 # Stands in for the pseudonym key in commands that never pseudonymise (send, tail, topics create).
 _UNUSED_KEY = "unused-by-this-command"
 
 
 def data_dir() -> Path:
-    return Path(os.environ.get("REGHUB_DATA_DIR", ".reghub"))
+    """`REGHUB_DATA_DIR`, else the `.reghub` of a `reghub up` running here or in a folder above (so the
+    commands find the hub from anywhere inside the project), else `.reghub` here."""
+    explicit = os.environ.get("REGHUB_DATA_DIR")
+    if explicit:
+        return Path(explicit)
+    here = Path.cwd()
+    for folder in (here, *here.parents):
+        if hub_running(folder / ".reghub") is not None:
+            return folder / ".reghub"
+    return Path(".reghub")
+
+
+def hub_running(folder: Path) -> dict[str, Any] | None:
+    """What the `reghub up` using `folder` says about itself (pid; once started, its broker, register
+    and API), or None when none runs there. Running means holding the folder's lock, so a hub killed
+    without cleaning up counts as gone."""
+    try:
+        fd = os.open(folder / LOCK_FILE, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return _read_json(folder / LOCK_FILE) | _read_json(folder / EMBEDDED_FILE)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+def lock_hub(folder: Path) -> int | None:
+    """Take `folder`'s lock for this `reghub up` and write its pid in it; returns the lock's file
+    descriptor (the lock lasts until it is closed or the process ends, however it ends), or None when
+    another hub holds it."""
+    fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    os.ftruncate(fd, 0)
+    os.write(fd, json.dumps({"pid": os.getpid()}).encode())
+    return fd
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        found = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}
 
 
 def load_settings(*, key_needed: bool = True, **overrides: object) -> Settings:
@@ -29,14 +83,14 @@ def load_settings(*, key_needed: bool = True, **overrides: object) -> Settings:
         pydantic.ValidationError: a variable is missing or invalid (`settings_problems` says which).
     """
     values: dict[str, object] = {}
-    embedded = data_dir() / EMBEDDED_FILE
-    if embedded.exists():
-        found = json.loads(embedded.read_text())
-        if "REGHUB_KAFKA_BOOTSTRAP" not in os.environ:
-            values["kafka_bootstrap"] = found["kafka_bootstrap"]
-            values["kafka_idempotence"] = False  # Tansu refuses InitProducerId
-            values["topic_replication_factor"] = 1  # one broker
-            values["topic_min_insync_replicas"] = 1
+    found = hub_running(data_dir()) or {}
+    if "kafka_bootstrap" in found and "REGHUB_KAFKA_BOOTSTRAP" not in os.environ:
+        values["kafka_bootstrap"] = found["kafka_bootstrap"]
+        values["kafka_idempotence"] = False  # Tansu refuses InitProducerId
+        values["topic_replication_factor"] = 1  # one broker
+        values["topic_min_insync_replicas"] = 1
+    if "database_url" in found and "REGHUB_DATABASE_URL" not in os.environ:
+        values["database_url"] = found["database_url"]
     key_file = data_dir() / "pseudonym.key"
     if "REGHUB_PSEUDONYM_KEY" not in os.environ and key_file.exists():
         values["pseudonym_key"] = key_file.read_text().strip()

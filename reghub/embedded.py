@@ -27,10 +27,13 @@ from reghub.config import (
     data_dir,
     ensure_pseudonym_key,
     ensure_token_key,
+    hub_running,
     load_settings,
+    lock_hub,
     private_folder,
     private_sqlite_file,
 )
+from reghub.failures import Failure
 from sinks import tables
 from sinks.migrations import upgrade
 from sinks.register import make_engine
@@ -71,14 +74,46 @@ def _port_is_free(port: int) -> bool:
 async def run_embedded(
     *, demo: bool, rate: int, persons: int, api_port: int, duration: float
 ) -> int:
-    """Start everything, print a live one-line summary, and stop it all on Ctrl-C, SIGTERM or `duration`."""
+    """Start everything, print a live one-line summary, and stop it all on Ctrl-C, SIGTERM or `duration`.
+
+    Raises:
+        Failure: another `reghub up` runs in this folder (one hub per folder: it holds the lock).
+    """
     folder = private_folder(data_dir().resolve())  # register, key and logs: the owner's only
+    lock = lock_hub(folder)
+    if lock is None:
+        raise Failure((_already_running(folder),))
+    try:
+        return await _run_embedded(
+            folder, demo=demo, rate=rate, persons=persons, api_port=api_port, duration=duration
+        )
+    finally:
+        os.close(lock)
+
+
+def _already_running(folder: Path) -> str:
+    """The one line a second `reghub up` prints about the first."""
+    found = hub_running(folder) or {}
+    pid = found.get("pid", "?")
+    where = [f"pid {pid}"]
+    if "kafka_bootstrap" in found:
+        where.append(f"broker {found['kafka_bootstrap']}")
+    if "api" in found:
+        where.append(f"dashboard {found['api']}/dashboard")
+    return (
+        f"a hub already runs in {folder} ({', '.join(where)}) — use it, or stop it first "
+        f"(Ctrl-C where it runs, or kill {pid})"
+    )
+
+
+async def _run_embedded(
+    folder: Path, *, demo: bool, rate: int, persons: int, api_port: int, duration: float
+) -> int:
     key = ensure_pseudonym_key(folder)
     token_key = ensure_token_key(folder)
     broker = EmbeddedBroker(log_path=folder / "tansu.log")
     broker.start()
     children: list[subprocess.Popen[bytes]] = []
-    (folder / EMBEDDED_FILE).write_text(json.dumps({"kafka_bootstrap": broker.bootstrap}))
     try:
         env = {
             **os.environ,
@@ -117,13 +152,24 @@ async def run_embedded(
         worker_web = f"http://127.0.0.1:{env['REGHUB_WEB_PORT']}"
         api_env = {**env, "REGHUB_WORKER_URLS": json.dumps([worker_web])}
         children.append(_spawn(["api", "--port", str(api_port)], api_env, folder / "api.log"))
+        # what the other commands, run here or below, read to find this hub (reghub.config)
+        (folder / EMBEDDED_FILE).write_text(
+            json.dumps(
+                {
+                    "pid": os.getpid(),
+                    "kafka_bootstrap": broker.bootstrap,
+                    "database_url": settings.database_url,
+                    "api": f"http://127.0.0.1:{api_port}",
+                }
+            )
+        )
         register = make_url(settings.database_url).render_as_string(hide_password=True)
         print(
             f"reghub up: broker {broker.bootstrap}, register {register}, logs in {folder}\n"
             f"  API and dashboard  http://127.0.0.1:{api_port}/dashboard\n"
             f"  worker             {worker_web}/health   {worker_web}/ready\n"
             f"  decisions          {_reghub_command()} tail ctr.decisions.v1"
-            "   (in another shell, from this folder)\n"
+            "   (in another shell, in this folder or below)\n"
             f"  a read token       {_reghub_command()} token --role pharmacy --pharmacy-number 12300"
             f"   (then http://127.0.0.1:{api_port}/docs)",
             flush=True,

@@ -775,7 +775,7 @@ async def in_process() -> AsyncIterator[Hub]:
         pseudonym_key=uuid.uuid4().hex,
         report_grace_seconds=10**10,
     )
-    engine = make_engine(url)
+    engine = make_engine(settings.database_url)
     await upgrade(engine)
     register = Register(engine)
     try:
@@ -809,7 +809,7 @@ async def pipeline() -> AsyncIterator[Hub]:
         report_grace_seconds=10**10,
     )
     names = TopicNames(prefix)
-    engine = make_engine(url)
+    engine = make_engine(settings.database_url)
     await upgrade(engine)
     register = Register(engine)
     await create_topics(bootstrap, names, settings.topic_partitions)

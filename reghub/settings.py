@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -16,6 +17,37 @@ from pydantic_settings import (
 )
 
 SECRETS_DIR_VARIABLE = "REGHUB_SECRETS_DIR"
+
+DATABASE_URL_FORMS = (
+    "postgresql://user:password@host:5432/name (or postgres://…) or sqlite:///path/to/register.db"
+)
+"""The forms of `REGHUB_DATABASE_URL` the hub accepts, as `--help` and its errors name them."""
+
+_ASYNC_DRIVERS = {
+    "postgresql": "postgresql+asyncpg",
+    "postgres": "postgresql+asyncpg",
+    "postgresql+asyncpg": "postgresql+asyncpg",
+    "sqlite": "sqlite+aiosqlite",
+    "sqlite+aiosqlite": "sqlite+aiosqlite",
+}
+
+
+def async_database_url(url: str) -> str:
+    """`url` with the async driver the hub runs on (asyncpg, aiosqlite) in its scheme.
+
+    Raises:
+        ValueError: not a PostgreSQL or SQLite URL; the message names the accepted forms, never the
+            URL itself (it may hold a password).
+    """
+    scheme, separator, rest = url.strip().partition("://")
+    driver = _ASYNC_DRIVERS.get(scheme.lower()) if separator else None
+    if driver is None:
+        shown = separator and re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]{0,30}", scheme)
+        named = f"{scheme}:// is not supported" if shown else "not a URL"
+        raise ValueError(f"{named}; use {DATABASE_URL_FORMS}")
+    if not rest.strip("/"):
+        raise ValueError(f"no host or file given; use {DATABASE_URL_FORMS}")
+    return f"{driver}://{rest}"
 
 
 class Settings(BaseSettings):
@@ -43,7 +75,10 @@ class Settings(BaseSettings):
     # tests and the one-broker compose stack set 1 and 1.
     topic_replication_factor: int = Field(default=3, ge=1)
     topic_min_insync_replicas: int = Field(default=2, ge=1)
-    database_url: str = "sqlite+aiosqlite:///.reghub/register.db"
+    database_url: str = Field(
+        default="sqlite+aiosqlite:///.reghub/register.db",
+        description=f"the register: {DATABASE_URL_FORMS}",
+    )
     topic_prefix: str = ""
     topic_partitions: int = Field(default=4, ge=1)
     consumer_group: str = "reghub-register"
@@ -116,6 +151,11 @@ class Settings(BaseSettings):
     api_token_issuer: str = "reghub-dev"
     data_dir: Path = Path(".reghub")
     log_level: str = "info"
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, url: str) -> str:
+        return async_database_url(url)
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:

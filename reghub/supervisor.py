@@ -81,8 +81,9 @@ class Supervisor:
                 if index not in restart_at:
                     self.failures[index] = self.failures.get(index, 0) + 1
                     delay = min(MAX_BACKOFF_S, 0.5 * 2 ** (self.failures[index] - 1))
-                    log.error("worker %d exited with %s; restarting in %.1f s", index,
-                              child.returncode, delay)  # fmt: skip
+                    at = time.strftime("%H:%M:%S", time.localtime(time.time() + delay))
+                    log.error("worker %d exited with %s; restarting in %.1f s, at %s", index,
+                              child.returncode, delay, at)  # fmt: skip
                     restart_at[index] = time.monotonic() + delay
                 elif time.monotonic() >= restart_at[index]:
                     del restart_at[index]

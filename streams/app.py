@@ -53,6 +53,38 @@ class HubApp(faust.App):
             self.add_future(self.register_consumer())
 
 
+async def wait_for_register(processor: RegisterProcessor, readiness: Health) -> None:
+    """Called once at start, before the consumer joins: read the scales until the register answers.
+
+    A register that is down at start is waited for with the transient-error backoff of the batch loop
+    (1 s, doubling up to `retry_backoff_max_s`): one warning per attempt with the time of the next,
+    and readiness false with the reason meanwhile. The worker does not exit, so its supervisor does
+    not restart it again and again.
+    """
+    delay = 1.0
+    while True:
+        try:
+            await processor.pipeline.start()
+        except RegisterUnavailable as exc:
+            # a database that came up empty: the one thing an operator must do before it can start
+            unmigrated = "42P01" in str(exc) or "no such table" in str(exc)
+            hint = " — run `reghub db upgrade`" if unmigrated else ""
+            readiness.waiting = f"waiting for the register: {exc}{hint}"
+            at = (datetime.now(UTC) + timedelta(seconds=delay)).astimezone()
+            log.warning(
+                "register unavailable at start (%s)%s; next attempt in %.0f s, at %s",
+                exc,
+                hint,
+                delay,
+                at.strftime("%H:%M:%S"),
+            )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, processor.config.retry_backoff_max_s)
+        else:
+            readiness.waiting = None
+            return
+
+
 def create_app(
     processor: RegisterProcessor,
     *,
@@ -90,6 +122,7 @@ def create_app(
         # probes run from the start, beside faust's own start-up (its timers begin only after that)
         probing = asyncio.create_task(readiness.run())
         try:
+            await wait_for_register(processor, readiness)
             await processor.start()
             log.info("register consumer started")
             try:

@@ -46,6 +46,7 @@ class Health:
         self.processor = processor
         self.config = config
         self.probes = Probes()
+        self.waiting: str | None = None  # what the worker waits for before it starts, if anything
 
     async def run(self) -> None:
         """Probe every `probe_seconds` until cancelled."""
@@ -94,6 +95,8 @@ class Health:
         found = []
         if p.consumer is None:
             found.append("not started")
+        if self.waiting is not None:
+            found.append(self.waiting)
         if s.failing_since is not None:
             found.append(f"batches failing for {now - s.failing_since:.0f} s: {s.last_error}")
         if s.batch_limit is not None:

@@ -34,3 +34,21 @@ def test_messages_arguments_and_exceptions_are_masked_and_p_numbers_kept() -> No
     assert "no placeholder here (arguments: ('**********',))" in text
     assert text.count("**********") == 4
     assert logging.getLogger("aiokafka").getEffectiveLevel() >= logging.INFO
+
+
+def test_arguments_stay_arguments_for_formatters_that_read_them_and_are_masked() -> None:
+    mask_person_numbers_in_logs()
+    record = logging.getLogger("reghub.test-logs").makeRecord(
+        "reghub.test-logs",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - "%s" %d',
+        ("127.0.0.1:1", f"GET /v1/{PERSON}", 404),
+        None,
+    )
+    assert record.args == ("127.0.0.1:1", "GET /v1/**********", 404)  # uvicorn unpacks these
+    joined = logging.getLogger("reghub.test-logs").makeRecord(
+        "reghub.test-logs", logging.INFO, __file__, 1, "%s-%s", (PERSON[:6], PERSON[6:]), None
+    )
+    assert joined.getMessage() == "**********" and joined.args == ()

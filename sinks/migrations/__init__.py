@@ -18,6 +18,7 @@ from weakref import WeakKeyDictionary
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext, MigrationInfo
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, inspect, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -93,3 +94,20 @@ async def upgrade(engine: AsyncEngine) -> list[str]:
         if conn.dialect.name == "postgresql":
             await conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({ADVISORY_LOCK_ID})")
         return await conn.run_sync(_upgrade)
+
+
+def _revisions(connection: Connection) -> tuple[tuple[str, ...], list[str]]:
+    current = tuple(MigrationContext.configure(connection).get_current_heads())
+    script = ScriptDirectory.from_config(alembic_config())
+    return current, [r.revision for r in script.walk_revisions()]
+
+
+async def revisions(engine: AsyncEngine) -> tuple[tuple[str, ...], list[str]]:
+    """The revisions the register is at (none: never migrated), and every revision this code has,
+    newest first; a worker starts only when the newest is among the former.
+
+    Raises:
+        sqlalchemy.exc.OperationalError, OSError: the database cannot be reached.
+    """
+    async with engine.connect() as conn:
+        return await conn.run_sync(_revisions)
