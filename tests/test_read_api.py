@@ -23,7 +23,6 @@ from api.tokens import TokenKeys, mint
 from reghub.demo_places import registrations
 from reghub.settings import Settings
 from rules.deadlines import COPENHAGEN
-from rules.treatment_places.identifiers import sor_id
 from sinks import tables
 from sinks.register import Register, make_engine
 from sinks.tables import read_audit
@@ -48,6 +47,7 @@ from tests.messages import (
     report,
     treatment_relation,
 )
+from tests.sor_ids import sor_id
 
 pytestmark = [pytest.mark.broker, pytest.mark.database]
 

@@ -22,7 +22,7 @@ from aiokafka.structs import ConsumerRecord
 from sqlalchemy import select
 
 from reghub.settings import Settings
-from rules.treatment_places.identifiers import CVR_WEIGHTS, gs1_check_digit, sor_id
+from rules.treatment_places.identifiers import CVR_WEIGHTS, gs1_check_digit
 from sinks import places_tables as pt
 from sinks.register import Register, make_engine
 from streams.decode import Rejected, Source, decode
@@ -30,6 +30,7 @@ from streams.handlers.base import ApplyConfig
 from streams.pipeline import Pipeline
 from streams.topics import CHANGES, DEAD_LETTER, PLACE_ALERTS, REGISTRATIONS, TopicNames
 from tests.kafka_helpers import as_json, produce, read_until, running_worker
+from tests.sor_ids import sor_id
 
 pytestmark = [pytest.mark.broker, pytest.mark.database]
 
@@ -578,6 +579,55 @@ async def test_sor_import_publishes_exactly_the_differences_and_the_hub_applies_
     assert "Toftegårds Allé 5" in units["5102"].postal_address
     assert units["5106"].replaces_sor_id == units["5105"].sor_id
     assert units["5105"].replaced_by_sor_id == units["5106"].sor_id
+
+
+async def test_sor_import_takes_real_verhoeff_ids_that_a_wrong_table_refused(
+    settings: Settings, register: Register
+) -> None:
+    """Issue 29, spec § 3: a snapshot whose ids have an 8 or a 9 at position 11 from the right (where
+    σ^3 applies) is imported and its units reach the register. The ids come from `tests.sor_ids`,
+    which checks against Verhoeff's published values; with a typo in σ^3 the import exited 1 on them."""
+    key = cvr(24)
+    await _run(settings, register, [company_registered("sor-v", "private_cvr", key)])
+    ids = [sor_id("5181"), sor_id("5191")]
+    header = (
+        "sor_id;name;unit_type;cvr;registrant_id;form;parent_sor_id;street;postal_code;city;"
+        "main_speciality;end_date;replaced_by_sor_id"
+    )
+    rows = [
+        f"{u};Klinik {u[:4]};Almen praksis;{key};;private_cvr;;Algade 1;4000;Roskilde;Almen medicin;;"
+        for u in ids
+    ]
+    env = {
+        "REGHUB_DATABASE_URL": settings.database_url,
+        "REGHUB_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+        "REGHUB_KAFKA_IDEMPOTENCE": "false",
+        "REGHUB_TOPIC_PREFIX": settings.topic_prefix,
+    }
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "sor.csv"
+        path.write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
+        out = await asyncio.to_thread(_reghub, "sor", "import", str(path), env=env)
+    assert out.strip() == "created 2, changed 0, closed 0, replaced 0"
+
+    names = TopicNames(settings.topic_prefix)
+    records = await read_until(
+        settings.kafka_bootstrap, names(REGISTRATIONS), lambda r: len(r) >= 3, timeout=15
+    )
+    wanted = {orjson.loads(r.value)["message_id"] for r in records if b'"sds"' in r.value}
+    async with running_worker(settings, register):
+        changes = await read_until(
+            settings.kafka_bootstrap,
+            names(CHANGES),
+            lambda r: wanted <= {orjson.loads(x.value)["message_id"] for x in r},
+            timeout=60,
+        )
+    outcomes = {
+        orjson.loads(r.value)["message_id"]: orjson.loads(r.value)["outcome"] for r in changes
+    }
+    assert {outcomes[m] for m in wanted} == {"applied"}
+    states = {r.sor_id: r.state for r in await _rows(register, pt.states)}
+    assert states == dict.fromkeys(ids, "SOR_ONLY")
 
 
 # -- the handler through the pipeline and the register (no broker) -------------------------------------
