@@ -138,11 +138,17 @@ def api(
 
 @app.command()
 def token(
-    role: Annotated[str, typer.Option(help="pharmacy, doctor, citizen, agency, operator, ...")],
+    role: Annotated[
+        str, typer.Option(help="pharmacy, doctor, citizen, agency, operator, stps, registrant, ...")
+    ],
     subject: Annotated[str, typer.Option(help="Who the token is for (its `sub`).")] = "dev",
     pharmacy_number: Annotated[str | None, typer.Option(help="A pharmacy's number.")] = None,
     authorisation_id: Annotated[str | None, typer.Option(help="A doctor's id.")] = None,
     cpr: Annotated[str | None, typer.Option(help="A citizen's own CPR number.")] = None,
+    cvr: Annotated[str | None, typer.Option(help="A registrant's CVR number.")] = None,
+    registrant_id: Annotated[
+        str | None, typer.Option(help="A registrant without CVR: its registrant id.")
+    ] = None,
     minutes: Annotated[int, typer.Option(help="Valid this long.")] = 60,
 ) -> None:
     """Mint a development token for the read API (signed with REGHUB_API_TOKEN_SECRET, which the
@@ -165,6 +171,8 @@ def token(
             ("pharmacy_number", pharmacy_number),
             ("authorisation_id", authorisation_id),
             ("cpr", cpr),
+            ("cvr", cvr),
+            ("registrant_id", registrant_id),
         )
         if v is not None
     }
