@@ -786,3 +786,153 @@ async def test_rules_of_forms_and_states_refuse_with_their_reasons(database_url:
         "by-person": "rule.change_by_email_to_stps",
         "wrong-reference": "rule.reference_number_does_not_match",
     }
+
+
+async def _decoded_then_pipeline(url: str, messages: list[Message]) -> dict[str, str | None]:
+    """Each message decoded, then (when valid) through the pipeline into the register in a batch of its
+    own; returns message id -> the reason it was refused (decode's or the dead letter's), None: applied."""
+    names = TopicNames("p.")
+    register = Register(make_engine(url))
+    outcome: dict[str, str | None] = {}
+    try:
+        pipeline = Pipeline(register, names, ApplyConfig("places", 60, b"k" * 32))
+        await pipeline.start()
+        for offset, (key, message) in enumerate(messages):
+            source = Source(names(REGISTRATIONS), 0, offset, key, as_json(message), 0)
+            item = decode(source, REGISTRATIONS)
+            if isinstance(item, Rejected):
+                outcome[message["message_id"]] = item.reason
+                continue
+            result = await pipeline.run([item], [], {})
+            reasons = [
+                dict(o.headers or ())["reghub-reason"].decode()
+                for o in result.outputs
+                if o.topic == names(DEAD_LETTER)
+            ]
+            outcome[message["message_id"]] = reasons[0] if reasons else None
+    finally:
+        await register.close()
+    return outcome
+
+
+CPR_IN_TEXT = "0505601234"  # a well-formed CPR number (5 May 1960), fictitious
+
+
+async def test_bad_input_is_refused_with_the_same_schema_reason_on_sqlite_and_postgresql(
+    database_url: str,
+) -> None:
+    """Issue 29 point 7, through decode, the pipeline and the register on both databases: a NUL byte in
+    a text field, a `sent_at` in year 9999 or before 2017, a date more than a year after the event, a
+    turnover year before 2017, and a CPR number inside free text (a unit name, a fee e-mail) are
+    refused by the schema with the same reason on SQLite and PostgreSQL; the reason never repeats the
+    CPR number; nothing of them reaches the register (no fee row for year 9999)."""
+    key, place = cvr(40), sor(600)
+    good_sent = "2024-03-01T10:00:00+01:00"
+    messages = [
+        company_registered("bi-company", "private_cvr", key),
+        company_registered("bi-nul-name", "private_cvr", key, name="Klinik\x00Nord"),
+        unit_added(
+            "bi-nul-street",
+            "private_cvr",
+            key,
+            place,
+            DOCTORS,
+            postal_address={"street": "Vestergade\x002", "postal_code": "8000", "city": "Aarhus C"},
+        ),
+        unit_added("bi-cpr-name", "private_cvr", key, place, DOCTORS, name=f"Klinik {CPR_IN_TEXT}"),
+        unit_added("bi-unit", "private_cvr", key, place, DOCTORS),
+        information(
+            "information_added",
+            "bi-year-9999",
+            "private_cvr",
+            key,
+            place,
+            2,
+            sent_at="9999-12-31T10:00:00+01:00",
+            responsible_authorisation_id="1D5NP",
+            turnover_year=2024,
+            turnover=10_000_000,
+        ),
+        information(
+            "information_added",
+            "bi-before-2017",
+            "private_cvr",
+            key,
+            place,
+            2,
+            sent_at="2016-12-31T10:00:00+01:00",
+            responsible_authorisation_id="1D5NP",
+        ),
+        information(
+            "information_added",
+            "bi-cpr-email",
+            "private_cvr",
+            key,
+            place,
+            2,
+            fee_email=f"{CPR_IN_TEXT}@example.dk",
+            responsible_authorisation_id="1D5NP",
+        ),
+        information(
+            "information_added",
+            "bi-turnover-2016",
+            "private_cvr",
+            key,
+            place,
+            2,
+            responsible_authorisation_id="1D5NP",
+            turnover_year=2016,
+            turnover=10_000_000,
+        ),
+        information(
+            "information_added",
+            "bi-info",
+            "private_cvr",
+            key,
+            place,
+            2,
+            sent_at=good_sent,
+            responsible_authorisation_id="1D5NP",
+        ),
+        event(
+            "deregistered",
+            "bi-stop-far-ahead",
+            "private_cvr",
+            key,
+            sor_id=place,
+            treatment_stopped_on="2026-01-01",
+        ),
+    ]
+    outcome = await _decoded_then_pipeline(database_url, messages)
+
+    at_sent = "schema.value_error: sent_at: must be a time from 2017 to a year ahead"
+    assert outcome == {
+        "bi-company": None,
+        "bi-nul-name": "schema.value_error: name: must not contain a control character",
+        "bi-nul-street": (
+            "schema.value_error: postal_address.street: must not contain a control character"
+        ),
+        "bi-cpr-name": "schema.value_error: name: must not contain a person number",
+        "bi-unit": None,
+        "bi-year-9999": at_sent,
+        "bi-before-2017": at_sent,
+        "bi-cpr-email": "schema.value_error: fee_email: must not contain a person number",
+        "bi-turnover-2016": "schema.greater_than_equal: turnover_year: Input should be greater "
+        "than or equal to 2017",
+        "bi-info": None,
+        "bi-stop-far-ahead": "schema.value_error: treatment_stopped_on: must be a day from 2017 "
+        "to a year after the event was sent",
+    }
+    assert not [r for r in outcome.values() if r and CPR_IN_TEXT in r]
+    register = Register(make_engine(database_url))
+    try:
+        companies = await _rows(register, pt.companies)
+        units = await _rows(register, pt.units)
+        fees = await _rows(register, pt.fees)
+        versions = await _rows(register, pt.information)
+    finally:
+        await register.close()
+    assert [c.name for c in companies] == [f"Clinic {key}"]
+    assert [u.name for u in units] == [f"Unit {place}"]
+    assert [v.message_id for v in versions] == ["bi-info"]
+    assert fees and max(f.year for f in fees) < 9999
