@@ -829,8 +829,8 @@ async def test_bad_input_is_refused_with_the_same_schema_reason_on_sqlite_and_po
     key, place = cvr(40), sor(600)
     good_sent = "2024-03-01T10:00:00+01:00"
     messages = [
-        company_registered("bi-company", "private_cvr", key),
         company_registered("bi-nul-name", "private_cvr", key, name="Klinik\x00Nord"),
+        company_registered("bi-company", "private_cvr", key),
         unit_added(
             "bi-nul-street",
             "private_cvr",
