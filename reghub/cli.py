@@ -491,16 +491,22 @@ app.add_typer(sor_app, name="sor")
 @sor_app.command("import")
 def sor_import(
     file: Annotated[Path, typer.Argument(help="SOR snapshot, CSV (rules.treatment_places.sor)")],
+    snapshot_date: Annotated[
+        str | None,
+        typer.Option("--date", help="The snapshot's date, YYYY-MM-DD (default: today in Denmark)."),
+    ] = None,
 ) -> None:
     """Diff a SOR snapshot against the previous import and publish the differences (created, changed,
     closed, replaced) on stps.registrations.v1; the snapshot then becomes the previous one.
 
     The events are published before the snapshot is kept: a failure in between publishes them again
-    on the next import, under the same message ids, which the hub acknowledges as duplicates.
+    on the next import of the same date, under the same message ids and content, which the hub
+    acknowledges as duplicates. Each event's id names the unit and the snapshot's date.
     """
     import json
     from dataclasses import asdict
     from datetime import UTC, date, datetime
+    from zoneinfo import ZoneInfo
 
     from aiokafka import AIOKafkaProducer
     from sqlalchemy import delete, insert, select
@@ -512,6 +518,15 @@ def sor_import(
     from sinks.register import make_engine
     from streams.topics import REGISTRATIONS
 
+    try:
+        day = (
+            date.fromisoformat(snapshot_date)
+            if snapshot_date
+            else datetime.now(ZoneInfo("Europe/Copenhagen")).date()
+        )
+    except ValueError:
+        typer.echo("--date must be YYYY-MM-DD", err=True)
+        raise typer.Exit(2) from None
     current, problems = parse_snapshot(file.read_text(encoding="utf-8"))
     for line_no, problem in problems:
         typer.echo(f"line {line_no}: {problem}", err=True)
@@ -545,7 +560,7 @@ def sor_import(
                 try:
                     topic = topic_names(settings)(REGISTRATIONS)
                     for change in changes:
-                        key, message = event_of(change, now, now.date())
+                        key, message = event_of(change, day)
                         await producer.send_and_wait(
                             topic, json.dumps(message).encode(), key=key.encode()
                         )

@@ -518,9 +518,11 @@ async def test_sor_import_publishes_exactly_the_differences_and_the_hub_applies_
         "REGHUB_TOPIC_PREFIX": settings.topic_prefix,
     }
 
-    async def imported(name: str) -> str:
+    async def imported(name: str, day: str) -> str:
         return (
-            await asyncio.to_thread(_reghub, "sor", "import", str(DATA / name), env=env)
+            await asyncio.to_thread(
+                _reghub, "sor", "import", str(DATA / name), "--date", day, env=env
+            )
         ).strip()
 
     async def published(count: int) -> list[dict[str, Any]]:
@@ -542,12 +544,24 @@ async def test_sor_import_publishes_exactly_the_differences_and_the_hub_applies_
     ]
     await _run(settings, register, companies)
 
-    assert await imported("sor_snapshot_1.csv") == "created 5, changed 0, closed 0, replaced 0"
-    assert await imported("sor_snapshot_1.csv") == "created 0, changed 0, closed 0, replaced 0"
+    assert (
+        await imported("sor_snapshot_1.csv", "2024-07-01")
+        == "created 5, changed 0, closed 0, replaced 0"
+    )
+    assert (
+        await imported("sor_snapshot_1.csv", "2024-07-01")
+        == "created 0, changed 0, closed 0, replaced 0"
+    )
     first = {e["message_id"] for e in await published(5)}
     assert len(first) == 5
-    assert await imported("sor_snapshot_2.csv") == "created 1, changed 1, closed 1, replaced 1"
-    assert await imported("sor_snapshot_2.csv") == "created 0, changed 0, closed 0, replaced 0"
+    assert (
+        await imported("sor_snapshot_2.csv", "2024-07-02")
+        == "created 1, changed 1, closed 1, replaced 1"
+    )
+    assert (
+        await imported("sor_snapshot_2.csv", "2024-07-03")
+        == "created 0, changed 0, closed 0, replaced 0"
+    )
     events = await published(9)
     assert len(events) == 9
     later = [e for e in events if e["message_id"] not in first]  # partitions: no global order
@@ -628,6 +642,119 @@ async def test_sor_import_takes_real_verhoeff_ids_that_a_wrong_table_refused(
     assert {outcomes[m] for m in wanted} == {"applied"}
     states = {r.sor_id: r.state for r in await _rows(register, pt.states)}
     assert states == dict.fromkeys(ids, "SOR_ONLY")
+
+
+SNAPSHOT_HEADER = (
+    "sor_id;name;unit_type;cvr;registrant_id;form;parent_sor_id;street;postal_code;city;"
+    "main_speciality;end_date;replaced_by_sor_id"
+)
+
+
+async def test_the_sor_connector_converges_on_the_units_the_forms_added(
+    settings: Settings, register: Register
+) -> None:
+    """spec § 7, issue 29 point 2: the first import adopts a unit a form added and registered (no
+    `rule.unit_already_in_sor`; SOR's name arrives); each change touches only what the snapshot
+    carries (phone, website, visiting and activity address, sub-specialities and practitioners stay);
+    a name that changes back (N1 -> N2 -> N1 -> N2 on four days) is applied every time, not refused
+    as a conflict; the same snapshot again changes nothing."""
+    key, place = cvr(26), sor(700)
+    visiting = {"street": "Algade 5", "postal_code": "8000", "city": "Aarhus C"}
+    activity = {"street": "Algade 7", "postal_code": "8000", "city": "Aarhus C"}
+    await _run(
+        settings,
+        register,
+        [
+            company_registered("cv-company", "private_cvr", key),
+            unit_added(
+                "cv-unit",
+                "private_cvr",
+                key,
+                place,
+                DOCTORS,
+                name="Form name",
+                phone="+45 86 12 34 56",
+                website="https://laegehuset.example.dk",
+                visiting_address=visiting,
+                activity_address=activity,
+                sub_specialities=["Rejsemedicin"],
+            ),
+            information(
+                "information_added",
+                "cv-info",
+                "private_cvr",
+                key,
+                place,
+                2,
+                responsible_authorisation_id="1D5NP",
+            ),
+        ],
+    )
+    env = {
+        "REGHUB_DATABASE_URL": settings.database_url,
+        "REGHUB_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+        "REGHUB_KAFKA_IDEMPOTENCE": "false",
+        "REGHUB_TOPIC_PREFIX": settings.topic_prefix,
+    }
+
+    async def imported(name: str, day: str) -> str:
+        row = f"{place};{name};Almen praksis;{key};;private_cvr;;Vestergade 2;8000;Aarhus C;Almen medicin;;"
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / f"sor-{day}.csv"
+            path.write_text(f"{SNAPSHOT_HEADER}\n{row}\n", encoding="utf-8")
+            out = await asyncio.to_thread(
+                _reghub, "sor", "import", str(path), "--date", day, env=env
+            )
+        return out.strip()
+
+    n1, n2 = "Lægehuset Nord", "Lægehuset Syd"
+    assert await imported(n1, "2024-07-01") == "created 1, changed 0, closed 0, replaced 0"
+    assert await imported(n2, "2024-07-02") == "created 0, changed 1, closed 0, replaced 0"
+    assert await imported(n1, "2024-07-03") == "created 0, changed 1, closed 0, replaced 0"
+    assert await imported(n2, "2024-07-04") == "created 0, changed 1, closed 0, replaced 0"
+    assert await imported(n2, "2024-07-04") == "created 0, changed 0, closed 0, replaced 0"
+    assert await imported(n2, "2024-07-05") == "created 0, changed 0, closed 0, replaced 0"
+
+    names = TopicNames(settings.topic_prefix)
+    wanted = {f"sor-{place}-2024-07-0{d}" for d in (1, 2, 3, 4)}
+    async with running_worker(settings, register):
+        records = await read_until(
+            settings.kafka_bootstrap,
+            names(CHANGES),
+            lambda r: wanted <= {orjson.loads(x.value)["message_id"] for x in r},
+            timeout=60,
+        )
+    outcomes = {
+        orjson.loads(r.value)["message_id"]: (
+            orjson.loads(r.value)["outcome"],
+            orjson.loads(r.value).get("reason"),
+        )
+        for r in records
+    }
+    assert {m: outcomes[m] for m in sorted(wanted)} == {
+        f"sor-{place}-2024-07-01": ("applied", "unit adopted from SOR: REGISTERED"),
+        f"sor-{place}-2024-07-02": ("applied", "unit changed in SOR: REGISTERED"),
+        f"sor-{place}-2024-07-03": ("applied", "unit changed in SOR: REGISTERED"),
+        f"sor-{place}-2024-07-04": ("applied", "unit changed in SOR: REGISTERED"),
+    }
+    [unit] = await _rows(register, pt.units)
+    assert (unit.name, unit.unit_type, unit.main_speciality) == (
+        n2,
+        "Almen praksis",
+        "Almen medicin",
+    )
+    assert orjson.loads(unit.postal_address)["street"] == "Vestergade 2"
+    assert (unit.phone, unit.website) == ("+45 86 12 34 56", "https://laegehuset.example.dk")
+    assert orjson.loads(unit.visiting_address) == visiting
+    assert orjson.loads(unit.activity_address) == activity
+    assert orjson.loads(unit.sub_specialities) == ["Rejsemedicin"]
+    practitioners = await _rows(register, pt.practitioners)
+    assert {(p.authorisation_id, p.active) for p in practitioners} == {
+        ("0C4MN", True),
+        ("1D5NP", True),
+    }
+    [state] = await _rows(register, pt.states)
+    assert state.state == "REGISTERED" and state.version == 1
 
 
 # -- the handler through the pipeline and the register (no broker) -------------------------------------
