@@ -30,7 +30,7 @@ from rules.access import Allowed, Denied, Principal, Resource, decide
 from rules.deadlines import COPENHAGEN
 from rules.dispensing import RulesConfig
 from rules.identifiers import contains_person_number, normalise_person_key, parse_person_key
-from rules.treatment_places.access import place_read
+from rules.treatment_places.access import PlaceRead, place_read
 from sinks import read_audit
 from sinks.read_audit import AuditEntry
 from sinks.register import Register
@@ -250,14 +250,17 @@ def personal_routes(ctx: ReadContext) -> APIRouter:
         place: str = Path(max_length=40),
         authorization: str | None = Header(default=None),
     ) -> JSONResponse:
+        """Token (401), then the place and the caller's view of it (404 when there is none), and the
+        audit entry of either in the transaction that reads."""
         now = ctx.clock()
         asked = None if contains_person_number(place) else place  # the audit keeps no CPR number
+        principal: Principal | None = None
+        shown: PlaceRead | None = None
+        refusal: Refusal | None = None
         try:
             principal = await ctx.verifier.principal(authorization)
         except TokenRefused as exc:
-            principal, shown, refusal = None, None, Refusal(401, exc.reason)
-        else:
-            shown, refusal = None, None
+            refusal = Refusal(401, exc.reason)
         try:
             async with ctx.engine.begin() as conn:
                 if principal is not None:
