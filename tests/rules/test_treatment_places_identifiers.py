@@ -3,8 +3,12 @@ check digit, SOR ids (Verhoeff), authorisation ids, ydernumre and postal codes."
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
+from reghub.demo_places import registrations
 from rules.treatment_places import identifiers
 from rules.treatment_places.identifiers import (
     gs1_check_digit,
@@ -19,6 +23,17 @@ from rules.treatment_places.identifiers import (
     verhoeff_valid,
 )
 from tests import sor_ids
+from tests.messages import SOR_ID
+
+# The fixture files' SOR ids, read at import (before the no-I/O guard starts).
+_DATA = Path(__file__).resolve().parent.parent / "data"
+FIXTURE_SOR_IDS = sorted(
+    {
+        found
+        for name in ("sor_snapshot_1.csv", "sor_snapshot_2.csv")
+        for found in re.findall(r"(?<![0-9])[0-9]{11,18}(?![0-9])", (_DATA / name).read_text())
+    }
+)
 
 
 @pytest.mark.parametrize("cvr", ["10000009", "12345674", "29403473"])
@@ -97,6 +112,15 @@ def test_every_short_body_agrees_with_an_independent_verhoeff() -> None:
     for n in range(100_000):
         body = str(n).zfill(5)
         assert verhoeff_check_digit(body) == sor_ids.check_digit(body), body
+
+
+def test_every_sor_id_the_tests_and_the_demo_use_is_a_real_verhoeff_id() -> None:
+    """§ 3: no fixture takes its SOR id from the code's table: the snapshots', tests/messages.py's and
+    the demo's ids all pass the reference check."""
+    demo = {m["sor_id"] for _, m in registrations("t") if "sor_id" in m}
+    used = [*FIXTURE_SOR_IDS, SOR_ID, *sorted(demo)]
+    assert len(FIXTURE_SOR_IDS) == 6 and len(demo) == 6
+    assert [s for s in used if not sor_ids.is_valid(s)] == []
 
 
 def test_verhoeff_catches_every_single_digit_error_and_adjacent_swap() -> None:
