@@ -444,12 +444,12 @@ def fee_table_load(
 
     from sqlalchemy import delete, insert
 
-    from rules.treatment_places.fees import FeeTable
+    from rules.treatment_places.fees import FeeTable, new_table_refusal
     from sinks.places_tables import fee_tables
     from sinks.register import make_engine
 
-    data = json.loads(file.read_text(encoding="utf-8"))
     try:
+        data = json.loads(file.read_text(encoding="utf-8"))
         table = FeeTable(
             int(data["year"]),
             data.get("de_minimis_limit"),
@@ -457,7 +457,10 @@ def fee_table_load(
             bool(data.get("care_only_fee_free", False)),
             str(data["source"]),
         )
-    except (KeyError, TypeError, ValueError) as exc:
+        refusal = new_table_refusal(table, datetime.now(UTC).year)
+        if refusal is not None:
+            raise ValueError(refusal)
+    except (KeyError, TypeError, ValueError) as exc:  # JSONDecodeError is a ValueError
         typer.echo(f"not a fee table: {exc}", err=True)
         raise typer.Exit(1) from None
 

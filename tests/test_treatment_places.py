@@ -1063,3 +1063,75 @@ async def test_bad_input_is_refused_with_the_same_schema_reason_on_sqlite_and_po
     assert [u.name for u in units] == [f"Unit {place}"]
     assert [v.message_id for v in versions] == ["bi-info"]
     assert fees and max(f.year for f in fees) < 9999
+
+
+async def test_fee_table_load_refuses_bad_tables_alike_on_sqlite_and_postgresql(
+    database_url: str,
+) -> None:
+    """Issue 29 point 7, `reghub fee-table load` for real on both databases: a year before 2017 or
+    after next year, a NUL byte or a CPR number in the source, an amount no 64-bit column holds, and a
+    file that is no JSON are refused with the same one-line reason (exit 1) and leave nothing behind;
+    a good table then loads."""
+    good: dict[str, Any] = {
+        "year": 2025,
+        "de_minimis_limit": 2_900_000,
+        "fees": {str(c): 100_000 * c for c in range(1, 6)},
+        "care_only_fee_free": True,
+        "source": "stps.dk",
+    }
+    bad: dict[str, tuple[Any, str]] = {
+        "year 9999": ({**good, "year": 9999}, "the year is from 2017 to next year"),
+        "year 2016": ({**good, "year": 2016}, "the year is from 2017 to next year"),
+        "NUL in source": (
+            {**good, "source": "stps\x00.dk"},
+            "the source holds no control character and no person number",
+        ),
+        "CPR in source": (
+            {**good, "source": f"mail from {CPR_IN_TEXT}"},
+            "the source holds no control character and no person number",
+        ),
+        "huge fee": (
+            {**good, "fees": {**good["fees"], "1": 10**20}},
+            "an amount is at most 10^13 øre",
+        ),
+        "not json": (
+            "{year: 2025",
+            "Expecting property name enclosed in double quotes: line 1 column 2 (char 1)",
+        ),
+    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REGHUB_")}
+    with tempfile.TemporaryDirectory() as folder:
+        env.update(
+            {
+                "PYTHONPATH": str(REPO),
+                "REGHUB_DATA_DIR": folder,
+                "REGHUB_DATABASE_URL": database_url,
+            }
+        )
+
+        def load(content: Any) -> subprocess.CompletedProcess[str]:
+            path = Path(folder) / "table.json"
+            text = content if isinstance(content, str) else json.dumps(content)
+            path.write_text(text, encoding="utf-8")
+            return subprocess.run(
+                [sys.executable, "-m", "reghub", "fee-table", "load", str(path)],
+                cwd=folder,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+
+        for name, (content, reason) in bad.items():
+            done = await asyncio.to_thread(load, content)
+            assert done.returncode == 1, name
+            assert done.stderr.splitlines() == [f"not a fee table: {reason}"], name
+            assert CPR_IN_TEXT not in done.stderr, name
+        register = Register(make_engine(database_url))
+        try:
+            assert await _rows(register, pt.fee_tables) == []
+        finally:
+            await register.close()
+        done = await asyncio.to_thread(load, good)
+        assert (done.returncode, done.stdout.strip()) == (0, "fee table 2025 loaded"), done.stderr
