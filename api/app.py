@@ -1,6 +1,6 @@
 """The HTTP read side: a person's status, purchases and quotes behind § 5 access control and the audit
-log (`api.reads`); health, readiness and metrics; register aggregates, treatment places and the
-monitoring dashboard, which show no person.
+log, and treatment places behind a token and the same log (`api.reads`); health, readiness and
+metrics; register aggregates, places counted, and the monitoring dashboard, which show no person.
 
 The OpenAPI document is at `/openapi.json` (and `/docs`). A request the API cannot parse gets a 422 that
 says what is wrong without repeating what was sent (it may hold a CPR number).
@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import FastAPI, Header, HTTPException, Request
+from fastapi import FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from api import monitoring
 from api.dashboard import PAGE
 from api.gate import Gate, RefusalTally
-from api.places import place_counts, place_record
+from api.places import place_counts
 from api.reads import ReadContext, personal_routes, resource_of
 from api.tokens import TokenKeys, TokenRefused, TokenVerifier
 from rules.dispensing import RulesConfig
@@ -174,15 +174,6 @@ def create_api(
             "places": places,
             "reads": reads,
         }
-
-    @app.get("/v1/places/{place}")
-    async def place(place: str) -> dict[str, Any]:
-        """A treatment place by SOR id or reference number, with its versions, states and fees."""
-        async with engine.connect() as conn:
-            found = await place_record(conn, place)
-        if found is None:
-            raise HTTPException(404, f"no treatment place {place}")
-        return found
 
     @app.get("/dashboard", response_class=HTMLResponse)
     async def dashboard() -> str:

@@ -1,6 +1,8 @@
-"""The API's personal-data endpoints, each behind a verified token, § 5 access and the audit log.
+"""The API's personal-data endpoints, each behind a verified token, § 5 access and the audit log; and
+a treatment place, whose record is personal data when its registrant is a person
+(`rules.treatment_places.access` decides the view).
 
-Every request here goes the same way: the token is verified (401 otherwise), the person key checked
+Every request about a person goes the same way: the token is verified (401 otherwise), the person key checked
 (400), the register facts gathered and `rules.access.decide` asked (403 with its reason), and only then is
 the data read and cut down to the fields allowed. The outcome, allowed or refused, is written to the audit
 log in the same transaction as the read: a read that cannot be audited is not served (503).
@@ -13,7 +15,8 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any, Literal
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Header, Path, Query
+from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry, Counter
 from sqlalchemy.exc import SQLAlchemyError
@@ -21,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from api import person_reads
 from api.gate import RefusalTally
+from api.places import place_record
 from api.quotes import QuoteRefused, QuoteRequest, quote
 from api.tokens import TokenRefused, TokenVerifier
 from rules.access import Allowed, Denied, Principal, Resource, decide
@@ -28,6 +32,7 @@ from rules.deadlines import COPENHAGEN
 from rules.dispensing import RulesConfig
 from rules.identifiers import contains_person_number, normalise_person_key, parse_person_key
 from rules.privacy import pseudonym
+from rules.treatment_places.access import PlaceRead, place_read
 from sinks import read_audit
 from sinks.read_audit import AuditEntry
 from sinks.register import Register
@@ -61,7 +66,8 @@ class ReadContext:
 
 
 def personal_routes(ctx: ReadContext) -> APIRouter:
-    """The routes of § 5: a person's status, their purchases, quotes and the audit log."""
+    """The routes of § 5: a person's status, their purchases, quotes and the audit log; and a
+    treatment place."""
     router = APIRouter(prefix="/v1")
     reads = Counter(
         "reghub_api_reads",
@@ -256,6 +262,71 @@ def personal_routes(ctx: ReadContext) -> APIRouter:
 
         return await serve("audit", authorization, None, purpose, read)
 
+    @router.get(
+        "/places/{place}",
+        summary="A treatment place by SOR id or reference number: in full to STPS, the agency and its "
+        "own registrant; to anyone else what STPS publishes about a registered place",
+        responses={
+            401: {"description": "no valid token"},
+            404: {"description": "no such place, or none the caller may see"},
+            503: {"description": "the register is unavailable"},
+        },
+    )
+    async def place(
+        place: str = Path(max_length=40),
+        authorization: str | None = Header(default=None),
+    ) -> JSONResponse:
+        """Token (401), then the place and the caller's view of it (404 when there is none), and the
+        audit entry of either in the transaction that reads."""
+        now = ctx.clock()
+        asked = None if contains_person_number(place) else place  # the audit keeps no CPR number
+        principal: Principal | None = None
+        shown: PlaceRead | None = None
+        refusal: Refusal | None = None
+        try:
+            principal = await ctx.verifier.principal(authorization)
+        except TokenRefused as exc:
+            if ctx.tally is not None:  # audited per minute with the others (`api.gate`)
+                ctx.tally.add("place")
+                reads.labels("place", "refused").inc()
+                return _error(401, exc.reason, {"WWW-Authenticate": "Bearer"})
+            refusal = Refusal(401, exc.reason)
+        try:
+            async with ctx.engine.begin() as conn:
+                if principal is not None:
+                    # PostgreSQL's text holds no NUL: such an id names no place and is not sent there
+                    record = None if "\x00" in place else await place_record(conn, place)
+                    if record is not None:
+                        asked = record["state"]["sor_id"]
+                        shown = place_read(principal, record)
+                    if shown is None:
+                        refusal = Refusal(
+                            404, "no treatment place with that SOR id or reference number"
+                        )
+                entry = AuditEntry(
+                    at=now,
+                    subject=principal.subject if principal else "-",
+                    role=principal.role if principal else None,
+                    actor=principal.actor if principal else None,
+                    person_key=None,
+                    place=asked,
+                    resource="place",
+                    purpose=None,
+                    fields=shown.fields if shown else (),
+                    status=refusal.status if refusal else 200,
+                    reason=refusal.reason if refusal else None,
+                )
+                entry = _pseudonymous(entry, ctx.pseudonym_secret)
+                await read_audit.record(conn, entry)
+        except SQLAlchemyError:
+            return _error(503, "the register is unavailable; nothing was read")
+        reads.labels("place", entry.outcome).inc()
+        if refusal is not None:
+            headers = {"WWW-Authenticate": "Bearer"} if refusal.status == 401 else None
+            return _error(refusal.status, refusal.reason, headers)
+        assert shown is not None
+        return JSONResponse(jsonable_encoder({"view": shown.view, **shown.body}))
+
     return router
 
 
@@ -263,6 +334,8 @@ def resource_of(path: str) -> Resource | None:
     """The resource a request path reads, for the audit; None outside the personal-data routes."""
     if path.startswith("/v1/persons/"):
         return "purchases" if path.endswith("/purchases") else "status"
+    if path.startswith("/v1/places/"):
+        return "place"  # type: ignore[return-value]
     return {"/v1/quotes": "quote", "/v1/audit": "audit"}.get(path.rstrip("/"))  # type: ignore[return-value]
 
 

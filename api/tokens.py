@@ -18,13 +18,14 @@ from typing import Any
 import jwt
 
 from rules.access import ROLES, Principal, Role
-from rules.identifiers import normalise_person_key, parse_person_key
-from rules.treatment_places.identifiers import is_authorisation_id
+from rules.identifiers import contains_person_number, normalise_person_key, parse_person_key
+from rules.treatment_places.identifiers import is_authorisation_id, is_cvr
 
 HMAC_ALGORITHMS = ["HS256", "HS384", "HS512"]
 PUBLIC_KEY_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "ES256", "ES384"]
 REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub", "role"]
 _PHARMACY_NUMBER = re.compile(r"\d{5}")
+_REGISTRANT_ID = re.compile(r"[A-Za-z0-9._:\-]{1,64}")  # as the registration events carry it
 
 
 class TokenRefused(Exception):
@@ -144,7 +145,31 @@ def principal_of(claims: dict[str, Any]) -> Principal:
         except ValueError:
             raise TokenRefused("token: a citizen's token needs their 'cpr'") from None
         return Principal("citizen", subject, cpr=normalise_person_key(cpr))
+    if role == "registrant":
+        return Principal("registrant", subject, company_key=_company_key(claims))
     return Principal(role, subject)  # type: ignore[arg-type]
+
+
+def _company_key(claims: dict[str, Any]) -> str:
+    """A registrant's company key: its `cvr`, or without one the `registrant_id` its events carry.
+
+    Raises:
+        TokenRefused: neither, both, or one of the wrong form.
+    """
+    cvr, registrant = claims.get("cvr"), claims.get("registrant_id")
+    if (cvr is None) == (registrant is None):
+        raise TokenRefused("token: a registrant's token needs its 'cvr' or its 'registrant_id'")
+    if cvr is not None:
+        if not isinstance(cvr, str) or not is_cvr(cvr):
+            raise TokenRefused("token: 'cvr' is not a CVR number")
+        return cvr
+    if (
+        not isinstance(registrant, str)
+        or not _REGISTRANT_ID.fullmatch(registrant)
+        or contains_person_number(registrant)
+    ):
+        raise TokenRefused("token: 'registrant_id' is not a registrant id")
+    return registrant
 
 
 def mint(
@@ -159,7 +184,7 @@ def mint(
     **identifiers: str,
 ) -> str:
     """A development token (HS256) for `role`, with the role's identifier (`pharmacy_number`,
-    `authorisation_id` or `cpr`) among `identifiers`."""
+    `authorisation_id`, `cpr`, or a registrant's `cvr` or `registrant_id`) among `identifiers`."""
     at = now or datetime.now(UTC)
     claims: dict[str, Any] = {
         "iss": issuer,

@@ -193,11 +193,17 @@ def api(
 
 @app.command()
 def token(
-    role: Annotated[str, typer.Option(help="pharmacy, doctor, citizen, agency, operator, ...")],
+    role: Annotated[
+        str, typer.Option(help="pharmacy, doctor, citizen, agency, operator, stps, registrant, ...")
+    ],
     subject: Annotated[str, typer.Option(help="Who the token is for (its `sub`).")] = "dev",
     pharmacy_number: Annotated[str | None, typer.Option(help="A pharmacy's number.")] = None,
     authorisation_id: Annotated[str | None, typer.Option(help="A doctor's id.")] = None,
     cpr: Annotated[str | None, typer.Option(help="A citizen's own CPR number.")] = None,
+    cvr: Annotated[str | None, typer.Option(help="A registrant's CVR number.")] = None,
+    registrant_id: Annotated[
+        str | None, typer.Option(help="A registrant without CVR: its registrant id.")
+    ] = None,
     minutes: Annotated[int, typer.Option(help="Valid this long.")] = 60,
 ) -> None:
     """Mint a development token for the read API (signed with REGHUB_API_TOKEN_SECRET, which the
@@ -220,6 +226,8 @@ def token(
             ("pharmacy_number", pharmacy_number),
             ("authorisation_id", authorisation_id),
             ("cpr", cpr),
+            ("cvr", cvr),
+            ("registrant_id", registrant_id),
         )
         if v is not None
     }
@@ -491,12 +499,12 @@ def fee_table_load(
 
     from sqlalchemy import delete, insert
 
-    from rules.treatment_places.fees import FeeTable
+    from rules.treatment_places.fees import FeeTable, new_table_refusal
     from sinks.places_tables import fee_tables
     from sinks.register import make_engine
 
-    data = json.loads(file.read_text(encoding="utf-8"))
     try:
+        data = json.loads(file.read_text(encoding="utf-8"))
         table = FeeTable(
             int(data["year"]),
             data.get("de_minimis_limit"),
@@ -504,7 +512,10 @@ def fee_table_load(
             bool(data.get("care_only_fee_free", False)),
             str(data["source"]),
         )
-    except (KeyError, TypeError, ValueError) as exc:
+        refusal = new_table_refusal(table, datetime.now(UTC).year)
+        if refusal is not None:
+            raise ValueError(refusal)
+    except (KeyError, TypeError, ValueError) as exc:  # JSONDecodeError is a ValueError
         typer.echo(f"not a fee table: {exc}", err=True)
         raise typer.Exit(1) from None
 
@@ -538,16 +549,22 @@ app.add_typer(sor_app, name="sor")
 @sor_app.command("import")
 def sor_import(
     file: Annotated[Path, typer.Argument(help="SOR snapshot, CSV (rules.treatment_places.sor)")],
+    snapshot_date: Annotated[
+        str | None,
+        typer.Option("--date", help="The snapshot's date, YYYY-MM-DD (default: today in Denmark)."),
+    ] = None,
 ) -> None:
     """Diff a SOR snapshot against the previous import and publish the differences (created, changed,
     closed, replaced) on stps.registrations.v1; the snapshot then becomes the previous one.
 
     The events are published before the snapshot is kept: a failure in between publishes them again
-    on the next import, under the same message ids, which the hub acknowledges as duplicates.
+    on the next import of the same date, under the same message ids and content, which the hub
+    acknowledges as duplicates. Each event's id names the unit and the snapshot's date.
     """
     import json
     from dataclasses import asdict
     from datetime import UTC, date, datetime
+    from zoneinfo import ZoneInfo
 
     from aiokafka import AIOKafkaProducer
     from sqlalchemy import delete, insert, select
@@ -559,6 +576,15 @@ def sor_import(
     from sinks.register import make_engine
     from streams.topics import REGISTRATIONS
 
+    try:
+        day = (
+            date.fromisoformat(snapshot_date)
+            if snapshot_date
+            else datetime.now(ZoneInfo("Europe/Copenhagen")).date()
+        )
+    except ValueError:
+        typer.echo("--date must be YYYY-MM-DD", err=True)
+        raise typer.Exit(2) from None
     current, problems = parse_snapshot(file.read_text(encoding="utf-8"))
     for line_no, problem in problems:
         typer.echo(f"line {line_no}: {problem}", err=True)
@@ -592,7 +618,7 @@ def sor_import(
                 try:
                     topic = topic_names(settings)(REGISTRATIONS)
                     for change in changes:
-                        key, message = event_of(change, now, now.date())
+                        key, message = event_of(change, day)
                         await producer.send_and_wait(
                             topic, json.dumps(message).encode(), key=key.encode()
                         )

@@ -11,7 +11,8 @@
   custody.
 - The agency and its operator (§ 5 stk. 3) may read everything, but only "til brug for drift og
   datakvalitet": the request names `operation` or `data_quality`, and any other purpose is refused.
-- A municipality and monitoring read no personal data here.
+- A municipality and monitoring read no personal data here; nor do the treatment-place register's
+  roles (STPS, a registrant, the public), whose reads are `rules.treatment_places.access`.
 
 The caller gathers the facts (`PersonFacts`) from the register; this module decides and never reads.
 """
@@ -22,7 +23,18 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Literal, get_args
 
-Role = Literal["pharmacy", "doctor", "citizen", "agency", "operator", "municipality", "monitoring"]
+Role = Literal[
+    "pharmacy",
+    "doctor",
+    "citizen",
+    "agency",
+    "operator",
+    "municipality",
+    "monitoring",
+    "stps",
+    "registrant",
+    "public",
+]
 ROLES: tuple[Role, ...] = get_args(Role)
 Resource = Literal["status", "purchases", "quote", "audit"]
 Purpose = Literal["dispensing", "information", "deferral_assessment", "operation", "data_quality"]
@@ -73,12 +85,13 @@ class Principal:
     pharmacy_number: str | None = None
     authorisation_id: str | None = None
     cpr: str | None = None
+    company_key: str | None = None  # a registrant's CVR number, or its registrant id without one
 
     @property
     def actor(self) -> str:
         """The caller's identifier in its role (for the audit): pharmacy number, authorisation id,
-        or the token's subject; never a citizen's CPR number."""
-        return self.pharmacy_number or self.authorisation_id or self.subject
+        a registrant's company key, or the token's subject; never a citizen's CPR number."""
+        return self.pharmacy_number or self.authorisation_id or self.company_key or self.subject
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +165,7 @@ def decide(
     assert facts is not None
     if role in ("agency", "operator"):
         return Allowed(_EVERYTHING[resource])  # § 5 stk. 3
-    if role in ("municipality", "monitoring"):
+    if role in ("municipality", "monitoring", "stps", "registrant", "public"):
         return Denied(403, f"the role {role} reads no personal data")
     if role == "pharmacy":
         allowed = PHARMACY_PURPOSES[resource]

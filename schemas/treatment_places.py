@@ -5,23 +5,66 @@ the company: its CVR number, or for a place without CVR the registrant's id in t
 CPR number). Each event names its form and who filed it in which role. Shapes are checked here;
 check digits, forms and states are rules (`rules.treatment_places`), so their refusals carry a
 `rule.*` reason.
+
+What no register should keep is refused here, before any database sees it, so SQLite and PostgreSQL
+give the same `schema.*` reason: a control character in text (PostgreSQL's text holds no NUL; SQLite
+would store it), a CPR number inside free text (a name, an e-mail; the reason never repeats it), and a
+time or day outside the register's plausible range: not before 2017 (the register's first fee year,
+spec § 6), not more than a year ahead of the hub's clock (`sent_at`) or of the event (its days).
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime
+import re
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, RootModel, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    RootModel,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
+from rules.identifiers import contains_person_number
 from rules.treatment_places.categories import Profession
 from rules.treatment_places.fees import FeeFreeReason
 from rules.treatment_places.forms import Form, Role
 from schemas.common import MessageId, Ore, WireModel
 
-Text = Annotated[str, Field(min_length=1, max_length=200)]
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _plain(value: str) -> str:
+    """Text the register may keep: one line without control characters, and no CPR number in it."""
+    if _CONTROL.search(value):
+        raise ValueError("must not contain a control character")
+    if contains_person_number(value):
+        raise ValueError("must not contain a person number")
+    return value
+
+
+Text = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_plain)]
 Digits = Annotated[str, Field(pattern=r"^[0-9]+$", min_length=1, max_length=20)]
-Email = Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)]
+Email = Annotated[
+    str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254), AfterValidator(_plain)
+]
+Phone = Annotated[str, Field(max_length=20), AfterValidator(_plain)]
+Website = Annotated[str, Field(max_length=200), AfterValidator(_plain)]
+ShortId = Annotated[str, Field(min_length=1, max_length=10), AfterValidator(_plain)]
+"""An authorisation id or a ydernummer as sent (their form is a rule: `rules.treatment_places`)."""
+ReferenceNumber = Annotated[str, Field(max_length=40), AfterValidator(_plain)]
+
+EARLIEST_DAY = date(2017, 1, 1)
+"""The register's first fee year (spec § 6): no event, and no day in one, is older."""
+AHEAD = timedelta(days=366)
+"""How far ahead a time or a day may be: a year."""
+DAY_FIELDS = ("treatment_starts_on", "closed_on", "treatment_stopped_on", "treatment_resumes_on")
 CareService = Literal["83", "83a", "84", "85", "86", "87"]
 """Care under serviceloven §§ 83-87 a unit delivers (spec § 1)."""
 Exemption = Literal[
@@ -73,8 +116,8 @@ class PractitionerIn(WireModel):
     """A practitioner (behandler) of a unit: name, authorisation id, ydernummer where the unit has one."""
 
     name: Text
-    authorisation_id: Annotated[str, Field(min_length=1, max_length=10)]
-    ydernummer: Annotated[str, Field(min_length=1, max_length=10)] | None = None
+    authorisation_id: ShortId
+    ydernummer: ShortId | None = None
     profession: Profession
 
 
@@ -86,12 +129,34 @@ class _Event(WireModel):
     filer: Filer
     company: CompanyRef
 
+    @field_validator("sent_at")
+    @classmethod
+    def _plausible_time(cls, value: datetime) -> datetime:
+        """From 2017 to a year ahead of the hub's clock: a year-9999 time is no register's event."""
+        try:
+            if value.astimezone(UTC).date() >= EARLIEST_DAY and value <= datetime.now(UTC) + AHEAD:
+                return value
+        except (OverflowError, ValueError):  # so near the calendar's end it has no UTC time
+            pass
+        raise ValueError("must be a time from 2017 to a year ahead")
+
+    @field_validator(*DAY_FIELDS, check_fields=False)
+    @classmethod
+    def _plausible_day(cls, value: date | None, info: ValidationInfo) -> date | None:
+        """A day of the event: from 2017 to a year after the event was sent."""
+        sent = info.data.get("sent_at")
+        if value is None or not isinstance(sent, datetime):
+            return value  # no valid sent_at: its own error is the one reported
+        if EARLIEST_DAY <= value <= sent.date() + AHEAD:
+            return value
+        raise ValueError("must be a day from 2017 to a year after the event was sent")
+
 
 class _CompanyData(_Event):
     name: Text
     address: Address
-    phone: Annotated[str, Field(max_length=20)] | None = None
-    website: Annotated[str, Field(max_length=200)] | None = None
+    phone: Phone | None = None
+    website: Website | None = None
     sor_id: Digits | None = Field(default=None, description="the company's own SOR id")
     owner_municipality_code: int | None = Field(default=None, description="municipal form")
     owner_region_code: int | None = Field(default=None, description="regional form")
@@ -114,8 +179,8 @@ class _UnitData(_Event):
     postal_address: Address
     visiting_address: Address | None = Field(default=None, description="missing: the postal one")
     activity_address: Address | None = Field(default=None, description="missing: the visiting one")
-    phone: Annotated[str, Field(max_length=20)] | None = None
-    website: Annotated[str, Field(max_length=200)] | None = None
+    phone: Phone | None = None
+    website: Website | None = None
     main_speciality: Text | None = None
     sub_specialities: tuple[Text, ...] = ()
     parent_sor_id: Digits | None = None
@@ -158,11 +223,19 @@ class _Information(_Event):
     category: int = Field(ge=1, le=5)
     fee_email: Email | None = None
     ean: Annotated[str, Field(pattern=r"^[0-9]{13}$")] | None = None
-    turnover_year: int | None = Field(default=None, ge=2000, le=2100)
+    turnover_year: int | None = Field(default=None, ge=EARLIEST_DAY.year)
     turnover: Ore | None = Field(default=None, ge=0)
-    responsible_authorisation_id: Annotated[str, Field(min_length=1, max_length=10)] | None = None
+    responsible_authorisation_id: ShortId | None = None
     fee_free: FeeFreeReason | None = None
-    reference_number: Annotated[str, Field(max_length=40)] | None = None
+    reference_number: ReferenceNumber | None = None
+
+    @field_validator("turnover_year")
+    @classmethod
+    def _turnover_year_not_ahead(cls, value: int | None, info: ValidationInfo) -> int | None:
+        sent = info.data.get("sent_at")
+        if value is not None and isinstance(sent, datetime) and value > sent.year + 1:
+            raise ValueError("must be a year no later than the one after the event was sent")
+        return value
 
     @model_validator(mode="after")
     def _turnover_with_year(self) -> _Information:
@@ -187,7 +260,7 @@ class Deregistered(_Event):
     event: Literal["deregistered"]
     sor_id: Digits
     treatment_stopped_on: date
-    reference_number: Annotated[str, Field(max_length=40)] | None = None
+    reference_number: ReferenceNumber | None = None
 
 
 class ExemptPlaceNotified(_Event):
@@ -207,7 +280,7 @@ class Reregistered(_Event):
 
     event: Literal["reregistered"]
     sor_id: Digits
-    reference_number: Annotated[str, Field(max_length=40)] | None = None
+    reference_number: ReferenceNumber | None = None
     treatment_resumes_on: date | None = None
 
 

@@ -1,8 +1,9 @@
 """The audit log of reads of personal data (order § 5): every read through the API, allowed or refused.
 
-Who (the token's subject, role and their identifier in it), whose data (the person's internal id), which
-resource and fields, the stated purpose, when, and the outcome with its HTTP status and reason. The
-agency lists it (`GET /v1/audit`). A read that cannot be audited is not served.
+Who (the token's subject, role and their identifier in it), whose data (the person's internal id, or
+the treatment place), which resource and fields, the stated purpose, when, and the outcome with its
+HTTP status and reason. The agency lists it (`GET /v1/audit`). A read that cannot be audited is not
+served.
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ class AuditEntry:
     fields: tuple[str, ...]
     status: int
     reason: str | None = None
+    place: str | None = (
+        None  # a treatment place read, as asked for (its SOR id or reference number)
+    )
 
     @property
     def outcome(self) -> str:
@@ -52,6 +56,7 @@ async def record(conn: AsyncConnection, entry: AuditEntry) -> None:
             role=entry.role,
             actor=_text(entry.actor, 64),
             person_key=entry.person_key,
+            place=_text(entry.place, 40),
             resource=entry.resource,
             purpose=_text(entry.purpose, 32),
             fields=orjson.dumps(sorted(entry.fields)).decode(),

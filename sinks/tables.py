@@ -331,6 +331,7 @@ read_audit = Table(
     Column("role", String(16)),
     Column("actor", String(64)),  # pharmacy number, authorisation id, or the subject
     Column("person_key", PersonKeyCol),  # whose data: the internal id
+    Column("place", String(40)),  # or which treatment place: as asked (SOR id or reference number)
     Column("resource", String(16), nullable=False),
     Column("purpose", String(32)),
     Column("fields", Text, nullable=False),  # JSON list of the fields served (empty when refused)

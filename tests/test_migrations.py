@@ -55,6 +55,7 @@ EVERY_REVISION = [
     "0011_outbox_lz4",
     "0012_partial_obligation_indexes",
     "0013_room_for_updates",
+    "0014_read_audit_place",
 ]
 AT = datetime(2024, 5, 2, 9, 30, 15, tzinfo=UTC)
 

@@ -24,7 +24,6 @@ from reghub.demo_places import registrations
 from reghub.settings import Settings
 from rules.deadlines import COPENHAGEN
 from rules.privacy import pseudonym
-from rules.treatment_places.identifiers import sor_id
 from sinks import tables
 from sinks.register import Register, make_engine
 from sinks.tables import read_audit
@@ -49,6 +48,7 @@ from tests.messages import (
     report,
     treatment_relation,
 )
+from tests.sor_ids import sor_id
 
 pytestmark = [pytest.mark.broker, pytest.mark.database]
 
@@ -424,6 +424,9 @@ async def test_bad_tokens_are_refused_with_401_and_audited(settings: Settings) -
         "unknown role": "Bearer " + jwt.encode({**good, **times, "role": "root"}, SECRET, "HS256"),
         "pharmacy without number": f"Bearer {token('pharmacy')}",
         "citizen with a bad cpr": f"Bearer {token('citizen', cpr='3213991234')}",
+        "registrant without its company": f"Bearer {token('registrant')}",
+        "registrant with a bad cvr": f"Bearer {token('registrant', cvr='20000237')}",
+        "registrant id a cpr": f"Bearer {token('registrant', registrant_id='0505601234')}",
         "RS256 against a secret": "Bearer " + jwt.encode({**good, **times}, private, "RS256"),
         "garbage": "Bearer not.a.token",
     }

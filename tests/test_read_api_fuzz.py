@@ -93,6 +93,8 @@ async def test_generated_requests_under_every_token_get_no_server_error(
             "citizen": _token(env, "--role", "citizen", "--cpr", PARENT),
             "agency": _token(env, "--role", "agency"),
             "municipality": _token(env, "--role", "municipality"),
+            "stps": _token(env, "--role", "stps"),
+            "registrant": _token(env, "--role", "registrant", "--cvr", "20000236"),
         }
         failures = await asyncio.to_thread(_fuzz, url, tokens)
     finally:
@@ -112,6 +114,7 @@ def _fuzz(url: str, tokens: dict[str, str | None]) -> list[str]:
         "/v1/persons/{person}/purchases",
         "/v1/quotes",
         "/v1/audit",
+        "/v1/places/{place}",
     }
     calls = 0
     for op in operations:

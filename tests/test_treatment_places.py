@@ -22,7 +22,7 @@ from aiokafka.structs import ConsumerRecord
 from sqlalchemy import select
 
 from reghub.settings import Settings
-from rules.treatment_places.identifiers import CVR_WEIGHTS, gs1_check_digit, sor_id
+from rules.treatment_places.identifiers import CVR_WEIGHTS, gs1_check_digit
 from sinks import places_tables as pt
 from sinks.register import Register, make_engine
 from streams.decode import Rejected, Source, decode
@@ -30,6 +30,7 @@ from streams.handlers.base import ApplyConfig
 from streams.pipeline import Pipeline
 from streams.topics import CHANGES, DEAD_LETTER, PLACE_ALERTS, REGISTRATIONS, TopicNames
 from tests.kafka_helpers import as_json, produce, read_until, running_worker
+from tests.sor_ids import sor_id
 
 pytestmark = [pytest.mark.broker, pytest.mark.database]
 
@@ -517,9 +518,11 @@ async def test_sor_import_publishes_exactly_the_differences_and_the_hub_applies_
         "REGHUB_TOPIC_PREFIX": settings.topic_prefix,
     }
 
-    async def imported(name: str) -> str:
+    async def imported(name: str, day: str) -> str:
         return (
-            await asyncio.to_thread(_reghub, "sor", "import", str(DATA / name), env=env)
+            await asyncio.to_thread(
+                _reghub, "sor", "import", str(DATA / name), "--date", day, env=env
+            )
         ).strip()
 
     async def published(count: int) -> list[dict[str, Any]]:
@@ -541,12 +544,24 @@ async def test_sor_import_publishes_exactly_the_differences_and_the_hub_applies_
     ]
     await _run(settings, register, companies)
 
-    assert await imported("sor_snapshot_1.csv") == "created 5, changed 0, closed 0, replaced 0"
-    assert await imported("sor_snapshot_1.csv") == "created 0, changed 0, closed 0, replaced 0"
+    assert (
+        await imported("sor_snapshot_1.csv", "2024-07-01")
+        == "created 5, changed 0, closed 0, replaced 0"
+    )
+    assert (
+        await imported("sor_snapshot_1.csv", "2024-07-01")
+        == "created 0, changed 0, closed 0, replaced 0"
+    )
     first = {e["message_id"] for e in await published(5)}
     assert len(first) == 5
-    assert await imported("sor_snapshot_2.csv") == "created 1, changed 1, closed 1, replaced 1"
-    assert await imported("sor_snapshot_2.csv") == "created 0, changed 0, closed 0, replaced 0"
+    assert (
+        await imported("sor_snapshot_2.csv", "2024-07-02")
+        == "created 1, changed 1, closed 1, replaced 1"
+    )
+    assert (
+        await imported("sor_snapshot_2.csv", "2024-07-03")
+        == "created 0, changed 0, closed 0, replaced 0"
+    )
     events = await published(9)
     assert len(events) == 9
     later = [e for e in events if e["message_id"] not in first]  # partitions: no global order
@@ -578,6 +593,168 @@ async def test_sor_import_publishes_exactly_the_differences_and_the_hub_applies_
     assert "Toftegårds Allé 5" in units["5102"].postal_address
     assert units["5106"].replaces_sor_id == units["5105"].sor_id
     assert units["5105"].replaced_by_sor_id == units["5106"].sor_id
+
+
+async def test_sor_import_takes_real_verhoeff_ids_that_a_wrong_table_refused(
+    settings: Settings, register: Register
+) -> None:
+    """Issue 29, spec § 3: a snapshot whose ids have an 8 or a 9 at position 11 from the right (where
+    σ^3 applies) is imported and its units reach the register. The ids come from `tests.sor_ids`,
+    which checks against Verhoeff's published values; with a typo in σ^3 the import exited 1 on them."""
+    key = cvr(24)
+    await _run(settings, register, [company_registered("sor-v", "private_cvr", key)])
+    ids = [sor_id("5181"), sor_id("5191")]
+    header = (
+        "sor_id;name;unit_type;cvr;registrant_id;form;parent_sor_id;street;postal_code;city;"
+        "main_speciality;end_date;replaced_by_sor_id"
+    )
+    rows = [
+        f"{u};Klinik {u[:4]};Almen praksis;{key};;private_cvr;;Algade 1;4000;Roskilde;Almen medicin;;"
+        for u in ids
+    ]
+    env = {
+        "REGHUB_DATABASE_URL": settings.database_url,
+        "REGHUB_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+        "REGHUB_KAFKA_IDEMPOTENCE": "false",
+        "REGHUB_TOPIC_PREFIX": settings.topic_prefix,
+    }
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "sor.csv"
+        path.write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
+        out = await asyncio.to_thread(_reghub, "sor", "import", str(path), env=env)
+    assert out.strip() == "created 2, changed 0, closed 0, replaced 0"
+
+    names = TopicNames(settings.topic_prefix)
+    records = await read_until(
+        settings.kafka_bootstrap, names(REGISTRATIONS), lambda r: len(r) >= 3, timeout=15
+    )
+    wanted = {orjson.loads(r.value)["message_id"] for r in records if b'"sds"' in r.value}
+    async with running_worker(settings, register):
+        changes = await read_until(
+            settings.kafka_bootstrap,
+            names(CHANGES),
+            lambda r: wanted <= {orjson.loads(x.value)["message_id"] for x in r},
+            timeout=60,
+        )
+    outcomes = {
+        orjson.loads(r.value)["message_id"]: orjson.loads(r.value)["outcome"] for r in changes
+    }
+    assert {outcomes[m] for m in wanted} == {"applied"}
+    states = {r.sor_id: r.state for r in await _rows(register, pt.states)}
+    assert states == dict.fromkeys(ids, "SOR_ONLY")
+
+
+SNAPSHOT_HEADER = (
+    "sor_id;name;unit_type;cvr;registrant_id;form;parent_sor_id;street;postal_code;city;"
+    "main_speciality;end_date;replaced_by_sor_id"
+)
+
+
+async def test_the_sor_connector_converges_on_the_units_the_forms_added(
+    settings: Settings, register: Register
+) -> None:
+    """spec § 7, issue 29 point 2: the first import adopts a unit a form added and registered (no
+    `rule.unit_already_in_sor`; SOR's name arrives); each change touches only what the snapshot
+    carries (phone, website, visiting and activity address, sub-specialities and practitioners stay);
+    a name that changes back (N1 -> N2 -> N1 -> N2 on four days) is applied every time, not refused
+    as a conflict; the same snapshot again changes nothing."""
+    key, place = cvr(26), sor(700)
+    visiting = {"street": "Algade 5", "postal_code": "8000", "city": "Aarhus C"}
+    activity = {"street": "Algade 7", "postal_code": "8000", "city": "Aarhus C"}
+    await _run(
+        settings,
+        register,
+        [
+            company_registered("cv-company", "private_cvr", key),
+            unit_added(
+                "cv-unit",
+                "private_cvr",
+                key,
+                place,
+                DOCTORS,
+                name="Form name",
+                phone="+45 86 12 34 56",
+                website="https://laegehuset.example.dk",
+                visiting_address=visiting,
+                activity_address=activity,
+                sub_specialities=["Rejsemedicin"],
+            ),
+            information(
+                "information_added",
+                "cv-info",
+                "private_cvr",
+                key,
+                place,
+                2,
+                responsible_authorisation_id="1D5NP",
+            ),
+        ],
+    )
+    env = {
+        "REGHUB_DATABASE_URL": settings.database_url,
+        "REGHUB_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+        "REGHUB_KAFKA_IDEMPOTENCE": "false",
+        "REGHUB_TOPIC_PREFIX": settings.topic_prefix,
+    }
+
+    async def imported(name: str, day: str) -> str:
+        row = f"{place};{name};Almen praksis;{key};;private_cvr;;Vestergade 2;8000;Aarhus C;Almen medicin;;"
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / f"sor-{day}.csv"
+            path.write_text(f"{SNAPSHOT_HEADER}\n{row}\n", encoding="utf-8")
+            out = await asyncio.to_thread(
+                _reghub, "sor", "import", str(path), "--date", day, env=env
+            )
+        return out.strip()
+
+    n1, n2 = "Lægehuset Nord", "Lægehuset Syd"
+    assert await imported(n1, "2024-07-01") == "created 1, changed 0, closed 0, replaced 0"
+    assert await imported(n2, "2024-07-02") == "created 0, changed 1, closed 0, replaced 0"
+    assert await imported(n1, "2024-07-03") == "created 0, changed 1, closed 0, replaced 0"
+    assert await imported(n2, "2024-07-04") == "created 0, changed 1, closed 0, replaced 0"
+    assert await imported(n2, "2024-07-04") == "created 0, changed 0, closed 0, replaced 0"
+    assert await imported(n2, "2024-07-05") == "created 0, changed 0, closed 0, replaced 0"
+
+    names = TopicNames(settings.topic_prefix)
+    wanted = {f"sor-{place}-2024-07-0{d}" for d in (1, 2, 3, 4)}
+    async with running_worker(settings, register):
+        records = await read_until(
+            settings.kafka_bootstrap,
+            names(CHANGES),
+            lambda r: wanted <= {orjson.loads(x.value)["message_id"] for x in r},
+            timeout=60,
+        )
+    outcomes = {
+        orjson.loads(r.value)["message_id"]: (
+            orjson.loads(r.value)["outcome"],
+            orjson.loads(r.value).get("reason"),
+        )
+        for r in records
+    }
+    assert {m: outcomes[m] for m in sorted(wanted)} == {
+        f"sor-{place}-2024-07-01": ("applied", "unit adopted from SOR: REGISTERED"),
+        f"sor-{place}-2024-07-02": ("applied", "unit changed in SOR: REGISTERED"),
+        f"sor-{place}-2024-07-03": ("applied", "unit changed in SOR: REGISTERED"),
+        f"sor-{place}-2024-07-04": ("applied", "unit changed in SOR: REGISTERED"),
+    }
+    [unit] = await _rows(register, pt.units)
+    assert (unit.name, unit.unit_type, unit.main_speciality) == (
+        n2,
+        "Almen praksis",
+        "Almen medicin",
+    )
+    assert orjson.loads(unit.postal_address)["street"] == "Vestergade 2"
+    assert (unit.phone, unit.website) == ("+45 86 12 34 56", "https://laegehuset.example.dk")
+    assert orjson.loads(unit.visiting_address) == visiting
+    assert orjson.loads(unit.activity_address) == activity
+    assert orjson.loads(unit.sub_specialities) == ["Rejsemedicin"]
+    practitioners = await _rows(register, pt.practitioners)
+    assert {(p.authorisation_id, p.active) for p in practitioners} == {
+        ("0C4MN", True),
+        ("1D5NP", True),
+    }
+    [state] = await _rows(register, pt.states)
+    assert state.state == "REGISTERED" and state.version == 1
 
 
 # -- the handler through the pipeline and the register (no broker) -------------------------------------
@@ -736,3 +913,225 @@ async def test_rules_of_forms_and_states_refuse_with_their_reasons(database_url:
         "by-person": "rule.change_by_email_to_stps",
         "wrong-reference": "rule.reference_number_does_not_match",
     }
+
+
+async def _decoded_then_pipeline(url: str, messages: list[Message]) -> dict[str, str | None]:
+    """Each message decoded, then (when valid) through the pipeline into the register in a batch of its
+    own; returns message id -> the reason it was refused (decode's or the dead letter's), None: applied."""
+    names = TopicNames("p.")
+    register = Register(make_engine(url))
+    outcome: dict[str, str | None] = {}
+    try:
+        pipeline = Pipeline(register, names, ApplyConfig("places", 60, b"k" * 32))
+        await pipeline.start()
+        for offset, (key, message) in enumerate(messages):
+            source = Source(names(REGISTRATIONS), 0, offset, key, as_json(message), 0)
+            item = decode(source, REGISTRATIONS)
+            if isinstance(item, Rejected):
+                outcome[message["message_id"]] = item.reason
+                continue
+            result = await pipeline.run([item], [], {})
+            reasons = [
+                dict(o.headers or ())["reghub-reason"].decode()
+                for o in result.outputs
+                if o.topic == names(DEAD_LETTER)
+            ]
+            outcome[message["message_id"]] = reasons[0] if reasons else None
+    finally:
+        await register.close()
+    return outcome
+
+
+CPR_IN_TEXT = "0505601234"  # a well-formed CPR number (5 May 1960), fictitious
+
+
+async def test_bad_input_is_refused_with_the_same_schema_reason_on_sqlite_and_postgresql(
+    database_url: str,
+) -> None:
+    """Issue 29 point 7, through decode, the pipeline and the register on both databases: a NUL byte in
+    a text field, a `sent_at` in year 9999 or before 2017, a date more than a year after the event, a
+    turnover year before 2017, and a CPR number inside free text (a unit name, a fee e-mail) are
+    refused by the schema with the same reason on SQLite and PostgreSQL; the reason never repeats the
+    CPR number; nothing of them reaches the register (no fee row for year 9999)."""
+    key, place = cvr(40), sor(600)
+    good_sent = "2024-03-01T10:00:00+01:00"
+    messages = [
+        company_registered("bi-nul-name", "private_cvr", key, name="Klinik\x00Nord"),
+        company_registered("bi-company", "private_cvr", key),
+        unit_added(
+            "bi-nul-street",
+            "private_cvr",
+            key,
+            place,
+            DOCTORS,
+            postal_address={"street": "Vestergade\x002", "postal_code": "8000", "city": "Aarhus C"},
+        ),
+        unit_added("bi-cpr-name", "private_cvr", key, place, DOCTORS, name=f"Klinik {CPR_IN_TEXT}"),
+        unit_added("bi-unit", "private_cvr", key, place, DOCTORS),
+        information(
+            "information_added",
+            "bi-year-9999",
+            "private_cvr",
+            key,
+            place,
+            2,
+            sent_at="9999-12-31T10:00:00+01:00",
+            responsible_authorisation_id="1D5NP",
+            turnover_year=2024,
+            turnover=10_000_000,
+        ),
+        information(
+            "information_added",
+            "bi-before-2017",
+            "private_cvr",
+            key,
+            place,
+            2,
+            sent_at="2016-12-31T10:00:00+01:00",
+            responsible_authorisation_id="1D5NP",
+        ),
+        information(
+            "information_added",
+            "bi-cpr-email",
+            "private_cvr",
+            key,
+            place,
+            2,
+            fee_email=f"{CPR_IN_TEXT}@example.dk",
+            responsible_authorisation_id="1D5NP",
+        ),
+        information(
+            "information_added",
+            "bi-turnover-2016",
+            "private_cvr",
+            key,
+            place,
+            2,
+            responsible_authorisation_id="1D5NP",
+            turnover_year=2016,
+            turnover=10_000_000,
+        ),
+        information(
+            "information_added",
+            "bi-info",
+            "private_cvr",
+            key,
+            place,
+            2,
+            sent_at=good_sent,
+            responsible_authorisation_id="1D5NP",
+        ),
+        event(
+            "deregistered",
+            "bi-stop-far-ahead",
+            "private_cvr",
+            key,
+            sor_id=place,
+            treatment_stopped_on="2026-01-01",
+        ),
+    ]
+    outcome = await _decoded_then_pipeline(database_url, messages)
+
+    at_sent = "schema.value_error: sent_at: must be a time from 2017 to a year ahead"
+    assert outcome == {
+        "bi-company": None,
+        "bi-nul-name": "schema.value_error: name: must not contain a control character",
+        "bi-nul-street": (
+            "schema.value_error: postal_address.street: must not contain a control character"
+        ),
+        "bi-cpr-name": "schema.value_error: name: must not contain a person number",
+        "bi-unit": None,
+        "bi-year-9999": at_sent,
+        "bi-before-2017": at_sent,
+        "bi-cpr-email": "schema.value_error: fee_email: must not contain a person number",
+        "bi-turnover-2016": "schema.greater_than_equal: turnover_year: Input should be greater "
+        "than or equal to 2017",
+        "bi-info": None,
+        "bi-stop-far-ahead": "schema.value_error: treatment_stopped_on: must be a day from 2017 "
+        "to a year after the event was sent",
+    }
+    assert not [r for r in outcome.values() if r and CPR_IN_TEXT in r]
+    register = Register(make_engine(database_url))
+    try:
+        companies = await _rows(register, pt.companies)
+        units = await _rows(register, pt.units)
+        fees = await _rows(register, pt.fees)
+        versions = await _rows(register, pt.information)
+    finally:
+        await register.close()
+    assert [c.name for c in companies] == [f"Clinic {key}"]
+    assert [u.name for u in units] == [f"Unit {place}"]
+    assert [v.message_id for v in versions] == ["bi-info"]
+    assert fees and max(f.year for f in fees) < 9999
+
+
+async def test_fee_table_load_refuses_bad_tables_alike_on_sqlite_and_postgresql(
+    database_url: str,
+) -> None:
+    """Issue 29 point 7, `reghub fee-table load` for real on both databases: a year before 2017 or
+    after next year, a NUL byte or a CPR number in the source, an amount no 64-bit column holds, and a
+    file that is no JSON are refused with the same one-line reason (exit 1) and leave nothing behind;
+    a good table then loads."""
+    good: dict[str, Any] = {
+        "year": 2025,
+        "de_minimis_limit": 2_900_000,
+        "fees": {str(c): 100_000 * c for c in range(1, 6)},
+        "care_only_fee_free": True,
+        "source": "stps.dk",
+    }
+    bad: dict[str, tuple[Any, str]] = {
+        "year 9999": ({**good, "year": 9999}, "the year is from 2017 to next year"),
+        "year 2016": ({**good, "year": 2016}, "the year is from 2017 to next year"),
+        "NUL in source": (
+            {**good, "source": "stps\x00.dk"},
+            "the source holds no control character and no person number",
+        ),
+        "CPR in source": (
+            {**good, "source": f"mail from {CPR_IN_TEXT}"},
+            "the source holds no control character and no person number",
+        ),
+        "huge fee": (
+            {**good, "fees": {**good["fees"], "1": 10**20}},
+            "an amount is at most 10^13 øre",
+        ),
+        "not json": (
+            "{year: 2025",
+            "Expecting property name enclosed in double quotes: line 1 column 2 (char 1)",
+        ),
+    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REGHUB_")}
+    with tempfile.TemporaryDirectory() as folder:
+        env.update(
+            {
+                "PYTHONPATH": str(REPO),
+                "REGHUB_DATA_DIR": folder,
+                "REGHUB_DATABASE_URL": database_url,
+            }
+        )
+
+        def load(content: Any) -> subprocess.CompletedProcess[str]:
+            path = Path(folder) / "table.json"
+            text = content if isinstance(content, str) else json.dumps(content)
+            path.write_text(text, encoding="utf-8")
+            return subprocess.run(
+                [sys.executable, "-m", "reghub", "fee-table", "load", str(path)],
+                cwd=folder,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+
+        for name, (content, reason) in bad.items():
+            done = await asyncio.to_thread(load, content)
+            assert done.returncode == 1, name
+            assert done.stderr.splitlines() == [f"not a fee table: {reason}"], name
+            assert CPR_IN_TEXT not in done.stderr, name
+        register = Register(make_engine(database_url))
+        try:
+            assert await _rows(register, pt.fee_tables) == []
+        finally:
+            await register.close()
+        done = await asyncio.to_thread(load, good)
+        assert (done.returncode, done.stdout.strip()) == (0, "fee table 2025 loaded"), done.stderr

@@ -8,15 +8,23 @@ has no fee (`NoFeeTable`), never a guess.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from rules.identifiers import contains_person_number
 from rules.money import Ore
 
 Band = Literal["de_minimis", "half", "full", "fee_free", "owner_change"]
 FeeFreeReason = Literal["volunteer_clinic", "volunteer_large_event", "care_only"]
 InvoiceChannel = Literal["ean", "digital_mailbox", "email"]
+
+FIRST_FEE_YEAR = 2017
+"""The register's first fee year (spec § 6): no fee table is older."""
+AMOUNT_LIMIT = 10**13
+"""A hundred billion kroner in øre: far above any fee or turnover limit, far below a 64-bit column."""
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +49,20 @@ class FeeTable:
             raise ValueError("a fee is a positive, even number of øre (its half is exact)")
         if self.limit is not None and self.limit < 0:
             raise ValueError("the de-minimis limit is not negative")
+
+
+def new_table_refusal(table: FeeTable, this_year: int) -> str | None:
+    """Why a fee table about to be loaded is refused, or None. On top of a table's own invariants
+    (which tables already loaded keep): a year from 2017 to next year, amounts a register column
+    holds on SQLite and PostgreSQL alike, a source without control characters or a CPR number."""
+    if not FIRST_FEE_YEAR <= table.year <= this_year + 1:
+        return f"the year is from {FIRST_FEE_YEAR} to next year"
+    amounts = [*table.fees.values(), table.limit or 0]
+    if any(amount > AMOUNT_LIMIT for amount in amounts):
+        return "an amount is at most 10^13 øre"
+    if _CONTROL.search(table.source) or contains_person_number(table.source):
+        return "the source holds no control character and no person number"
+    return None
 
 
 def _dkk(*amounts: int) -> dict[int, Ore]:

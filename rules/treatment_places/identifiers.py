@@ -38,7 +38,8 @@ def is_ean_location_number(value: str) -> bool:
     return bool(_EAN.fullmatch(value)) and gs1_check_digit(value[:12]) == int(value[12])
 
 
-# Verhoeff's dihedral group D5: multiplication, permutation and inverse tables.
+# Verhoeff's dihedral group D5: multiplication, permutation and inverse tables (J. Verhoeff, 1969).
+# Row i of _P is σ applied i times, σ = _P[1]: _P[i][j] == _P[i - 1][_P[1][j]].
 _D = (
     (0, 1, 2, 3, 4, 5, 6, 7, 8, 9),
     (1, 2, 3, 4, 0, 6, 7, 8, 9, 5),
@@ -55,7 +56,7 @@ _P = (
     (0, 1, 2, 3, 4, 5, 6, 7, 8, 9),
     (1, 5, 7, 6, 2, 8, 3, 0, 9, 4),
     (5, 8, 0, 3, 7, 9, 6, 1, 4, 2),
-    (8, 9, 1, 6, 0, 4, 3, 5, 7, 2),
+    (8, 9, 1, 6, 0, 4, 3, 5, 2, 7),
     (9, 4, 5, 3, 1, 2, 6, 8, 7, 0),
     (4, 2, 8, 6, 5, 7, 3, 9, 0, 1),
     (2, 7, 9, 3, 8, 0, 6, 4, 1, 5),

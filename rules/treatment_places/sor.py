@@ -1,9 +1,13 @@
 """The SOR connector's rules: a nightly SOR snapshot (CSV) read into units, diffed against the previous
 one, and the differences as `created / changed / closed / replaced` (spec/treatment-places.md § 7).
 
-Pure: the caller reads the file, keeps the previous snapshot and publishes the events. The same
-snapshot twice has no differences; a difference's message id is derived from its content, so the same
-difference published again is a duplicate the hub acknowledges.
+Pure: the caller reads the file, keeps the previous snapshot and publishes the events. It converges
+(spec § 7, DECISION): the same snapshot twice has no differences; an event's message id and time come
+from the snapshot's date and the unit, never from its content, so an import published again for the
+same date is a duplicate the hub acknowledges, and a value that changes back on a later date is a new
+event that is applied; an event carries only the columns the snapshot has (the hub keeps the unit's
+other fields as they are), and the hub treats the connector's `unit_added` of a unit it knows as a
+change (`converged_event`), so the first import adopts the units the forms added before.
 """
 
 from __future__ import annotations
@@ -13,11 +17,16 @@ import hashlib
 import io
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from datetime import date, datetime
+from datetime import date, datetime, time
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 from rules.treatment_places.forms import FORMS
 from rules.treatment_places.identifiers import is_postal_code, is_sor_id
+from rules.treatment_places.states import State
+
+_COPENHAGEN = ZoneInfo("Europe/Copenhagen")
+
 
 COLUMNS = (
     "sor_id",
@@ -159,21 +168,28 @@ def diff(previous: Mapping[str, SorUnit], current: Mapping[str, SorUnit]) -> lis
     return [*created, *changed, *closed]
 
 
-def event_of(change: SorChange, sent_at: datetime, today: date) -> tuple[str, dict[str, Any]]:
-    """The `stps.registrations.v1` event of a difference, filed by the SOR connector (role `sds`),
-    with its record key (the company). A closure without an end date closes `today`."""
+def snapshot_time(snapshot_date: date) -> datetime:
+    """The time of a snapshot's events: the start of its day in Denmark."""
+    return datetime.combine(snapshot_date, time(0), _COPENHAGEN)
+
+
+def event_of(change: SorChange, snapshot_date: date) -> tuple[str, dict[str, Any]]:
+    """The `stps.registrations.v1` event of a difference in the snapshot of `snapshot_date`, filed by
+    the SOR connector (role `sds`), with its record key (the company). Its id names the unit and the
+    date, so one import published twice gives the same events. A closure without an end date closes
+    on the snapshot's date."""
     u = change.unit
     company = {"cvr": u.cvr} if u.cvr else {"registrant_id": u.registrant_id}
     common: dict[str, Any] = {
-        "message_id": f"sor-{change.kind}-{u.sor_id}-{u.digest()}",
-        "sent_at": sent_at.isoformat(),
+        "message_id": f"sor-{u.sor_id}-{snapshot_date.isoformat()}",
+        "sent_at": snapshot_time(snapshot_date).isoformat(),
         "form": u.form,
         "filer": {"role": "sds", "user": "sor-connector"},
         "company": company,
         "sor_id": u.sor_id,
     }
     if change.kind in ("closed", "replaced"):
-        closing = {"event": "unit_closed", "closed_on": (u.end_date or today).isoformat()}
+        closing = {"event": "unit_closed", "closed_on": (u.end_date or snapshot_date).isoformat()}
         if change.other is not None:
             closing["replaced_by_sor_id"] = change.other
         return u.company_key, {**common, **closing}
@@ -182,11 +198,21 @@ def event_of(change: SorChange, sent_at: datetime, today: date) -> tuple[str, di
         "name": u.name,
         "unit_type": u.unit_type,
         "postal_address": {"street": u.street, "postal_code": u.postal_code, "city": u.city},
+        "parent_sor_id": u.parent_sor_id,  # null when SOR has none: the snapshot says so
+        "main_speciality": u.main_speciality,
     }
-    if u.parent_sor_id:
-        unit["parent_sor_id"] = u.parent_sor_id
-    if u.main_speciality:
-        unit["main_speciality"] = u.main_speciality
     if change.other is not None:
         unit["replaces_sor_id"] = change.other
     return u.company_key, {**common, **unit}
+
+
+def converged_event(event: str, current: State | None) -> str:
+    """What a unit event of the SOR connector means for a place in state `current`: the connector
+    states what SOR holds, not what the hub knew. Its `unit_added` of a unit the hub knows (a form
+    added it first) is a change that adopts it; its `unit_changed` of a unit the hub does not know
+    adds it."""
+    if event == "unit_added" and current in ("SOR_ONLY", "REGISTERED", "DEREGISTERED"):
+        return "unit_changed"
+    if event == "unit_changed" and current is None:
+        return "unit_added"
+    return event

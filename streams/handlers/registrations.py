@@ -25,6 +25,7 @@ from rules.treatment_places import identifiers as ids
 from rules.treatment_places.categories import Practitioner, category_refusal
 from rules.treatment_places.fees import Fee, FeeBook, FeeTable, NoFeeTable, annual_fee, invoice_to
 from rules.treatment_places.forms import form_refusal
+from rules.treatment_places.sor import converged_event
 from rules.treatment_places.states import (
     State,
     deregistration_days_late,
@@ -443,29 +444,42 @@ def _alert(
 
 
 def _unit(book: Book, d: Decoded, e: UnitAdded | UnitChanged, ctx: Context) -> Step | str:
-    new = move(e.event, book.state(e.sor_id))
+    from_sor = e.filer.role == "sds"
+    kind = converged_event(e.event, book.state(e.sor_id)) if from_sor else e.event
+    new = move(kind, book.state(e.sor_id))
     if new not in ("SOR_ONLY", "REGISTERED", "DEREGISTERED", "NOTIFIED"):
         return new
     before = book.units.get(e.sor_id)
+    # The SOR connector sends only the columns of SOR's file: a field its event leaves out stays as
+    # the register has it (spec § 7). A form sends the whole unit.
+    kept = (
+        frozenset(UnitRow._fields) - e.model_fields_set
+        if from_sor and before is not None
+        else frozenset()
+    )
     visiting = e.visiting_address or e.postal_address
     care = (
         list(e.care_services)
         if e.care_services is not None
         else (orjson.loads(before.care_services) if before is not None else [])
     )
+
+    def field(name: str, sent: Any) -> Any:
+        return getattr(before, name) if name in kept else sent
+
     unit = UnitRow(
         e.sor_id,
         e.company.key,
         e.name,
         e.unit_type,
         _address_json(e.postal_address),  # type: ignore[arg-type]
-        _address_json(visiting),  # type: ignore[arg-type]
-        _address_json(e.activity_address or visiting),  # type: ignore[arg-type]
-        e.phone,
-        e.website,
-        e.main_speciality,
-        orjson.dumps(list(e.sub_specialities)).decode(),
-        e.parent_sor_id,
+        field("visiting_address", _address_json(visiting)),
+        field("activity_address", _address_json(e.activity_address or visiting)),
+        field("phone", e.phone),
+        field("website", e.website),
+        field("main_speciality", e.main_speciality),
+        field("sub_specialities", orjson.dumps(list(e.sub_specialities)).decode()),
+        field("parent_sor_id", e.parent_sor_id),
         orjson.dumps(care).decode(),
         e.treatment_starts_on or (before.treatment_starts_on if before else None),
         None,
@@ -504,7 +518,10 @@ def _unit(book: Book, d: Decoded, e: UnitAdded | UnitChanged, ctx: Context) -> S
                 f"treatment started {e.treatment_starts_on} and the place is not registered",
             )
         )
-    what = "unit added in SOR" if e.event == "unit_added" else "unit changed in SOR"
+    if kind != e.event:
+        what = "unit adopted from SOR" if e.event == "unit_added" else "unit added from SOR"
+    else:
+        what = "unit added in SOR" if e.event == "unit_added" else "unit changed in SOR"
     return Step(tuple(rows), f"{what}: {new}", tuple(alerts))
 
 

@@ -65,7 +65,7 @@ def test_the_agency_reads_only_for_operation_and_data_quality(
     )
 
 
-@pytest.mark.parametrize("role", ["municipality", "monitoring"])
+@pytest.mark.parametrize("role", ["municipality", "monitoring", "stps", "registrant", "public"])
 @pytest.mark.parametrize("resource", ["status", "purchases", "quote", "audit"])
 def test_municipalities_and_monitoring_read_no_personal_data(role: str, resource: str) -> None:
     got = decide(Principal(role, "x"), resource, None, facts())  # type: ignore[arg-type]

@@ -15,6 +15,7 @@ from rules.treatment_places.fees import (
     annual_fee,
     half,
     invoice_to,
+    new_table_refusal,
 )
 
 BOOK = FeeBook()
@@ -123,3 +124,32 @@ def test_the_invoice_goes_to_ean_else_digital_mailbox_else_email() -> None:
     assert invoice_to(None, "10000009", "a@b.dk") == ("digital_mailbox", "10000009")
     assert invoice_to(None, None, "a@b.dk") == ("email", "a@b.dk")
     assert invoice_to(None, None, None) is None
+
+
+def _table(year: int = 2025, source: str = "stps.dk", fee_1: int = 1_277_500) -> FeeTable:
+    fees = {1: fee_1, 2: 852_000, 3: 468_100, 4: 263_600, 5: 225_800}
+    return FeeTable(year, 2_861_500, fees, True, source)
+
+
+@pytest.mark.parametrize(
+    ("table", "reason"),
+    [
+        (_table(), None),
+        (_table(2017), None),
+        (_table(2027), None),  # next year, seen from 2026
+        (_table(2016), "the year is from 2017 to next year"),  # § 6: the first fee year is 2017
+        (_table(2028), "the year is from 2017 to next year"),
+        (_table(9999), "the year is from 2017 to next year"),
+        (_table(fee_1=10**13 + 2), "an amount is at most 10^13 øre"),
+        (
+            _table(source="stps\x00.dk"),
+            "the source holds no control character and no person number",
+        ),
+        (_table(source="0505601234"), "the source holds no control character and no person number"),
+    ],
+)
+def test_a_fee_table_to_load_has_a_plausible_year_amount_and_source(
+    table: FeeTable, reason: str | None
+) -> None:
+    """Issue 29 point 7: what `reghub fee-table load` refuses before any database sees it."""
+    assert new_table_refusal(table, 2026) == reason
