@@ -1,7 +1,8 @@
 """No person number in a log line: every record the hub's processes make is masked as it is made.
 
 A record's message, its arguments and its exception text (a library's error may quote a key or a
-value) are masked once, at creation, with anything that may be a CPR number replaced; handlers set up
+value) are masked once, at creation, with anything that may be a CPR number replaced (also inside a
+longer run of digits: `rules.identifiers.person_number_runs`); handlers set up
 later (faust's, uvicorn's) print the masked text. The arguments stay arguments where that is safe,
 because some formatters read them rather than the message (uvicorn's access log unpacks its five);
 otherwise the record carries its rendered, masked message and no arguments. Library loggers that dump
@@ -11,9 +12,13 @@ whole records at DEBUG (aiokafka, aiosqlite) are held at INFO besides.
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import Any
 
-from rules.identifiers import mask_person_numbers
+from rules.identifiers import mask_person_numbers as _mask_strict
+
+mask_person_numbers = partial(_mask_strict, within_runs=True)
+"""In a log line a CPR number is masked also inside a longer run of digits (an id glued onto it)."""
 
 _CHATTY = ("aiokafka", "aiosqlite", "asyncpg")
 _formatter = logging.Formatter()

@@ -52,3 +52,24 @@ def test_arguments_stay_arguments_for_formatters_that_read_them_and_are_masked()
         "reghub.test-logs", logging.INFO, __file__, 1, "%s-%s", (PERSON[:6], PERSON[6:]), None
     )
     assert joined.getMessage() == "**********" and joined.args == ()
+
+
+def test_a_cpr_number_inside_a_longer_run_of_digits_is_masked_in_logs() -> None:
+    """An id glued onto a CPR number ("9" + the number + "7") hides it from the strict mask, not
+    from the log's; a timestamp in milliseconds reads as no date and stays."""
+    mask_person_numbers_in_logs()
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    logger = logging.getLogger("reghub.test-logs-runs")
+    logger.addHandler(handler)
+    try:
+        logger.warning("dispensing 9%s7 at %s", PERSON, "1765000000000")
+        logger.warning(f"ordination x9{PERSON}7 refused")
+    finally:
+        logger.removeHandler(handler)
+    text = out.getvalue()
+    assert PERSON not in text
+    assert text.splitlines() == [
+        "dispensing 9**********7 at 1765000000000",
+        "ordination x********** refused",
+    ]
