@@ -16,11 +16,13 @@ import subprocess
 import sys
 import time
 import urllib.request
+from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
+from api.tokens import mint
 from reghub.broker import EmbeddedBroker, create_hub_topics, die_with_parent, free_port
 from reghub.config import (
     EMBEDDED_FILE,
@@ -164,9 +166,18 @@ async def _run_embedded(
             )
         )
         register = make_url(settings.database_url).render_as_string(hide_password=True)
+        # the dashboard shows the workers' error texts to a monitoring token only (`api.app`)
+        watch = mint(
+            token_key.encode(),
+            "monitoring",
+            "dashboard",
+            audience=settings.api_token_audience,
+            issuer=settings.api_token_issuer,
+            ttl=timedelta(days=1),
+        )
         print(
             f"reghub up: broker {broker.bootstrap}, register {register}, logs in {folder}\n"
-            f"  API and dashboard  http://127.0.0.1:{api_port}/dashboard\n"
+            f"  API and dashboard  http://127.0.0.1:{api_port}/dashboard#token={watch}\n"
             f"  worker             {worker_web}/health   {worker_web}/ready\n"
             f"  decisions          {_reghub_command()} tail ctr.decisions.v1"
             "   (in another shell, in this folder or below)\n"
