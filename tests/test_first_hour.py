@@ -523,11 +523,25 @@ async def test_the_worker_refuses_a_register_at_another_revision(
         REGHUB_PSEUDONYM_KEY=PSEUDONYM_KEY,
     )  # fmt: skip
     assert migrated.returncode == 0, migrated
-    connection = await asyncpg.connect(empty_database)
-    try:
-        await connection.execute("UPDATE alembic_version SET version_num = $1", revision)
-    finally:
-        await connection.close()
+    if revision in known_revisions():  # behind: really downgraded, so `db upgrade` can mend it
+        from alembic import command
+
+        from sinks.register import make_engine
+
+        engine = make_engine(empty_database.replace("postgresql://", "postgresql+asyncpg://", 1))
+        try:
+            async with engine.begin() as conn:
+                await conn.run_sync(
+                    lambda c: command.downgrade(alembic_config(c), revision)  # type: ignore[arg-type]
+                )
+        finally:
+            await engine.dispose()
+    else:
+        connection = await asyncpg.connect(empty_database)
+        try:
+            await connection.execute("UPDATE alembic_version SET version_num = $1", revision)
+        finally:
+            await connection.close()
 
     done = await asyncio.to_thread(
         reghub, "worker", "--processes", "1", cwd=tmp_path,
