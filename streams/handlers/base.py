@@ -76,6 +76,11 @@ class BatchView(Protocol):
         """A registered purchase of this person (from the register or earlier in the batch)."""
         ...
 
+    def parked(self, topic: str, message_id: str) -> date | None:
+        """The day whose scale a message of `topic` waits for, if it is parked (in the register, not
+        replayed yet, among the batch's `Needs.parked_ids`, or earlier in this batch)."""
+        ...
+
     def chain(
         self, person_key: str, period_start: date
     ) -> tuple[Period, tuple[PurchaseRecord, ...]] | None:

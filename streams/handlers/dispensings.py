@@ -54,7 +54,7 @@ def needs(d: Decoded) -> Needs:
     m: DispensingReport = d.message  # type: ignore[assignment]
     day = m.paid_or_invoiced_at.astimezone(COPENHAGEN).date()
     if m.return_of:  # its sale may lie in an earlier period
-        return Needs(report_ids=(m.return_of,), day=day, history=True)
+        return Needs(report_ids=(m.return_of,), parked_ids=(m.return_of,), day=day, history=True)
     return Needs(day=day)
 
 
@@ -80,7 +80,15 @@ def handle(view: BatchView, d: Decoded, ctx: Context) -> Effects:
     day = m.paid_or_invoiced_at.astimezone(COPENHAGEN).date()
     original = view.purchase(m.return_of, state.key) if m.return_of else None
     replayed: Replayed | None = None
-    if original is not None:
+    sale_parked = view.parked(d.source.topic, m.return_of) if m.return_of and not original else None
+    if sale_parked is not None:
+        # reversed on the sale's terms, so it waits with the sale and is replayed after it
+        outcome: Applied | Parked | Refused = Parked(
+            "rule.unknown_scale: the returned sale is parked: no subsidy scale in force on "
+            + sale_parked.isoformat(),
+            sale_parked,
+        )
+    elif original is not None:
         history = view.history(state.key)
         outcome = apply_dispensing(
             state,
@@ -99,7 +107,7 @@ def handle(view: BatchView, d: Decoded, ctx: Context) -> Effects:
     elif is_late(state, m, day):
         placed = _place_late(view, state, m, day)
         if isinstance(placed, Parked):
-            outcome: Applied | Parked | Refused = placed
+            outcome = placed
         else:
             replayed = placed
             state = replace(
