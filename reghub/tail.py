@@ -293,10 +293,8 @@ async def tail_topic(
             raise SystemExit(f"no topic {name!r} on the broker")
         parts = [TopicPartition(name, p) for p in partitions]
         consumer.assign(parts)
-        ends = await log_ends(consumer, parts)
-        if latest:
-            await consumer.seek_to_end(*parts)
-        else:
+        ends = await log_ends(consumer, parts)  # leaves the consumer there: --latest reads on
+        if not latest:
             await consumer.seek_to_beginning(*parts)
         last = time.monotonic()
 
