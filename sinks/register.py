@@ -324,22 +324,32 @@ class RegisterUnitOfWork:
         )
         return [PurchaseRow(*r) for r in await self.conn.execute(query, {"among": ids})]
 
-    async def parked_days(self, ids: Iterable[tuple[str, str]]) -> dict[tuple[str, str], date]:
-        """Messages still parked (not replayed), in one round trip: (topic, id) -> the day whose scale
-        they wait for."""
+    async def parked_days(
+        self, ids: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], tuple[date, bool]]:
+        """Messages whose outcome is still `parked`, in one round trip: (topic, id) -> (the day whose
+        scale they wait for, whether a scale released them already: replayed onto their topic and not
+        handled again yet)."""
         wanted = set(ids)
         if not wanted:
             return {}
-        pm = t.parked_messages
-        query = select(pm.c.source_topic, pm.c.message_id, pm.c.day).where(
-            self._among(pm.c.message_id, "ids"),
-            self._among(pm.c.source_topic, "topics"),
-            pm.c.replayed_at.is_(None),
+        pm, m = t.parked_messages, t.processed_messages
+        query = (
+            select(pm.c.source_topic, pm.c.message_id, pm.c.day, pm.c.replayed_at)
+            .join(
+                m,
+                (m.c.message_id == pm.c.message_id) & (m.c.source_topic == pm.c.source_topic),
+            )
+            .where(
+                self._among(pm.c.message_id, "ids"),
+                self._among(pm.c.source_topic, "topics"),
+                m.c.outcome == "parked",
+            )
         )
         ids = sorted({mid for _, mid in wanted})
         topics = sorted({topic for topic, _ in wanted})
         return {
-            (r.source_topic, r.message_id): r.day
+            (r.source_topic, r.message_id): (r.day, r.replayed_at is not None)
             for r in await self.conn.execute(query, {"ids": ids, "topics": topics})
             if (r.source_topic, r.message_id) in wanted
         }

@@ -139,3 +139,24 @@ async def test_a_return_of_another_persons_parked_sale_is_refused_when_replayed(
     replayed = await deliver_replays(hub, released)
     assert decisions(replayed)["s25"]["status"] == "registered"
     assert dead_letters(replayed) == ["rule.return_of_unknown_report"]
+
+
+async def test_a_return_that_comes_while_its_sale_is_being_replayed_follows_it(hub: Hub) -> None:
+    """The scale released the sale, whose replay is not back yet: the return is sent back behind it."""
+    await hub.send((DISPENSINGS, SALE))
+    released = await hub.send((SUBSIDY_SCALES, SCALE_2025))
+    assert replayed_ids(released) == ["s25"]
+    early = await hub.send((DISPENSINGS, RETURN))
+    assert dead_letters(early) == []
+    assert decisions(early)["r25"]["status"] == "parked"
+    assert replayed_ids(early) == ["r25"]
+    first = await deliver_replays(hub, released)  # the broker delivers them in the outbox's order
+    second = await deliver_replays(hub, early)
+    assert decisions(first)["s25"]["status"] == "registered"
+    back = decisions(second)["r25"]
+    assert (back["status"], back["subsidy"], back["citizen_pays"]) == (
+        "registered",
+        -28_875,
+        -21_125,
+    )
+    assert [p.message_id for p in await hub.rows(tables.parked_messages)] == ["s25"]

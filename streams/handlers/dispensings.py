@@ -83,11 +83,14 @@ def handle(view: BatchView, d: Decoded, ctx: Context) -> Effects:
     sale_parked = view.parked(d.source.topic, m.return_of) if m.return_of and not original else None
     if sale_parked is not None:
         # reversed on the sale's terms, so it waits with the sale and is replayed after it
+        sale_day, released = sale_parked
         outcome: Applied | Parked | Refused = Parked(
             "rule.unknown_scale: the returned sale is parked: no subsidy scale in force on "
-            + sale_parked.isoformat(),
-            sale_parked,
+            + sale_day.isoformat(),
+            sale_day,
         )
+        if released:
+            outcome = Parked("rule.unknown_scale: the returned sale is being replayed", sale_day)
     elif original is not None:
         history = view.history(state.key)
         outcome = apply_dispensing(
@@ -160,13 +163,18 @@ def handle(view: BatchView, d: Decoded, ctx: Context) -> Effects:
             None,
         )
         outputs.append(ctx.out.emit(DECISIONS, reporter(m).encode(), value))
+        if sale_parked is not None and sale_parked[1]:
+            # the sale's replay is already in the outbox, published before this batch's outputs:
+            # sent back behind it, the return comes after the sale, with nothing left parked
+            again = (("reghub-replay-of", m.report_id.encode()),)
+            outputs.append(Outgoing(d.source.topic, d.source.key, d.source.value or b"", again))
         met_rows, resolved = _meet_obligation(view, d, m, state.key, ctx)  # it came
         outputs.extend(resolved)
         return Effects(
             outcome="parked",
             output=value,
             reason=outcome.reason,
-            parked=(parked,),
+            parked=() if sale_parked is not None and sale_parked[1] else (parked,),
             outputs=outputs,
             rows=met_rows,
         )
