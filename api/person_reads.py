@@ -30,6 +30,22 @@ async def internal_id(conn: AsyncConnection, key: str) -> tuple[str, Any]:
     return key, row
 
 
+async def known(conn: AsyncConnection, person: str) -> bool:
+    """Whether the register has the person (by internal id): a row of their own, a custody row naming
+    them as child or parent, or a doctor's treatment relation with them."""
+    _, row = await internal_id(conn, person)
+    if row is not None:
+        return True
+    c, r = t.custody, t.treatment_relations
+    for named in (
+        select(c.c.child_key).where(or_(c.c.child_key == person, c.c.parent_key == person)),
+        select(r.c.person_key).where(r.c.person_key == person),
+    ):
+        if (await conn.execute(named.limit(1))).first() is not None:
+            return True
+    return False
+
+
 def _in_force(valid_from: Any, valid_to: Any, today: date) -> Any:
     return and_(valid_from <= today, or_(valid_to.is_(None), valid_to >= today))
 

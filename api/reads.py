@@ -65,6 +65,23 @@ class ReadContext:
     tally: RefusalTally | None = None  # refusals without a valid token, audited per minute
 
 
+NOT_IN_REGISTER = "no person with that number in the register"
+
+
+async def _known(conn: AsyncConnection, person: str) -> None:
+    """Refuse (404) a read of a person the register does not know: an empty status would read as a
+    zero saldo. Known is a person with reports or entitlements of their own, or named by the CPR
+    register's custody or a doctor's treatment relation (a child without purchases is known to the
+    parent reading its status, a patient without any to the doctor treating them). Asked
+    only once § 5 allows the read, so a refusal by access never tells whether the person exists.
+
+    Raises:
+        Refusal: 404 for a person the register has no row of.
+    """
+    if not await person_reads.known(conn, person):
+        raise Refusal(404, NOT_IN_REGISTER)
+
+
 def personal_routes(ctx: ReadContext) -> APIRouter:
     """The routes of § 5: a person's status, their purchases, quotes and the audit log; and a
     treatment place."""
@@ -103,7 +120,7 @@ def personal_routes(ctx: ReadContext) -> APIRouter:
                     try:
                         body = await read(conn, principal, person or "", verdict, today)
                         fields = tuple(sorted(verdict.fields))
-                    except QuoteRefused as exc:
+                    except (QuoteRefused, Refusal) as exc:
                         refusal = Refusal(exc.status, exc.reason)
                 entry = _entry(principal, resource, person, purpose, now, fields, refusal)
                 entry = _pseudonymous(entry, ctx.pseudonym_secret)
@@ -155,7 +172,7 @@ def personal_routes(ctx: ReadContext) -> APIRouter:
     @router.get(
         "/persons/{person}/status",
         summary="A person's CTR status, cut to what the caller may see (§ 5)",
-        responses=_REFUSALS,
+        responses={**_REFUSALS, 404: {"description": NOT_IN_REGISTER}},
     )
     async def person_status(
         person: str,
@@ -170,6 +187,7 @@ def personal_routes(ctx: ReadContext) -> APIRouter:
         async def read(
             conn: AsyncConnection, _p: Principal, key: str, allowed: Allowed, today: date
         ) -> Any:
+            await _known(conn, key)
             full = await person_reads.status(conn, key, today)
             return {
                 "as_of": today.isoformat(),
@@ -182,7 +200,7 @@ def personal_routes(ctx: ReadContext) -> APIRouter:
     @router.get(
         "/persons/{person}/purchases",
         summary="A person's purchases in the current or previous period (§ 5 stk. 1, § 5 stk. 3)",
-        responses=_REFUSALS,
+        responses={**_REFUSALS, 404: {"description": NOT_IN_REGISTER}},
     )
     async def person_purchases(
         person: str,
@@ -198,6 +216,7 @@ def personal_routes(ctx: ReadContext) -> APIRouter:
         async def read(
             conn: AsyncConnection, _p: Principal, key: str, _a: Allowed, today: date
         ) -> Any:
+            await _known(conn, key)
             found = await person_reads.purchases(conn, key, period, today)
             return {"as_of": today.isoformat(), "fields": ["purchases"], **found}
 

@@ -291,30 +291,75 @@ def schemas_export(
 def send(
     topic: Annotated[str, typer.Argument(help="Topic, e.g. ctr.dispensings.v1")],
     file: Annotated[Path, typer.Argument(help="JSON Lines, one message per line")],
+    wait: Annotated[
+        float | None,
+        typer.Option(
+            help="Then wait up to this many seconds for each sent line's outcome and print it: its "
+            "decision, what was done with it, or its dead-letter reason."
+        ),
+    ] = None,
 ) -> None:
-    """Validate a JSON Lines file and produce its valid lines; bad lines are reported and not sent."""
-    from reghub.send import send_file
+    """Validate a JSON Lines file and produce its valid lines; bad lines are reported and not sent.
 
-    sent, bad = asyncio.run(send_file(load_settings(key_needed=False), topic, file))
-    for line_no, reason in bad:
+    A line is checked as the worker checks it where that needs no register: its schema, and a subsidy
+    scale's cap against its bands. With --wait, one line per sent line: `line N ID: outcome`, or "no
+    answer within N s"; the exit code is 1 when a line was refused, dead-lettered or not answered.
+    """
+    from reghub.send import send_file
+    from rules.identifiers import mask_person_numbers
+
+    done = asyncio.run(send_file(load_settings(key_needed=False), topic, file, wait))
+    for line_no, reason in done.refused:
         typer.echo(f"line {line_no}: {reason}", err=True)
-    typer.echo(f"sent {sent}, refused {len(bad)}")
-    if bad:
+    typer.echo(f"sent {len(done.sent)}, refused {len(done.refused)}")
+    unanswered = 0
+    if wait is not None:
+        for s in done.sent:
+            answer = done.answers.get(s.line)
+            if answer is None:
+                unanswered += 1
+                answer = f"no answer within {wait:g} s"
+            typer.echo(f"line {s.line} {mask_person_numbers(s.message_id)}: {answer}")
+    if done.refused or done.dead_lettered or unanswered:
         raise typer.Exit(1)
 
 
 @app.command()
 def tail(
     topic: Annotated[str, typer.Argument(help="Topic, e.g. ctr.decisions.v1")],
-    limit: Annotated[int, typer.Option(help="Stop after this many messages (0: follow).")] = 0,
-    latest: Annotated[bool, typer.Option(help="Only messages from now on.")] = False,
-    timeout: Annotated[
-        float, typer.Option(help="Stop after this many idle seconds (0: never).")
+    limit: Annotated[
+        int, typer.Option(help="Stop after printing this many messages (0: no limit).")
     ] = 0,
+    latest: Annotated[bool, typer.Option(help="Only messages from now on.")] = False,
+    to_end: Annotated[
+        bool, typer.Option(help="Stop at the end of the topic as it was when tail started.")
+    ] = False,
+    timeout: Annotated[
+        float,
+        typer.Option(
+            help="Stop when no message has come for this many seconds, counted from the start or "
+            "the last message read (an idle timeout, not a limit on the run; 0: never)."
+        ),
+    ] = 0,
+    report_id: Annotated[
+        str | None, typer.Option(help="Only messages whose report_id is this (decisions, reports).")
+    ] = None,
+    message_id: Annotated[
+        str | None,
+        typer.Option(
+            "--id",
+            help="Only messages of this id: their report_id or message_id, or a dead letter's or "
+            "replay's reghub-message-id / reghub-replay-of header.",
+        ),
+    ] = None,
+    key: Annotated[str | None, typer.Option(help="Only records with this key, as sent.")] = None,
     show_person_keys: Annotated[bool, typer.Option(help="Show person keys unmasked.")] = False,
 ) -> None:
-    """Print a topic's messages readably (person keys masked unless asked)."""
-    from reghub.tail import tail_topic
+    """Print a topic's messages readably (person keys masked unless asked), from its beginning.
+
+    Follows the topic until --limit, --to-end or --timeout stops it (Ctrl-C otherwise).
+    """
+    from reghub.tail import Filter, tail_topic
 
     asyncio.run(
         tail_topic(
@@ -324,6 +369,8 @@ def tail(
             latest=latest,
             idle_timeout=timeout,
             show_person_keys=show_person_keys,
+            to_end=to_end,
+            only=Filter(report_id=report_id, message_id=message_id, key=key),
         )
     )
 

@@ -12,7 +12,7 @@ import asyncio
 import random
 import time
 import uuid
-from datetime import timedelta
+from datetime import date, timedelta
 
 import orjson
 from aiokafka import AIOKafkaProducer
@@ -23,6 +23,10 @@ from reghub.kafka_options import kafka_client_options, start_client
 from reghub.settings import Settings
 from reghub.wiring import topic_names
 from streams.topics import DISPENSINGS, MUNICIPAL_GRANTS, REGISTRATIONS
+
+DEMO_PERSON = synthetic.Person("4208999999", date(1960, 5, 5))
+"""A person the demo always makes (a fictitious number, born 5 May 1960): its first report is theirs, so
+the README's reads have someone to read. Sent again at every start, under a new report id."""
 
 
 async def run_demo(
@@ -66,10 +70,10 @@ async def run_demo(
         n = 0
         began = time.monotonic()
         while not stop.is_set():
-            person = rng.choice(people)
+            person = DEMO_PERSON if n == 0 else rng.choice(people)
             clock += timedelta(seconds=rng.randint(20, 200))
             report_id = f"demo-{run}-r{n}"  # never DDMMYY-SSSS: that would be refused
-            if rng.random() < 0.002:
+            if n and rng.random() < 0.002:
                 value = b'{"report_id": "' + report_id.encode() + b'", "lines": "not a list"}'
             elif sent and rng.random() < 0.01:
                 original_id, person = rng.choice(sent)

@@ -175,6 +175,8 @@ async def _run_embedded(
             issuer=settings.api_token_issuer,
             ttl=timedelta(days=1),
         )
+        from reghub.demo import DEMO_PERSON
+
         print(
             f"reghub up: broker {broker.bootstrap}, register {register}, logs in {folder}\n"
             f"  API and dashboard  http://127.0.0.1:{api_port}/dashboard#token={watch}\n"
@@ -182,7 +184,13 @@ async def _run_embedded(
             f"  decisions          {_reghub_command()} tail ctr.decisions.v1"
             "   (in another shell, in this folder or below)\n"
             f"  a read token       {_reghub_command()} token --role pharmacy --pharmacy-number 12300"
-            f"   (then http://127.0.0.1:{api_port}/docs)",
+            f"   (then http://127.0.0.1:{api_port}/docs)"
+            + (
+                f"\n  a demo person      http://127.0.0.1:{api_port}/v1/persons/"
+                f"{DEMO_PERSON.key}/status?purpose=dispensing"
+                if demo
+                else ""
+            ),
             flush=True,
         )
         stop = asyncio.Event()

@@ -6,10 +6,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import ssl
+import time
 from typing import Any
 
 from aiokafka.errors import KafkaConnectionError
 from aiokafka.helpers import create_ssl_context
+from aiokafka.structs import TopicPartition
 
 from reghub.settings import Settings
 
@@ -101,3 +103,27 @@ def faust_credentials(settings: Settings) -> Any:
         mechanism=settings.kafka_sasl_mechanism,
         ssl_context=context,
     )
+
+
+async def log_ends(consumer: Any, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+    """The offset after each partition's last record, for an assigned consumer (left positioned there).
+
+    The broker's answer (`end_offsets`) is not taken as it is: Tansu answers with the base offset of
+    the partition's last record batch plus one, so the other records of that batch (a worker publishes
+    its outputs in batches) would count as not yet written. Each partition's last batch is fetched once
+    from that offset minus one: on Kafka that is the last record, on Tansu its whole batch.
+    """
+    ends = dict(await consumer.end_offsets(partitions))
+    pending = {tp for tp in partitions if ends[tp] > 0}
+    for tp in pending:
+        consumer.seek(tp, ends[tp] - 1)
+    deadline = time.monotonic() + 3  # a compacted partition may have lost its last offsets
+    while pending and time.monotonic() < deadline:
+        fetched = await consumer.getmany(*pending, timeout_ms=200)
+        for tp, records in fetched.items():
+            if records:
+                ends[tp] = max(ends[tp], records[-1].offset + 1)
+                pending.discard(tp)
+    for tp in partitions:
+        consumer.seek(tp, ends[tp])
+    return ends

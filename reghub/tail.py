@@ -10,15 +10,16 @@ from the sender and is masked like an id, its name included.
 from __future__ import annotations
 
 import time
-import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import get_args
 
 import orjson
 from aiokafka import AIOKafkaConsumer
+from aiokafka.structs import TopicPartition
 from pydantic import BaseModel
 
-from reghub.kafka_options import kafka_client_options, start_client
+from reghub.kafka_options import kafka_client_options, log_ends, start_client
 from reghub.settings import Settings
 from rules.identifiers import mask_person_numbers
 from schemas.common import WireModel
@@ -221,6 +222,38 @@ def render(value: bytes, headers: list[tuple[str, bytes]], show_person_keys: boo
     return f"{text} {extra}".strip()
 
 
+@dataclass(frozen=True, slots=True)
+class Filter:
+    """Which records `tail` prints; every given field must match."""
+
+    report_id: str | None = None
+    message_id: str | None = None
+    key: str | None = None
+
+    def matches(self, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]) -> bool:
+        if self.key is not None and (key or b"").decode(errors="replace") != self.key:
+            return False
+        if self.report_id is None and self.message_id is None:
+            return True
+        try:
+            body = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            body = None
+        if not isinstance(body, dict):
+            body = {}
+        if self.report_id is not None and body.get("report_id") != self.report_id:
+            return False
+        if self.message_id is not None:
+            named = {body.get("report_id"), body.get("message_id")}
+            named.update(
+                v.decode(errors="replace")
+                for k, v in headers
+                if k in ("reghub-message-id", "reghub-replay-of")
+            )
+            return self.message_id in named
+        return True
+
+
 async def tail_topic(
     settings: Settings,
     topic: str,
@@ -229,39 +262,66 @@ async def tail_topic(
     latest: bool,
     idle_timeout: float,
     show_person_keys: bool,
+    to_end: bool = False,
+    only: Filter | None = None,
 ) -> None:
+    """Print `topic`'s records, from its beginning (or its end with `latest`), those `only` lets through.
+
+    Stops after `limit` printed records, at the end offsets the topic had when it started (`to_end`), or
+    after `idle_timeout` seconds without a record read; otherwise it follows the topic. Reads every
+    partition by assignment, without a consumer group: nothing to join, nothing committed.
+
+    Raises:
+        BrokerUnavailable: no broker answers.
+        SystemExit: the topic does not exist.
+    """
     names = TopicNames(settings.topic_prefix)
     name = names.prefix + topic
     spec = next((s for s in ALL if s.base == topic), None)
+    only = only or Filter()
     consumer = AIOKafkaConsumer(
-        name,
         bootstrap_servers=settings.kafka_bootstrap,
-        group_id=f"reghub-tail-{uuid.uuid4().hex[:8]}",
-        auto_offset_reset="latest" if latest else "earliest",
         enable_auto_commit=False,
-        session_timeout_ms=6000,
-        heartbeat_interval_ms=1000,
         **kafka_client_options(settings),
     )
     await start_client(consumer, settings.kafka_bootstrap, settings.kafka_security_protocol)
     seen = 0
-    last = time.monotonic()
     try:
+        await consumer.topics()
+        partitions = sorted(consumer.partitions_for_topic(name) or ())
+        if not partitions:
+            raise SystemExit(f"no topic {name!r} on the broker")
+        parts = [TopicPartition(name, p) for p in partitions]
+        consumer.assign(parts)
+        ends = await log_ends(consumer, parts)  # leaves the consumer there: --latest reads on
+        if not latest:
+            await consumer.seek_to_beginning(*parts)
+        last = time.monotonic()
+
+        async def at_end() -> bool:
+            return all([await consumer.position(tp) >= ends[tp] for tp in parts])
+
         while not limit or seen < limit:
+            if to_end and await at_end():
+                return
             batch = await consumer.getmany(timeout_ms=500)
             if not batch and idle_timeout and time.monotonic() - last > idle_timeout:
                 break
             for tp, records in batch.items():
                 for r in records:
+                    last = time.monotonic()
+                    if to_end and r.offset >= ends[tp]:
+                        continue
+                    headers = list(r.headers)
+                    if not only.matches(r.key, r.value or b"", headers):
+                        continue
                     at = datetime.fromtimestamp(r.timestamp / 1000, UTC).strftime(
                         "%Y-%m-%d %H:%M:%S"
                     )
-                    headers = list(r.headers)
                     key = render_key(r.key, spec, headers, names, show_person_keys)
                     body = render(r.value or b"", headers, show_person_keys)
                     print(f"{tp.partition}/{r.offset} {at} key={key} {body}", flush=True)
                     seen += 1
-                    last = time.monotonic()
                     if limit and seen >= limit:
                         return
     finally:

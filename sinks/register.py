@@ -324,6 +324,36 @@ class RegisterUnitOfWork:
         )
         return [PurchaseRow(*r) for r in await self.conn.execute(query, {"among": ids})]
 
+    async def parked_days(
+        self, ids: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], tuple[date, bool]]:
+        """Messages whose outcome is still `parked`, in one round trip: (topic, id) -> (the day whose
+        scale they wait for, whether a scale released them already: replayed onto their topic and not
+        handled again yet)."""
+        wanted = set(ids)
+        if not wanted:
+            return {}
+        pm, m = t.parked_messages, t.processed_messages
+        query = (
+            select(pm.c.source_topic, pm.c.message_id, pm.c.day, pm.c.replayed_at)
+            .join(
+                m,
+                (m.c.message_id == pm.c.message_id) & (m.c.source_topic == pm.c.source_topic),
+            )
+            .where(
+                self._among(pm.c.message_id, "ids"),
+                self._among(pm.c.source_topic, "topics"),
+                m.c.outcome == "parked",
+            )
+        )
+        ids = sorted({mid for _, mid in wanted})
+        topics = sorted({topic for topic, _ in wanted})
+        return {
+            (r.source_topic, r.message_id): (r.day, r.replayed_at is not None)
+            for r in await self.conn.execute(query, {"ids": ids, "topics": topics})
+            if (r.source_topic, r.message_id) in wanted
+        }
+
     async def load_chains(
         self, periods: Iterable[tuple[str, date]]
     ) -> dict[tuple[str, date], tuple[Period, tuple[PurchaseRecord, ...]]]:
@@ -385,12 +415,14 @@ class RegisterUnitOfWork:
         return known + tuple(loaded.values())
 
     async def take_parked(self, first: date, last: date | None) -> list[Row]:
-        """Parked messages dated within [first, last], marked replayed in this transaction."""
+        """Parked messages dated within [first, last], marked replayed in this transaction; in the
+        order they were parked."""
         pm = t.parked_messages
         cond = [pm.c.replayed_at.is_(None), pm.c.day >= first]
         if last is not None:
             cond.append(pm.c.day <= last)
-        rows = [dict(r._mapping) for r in await self.conn.execute(select(pm).where(*cond))]
+        query = select(pm).where(*cond).order_by(pm.c.parked_at)
+        rows = [dict(r._mapping) for r in await self.conn.execute(query)]
         if rows:
             await self.conn.execute(
                 update(pm)

@@ -48,7 +48,9 @@ class Loaded:
     - `conflicts`: messages whose id was processed with other content, to dead-letter;
     - `histories`: person key -> every period and purchase, for persons whose messages need them;
     - `preloaded`: topic name -> what its handler's `preload` read for the batch;
-    - `aliases`: the batch's keys that are another number of a person (`rules.identity`).
+    - `aliases`: the batch's keys that are another number of a person (`rules.identity`);
+    - `parked`: (topic, message id) -> (day, released) of the messages referred to that are still
+      parked, `released` when a scale let them go and their replay is not handled yet.
     """
 
     known: dict[tuple[str, str], tuple[str, bytes | None]] = field(default_factory=dict)
@@ -63,6 +65,7 @@ class Loaded:
     histories: dict[str, History] = field(default_factory=dict)
     preloaded: dict[str, Any] = field(default_factory=dict)
     aliases: dict[str, Alias] = field(default_factory=dict)
+    parked: dict[tuple[str, str], tuple[date, bool]] = field(default_factory=dict)
 
 
 class Batch:
@@ -110,6 +113,14 @@ class Batch:
         if found is None or found[0] != person_key:
             return None
         return self._updated(found[1])
+
+    def parked(self, topic: str, message_id: str) -> tuple[date, bool] | None:
+        if message_id in self._pending:  # its replay was registered earlier in this batch
+            return None
+        for row in reversed(self.changes.parked):
+            if row.source_topic == topic and row.message_id == message_id:
+                return row.day, False
+        return self.loaded.parked.get((topic, message_id))
 
     def chain(
         self, person_key: str, period_start: date

@@ -68,6 +68,8 @@ class Needs:
     """What a message needs from the register beyond its person, so the batch loads it up front.
 
     - `report_ids`: registered purchases it refers to (a return's sale, a correction's report);
+    - `parked_ids`: messages of its own topic it refers to that may still be parked for want of a
+      scale (a return's sale), looked for only when not registered;
     - `chains`: reports whose whole period it recomputes (a correction);
     - `current_period`: the person's current period with its purchases, which it may recompute
       (a grant entered with a start before them);
@@ -79,6 +81,7 @@ class Needs:
     """
 
     report_ids: tuple[str, ...] = ()
+    parked_ids: tuple[str, ...] = ()
     chains: tuple[str, ...] = ()
     current_period: bool = False
     history: bool = False

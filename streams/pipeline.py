@@ -12,10 +12,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import orjson
+
 from rules.scales import ScaleBook
 from sinks.errors import RegisterRefused, RegisterUnavailable
 from sinks.publisher import Outgoing
-from sinks.register import Register, RegisterUnitOfWork, record_of
+from sinks.register import Register, RegisterUnitOfWork, Row, record_of
 from streams.batch import Batch, Loaded
 from streams.decode import Decoded, Rejected
 from streams.effects import NO_NEEDS, Needs
@@ -209,7 +211,8 @@ class Pipeline:
                 self.on_write()
             await uow.write(batch.changes, self.config.group_id)
             for scale in batch.new_scales:
-                for parked in await uow.take_parked(scale.effective_from, scale.valid_to):
+                released = await uow.take_parked(scale.effective_from, scale.valid_to)
+                for parked in replay_order(released):
                     replays.append(
                         Outgoing(
                             parked["source_topic"],
@@ -288,6 +291,9 @@ class Pipeline:
         loaded.purchases = {
             rid: (by_id[rid].person_key, record_of(by_id[rid])) for rid in referred if rid in by_id
         }
+        loaded.parked = await uow.parked_days(
+            (d.source.topic, rid) for d, n in needs for rid in n.parked_ids if rid not in by_id
+        )
         for d in duplicates:
             row = by_id.get(d.message_id)
             if row is not None and d.message_id in redecided:
@@ -363,3 +369,21 @@ def _canonical(loaded: Loaded, key: str | None) -> str | None:
     """The internal id of the person a key belongs to, as loaded (`rules.identity`)."""
     alias = loaded.aliases.get(key) if key is not None else None
     return alias.person_key if alias is not None else key
+
+
+def replay_order(parked: list[Row]) -> list[Row]:
+    """Released parked messages in the order they were parked, each return after the sale it returns.
+
+    A return parked with its sale may have been parked in the same batch (the same `parked_at`); the
+    replays are published in this order per key, so the sale is registered before its return comes.
+    """
+    ids = {(p["source_topic"], p["message_id"]) for p in parked}
+
+    def returns_one_of_these(p: Row) -> bool:
+        try:
+            return_of = orjson.loads(p["value"]).get("return_of")
+        except (orjson.JSONDecodeError, AttributeError):
+            return False
+        return (p["source_topic"], return_of) in ids
+
+    return sorted(parked, key=lambda p: (p["parked_at"], returns_one_of_these(p)))

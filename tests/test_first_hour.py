@@ -589,3 +589,60 @@ async def test_the_api_refuses_a_register_not_migrated(tmp_path: Path, empty_dat
     assert one_line(done) == (
         f"the register (PostgreSQL at {PG_SERVER}, {name}) is not migrated — run `reghub db upgrade`"
     )
+
+
+def test_the_demo_person_of_the_readme_is_read_and_an_unknown_one_is_404(tmp_path: Path) -> None:
+    """The README's curl: the port `up` prints, a person the demo always reports a sale for; a person
+    the register does not know is 404, not a zero saldo."""
+    api_port = free_port()
+    up = subprocess.Popen(
+        [str(Path(sys.executable).parent / "reghub"), "up", "--demo", "--rate", "20",
+         "--duration", "150", "--api-port", str(api_port)],
+        cwd=tmp_path,
+        env=environment(tmp_path, REGHUB_DATA_DIR=""),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    demo = "4208999999"
+    found = tmp_path / ".reghub" / "embedded.json"
+
+    def get(path: str, token: str) -> tuple[int, dict]:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{api_port}{path}", headers={"Authorization": f"Bearer {token}"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())
+        except (urllib.error.URLError, ConnectionError):
+            return 0, {}
+
+    try:
+        deadline = time.monotonic() + 60
+        while not found.exists():
+            assert up.poll() is None, up.communicate()
+            assert time.monotonic() < deadline, "reghub up did not start"
+            time.sleep(0.3)
+        made = reghub("token", "--role", "pharmacy", "--pharmacy-number", "12300", cwd=tmp_path,
+                      REGHUB_DATA_DIR="")  # fmt: skip
+        token = made.stdout.strip()
+        status, body = 0, {}
+        deadline = time.monotonic() + 90
+        while status != 200 and time.monotonic() < deadline:
+            status, body = get(f"/v1/persons/{demo}/status?purpose=dispensing", token)
+            time.sleep(0.5)
+        unknown = get("/v1/persons/4208999998/status?purpose=dispensing", token)
+    finally:
+        up.send_signal(signal.SIGINT)
+        printed, _ = up.communicate(timeout=60)
+    assert f"API and dashboard  http://127.0.0.1:{api_port}/dashboard" in printed, printed
+    assert f"http://127.0.0.1:{api_port}/v1/persons/{demo}/status?purpose=dispensing" in printed
+    assert status == 200, body
+    shown = body["status"]
+    # the demo's traffic is dated 2024, so today its period is the previous one
+    assert (shown["current_period"] or shown["previous_period"])["start"].startswith("2024"), body
+    assert unknown == (404, {"detail": "no person with that number in the register"})

@@ -37,6 +37,7 @@ from streams.topics import (
     TREATMENT_RELATIONS,
     TopicNames,
 )
+from tests.hub import Hub
 from tests.kafka_helpers import as_json, produce, read_until, running_worker
 from tests.messages import (
     NEW_NUMBER,
@@ -191,6 +192,17 @@ def _client(settings: Settings, at: datetime = CLOCK_AT) -> httpx.AsyncClient:
 
     api = create_api(settings.database_url, tokens=KEYS, clock=lambda: at)
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=api), base_url="http://t")
+
+
+async def _known_person(database_url: str) -> None:
+    """PERSON in the register with one purchase (through the pipeline, no broker): a person the
+    register does not know is answered 404."""
+    hub = Hub(database_url)
+    await hub.pipeline.start()
+    try:
+        await hub.send((DISPENSINGS, report("r-known", 10_000)))
+    finally:
+        await hub.register.close()
 
 
 async def _last_audit(register: Register) -> Any:
@@ -430,6 +442,7 @@ async def test_bad_tokens_are_refused_with_401_and_audited(settings: Settings) -
         "RS256 against a secret": "Bearer " + jwt.encode({**good, **times}, private, "RS256"),
         "garbage": "Bearer not.a.token",
     }
+    await _known_person(settings.database_url)
     api = create_api(settings.database_url, tokens=KEYS)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=api), base_url="http://t") as c:
         for name, header in bad.items():
@@ -604,6 +617,7 @@ async def test_a_jwks_url_verifies_the_issuers_tokens_and_reads_are_counted(
         good = jwt.encode(claims, private, "RS256", headers={"kid": "k1"})
         unknown_kid = jwt.encode(claims, stranger, "RS256", headers={"kid": "k2"})
         wrong_key = jwt.encode(claims, stranger, "RS256", headers={"kid": "k1"})
+        await _known_person(settings.database_url)
         api = create_api(settings.database_url, tokens=keys)
         transport = httpx.ASGITransport(app=api)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
@@ -628,6 +642,7 @@ async def test_a_request_not_understood_is_refused_without_its_values_and_audite
     settings: Settings, register: Register
 ) -> None:
     pharmacy = {"Authorization": f"Bearer {token('pharmacy', pharmacy_number='12300')}"}
+    await _known_person(settings.database_url)
     async with _client(settings, datetime.now(UTC)) as client:
         period = await client.get(
             f"/v1/persons/{PERSON}/purchases", params={"period": "all"}, headers=pharmacy
@@ -727,3 +742,29 @@ async def test_the_token_is_checked_before_the_body_is_read_and_bodies_are_cappe
         rows = (await conn.execute(select(read_audit).where(read_audit.c.status == 401))).all()
     assert 1 <= len(rows) <= 4  # a row per minute and resource, not one per request
     assert sum(int(r.reason.split()[0]) for r in rows) == 201
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_a_person_the_register_does_not_know_is_404_not_a_zero_saldo(
+    settings: Settings, register: Register
+) -> None:
+    """Only once § 5 allows the read: a doctor without a treatment relation is refused 403 as for a
+    known person, so the answer never tells a caller without access whether the person exists."""
+    pharmacy = {"Authorization": f"Bearer {token('pharmacy', pharmacy_number='12300')}"}
+    doctor = {"Authorization": f"Bearer {token('doctor', authorisation_id=DOCTOR)}"}
+    async with _client(settings) as client:
+        status = await client.get(
+            f"/v1/persons/{PERSON}/status", params={"purpose": "dispensing"}, headers=pharmacy
+        )
+        assert (status.status_code, status.json()) == (
+            404,
+            {"detail": "no person with that number in the register"},
+        )
+        entry = await _last_audit(register)
+        assert (entry.resource, entry.outcome, entry.status) == ("status", "refused", 404)
+        purchases = await client.get(
+            f"/v1/persons/{PERSON}/purchases", params={"purpose": "information"}, headers=pharmacy
+        )
+        assert purchases.status_code == 404
+        refused = await client.get(f"/v1/persons/{PERSON}/status", headers=doctor)
+        assert refused.status_code == 403

@@ -76,6 +76,12 @@ class BatchView(Protocol):
         """A registered purchase of this person (from the register or earlier in the batch)."""
         ...
 
+    def parked(self, topic: str, message_id: str) -> tuple[date, bool] | None:
+        """For a message of `topic` still parked (in the register, among the batch's
+        `Needs.parked_ids`, or earlier in this batch): the day whose scale it waits for, and whether a
+        scale has released it already (its replay is on its way back and not handled yet)."""
+        ...
+
     def chain(
         self, person_key: str, period_start: date
     ) -> tuple[Period, tuple[PurchaseRecord, ...]] | None:

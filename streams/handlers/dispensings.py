@@ -54,7 +54,7 @@ def needs(d: Decoded) -> Needs:
     m: DispensingReport = d.message  # type: ignore[assignment]
     day = m.paid_or_invoiced_at.astimezone(COPENHAGEN).date()
     if m.return_of:  # its sale may lie in an earlier period
-        return Needs(report_ids=(m.return_of,), day=day, history=True)
+        return Needs(report_ids=(m.return_of,), parked_ids=(m.return_of,), day=day, history=True)
     return Needs(day=day)
 
 
@@ -80,7 +80,18 @@ def handle(view: BatchView, d: Decoded, ctx: Context) -> Effects:
     day = m.paid_or_invoiced_at.astimezone(COPENHAGEN).date()
     original = view.purchase(m.return_of, state.key) if m.return_of else None
     replayed: Replayed | None = None
-    if original is not None:
+    sale_parked = view.parked(d.source.topic, m.return_of) if m.return_of and not original else None
+    if sale_parked is not None:
+        # reversed on the sale's terms, so it waits with the sale and is replayed after it
+        sale_day, released = sale_parked
+        outcome: Applied | Parked | Refused = Parked(
+            "rule.unknown_scale: the returned sale is parked: no subsidy scale in force on "
+            + sale_day.isoformat(),
+            sale_day,
+        )
+        if released:
+            outcome = Parked("rule.unknown_scale: the returned sale is being replayed", sale_day)
+    elif original is not None:
         history = view.history(state.key)
         outcome = apply_dispensing(
             state,
@@ -99,7 +110,7 @@ def handle(view: BatchView, d: Decoded, ctx: Context) -> Effects:
     elif is_late(state, m, day):
         placed = _place_late(view, state, m, day)
         if isinstance(placed, Parked):
-            outcome: Applied | Parked | Refused = placed
+            outcome = placed
         else:
             replayed = placed
             state = replace(
@@ -152,13 +163,18 @@ def handle(view: BatchView, d: Decoded, ctx: Context) -> Effects:
             None,
         )
         outputs.append(ctx.out.emit(DECISIONS, reporter(m).encode(), value))
+        if sale_parked is not None and sale_parked[1]:
+            # the sale's replay is already in the outbox, published before this batch's outputs:
+            # sent back behind it, the return comes after the sale, with nothing left parked
+            again = (("reghub-replay-of", m.report_id.encode()),)
+            outputs.append(Outgoing(d.source.topic, d.source.key, d.source.value or b"", again))
         met_rows, resolved = _meet_obligation(view, d, m, state.key, ctx)  # it came
         outputs.extend(resolved)
         return Effects(
             outcome="parked",
             output=value,
             reason=outcome.reason,
-            parked=(parked,),
+            parked=() if sale_parked is not None and sale_parked[1] else (parked,),
             outputs=outputs,
             rows=met_rows,
         )
