@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import orjson
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from rules.deadlines import COPENHAGEN
 from rules.dispensing import RulesConfig, apply_dispensing, is_late
@@ -23,6 +23,7 @@ from rules.lines import line_charges
 from rules.outcomes import Parked, PurchaseResult, Refused
 from rules.scales import ScaleBook
 from rules.state import PersonState
+from schemas.common import EventTime
 from schemas.dispensing import DispensingReport
 from sinks.register import Register
 
@@ -52,7 +53,7 @@ class QuoteRequest(BaseModel):
         description="the selling pharmacy; a pharmacy's token's own number when left out",
         max_length=5,
     )
-    paid_at: AwareDatetime | None = Field(default=None, description="the time of sale; now if null")
+    paid_at: EventTime | None = Field(default=None, description="the time of sale; now if null")
     lines: list[QuoteLine] = Field(min_length=1, max_length=100)
     under_deferral: bool = False
 

@@ -96,6 +96,18 @@ class Settings(BaseSettings):
         ge=1024,
         description="the largest record the producer sends (Apache Kafka's default limit: 1 MB)",
     )
+    earliest_event_year: int = Field(
+        default=2000,
+        ge=1900,
+        le=2100,
+        description="an event time before 1 January of this year is refused (schema.value_error)",
+    )
+    event_ahead_days: int = Field(
+        default=366,
+        ge=0,
+        description="an event time more than this many days after its record reached the broker is "
+        "refused (schema.value_error)",
+    )
     dead_letter_max_bytes: int = Field(
         default=262_144,
         ge=0,

@@ -8,6 +8,7 @@ from api.tokens import TokenKeys
 from reghub.kafka_options import kafka_client_options
 from reghub.settings import Settings
 from rules.dispensing import RulesConfig
+from schemas.common import set_window
 from sinks.register import Register, worker_engine
 from streams.handlers import HANDLERS
 from streams.handlers.base import ApplyConfig, Handler
@@ -40,6 +41,7 @@ def rules_config(settings: Settings) -> RulesConfig:
 
 
 def apply_config(settings: Settings) -> ApplyConfig:
+    set_window(settings.earliest_event_year, settings.event_ahead_days)
     return ApplyConfig(
         group_id=settings.consumer_group,
         report_grace_seconds=settings.report_grace_seconds,

@@ -1,13 +1,26 @@
-"""Building blocks shared by every wire schema: strict base model, person reference, identifier types."""
+"""Building blocks shared by every wire schema: strict base model, person reference, identifier types,
+and the two types every input topic uses for what no register should keep:
+
+- `PlainText`: free text without control characters (PostgreSQL's text holds no NUL; SQLite would keep
+  it, and it would reach the decisions);
+- `EventTime`: a time with its offset, from `WINDOW.earliest` (1 January 2000) to `WINDOW.ahead` (366
+  days) after the record reached the broker (the decoder passes that time; without one, before 2100).
+  A year-1 or year-9999 time is no event of the register's, and near the calendar's ends it has no
+  UTC time at all. The window follows the record, not the hub's clock, so a message read again (a
+  rebuild) gets the same answer. Settings may move it (`set_window`).
+"""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from pydantic import (
     AfterValidator,
+    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -86,7 +99,60 @@ PharmacySystemId = Annotated[
 """A dispensing or ordination id (order § 3 stk. 1 nr. 2, 3): the number the pharmacy's or the
 prescription system gave it, often ten digits. Not checked for person numbers: a real one may read like a
 CPR number (`2106149173`), and refusing it would leave a legally required report unregistered."""
-DrugId = Annotated[str, Field(min_length=1, max_length=40)]
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _no_control_characters(value: str) -> str:
+    if _CONTROL.search(value):
+        raise ValueError("must not contain a control character")
+    return value
+
+
+PlainText = Annotated[str, AfterValidator(_no_control_characters)]
+"""Free text a partner sends: one line, no control character (NUL included)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """The plausible times of an event: not before `earliest`, not later than `ahead` after the record
+    reached the broker (or than `latest` when that time is not known)."""
+
+    earliest: datetime = datetime(2000, 1, 1, tzinfo=UTC)
+    ahead: timedelta = timedelta(days=366)
+    latest: datetime = datetime(2100, 1, 1, tzinfo=UTC)
+
+
+WINDOW = Window()
+RECEIVED_AT = "received_at"
+"""The validation context's key for the time the record reached the broker (`streams.decode`)."""
+
+
+def set_window(earliest_year: int, ahead_days: int) -> None:
+    """Move the plausible window (settings `REGHUB_EARLIEST_EVENT_YEAR`, `REGHUB_EVENT_AHEAD_DAYS`)."""
+    global WINDOW
+    WINDOW = Window(datetime(earliest_year, 1, 1, tzinfo=UTC), timedelta(days=ahead_days))
+
+
+def _plausible_time(value: datetime, info: ValidationInfo) -> datetime:
+    window = WINDOW
+    received = (info.context or {}).get(RECEIVED_AT)
+    latest = received + window.ahead if isinstance(received, datetime) else window.latest
+    try:
+        plausible = window.earliest <= value.astimezone(UTC) <= latest
+    except (OverflowError, ValueError):  # so near the calendar's ends it has no UTC time
+        plausible = False
+    if not plausible:
+        raise ValueError(
+            f"must be a time from {window.earliest.year} to {window.ahead.days} days after the "
+            "message reached the broker"
+        )
+    return value
+
+
+EventTime = Annotated[AwareDatetime, AfterValidator(_plausible_time)]
+"""When an event happened or a message was sent, with its offset, within `WINDOW`."""
+
+DrugId = Annotated[str, Field(min_length=1, max_length=40), AfterValidator(_no_control_characters)]
 ORE_LIMIT = 10**13
 """A hundred billion kroner: far above any amount the register can meet, far below a 64-bit column."""
 Ore = Annotated[int, Field(ge=-ORE_LIMIT, le=ORE_LIMIT, description="amount in øre (1/100 DKK)")]

@@ -10,9 +10,17 @@ from __future__ import annotations
 from datetime import date
 from typing import Literal
 
-from pydantic import AwareDatetime, Field, model_validator
+from pydantic import Field, model_validator
 
-from schemas.common import MessageId, Ore, PersonRef, WireModel, person_born_by
+from schemas.common import (
+    EventTime,
+    MessageId,
+    Ore,
+    PersonRef,
+    PlainText,
+    WireModel,
+    person_born_by,
+)
 from schemas.dispensing import DispensingLine
 
 
@@ -20,7 +28,7 @@ class CorrectionSender(WireModel):
     ordered_by: Literal["agency", "person"] = Field(
         description="§ 7 stk. 6 (agency) or stk. 7 (person)"
     )
-    reported_by: str = Field(
+    reported_by: PlainText = Field(
         min_length=1, max_length=64, description="agency user or pharmacy number"
     )
 
@@ -28,7 +36,7 @@ class CorrectionSender(WireModel):
 class Correction(WireModel):
     schema_version: Literal[1] = 1
     message_id: MessageId
-    sent_at: AwareDatetime
+    sent_at: EventTime
     sender: CorrectionSender
     action: Literal["correct", "cancel", "balancing", "repayment"]
     report_id: MessageId | None = Field(

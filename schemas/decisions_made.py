@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import AwareDatetime, Field
+from pydantic import Field
 
-from schemas.common import MessageId, PersonRef, WireModel, person_born_by
+from schemas.common import EventTime, MessageId, PersonRef, WireModel, person_born_by
 from schemas.municipal import MunicipalSender
 
 
@@ -26,7 +26,7 @@ class MunicipalDecisionMade(WireModel):
         default="grant",
         description="the decision made (grant), or a change or the end of it; each is reported",
     )
-    decided_at: AwareDatetime
+    decided_at: EventTime
     person: PersonRef
 
     _born_by = person_born_by("decided_at", "the day of the decision")

@@ -10,15 +10,23 @@ from __future__ import annotations
 from datetime import date
 from typing import Literal
 
-from pydantic import AwareDatetime, Field, model_validator
+from pydantic import Field, model_validator
 
-from schemas.common import MessageId, Ore, PersonRef, PharmacyNumber, WireModel, person_born_by
+from schemas.common import (
+    EventTime,
+    MessageId,
+    Ore,
+    PersonRef,
+    PharmacyNumber,
+    WireModel,
+    person_born_by,
+)
 
 
 class DeferralAgreement(WireModel):
     schema_version: Literal[1] = 1
     message_id: MessageId
-    sent_at: AwareDatetime
+    sent_at: EventTime
     pharmacy_number: PharmacyNumber
     action: Literal["entered", "ended", "settle"]
     agreement_id: MessageId

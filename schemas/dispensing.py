@@ -10,11 +10,12 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Literal
 
-from pydantic import AwareDatetime, Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from rules.deadlines import COPENHAGEN
 from schemas.common import (
     DrugId,
+    EventTime,
     MessageId,
     Ore,
     PersonRef,
@@ -49,7 +50,7 @@ class DispensingReport(WireModel):
     )
     dispensing_id: PharmacySystemId
     ordination_id: PharmacySystemId
-    paid_or_invoiced_at: AwareDatetime = Field(
+    paid_or_invoiced_at: EventTime = Field(
         description="time of payment, or of invoicing when that came first (§ 3 stk. 1 nr. 4)"
     )
     person: PersonRef

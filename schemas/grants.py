@@ -9,9 +9,17 @@ from __future__ import annotations
 from datetime import date
 from typing import Literal
 
-from pydantic import AwareDatetime, Field, model_validator
+from pydantic import Field, model_validator
 
-from schemas.common import DrugId, MessageId, PersonRef, WireModel, person_born_by
+from schemas.common import (
+    DrugId,
+    EventTime,
+    MessageId,
+    PersonRef,
+    PlainText,
+    WireModel,
+    person_born_by,
+)
 
 GrantKind = Literal["s145_single", "s148_terminal", "s151_increased"]
 
@@ -20,7 +28,7 @@ class AgencySender(WireModel):
     """The agency's identity in the message: the authority and the case worker or system that sent it."""
 
     authority: Literal["LMST"] = "LMST"
-    user: str = Field(min_length=1, max_length=64)
+    user: PlainText = Field(min_length=1, max_length=64)
 
 
 class IndividualGrant(WireModel):
@@ -28,7 +36,7 @@ class IndividualGrant(WireModel):
 
     schema_version: Literal[1] = 1
     message_id: MessageId
-    sent_at: AwareDatetime
+    sent_at: EventTime
     sender: AgencySender
     action: Literal["enter", "change", "end"]
     grant_id: MessageId

@@ -11,10 +11,10 @@ from datetime import date
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, AwareDatetime, Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from rules.identifiers import DANISH_MUNICIPALITY_CODES
-from schemas.common import MessageId, PersonRef, WireModel, person_born_by
+from schemas.common import EventTime, MessageId, PersonRef, PlainText, WireModel, person_born_by
 
 
 def _known_municipality(code: int) -> int:
@@ -32,7 +32,7 @@ RIGHTS_BASED_FROM = date(2025, 7, 1)
 
 class MunicipalSender(WireModel):
     municipality_code: MunicipalityCode
-    user: str = Field(min_length=1, max_length=64)
+    user: PlainText = Field(min_length=1, max_length=64)
 
 
 class MunicipalDecision(WireModel):
@@ -41,7 +41,7 @@ class MunicipalDecision(WireModel):
     schema_version: Literal[1] = 1
     message_id: MessageId
     sender: MunicipalSender
-    decided_at: AwareDatetime
+    decided_at: EventTime
     kind: Literal["health_supplement", "rights_based"]
     action: Literal["grant", "change", "end"]
     decision_id: MessageId

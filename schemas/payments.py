@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import AwareDatetime, Field, model_validator
+from pydantic import Field, model_validator
 
 from schemas.common import (
+    EventTime,
     MessageId,
     PersonRef,
     PharmacyNumber,
@@ -34,7 +35,7 @@ class TillPayment(WireModel):
     agreement_id: MessageId | None = Field(
         default=None, description="deferral_entered/ended: the agreement"
     )
-    paid_at: AwareDatetime = Field(
+    paid_at: EventTime = Field(
         description="payment or invoicing time (§ 3 stk. 1 nr. 4); for a deferral agreement, when it "
         "was entered or ended"
     )

@@ -18,12 +18,14 @@ from __future__ import annotations
 from datetime import date
 from typing import Literal
 
-from pydantic import AwareDatetime, Field, model_validator
+from pydantic import Field, model_validator
 
 from schemas.common import (
+    EventTime,
     MessageId,
     PersonRef,
     PharmacyNumber,
+    PlainText,
     WireModel,
     local_day,
     person_born_by,
@@ -49,13 +51,13 @@ class PersonEventSender(WireModel):
         "pharmacy reports; agency: LMST's decision on a renumbering held for review"
     )
     pharmacy_number: PharmacyNumber | None = Field(default=None, description="when a pharmacy")
-    user: str | None = Field(default=None, min_length=1, max_length=64)
+    user: PlainText | None = Field(default=None, min_length=1, max_length=64)
 
 
 class PersonEvent(WireModel):
     schema_version: Literal[1] = 1
     message_id: MessageId
-    sent_at: AwareDatetime
+    sent_at: EventTime
     sender: PersonEventSender
     event: PersonEventKind
     person: PersonRef = Field(description="the person as the register knows them: the old key")

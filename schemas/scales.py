@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field
 
 from rules.scales import Scale
-from schemas.common import MessageId, Ore, WireModel
+from schemas.common import MessageId, Ore, PlainText, WireModel
 
 
 class SubsidyScale(WireModel):
@@ -22,7 +22,7 @@ class SubsidyScale(WireModel):
     t4: Ore | None = Field(default=None, gt=0, description="adult 100% edge")
     t4_child: Ore | None = Field(default=None, gt=0, description="child 100% edge")
     own_payment_cap: Ore | None = Field(default=None, gt=0)
-    source: str = Field(min_length=1, max_length=500)
+    source: PlainText = Field(min_length=1, max_length=500)
 
     def to_scale(self) -> Scale:
         return Scale(

@@ -11,10 +11,10 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, AwareDatetime, Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from rules.treatment_places.identifiers import is_authorisation_id, is_sor_id
-from schemas.common import MessageId, PersonRef, WireModel, person_born_by
+from schemas.common import EventTime, MessageId, PersonRef, PlainText, WireModel, person_born_by
 
 
 def _authorisation_id(value: str) -> str:
@@ -42,7 +42,7 @@ class DoctorSystemSender(WireModel):
         description="the sending system's own name for itself (letters, digits, `._:-`); must not "
         "contain a person number"
     )
-    user: str | None = Field(
+    user: PlainText | None = Field(
         default=None, min_length=1, max_length=64, description="the user at the system, if any"
     )
 
@@ -59,7 +59,7 @@ class TreatmentRelation(WireModel):
         description="chosen by the doctor's system, unique per message; a message sent again under "
         "the same id is acknowledged once (the same id with other content is refused)"
     )
-    sent_at: AwareDatetime = Field(description="when the doctor's system sent it, with its offset")
+    sent_at: EventTime = Field(description="when the doctor's system sent it, with its offset")
     sender: DoctorSystemSender = Field(description="the doctor's system that sent it")
     person: PersonRef = Field(description="the patient; the record key is their person key")
     authorisation_id: AuthorisationId = Field(

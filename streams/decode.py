@@ -14,6 +14,7 @@ import types
 import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -22,7 +23,7 @@ from pydantic_core import ErrorDetails
 from pydantic_core.core_schema import ErrorType
 
 from rules.identifiers import mask_person_numbers, normalise_person_key
-from schemas.common import MessageId, WireModel
+from schemas.common import RECEIVED_AT, MessageId, WireModel
 from streams.topics import DISPENSINGS, REGISTRATIONS, SUBSIDY_SCALES, TopicSpec
 
 
@@ -216,13 +217,17 @@ def reason_of(error: ValidationError, model: type[BaseModel] | None = None) -> s
     return f"schema.{first['type']}: {where or 'message'}: {message}{more}"
 
 
-def parse(value: bytes, spec: TopicSpec) -> BaseModel:
-    """The topic's model from JSON bytes.
+def parse(value: bytes, spec: TopicSpec, timestamp_ms: int = 0) -> BaseModel:
+    """The topic's model from JSON bytes; `timestamp_ms`, when the record reached the broker (0:
+    unknown), bounds its times (`schemas.common.EventTime`).
 
     Raises:
         pydantic.ValidationError: the bytes are not a valid message of this topic.
     """
     assert spec.schema is not None
+    if timestamp_ms > 0:
+        received = datetime.fromtimestamp(timestamp_ms / 1000, UTC)
+        return spec.schema.model_validate_json(value, context={RECEIVED_AT: received})
     return spec.schema.model_validate_json(value)
 
 
@@ -271,7 +276,7 @@ def decode(source: Source, spec: TopicSpec) -> Decoded | Rejected:
     if source.value is None:
         return Rejected(source, "schema.empty_value: a message without a value (tombstone)")
     try:
-        message = parse(source.value, spec)
+        message = parse(source.value, spec, source.timestamp_ms)
     except ValidationError as exc:
         return Rejected(source, reason_of(exc, spec.schema), _claimed_id(source.value))
     if isinstance(message, RootModel):  # a union of events: the event itself

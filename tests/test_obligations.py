@@ -241,7 +241,7 @@ async def test_a_deferral_agreement_is_due_the_same_day_and_a_municipal_decision
     }
     await hub.at(entered + timedelta(minutes=1, seconds=30), DEFERRALS, agreement)
     made_at = datetime(2024, 5, 2, 10, 0, tzinfo=UTC)
-    decision = municipal("md-1", 101, "85")
+    decision = {**municipal("md-1", 101, "85"), "decided_at": made_at.isoformat()}
     made = {
         "message_id": "made-1",
         "sender": decision["sender"],
