@@ -95,7 +95,7 @@ def worker(
     ] = None,
 ) -> None:
     """Run the register workers (see `_WORKER_HELP`)."""
-    settings = load_settings()
+    settings = load_settings(production=True)
     count = processes or settings.worker_processes or default_processes(settings.database_url)
     asyncio.run(_worker_start_checks(settings, count))
     if count > 1:
@@ -146,6 +146,7 @@ def _one_worker(settings: Settings) -> None:
         app_id=f"{settings.consumer_group}-host",
         bootstrap=settings.kafka_bootstrap,
         web_port=settings.web_port,
+        web_host=settings.web_host,
         session_timeout_ms=settings.kafka_session_timeout_ms,
         scale_refresh_seconds=settings.scale_refresh_seconds,
         obligation_check_seconds=settings.obligation_check_seconds,
@@ -175,7 +176,7 @@ def api(
     from api.app import create_api
     from reghub import wiring
 
-    settings = load_settings()
+    settings = load_settings(production=True)
     asyncio.run(_register_check(settings, "the API starts anyway"))
     uvicorn.run(
         create_api(
@@ -213,7 +214,7 @@ def token(
     from api.tokens import mint
     from rules.access import ROLES
 
-    settings = load_settings(key_needed=False)
+    settings = load_settings(key_needed=False, production=True)
     if role not in ROLES:
         typer.echo(f"--role must be one of {', '.join(ROLES)}", err=True)
         raise typer.Exit(2)

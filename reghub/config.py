@@ -76,14 +76,33 @@ def _read_json(path: Path) -> dict[str, Any]:
     return found if isinstance(found, dict) else {}
 
 
-def load_settings(*, key_needed: bool = True, **overrides: object) -> Settings:
+def load_settings(
+    *, key_needed: bool = True, production: bool = False, **overrides: object
+) -> Settings:
     """`Settings` from `REGHUB_*`, falling back to the embedded hub's broker and key when one runs here.
+
+    With `production` (the worker, the API, `reghub token`) nothing is taken from a `.reghub/` folder
+    unless a `reghub up` holds it: outside the embedded hub those commands use the environment alone,
+    and a register must be named (no SQLite file appears under the working directory).
 
     Raises:
         pydantic.ValidationError: a variable is missing or invalid (`settings_problems` says which).
+        Failure: `production`, outside the embedded hub, without REGHUB_DATABASE_URL.
     """
     values: dict[str, object] = {}
     found = hub_running(data_dir()) or {}
+    if production and not found:
+        if "REGHUB_DATABASE_URL" not in os.environ and "database_url" not in overrides:
+            from reghub.failures import Failure
+
+            raise Failure(
+                (
+                    "REGHUB_DATABASE_URL is not set: name the register "
+                    "(postgresql://user@host/db), or run the embedded hub with ./up",
+                ),
+                exit_code=2,
+            )
+        return _settings({**overrides}, key_needed)
     if "kafka_bootstrap" in found and "REGHUB_KAFKA_BOOTSTRAP" not in os.environ:
         values["kafka_bootstrap"] = found["kafka_bootstrap"]
         values["kafka_idempotence"] = False  # Tansu refuses InitProducerId
@@ -98,6 +117,12 @@ def load_settings(*, key_needed: bool = True, **overrides: object) -> Settings:
     if "REGHUB_API_TOKEN_SECRET" not in os.environ and token_file.exists():
         values["api_token_secret"] = token_file.read_text().strip()
     values.update(overrides)
+    return _settings(values, key_needed)
+
+
+def _settings(values: dict[str, object], key_needed: bool) -> Settings:
+    """`Settings` from the environment and `values`; a command that never pseudonymises gets a
+    stand-in key when none is set."""
     try:
         return Settings(**values)  # type: ignore[arg-type]
     except ValidationError as exc:

@@ -137,6 +137,10 @@ class Settings(BaseSettings):
         min_length=16, description="HMAC key for person pseudonyms on monitoring topics; no default"
     )
     web_port: int = 6066
+    web_host: str = Field(
+        default="127.0.0.1",
+        description="the worker's web port (health, metrics) binds this address; 0.0.0.0 in a container",
+    )
     worker_urls: list[str] = Field(
         default_factory=list,
         description="the workers' web addresses the dashboard asks (JSON list, e.g. "

@@ -92,6 +92,7 @@ def create_app(
     bootstrap: str,
     web_port: int,
     session_timeout_ms: int,
+    web_host: str = "127.0.0.1",
     scale_refresh_seconds: float = 60.0,
     obligation_check_seconds: float = 1.0,
     health: HealthConfig | None = None,
@@ -100,7 +101,8 @@ def create_app(
     replication_factor: int = 1,
 ) -> faust.App:
     """A faust app whose one task runs `processor` until the worker stops; `broker_credentials` (faust's
-    SSL or SASL credentials) and `replication_factor` are for faust's own consumer and topics."""
+    SSL or SASL credentials) and `replication_factor` are for faust's own consumer and topics. Its web
+    port (health, readiness, metrics) binds `web_host`: loopback unless the deployment says otherwise."""
     health = health or HealthConfig()
     outbox = outbox or OutboxTimers()
     app = HubApp(
@@ -113,7 +115,7 @@ def create_app(
         broker_credentials=broker_credentials,
         store="memory://",
         web_port=web_port,
-        web_bind="0.0.0.0",
+        web_bind=web_host,
         autodiscover=False,
     )
     readiness = Health(processor, health)
