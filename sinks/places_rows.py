@@ -90,6 +90,7 @@ class StateRow(NamedTuple):
     history_seq: int
     treatment_stopped_on: date | None
     updated_at: datetime
+    start_alerted_at: datetime | None = None  # `treatment_before_registration` raised (once)
 
 
 class StateHistoryRow(NamedTuple):
@@ -127,6 +128,11 @@ class FeeTableRow(NamedTuple):
     care_only_fee_free: bool
     source: str
     loaded_at: datetime
+    half_1: int | None = None  # the half fees as STPS published them; None: the rounded-up half
+    half_2: int | None = None
+    half_3: int | None = None
+    half_4: int | None = None
+    half_5: int | None = None
 
 
 class SorSnapshotRow(NamedTuple):

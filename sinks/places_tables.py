@@ -125,6 +125,8 @@ states = Table(
     Column("history_seq", Integer, nullable=False),  # the latest `place_state_history` row
     Column("treatment_stopped_on", Date),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # when `treatment_before_registration` was raised: once per place (migration 0015)
+    Column("start_alerted_at", DateTime(timezone=True)),
 )
 Index("ix_place_states_company", states.c.company_key)
 
@@ -170,6 +172,8 @@ fee_tables = Table(
     Column("care_only_fee_free", Boolean, nullable=False),
     Column("source", Text, nullable=False),
     Column("loaded_at", DateTime(timezone=True), nullable=False),
+    # the half fees as STPS published them (migration 0015); None: the half rounded up to whole kroner
+    *(Column(f"half_{c}", Money) for c in range(1, 6)),
 )
 """Fee tables loaded for years the bundled ones do not cover (`reghub fees load`); a loaded year wins."""
 

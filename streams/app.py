@@ -22,6 +22,7 @@ from sinks.outbox import purge
 from sinks.register import RegisterUnavailable
 from sinks.retention import daily as retention_daily
 from streams.compliance import close_day, yesterday
+from streams.fee_ledger import refresh_ledger
 from streams.health import Health, HealthConfig
 from streams.metrics import CONTENT_TYPE
 from streams.obligation_watch import LagWatch, earliest_due, raise_missing
@@ -215,6 +216,19 @@ def create_app(
             log.info("compliance: day %s closed, %d reporters", day, len(records))
         except (RegisterUnavailable, KafkaError) as exc:
             log.warning("compliance summary not made; `reghub compliance` shows the day: %s", exc)
+
+    @app.crontab("15 0 * * *", timezone=COPENHAGEN)
+    async def fill_fee_ledger() -> None:
+        """Shortly after local midnight: the fee ledger up to the current year, so a new year has its row
+        for every place registered in it though nothing happened to it (`streams.fee_ledger`)."""
+        if processor.consumer is None:
+            return
+        try:
+            async with processor.register.engine.begin() as conn:
+                rows = await refresh_ledger(conn, datetime.now(UTC))
+            log.info("fee ledger: %d rows up to date", rows)
+        except Exception as exc:  # two workers at once may collide; the next night tries again
+            log.warning("fee ledger not brought up to date, will try again: %s", exc)
 
     @app.crontab("30 2 * * *", timezone=COPENHAGEN)
     async def retention() -> None:

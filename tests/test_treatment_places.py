@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -1135,3 +1136,107 @@ async def test_fee_table_load_refuses_bad_tables_alike_on_sqlite_and_postgresql(
             await register.close()
         done = await asyncio.to_thread(load, good)
         assert (done.returncode, done.stdout.strip()) == (0, "fee table 2025 loaded"), done.stderr
+
+
+# -- Issue 29 point 3: fees as STPS charges them --------------------------------------------------------
+
+# spec § 6, 2024 (stps.dk, 'Gebyr for registrering af behandlingssted'): L = 28,615 kr; category 5 pays
+# 2,258 kr in full and 1,129 kr as STPS publishes the half fee (rounded up to whole kroner).
+L_2024 = 2_861_500
+FULL_5_2024, HALF_5_2024 = 225_800, 112_900
+
+
+async def test_a_unit_sor_replaces_under_the_same_cvr_pays_its_own_band_and_the_ledger_fills_every_year(
+    database_url: str,
+) -> None:
+    """Issue 29 point 3, spec § 1 and § 6: a unit SOR replaces under the same CVR (a move) is no owner
+    change, so the old and the new place each pay their own half fee (2 × 1,129 kr, not 2 × 2,258 kr).
+    The ledger holds a row for every year a place was registered, also 2025 in which nothing happened
+    to it; a 2025 fee table loaded later fills that row; `reghub fees`, `reghub place show` and
+    `GET /v1/places/{id}` show the same rows."""
+    import httpx
+
+    from api.app import create_api
+    from tests.test_places_read import KEYS, token
+
+    key, old, new = cvr(40), sor(700), sor(701)
+    half_band = {"turnover_year": 2024, "turnover": L_2024 + 100_000}  # 29,615 kr: L < t ≤ 2L
+    outcome = await _decoded_then_pipeline(
+        database_url,
+        [
+            company_registered("mv-company", "private_cvr", key),
+            unit_added("mv-old-unit", "private_cvr", key, old, PHYSIOS[:1]),
+            information(
+                "information_added", "mv-old-info", "private_cvr", key, old, 5, **half_band
+            ),
+            unit_added(
+                "mv-new-unit",
+                "private_cvr",
+                key,
+                new,
+                PHYSIOS[:1],
+                replaces_sor_id=old,
+                sent_at="2024-06-25T10:00:00+02:00",
+            ),
+            information(
+                "information_added",
+                "mv-new-info",
+                "private_cvr",
+                key,
+                new,
+                5,
+                sent_at="2024-06-28T10:00:00+02:00",
+                **half_band,
+            ),
+            event(
+                "deregistered",
+                "mv-old-gone",
+                "private_cvr",
+                key,
+                sent_at="2024-07-05T10:00:00+02:00",
+                sor_id=old,
+                treatment_stopped_on="2024-06-30",
+            ),
+        ],
+    )
+    assert set(outcome.values()) == {None}, outcome
+    env = {"REGHUB_DATABASE_URL": database_url}
+
+    async def listed(year: int) -> list[tuple[str, str, str, str]]:
+        out = await asyncio.to_thread(_reghub, "fees", "--year", str(year), env=env)
+        return [
+            (x["sor_id"], x["band"], x["amount_ore"], x["invoice_channel"])
+            for x in csv.DictReader(io.StringIO(out))
+        ]
+
+    async def shown(place: str) -> dict[int, tuple[str, int | None]]:
+        out = await asyncio.to_thread(_reghub, "place", "show", place, env=env)
+        return {f["year"]: (f["band"], f["amount"]) for f in json.loads(out)["fees"]}
+
+    assert await listed(2024) == [
+        (old, "half", str(HALF_5_2024), "digital_mailbox"),
+        (new, "half", str(HALF_5_2024), "digital_mailbox"),
+    ]
+    this_year = datetime.now(UTC).year  # the place is registered to this day
+    waiting = {2024: ("half", HALF_5_2024)} | {
+        y: ("no_fee_table", None) for y in range(2025, this_year + 1)
+    }
+    assert await shown(new) == waiting
+    assert await shown(old) == {2024: ("half", HALF_5_2024)}  # deregistered since July 2024
+    assert await listed(2025) == [(new, "no_fee_table", "", "digital_mailbox")]
+
+    # a table for 2025 loaded (the test's own figures, no de-minimis limit: every place pays in full)
+    table = {"year": 2025, "de_minimis_limit": None, "source": "test", "care_only_fee_free": True}
+    table["fees"] = {str(c): 100_000 * c for c in range(1, 6)}
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "fees-2025.json"
+        path.write_text(json.dumps(table))
+        await asyncio.to_thread(_reghub, "fee-table", "load", str(path), env=env)
+    filled = {**waiting, 2025: ("full", 500_000)}
+    assert await shown(new) == filled
+    assert await listed(2025) == [(new, "full", "500000", "digital_mailbox")]
+    api = create_api(database_url, tokens=KEYS)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=api), base_url="http://t") as c:
+        read = await c.get(f"/v1/places/BST-{new}", headers=token("stps"))
+    assert read.status_code == 200, read.text
+    assert {f["year"]: (f["band"], f["amount"]) for f in read.json()["fees"]} == filled

@@ -219,12 +219,14 @@ def _seq(row: StateHistoryRow) -> int:
 def fee_table(row: FeeTableRow) -> FeeTable:
     """A loaded fee table as the rules take it. Raises: ValueError, a table the rules refuse."""
     fees = (row.fee_1, row.fee_2, row.fee_3, row.fee_4, row.fee_5)
+    halves = (row.half_1, row.half_2, row.half_3, row.half_4, row.half_5)
     return FeeTable(
         row.year,
         row.de_minimis_limit,
         dict(enumerate(fees, start=1)),
         row.care_only_fee_free,
         row.source,
+        None if None in halves else dict(enumerate(halves, start=1)),  # type: ignore[arg-type]
     )
 
 
@@ -423,6 +425,7 @@ def _transition(
         seq,
         stopped,
         ctx.now,
+        before.start_alerted_at if before is not None else None,
     )
     return ((pt.states, state), *rows)
 
@@ -644,22 +647,41 @@ def _apply_rows(book: Book, rows: Iterable[tuple[Table, tuple[Any, ...]]]) -> Bo
 
 
 def _owner_change(book: Book, sor: str, year: int) -> bool:
-    """Whether a new owner's place and the place it replaced were both registered in `year`."""
+    """Whether a new owner's place and the place it replaced were both registered in `year`.
+
+    Only a new CVR (another company key) is a new owner; a unit SOR replaces under the same CVR (a
+    move, a split) is not, and each place pays by its own band (spec § 1, DECISION).
+    """
     unit = book.units.get(sor)
-    replaced = unit.replaces_sor_id if unit is not None else None
-    if replaced is not None and book.registered_in(replaced, year):
+    if unit is None:
+        return False
+    replaced = book.units.get(unit.replaces_sor_id) if unit.replaces_sor_id else None
+    if (
+        replaced is not None
+        and replaced.company_key != unit.company_key
+        and book.registered_in(replaced.sor_id, year)
+    ):
         return True
     return any(
-        u.replaces_sor_id == sor and book.registered_in(u.sor_id, year) for u in book.units.values()
+        u.replaces_sor_id == sor
+        and u.company_key != unit.company_key
+        and book.registered_in(u.sor_id, year)
+        for u in book.units.values()
     )
 
 
 def _fee_row(book: Book, sor: str, year: int, now: datetime) -> FeeRow | None:
-    """The place's fee for `year`, if it was registered in it and has information (spec § 6)."""
+    """The place's fee for `year`, if it was registered in it and has information (spec § 6): by the
+    information version in force at the year's end (the first one for a year before it)."""
     state = book.states.get(sor)
-    info = book.info(sor, state.version if state is not None else None)
-    if state is None or info is None or not book.registered_in(sor, year):
+    if state is None or not book.registered_in(sor, year):
         return None
+    versions = sorted(
+        (r for (s, _), r in book.information.items() if s == sor), key=lambda r: r.version
+    )
+    if not versions:
+        return None
+    info = next((r for r in reversed(versions) if _local_year(r.valid_from) <= year), versions[0])
     company = book.companies.get(state.company_key)
     turnover = book.turnover(sor, year)
     fee = annual_fee(
@@ -690,19 +712,33 @@ def _fee_row(book: Book, sor: str, year: int, now: datetime) -> FeeRow | None:
     )
 
 
+def _local_year(at: datetime) -> int:
+    return (local_day(at) or at.date()).year
+
+
+def ledger(book: Book, sor: str, until: int, now: datetime) -> list[FeeRow]:
+    """The place's fee ledger: a row for every calendar year from its first registration to `until`
+    in which it was registered at any time, also a year in which nothing happened (spec § 6)."""
+    state = book.states.get(sor)
+    first = state.first_registered_on if state is not None else None
+    if first is None:
+        return []
+    rows = (_fee_row(book, sor, year, now) for year in range(first.year, until + 1))
+    return [r for r in rows if r is not None]
+
+
 def _fees_of_year(
     book: Book, sor: str, year: int, ctx: Context
 ) -> list[tuple[Table, tuple[Any, ...]]]:
-    """The fee rows of `year` for the place and, in an owner change, the other place of it."""
+    """The ledger rows up to `year` for the place and, where one unit replaces another, the other
+    place (an owner change makes both pay the full fee)."""
     rows: list[tuple[Table, tuple[Any, ...]]] = []
     unit = book.units.get(sor)
     others = {u.sor_id for u in book.units.values() if u.replaces_sor_id == sor}
     if unit is not None and unit.replaces_sor_id is not None:
         others.add(unit.replaces_sor_id)
     for place in (sor, *sorted(others)):
-        row = _fee_row(book, place, year, ctx.now)
-        if row is not None:
-            rows.append((pt.fees, row))
+        rows.extend((pt.fees, row) for row in ledger(book, place, year, ctx.now))
     return rows
 
 
@@ -713,7 +749,8 @@ def _deregistered(book: Book, d: Decoded, e: Deregistered, ctx: Context) -> Step
     day = _day(e)
     if e.treatment_stopped_on > day:
         return "rule.treatment_stopped_in_the_future"
-    rows = _transition(book, e, e.sor_id, new, ctx, stopped_on=e.treatment_stopped_on)
+    rows = list(_transition(book, e, e.sor_id, new, ctx, stopped_on=e.treatment_stopped_on))
+    rows.extend(_fees_of_year(_apply_rows(book, rows), e.sor_id, day.year, ctx))
     alerts = []
     late = deregistration_days_late(e.treatment_stopped_on, day)
     if late:
@@ -729,7 +766,7 @@ def _deregistered(book: Book, d: Decoded, e: Deregistered, ctx: Context) -> Step
                 f"{e.treatment_stopped_on}, due within 14 days",
             )
         )
-    return Step(rows, "deregistered", tuple(alerts))
+    return Step(tuple(rows), "deregistered", tuple(alerts))
 
 
 def _reregistered(book: Book, d: Decoded, e: Reregistered, ctx: Context) -> Step | str:
@@ -785,7 +822,7 @@ _STEPS: dict[str, Callable[[Book, Decoded, Any, Context], Step | str]] = {
 HANDLER = Handler(handle, preload=preload)
 
 
-# -- the read side: the whole register, and a year's invoice list (`reghub fees`) ---------------------
+# -- the read side: the whole register and its fee ledger (`streams.fee_ledger`) ----------------------
 
 
 async def load_register(conn: AsyncConnection) -> Book:
@@ -798,8 +835,6 @@ async def load_register(conn: AsyncConnection) -> Book:
     return Book.loaded(loaded)
 
 
-def invoice_list(book: Book, year: int, now: datetime) -> list[FeeRow]:
-    """The fee of every place registered at some time in `year`, computed as the handler does
-    (spec § 6), by reference number; a year without a fee table gives rows without an amount."""
-    rows = [_fee_row(book, sor, year, now) for sor in book.states]
-    return sorted((r for r in rows if r is not None), key=lambda r: r.reference_number or "")
+def whole_ledger(book: Book, until: int, now: datetime) -> list[FeeRow]:
+    """Every place's ledger up to `until` (`streams.fee_ledger`)."""
+    return [row for sor in sorted(book.states) for row in ledger(book, sor, until, now)]
