@@ -58,7 +58,7 @@ class PractitionerRow(NamedTuple):
 class InformationRow(NamedTuple):
     sor_id: str
     version: int
-    category: int
+    category: int | None  # None: a care-only unit (no category, spec § 3)
     fee_email: str | None
     ean: str | None
     turnover_year: int | None
@@ -108,7 +108,7 @@ class FeeRow(NamedTuple):
     year: int
     company_key: str
     reference_number: str | None
-    category: int
+    category: int | None
     turnover: int | None
     band: str
     amount: int | None

@@ -88,7 +88,7 @@ information = Table(
     metadata,
     Column("sor_id", SorId, primary_key=True),
     Column("version", Integer, primary_key=True),  # 1, 2, ...: every change keeps the previous
-    Column("category", Integer, nullable=False),
+    Column("category", Integer),  # None: a unit delivering only §§ 83-87 care (migration 0015)
     Column("fee_email", String(254)),
     Column("ean", String(13)),
     Column("turnover_year", Integer),
@@ -149,7 +149,7 @@ fees = Table(
     Column("year", Integer, primary_key=True),
     Column("company_key", CompanyKey, nullable=False),
     Column("reference_number", String(40)),
-    Column("category", Integer, nullable=False),
+    Column("category", Integer),  # None: a care-only unit
     Column("turnover", Money),
     Column("band", String(20), nullable=False),  # rules.treatment_places.fees.Band, or why none
     Column("amount", Money),  # None: no fee table or no turnover for the year (never a guess)

@@ -215,8 +215,10 @@ def _walk(i: int, form: str) -> list[Message]:
     place = sor(100 + i)
     responsible = {"responsible_authorisation_id": "0C4MN"} if category == 2 else {}
     change: dict[str, Any] = {"fee_email": "new-fees@example.dk", **responsible}
+    by_stps: dict[str, Any] = {}  # the e-mail forms: every later change is filed by STPS (spec § 2)
     if changer == "stps":
-        change.update(role="stps", reference_number=f"BST-{place}")
+        by_stps = {"role": "stps", "reference_number": f"BST-{place}"}
+        change.update(by_stps)
     return [
         company_registered(f"{form}-company", form, key),
         unit_added(f"{form}-unit", form, key, place, practitioners),
@@ -249,6 +251,7 @@ def _walk(i: int, form: str) -> list[Message]:
             sent_at="2024-09-10T10:00:00+02:00",
             sor_id=place,
             treatment_stopped_on="2024-09-01",
+            **by_stps,
         ),
     ]
 
@@ -1240,3 +1243,142 @@ async def test_a_unit_sor_replaces_under_the_same_cvr_pays_its_own_band_and_the_
         read = await c.get(f"/v1/places/BST-{new}", headers=token("stps"))
     assert read.status_code == 200, read.text
     assert {f["year"]: (f["band"], f["amount"]) for f in read.json()["fees"]} == filled
+
+
+# -- Issue 29 point 4: the forms as the seed has them ----------------------------------------------------
+
+
+async def test_the_forms_changes_go_by_the_seeds_channels_and_care_only_units_need_no_category(
+    database_url: str,
+) -> None:
+    """Issue 29 point 4, spec § 2-3 and the seed ('Ændring til registrering'): a no-CVR or municipal
+    owner's own unit change, deregistration and re-registration are refused with the reason naming
+    the e-mail channel, and STPS files them quoting the reference number; a state authority's SOR
+    change goes through Sundhedsdatastyrelsen; a place without any invoice channel is refused (a
+    no-CVR place without fee e-mail or EAN); a care-only unit states its §§ 83-87 services and
+    registers without a category, billing or responsible doctor."""
+    person, person_place = "registrant-41", sor(800)
+    town, town_place = cvr(42), sor(801)
+    state, state_place = cvr(43), sor(802)
+    care, care_place, bare_place = cvr(44), sor(803), sor(804)
+    nobill, nobill_place = "registrant-45", sor(805)
+
+    def life(form: str, key: str, place: str, staff: list[dict], category: int) -> list[Message]:
+        return [
+            company_registered(f"{place}-company", form, key),
+            unit_added(f"{place}-unit", form, key, place, staff),
+            information("information_added", f"{place}-info", form, key, place, category),
+        ]
+
+    def changed(mid: str, form: str, key: str, place: str, **more: Any) -> Message:
+        return event(
+            "unit_changed",
+            mid,
+            form,
+            key,
+            sor_id=place,
+            name="Moved",
+            unit_type="Fysioterapi",
+            postal_address={"street": "Nørregade 9", "postal_code": "1165", "city": "København K"},
+            **more,
+        )
+
+    def gone(mid: str, form: str, key: str, place: str, **more: Any) -> Message:
+        return event(
+            "deregistered",
+            mid,
+            form,
+            key,
+            sent_at="2024-06-10T10:00:00+02:00",
+            sor_id=place,
+            treatment_stopped_on="2024-06-05",
+            **more,
+        )
+
+    def again(mid: str, form: str, key: str, place: str, **more: Any) -> Message:
+        sent = "2024-08-01T10:00:00+02:00"
+        return event("reregistered", mid, form, key, sent_at=sent, sor_id=place, **more)
+
+    def stps(place: str) -> dict[str, str]:
+        return {"role": "stps", "reference_number": f"BST-{place}"}
+
+    care_unit = {"care_services": ["83", "84"], "unit_type": "Plejehjem"}
+    outcome = await _decoded_then_pipeline(
+        database_url,
+        [
+            *life("private_no_cvr", person, person_place, PHYSIOS[:1], 5),
+            changed("p-unit-own", "private_no_cvr", person, person_place),
+            gone("p-gone-own", "private_no_cvr", person, person_place),
+            gone("p-gone-no-ref", "private_no_cvr", person, person_place, role="stps"),
+            gone("p-gone-stps", "private_no_cvr", person, person_place, **stps(person_place)),
+            again("p-again-own", "private_no_cvr", person, person_place),
+            again("p-again-stps", "private_no_cvr", person, person_place, **stps(person_place)),
+            changed("p-unit-stps", "private_no_cvr", person, person_place, **stps(person_place)),
+            *life("municipal", town, town_place, PHYSIOS, 4),
+            changed("m-unit-own", "municipal", town, town_place),
+            gone("m-gone-own", "municipal", town, town_place),
+            gone("m-gone-stps", "municipal", town, town_place, **stps(town_place)),
+            *life("state", state, state_place, DOCTORS[:1], 1),
+            changed("s-unit-own", "state", state, state_place),
+            changed("s-unit-sds", "state", state, state_place, role="sds"),
+            company_registered("nb-company", "private_no_cvr", nobill),
+            unit_added("nb-unit", "private_no_cvr", nobill, nobill_place, PHYSIOS[:1]),
+            information(
+                "information_added",
+                "nb-info",
+                "private_no_cvr",
+                nobill,
+                nobill_place,
+                5,
+                fee_email=None,
+            ),
+            company_registered("c-company", "private_cvr", care),
+            unit_added("c-unit", "private_cvr", care, care_place, [], **care_unit),
+            event(
+                "information_added",
+                "c-info",
+                "private_cvr",
+                care,
+                sor_id=care_place,
+            ),
+            unit_added("b-unit", "private_cvr", care, bare_place, []),
+            event("information_added", "b-info", "private_cvr", care, sor_id=bare_place),
+        ],
+    )
+    email = "rule.change_by_email_to_stps"
+    assert outcome == {
+        **{f"{p}-{s}": None for p in (person_place, town_place, state_place) for s in ("company", "unit", "info")},
+        "p-unit-own": email,
+        "p-gone-own": email,
+        "p-gone-no-ref": "rule.reference_number_does_not_match",
+        "p-gone-stps": None,
+        "p-again-own": email,
+        "p-again-stps": None,
+        "p-unit-stps": None,
+        "m-unit-own": email,
+        "m-gone-own": email,
+        "m-gone-stps": None,
+        "s-unit-own": "rule.sor_changes_through_sds",
+        "s-unit-sds": None,
+        "nb-company": None,
+        "nb-unit": None,
+        "nb-info": "rule.no_invoice_channel_add_billing_information",
+        "c-company": None,
+        "c-unit": None,
+        "c-info": None,
+        "b-unit": None,
+        "b-info": "rule.category_needed_for_health_treatment",
+    }  # fmt: skip
+    register = Register(make_engine(database_url))
+    try:
+        states = {r.sor_id: r.state for r in await _rows(register, pt.states)}
+        versions = {r.sor_id: r for r in await _rows(register, pt.information)}
+        fees = {(r.sor_id, r.year): r for r in await _rows(register, pt.fees)}
+    finally:
+        await register.close()
+    assert states[person_place] == "REGISTERED" and states[town_place] == "DEREGISTERED"
+    assert states[care_place] == "REGISTERED" and states[bare_place] == "SOR_ONLY"
+    assert states[nobill_place] == "SOR_ONLY"
+    assert versions[care_place].category is None
+    # spec § 1: units delivering only §§ 83-87 care pay no fee (stated for 2018-2024)
+    assert (fees[care_place, 2024].band, fees[care_place, 2024].amount) == ("fee_free", 0)

@@ -127,7 +127,7 @@ class Fee:
     """A place's fee for a year: the band it falls in and the amount in øre."""
 
     year: int
-    category: int
+    category: int | None
     band: Band
     amount: Ore
 
@@ -138,6 +138,14 @@ class NoFeeTable:
 
     year: int
     reason: str = "no fee table"
+
+
+@dataclass(frozen=True, slots=True)
+class NoCategory:
+    """A care-only unit (no category, spec § 3) in a year whose table does not make it fee-free."""
+
+    year: int
+    reason: str = "no category"
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,15 +165,16 @@ def half(amount: Ore) -> Ore:
 def annual_fee(
     book: FeeBook,
     year: int,
-    category: int,
+    category: int | None,
     turnover: Ore | None,
     *,
     fee_free: FeeFreeReason | None = None,
     owner_change: bool = False,
-) -> Fee | NoFeeTable | NoTurnover:
+) -> Fee | NoFeeTable | NoTurnover | NoCategory:
     """The fee a place registered at any time in `year` owes for it (spec § 6).
 
     Args:
+        category: the place's category (None: a care-only unit, which has none).
         turnover: the place's turnover for the year in øre (None: not reported).
         fee_free: why the place pays no fee (spec § 1), if it does not.
         owner_change: the year a new owner (a new CVR) took over: both places pay the full fee.
@@ -173,11 +182,13 @@ def annual_fee(
     table = book.of(year)
     if table is None:
         return NoFeeTable(year)
-    full = table.fees[category]
     if fee_free == "care_only" and not table.care_only_fee_free:
         fee_free = None
     if fee_free is not None:
         return Fee(year, category, "fee_free", 0)
+    if category is None:
+        return NoCategory(year)
+    full = table.fees[category]
     if owner_change:
         return Fee(year, category, "owner_change", full)
     if table.limit is None:

@@ -23,8 +23,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from rules.identifiers import DANISH_MUNICIPALITY_CODES
 from rules.treatment_places import identifiers as ids
 from rules.treatment_places.categories import Practitioner, category_refusal
-from rules.treatment_places.fees import Fee, FeeBook, FeeTable, NoFeeTable, annual_fee, invoice_to
-from rules.treatment_places.forms import form_refusal
+from rules.treatment_places.fees import (
+    Fee,
+    FeeBook,
+    FeeTable,
+    NoCategory,
+    NoFeeTable,
+    annual_fee,
+    invoice_to,
+)
+from rules.treatment_places.forms import CHANGES_BY_EMAIL, LATER_CHANGES, form_refusal
 from rules.treatment_places.sor import converged_event
 from rules.treatment_places.states import (
     State,
@@ -268,9 +276,11 @@ def identifier_refusal(e: Any) -> str | None:
     return None
 
 
-def owner_refusal(e: Any, company: CompanyRow | None) -> str | None:
+def owner_refusal(e: Any, company: CompanyRow | None, place: StateRow | None = None) -> str | None:
     """Whether the filer may act for this company: the form (spec § 2) and, for a municipal or regional
-    place, the filer's own municipality or region."""
+    place, the filer's own municipality or region. STPS changing a registered place of an e-mail form
+    quotes its reference number (the owner's e-mail names it)."""
+    registered = place is not None and place.reference_number is not None
     reason = form_refusal(
         e.event,
         e.form,
@@ -278,9 +288,18 @@ def owner_refusal(e: Any, company: CompanyRow | None) -> str | None:
         has_cvr=e.company.cvr is not None,
         se_number=e.filer.se_number,
         registered_form=company.form if company is not None else None,  # type: ignore[arg-type]
+        place_registered=registered,
     )
     if reason is not None:
         return reason
+    if (
+        e.filer.role == "stps"
+        and e.form in CHANGES_BY_EMAIL
+        and e.event in LATER_CHANGES
+        and registered
+        and getattr(e, "reference_number", None) != place.reference_number  # type: ignore[union-attr]
+    ):
+        return "rule.reference_number_does_not_match"
     owner_code = (
         company.owner_municipality_code
         if company is not None
@@ -316,7 +335,8 @@ def handle(view: BatchView, d: Decoded, ctx: Context) -> Effects:
     book = Book.of(view)
     key = e.company.key
     company = book.companies.get(key)
-    reason = identifier_refusal(e) or owner_refusal(e, company)
+    place = book.states.get(getattr(e, "sor_id", None) or "")
+    reason = identifier_refusal(e) or owner_refusal(e, company, place)
     if reason is None and e.event != "company_registered" and company is None:
         reason = "rule.company_not_registered"
     sor = getattr(e, "sor_id", None)
@@ -565,17 +585,27 @@ def _information(
         for p in book.active_practitioners(e.sor_id)
     ]
     care_only = bool(orjson.loads(unit.care_services)) and not practitioners
-    why = category_refusal(
-        e.category,
-        practitioners,
-        e.responsible_authorisation_id,
-        company.form,  # type: ignore[arg-type]
-        care_only=care_only,
+    # A unit delivering only §§ 83-87 care states its services and has no category, billing or
+    # responsible doctor; a unit giving health treatment has all three (seed, spec § 3).
+    if e.category is None and not care_only:
+        return "rule.category_needed_for_health_treatment"
+    why = (
+        category_refusal(
+            e.category,
+            practitioners,
+            e.responsible_authorisation_id,
+            company.form,  # type: ignore[arg-type]
+            care_only=care_only,
+        )
+        if e.category is not None
+        else None
     )
     if why is not None:
         return why
     if e.fee_free == "care_only" and not care_only:
         return "rule.fee_free_care_only_unit_gives_health_treatment"
+    if not care_only and invoice_to(e.ean, company.cvr, e.fee_email) is None:
+        return "rule.no_invoice_channel_add_billing_information"
     latest = book.info(e.sor_id)
     version = (latest.version if latest is not None else 0) + 1
     info = InformationRow(
@@ -689,13 +719,15 @@ def _fee_row(book: Book, sor: str, year: int, now: datetime) -> FeeRow | None:
         year,
         info.category,
         turnover,
-        fee_free=info.fee_free,  # type: ignore[arg-type]
+        fee_free=info.fee_free or ("care_only" if info.category is None else None),  # type: ignore[arg-type]
         owner_change=_owner_change(book, sor, year),
     )
     if isinstance(fee, Fee):
         band, amount = fee.band, fee.amount
+    elif isinstance(fee, NoFeeTable):
+        band, amount = "no_fee_table", None
     else:
-        band, amount = ("no_fee_table" if isinstance(fee, NoFeeTable) else "no_turnover"), None
+        band, amount = ("no_category" if isinstance(fee, NoCategory) else "no_turnover"), None
     target = invoice_to(info.ean, company.cvr if company else None, info.fee_email)
     return FeeRow(
         sor,
