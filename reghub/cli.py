@@ -149,6 +149,7 @@ def _one_worker(settings: Settings) -> None:
         session_timeout_ms=settings.kafka_session_timeout_ms,
         scale_refresh_seconds=settings.scale_refresh_seconds,
         obligation_check_seconds=settings.obligation_check_seconds,
+        place_check_seconds=settings.place_check_seconds,
         health=HealthConfig(
             stall_seconds=settings.ready_stall_seconds, probe_seconds=settings.health_probe_seconds
         ),

@@ -125,8 +125,8 @@ states = Table(
     Column("history_seq", Integer, nullable=False),  # the latest `place_state_history` row
     Column("treatment_stopped_on", Date),
     Column("updated_at", DateTime(timezone=True), nullable=False),
-    # when `treatment_before_registration` was raised: once per place (migration 0015)
-    Column("start_alerted_at", DateTime(timezone=True)),
+    # when `treatment_before_registration` was raised: once per place (migration 0015); never cleared
+    Column("start_alerted_at", DateTime(timezone=True), info={"once": True}),
 )
 Index("ix_place_states_company", states.c.company_key)
 

@@ -334,7 +334,8 @@ async def test_sor_data_without_treatment_place_information_is_not_registered_an
     assert await _rows(register, pt.information) == []
     [alert] = await _alerts(settings, 1)
     assert alert["kind"] == "treatment_before_registration" and alert["sor_id"] == place
-    assert alert["days"] == 11 and alert["company"] == key  # 20 Feb to 1 Mar 2024, both counted
+    # 20 Feb to 1 Mar 2024: 10 days late (the start day itself is not late, issue 29 point 5)
+    assert alert["days"] == 10 and alert["company"] == key
 
 
 async def test_an_owner_change_makes_two_places_that_both_owe_the_full_fee(
@@ -1382,3 +1383,139 @@ async def test_the_forms_changes_go_by_the_seeds_channels_and_care_only_units_ne
     assert versions[care_place].category is None
     # spec § 1: units delivering only §§ 83-87 care pay no fee (stated for 2018-2024)
     assert (fees[care_place, 2024].band, fees[care_place, 2024].amount) == ("fee_free", 0)
+
+
+# -- Issue 29 point 5: registration deadlines as alerts that fire on time -------------------------------
+
+
+async def test_a_place_unregistered_when_its_treatment_start_passes_is_alerted_by_the_timer_once(
+    database_url: str,
+) -> None:
+    """Issue 29 point 5, RBT § 1 stk. 3 (register before treatment starts): a unit added on its start
+    day and a place registered on its start day are not late; the watch raises
+    `treatment_before_registration` for the unregistered one as soon as the start day has passed
+    (Copenhagen), not when its next event comes; once, even with two watches at the same time, after
+    a restart and when the late registration comes. The alert is kept in the outbox with the mark."""
+    from sinks.tables import outbox
+    from streams.outputs import Outputs
+    from streams.place_watch import raise_unregistered_starts
+
+    key, late, on_time = cvr(46), sor(900), sor(901)
+    names = TopicNames("p.")
+    config = ApplyConfig("places", 60, b"k" * 32)
+    register = Register(make_engine(database_url))
+    pipeline = Pipeline(register, names, config)
+    await pipeline.start()
+    offsets = iter(range(100))
+
+    async def send(message: Message) -> tuple[str | None, list[dict[str, Any]]]:
+        source = Source(names(REGISTRATIONS), 0, next(offsets), message[0], as_json(message[1]), 0)
+        item = decode(source, REGISTRATIONS)
+        assert not isinstance(item, Rejected), item.reason
+        result = await pipeline.run([item], [], {})
+        refused = [
+            dict(o.headers or ())["reghub-reason"].decode()
+            for o in result.outputs
+            if o.topic == names(DEAD_LETTER)
+        ]
+        alerts = [orjson.loads(o.value) for o in result.outputs if o.topic == names(PLACE_ALERTS)]
+        return (refused[0] if refused else None), alerts
+
+    kept: list[int] = []
+
+    async def watch(at: str) -> list[dict[str, Any]]:
+        now = datetime.fromisoformat(at)
+        row, alerts = await raise_unregistered_starts(register, Outputs(names, b"k" * 32, now), now)
+        kept.extend([row] if row is not None else [])
+        return [orjson.loads(a.value) for a in alerts]
+
+    try:
+        assert await send(company_registered("w-company", "private_cvr", key)) == (None, [])
+        on_start_day = {"sent_at": "2024-03-05T09:00:00+01:00", "treatment_starts_on": "2024-03-05"}
+        assert await send(
+            unit_added("w-late-unit", "private_cvr", key, late, PHYSIOS[:1], **on_start_day)
+        ) == (None, [])
+        ahead = {"sent_at": "2024-03-04T09:00:00+01:00", "treatment_starts_on": "2024-03-05"}
+        assert await send(
+            unit_added("w-ok-unit", "private_cvr", key, on_time, PHYSIOS[:1], **ahead)
+        ) == (None, [])
+        registered_that_day = information(
+            "information_added",
+            "w-ok-info",
+            "private_cvr",
+            key,
+            on_time,
+            5,
+            sent_at="2024-03-05T16:00:00+01:00",
+        )
+        assert await send(registered_that_day) == (None, [])
+
+        assert await watch("2024-03-05T23:59:00+01:00") == []  # the start day has not passed
+        ticks = ["2024-03-06T00:01:00+01:00"] * (2 if "postgresql" in database_url else 1)
+        raised = [a for alerts in await asyncio.gather(*map(watch, ticks)) for a in alerts]
+        assert [(a["kind"], a["sor_id"], a["company"], a["days"]) for a in raised] == [
+            ("treatment_before_registration", late, key, 1)
+        ]
+        assert await watch("2024-03-06T00:02:00+01:00") == []  # a restart, the next tick
+        assert await watch("2024-03-09T12:00:00+01:00") == []
+        late_registration = information(
+            "information_added",
+            "w-late-info",
+            "private_cvr",
+            key,
+            late,
+            5,
+            sent_at="2024-03-08T10:00:00+01:00",
+        )
+        assert await send(late_registration) == (None, [])  # alerted already: not a second time
+        states = {r.sor_id: r for r in await _rows(register, pt.states)}
+        assert states[late].state == "REGISTERED" and states[late].start_alerted_at is not None
+        assert states[on_time].start_alerted_at is None
+        assert [(r.id, r.records) for r in await _rows(register, outbox) if r.id in kept] == [
+            (kept[0], 1)
+        ]  # the one alert, in the outbox, committed with the mark
+    finally:
+        await register.close()
+
+
+async def test_the_worker_wires_the_treatment_start_watch(
+    settings: Settings, register: Register
+) -> None:
+    """Issue 29 point 5: the worker's faust app has the timer, and its tick in a running worker
+    publishes the alert on stps.alerts.v1 (a unit added before its start, unregistered since)."""
+    from streams.app import create_app, watch_treatment_starts
+
+    key, place = cvr(47), sor(902)
+    await _run(
+        settings,
+        register,
+        [
+            company_registered("ww-company", "private_cvr", key),
+            unit_added(
+                "ww-unit",
+                "private_cvr",
+                key,
+                place,
+                PHYSIOS[:1],
+                sent_at="2024-03-01T09:00:00+01:00",
+                treatment_starts_on="2024-03-05",
+            ),
+        ],
+    )
+    async with running_worker(settings, register) as processor:
+        app = create_app(
+            processor,
+            app_id=f"{settings.consumer_group}-wiring",
+            bootstrap=settings.kafka_bootstrap,
+            web_port=6099,  # never opened: the app is built, not started
+            session_timeout_ms=6000,
+        )
+        assert "watch_place_starts" in {t.__name__ for t in app._app_tasks}
+        assert await watch_treatment_starts(processor) == 1
+        assert await watch_treatment_starts(processor) == 0
+    [alert] = await _alerts(settings, 1)
+    assert (alert["kind"], alert["sor_id"], alert["company"]) == (
+        "treatment_before_registration",
+        place,
+        key,
+    )

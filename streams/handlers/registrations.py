@@ -526,10 +526,11 @@ def _unit(book: Book, d: Decoded, e: UnitAdded | UnitChanged, ctx: Context) -> S
     alerts = []
     late = (
         0
-        if new in ("REGISTERED", "NOTIFIED")
+        if new in ("REGISTERED", "NOTIFIED") or _alerted(book.states.get(e.sor_id))
         else treatment_days_before_registration(e.treatment_starts_on, None, _day(e))
     )
     if late:
+        rows = _mark_alerted(book, rows, e.sor_id, ctx.now)
         alerts.append(
             _alert(
                 ctx,
@@ -627,7 +628,8 @@ def _information(
     alerts: list[Outgoing] = []
     if e.event == "information_added":
         late = treatment_days_before_registration(unit.treatment_starts_on, _day(e), _day(e))
-        if late and not _alerted_in_sor(before, unit):
+        if late and not _alerted(before):
+            rows = _mark_alerted(book, rows, e.sor_id, ctx.now)
             alerts.append(
                 _alert(
                     ctx,
@@ -645,11 +647,23 @@ def _information(
     return Step(tuple(rows), f"{what}: version {version}", tuple(alerts))
 
 
-def _alerted_in_sor(before: StateRow | None, unit: UnitRow) -> bool:
-    """Whether the unit's SOR event already raised `treatment_before_registration`: it put the place
-    in its unregistered state on or after the day treatment started."""
-    start = unit.treatment_starts_on
-    return before is not None and start is not None and before.since >= start
+def _alerted(place: StateRow | None) -> bool:
+    """Whether `treatment_before_registration` was raised for the place already (by an event of it
+    or by the timer, `streams.place_watch`): it is raised once."""
+    return place is not None and place.start_alerted_at is not None
+
+
+def _mark_alerted(
+    book: Book, rows: list[tuple[Table, tuple[Any, ...]]], sor: str, now: datetime
+) -> list[tuple[Table, tuple[Any, ...]]]:
+    """`rows` with the place's state row marking the alert as raised (its new row, or the one before)."""
+    marked = [
+        (t, r._replace(start_alerted_at=now) if t is pt.states and r[0] == sor else r)  # type: ignore[attr-defined]
+        for t, r in rows
+    ]
+    if not any(t is pt.states and r[0] == sor for t, r in rows):
+        marked.append((pt.states, book.states[sor]._replace(start_alerted_at=now, updated_at=now)))
+    return marked
 
 
 def _apply_rows(book: Book, rows: Iterable[tuple[Table, tuple[Any, ...]]]) -> Book:

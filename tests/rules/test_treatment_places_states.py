@@ -70,12 +70,15 @@ def test_deregistration_is_due_within_two_weeks_of_treatment_stopping() -> None:
 
 
 def test_a_unit_registers_before_treatment_starts() -> None:
-    """§ 1 (RBT § 1 stk. 3): register before treatment starts."""
+    """§ 1 (RBT § 1 stk. 3): register before treatment starts. Issue 29 point 5: a registration on the
+    start day itself is not late, so neither is a place still unregistered during that day; it is late
+    from the next day, by the days since the start, as a registration that day would be."""
     start = date(2024, 5, 1)
     assert treatment_days_before_registration(start, date(2024, 5, 1), date(2024, 6, 1)) == 0
     assert treatment_days_before_registration(start, date(2024, 5, 4), date(2024, 6, 1)) == 3
     assert treatment_days_before_registration(start, None, date(2024, 4, 30)) == 0
-    assert treatment_days_before_registration(start, None, date(2024, 5, 1)) == 1
+    assert treatment_days_before_registration(start, None, date(2024, 5, 1)) == 0
+    assert treatment_days_before_registration(start, None, date(2024, 5, 2)) == 1
     assert treatment_days_before_registration(None, None, date(2024, 5, 1)) == 0
 
 
