@@ -69,6 +69,7 @@ from sinks.places_rows import (
     UnitRow,
 )
 from sinks.publisher import Outgoing
+from sinks.times import utc
 from streams.decode import Decoded
 from streams.effects import Effects, refused
 from streams.handlers.base import BatchView, Context, Handler, rejection
@@ -759,7 +760,9 @@ def _fee_row(book: Book, sor: str, year: int, now: datetime) -> FeeRow | None:
 
 
 def _local_year(at: datetime) -> int:
-    return (local_day(at) or at.date()).year
+    """The Copenhagen year of a stored time (SQLite gives it back without its zone: UTC)."""
+    aware = utc(at) or at
+    return (local_day(aware) or aware.date()).year
 
 
 def ledger(book: Book, sor: str, until: int, now: datetime) -> list[FeeRow]:
