@@ -41,6 +41,7 @@ async def place_counts(conn: AsyncConnection) -> dict[str, dict[str, int]]:
     rows = await conn.execute(
         select(info.c.category, func.count())
         .select_from(s.join(info, and_(info.c.sor_id == s.c.sor_id, info.c.version == s.c.version)))
+        .where(info.c.category.is_not(None))  # a care-only unit has no category
         .group_by(info.c.category)
     )
     return {

@@ -150,6 +150,7 @@ def _one_worker(settings: Settings) -> None:
         session_timeout_ms=settings.kafka_session_timeout_ms,
         scale_refresh_seconds=settings.scale_refresh_seconds,
         obligation_check_seconds=settings.obligation_check_seconds,
+        place_check_seconds=settings.place_check_seconds,
         health=HealthConfig(
             stall_seconds=settings.ready_stall_seconds, probe_seconds=settings.health_probe_seconds
         ),
@@ -493,19 +494,29 @@ def fees(
     ] = None,
 ) -> None:
     """The treatment places' invoice list for a year as CSV: place, reference number, category, band,
-    amount, and where the invoice goes (EAN, digital mailbox or e-mail)."""
+    amount, and where the invoice goes (EAN, digital mailbox or e-mail). It is the fee ledger's rows of
+    the year, after the ledger is brought up to date (`streams.fee_ledger`)."""
     import csv
     import io
     from datetime import UTC, datetime
 
+    from sqlalchemy import select
+
+    from sinks.places_tables import fees as ledger
     from sinks.register import make_engine
-    from streams.handlers.registrations import invoice_list, load_register
+    from streams.fee_ledger import refresh_ledger
 
     async def go() -> list:
         engine = make_engine(load_settings(key_needed=False).database_url)
         try:
-            async with engine.connect() as conn:
-                return invoice_list(await load_register(conn), year, datetime.now(UTC))
+            async with engine.begin() as conn:  # the list is the ledger, brought up to date first
+                await refresh_ledger(conn, datetime.now(UTC))
+                found = await conn.execute(
+                    select(ledger)
+                    .where(ledger.c.year == year)
+                    .order_by(ledger.c.reference_number, ledger.c.sor_id)
+                )
+                return list(found)
         finally:
             await engine.dispose()
 
@@ -536,12 +547,14 @@ def fee_table_load(
     file: Annotated[
         Path,
         typer.Argument(
-            help='JSON: {"year", "de_minimis_limit", "fees": {"1".."5"}, "care_only_fee_free", '
-            '"source"}, amounts in øre'
+            help='JSON: {"year", "de_minimis_limit", "fees": {"1".."5"}, "half_fees": {"1".."5"} '
+            "(as STPS published them; left out: the half rounded up to whole kroner), "
+            '"care_only_fee_free", "source"}, amounts in øre'
         ),
     ],
 ) -> None:
-    """Load (or replace) a year's fee table; the handler and `reghub fees` use it from then on."""
+    """Load (or replace) a year's fee table; the handler and `reghub fees` use it from then on, and the
+    fee ledger's rows of the years that waited for it are filled in the same transaction."""
     import json
     from datetime import UTC, datetime
 
@@ -550,15 +563,18 @@ def fee_table_load(
     from rules.treatment_places.fees import FeeTable, new_table_refusal
     from sinks.places_tables import fee_tables
     from sinks.register import make_engine
+    from streams.fee_ledger import refresh_ledger
 
     try:
         data = json.loads(file.read_text(encoding="utf-8"))
+        halves = data.get("half_fees")
         table = FeeTable(
             int(data["year"]),
             data.get("de_minimis_limit"),
             {int(k): int(v) for k, v in data["fees"].items()},
             bool(data.get("care_only_fee_free", False)),
             str(data["source"]),
+            None if halves is None else {int(k): int(v) for k, v in halves.items()},
         )
         refusal = new_table_refusal(table, datetime.now(UTC).year)
         if refusal is not None:
@@ -578,11 +594,13 @@ def fee_table_load(
                         "year": table.year,
                         "de_minimis_limit": table.limit,
                         **{f"fee_{c}": table.fees[c] for c in range(1, 6)},
+                        **{f"half_{c}": (table.halves or {}).get(c) for c in range(1, 6)},
                         "care_only_fee_free": table.care_only_fee_free,
                         "source": table.source,
                         "loaded_at": datetime.now(UTC),
                     },
                 )
+                await refresh_ledger(conn, datetime.now(UTC))
         finally:
             await engine.dispose()
 

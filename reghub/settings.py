@@ -149,6 +149,11 @@ class Settings(BaseSettings):
     obligation_check_seconds: float = Field(
         default=1.0, gt=0, description="how often reports missing at their due time are looked for"
     )
+    place_check_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="how often places still unregistered after their treatment start are looked for",
+    )
     worker_processes: int | None = Field(
         default=None, ge=1, description="`reghub worker` processes; default: cores on PostgreSQL"
     )

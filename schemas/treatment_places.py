@@ -195,7 +195,11 @@ class _UnitData(_Event):
     )
     replaces_sor_id: Digits | None = Field(
         default=None,
-        description="a new owner's unit replacing another company's (spec § 1); null: as before",
+        description="a unit it replaces: another company's (an owner change, spec § 1) or its own "
+        "company's (a move, a split); null: as before",
+    )
+    reference_number: ReferenceNumber | None = Field(
+        default=None, description="STPS filing an e-mail form's change: the reference number quoted"
     )
 
 
@@ -216,11 +220,14 @@ class UnitClosed(_Event):
     sor_id: Digits
     closed_on: date
     replaced_by_sor_id: Digits | None = None
+    reference_number: ReferenceNumber | None = None
 
 
 class _Information(_Event):
     sor_id: Digits
-    category: int = Field(ge=1, le=5)
+    category: int | None = Field(
+        default=None, ge=1, le=5, description="null only for a unit delivering only §§ 83-87 care"
+    )
     fee_email: Email | None = None
     ean: Annotated[str, Field(pattern=r"^[0-9]{13}$")] | None = None
     turnover_year: int | None = Field(default=None, ge=EARLIEST_DAY.year)

@@ -58,7 +58,7 @@ class PractitionerRow(NamedTuple):
 class InformationRow(NamedTuple):
     sor_id: str
     version: int
-    category: int
+    category: int | None  # None: a care-only unit (no category, spec § 3)
     fee_email: str | None
     ean: str | None
     turnover_year: int | None
@@ -90,6 +90,7 @@ class StateRow(NamedTuple):
     history_seq: int
     treatment_stopped_on: date | None
     updated_at: datetime
+    start_alerted_at: datetime | None = None  # `treatment_before_registration` raised (once)
 
 
 class StateHistoryRow(NamedTuple):
@@ -107,7 +108,7 @@ class FeeRow(NamedTuple):
     year: int
     company_key: str
     reference_number: str | None
-    category: int
+    category: int | None
     turnover: int | None
     band: str
     amount: int | None
@@ -127,6 +128,11 @@ class FeeTableRow(NamedTuple):
     care_only_fee_free: bool
     source: str
     loaded_at: datetime
+    half_1: int | None = None  # the half fees as STPS published them; None: the rounded-up half
+    half_2: int | None = None
+    half_3: int | None = None
+    half_4: int | None = None
+    half_5: int | None = None
 
 
 class SorSnapshotRow(NamedTuple):

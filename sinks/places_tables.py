@@ -88,7 +88,7 @@ information = Table(
     metadata,
     Column("sor_id", SorId, primary_key=True),
     Column("version", Integer, primary_key=True),  # 1, 2, ...: every change keeps the previous
-    Column("category", Integer, nullable=False),
+    Column("category", Integer),  # None: a unit delivering only §§ 83-87 care (migration 0015)
     Column("fee_email", String(254)),
     Column("ean", String(13)),
     Column("turnover_year", Integer),
@@ -125,6 +125,8 @@ states = Table(
     Column("history_seq", Integer, nullable=False),  # the latest `place_state_history` row
     Column("treatment_stopped_on", Date),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # when `treatment_before_registration` was raised: once per place (migration 0015); never cleared
+    Column("start_alerted_at", DateTime(timezone=True), info={"once": True}),
 )
 Index("ix_place_states_company", states.c.company_key)
 
@@ -147,7 +149,7 @@ fees = Table(
     Column("year", Integer, primary_key=True),
     Column("company_key", CompanyKey, nullable=False),
     Column("reference_number", String(40)),
-    Column("category", Integer, nullable=False),
+    Column("category", Integer),  # None: a care-only unit
     Column("turnover", Money),
     Column("band", String(20), nullable=False),  # rules.treatment_places.fees.Band, or why none
     Column("amount", Money),  # None: no fee table or no turnover for the year (never a guess)
@@ -170,6 +172,8 @@ fee_tables = Table(
     Column("care_only_fee_free", Boolean, nullable=False),
     Column("source", Text, nullable=False),
     Column("loaded_at", DateTime(timezone=True), nullable=False),
+    # the half fees as STPS published them (migration 0015); None: the half rounded up to whole kroner
+    *(Column(f"half_{c}", Money) for c in range(1, 6)),
 )
 """Fee tables loaded for years the bundled ones do not cover (`reghub fees load`); a loaded year wins."""
 

@@ -24,6 +24,7 @@ from sqlalchemy import (
     delete,
     event,
     exists,
+    func,
     select,
     tuple_,
     update,
@@ -114,7 +115,15 @@ def _upsert(conn: AsyncConnection, table: Table) -> Any:
     keys = [c.name for c in table.primary_key.columns]
     if table is t.purchases:
         keys = ["report_id"]
-    changing = {c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys}
+    changing = {
+        # a column marked `once` keeps its first value: a writer that read the row before another set
+        # it (a batch beside a timer) never clears it
+        c.name: func.coalesce(table.c[c.name], stmt.excluded[c.name])
+        if c.info.get("once")
+        else stmt.excluded[c.name]
+        for c in table.columns
+        if c.name not in keys
+    }
     return stmt.on_conflict_do_update(index_elements=keys, set_=changing)
 
 

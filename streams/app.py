@@ -22,9 +22,11 @@ from sinks.outbox import purge
 from sinks.register import RegisterUnavailable
 from sinks.retention import daily as retention_daily
 from streams.compliance import close_day, yesterday
+from streams.fee_ledger import refresh_ledger
 from streams.health import Health, HealthConfig
 from streams.metrics import CONTENT_TYPE
 from streams.obligation_watch import LagWatch, earliest_due, raise_missing
+from streams.place_watch import raise_unregistered_starts
 from streams.processor import RegisterProcessor
 
 log = logging.getLogger(__name__)
@@ -85,6 +87,24 @@ async def wait_for_register(processor: RegisterProcessor, readiness: Health) -> 
             return
 
 
+async def watch_treatment_starts(processor: RegisterProcessor, now: datetime | None = None) -> int:
+    """One tick of the worker's treatment-start watch: raise `treatment_before_registration` for every
+    place whose stated treatment start has passed while it is unregistered, once, and publish the
+    alerts (`streams.place_watch`). Returns how many were raised; a failure is logged and the next tick
+    tries again (the alerts of a committed tick stay in the outbox for the sweep)."""
+    if processor.consumer is None:
+        return 0  # not started yet
+    try:
+        outbox_id, alerts = await raise_unregistered_starts(
+            processor.pipeline.register, processor.pipeline.outputs(), now or datetime.now(UTC)
+        )
+        await processor.relay.publish(outbox_id, alerts)
+    except (RegisterUnavailable, KafkaError) as exc:
+        log.warning("treatment-start watch failed, will try again: %s", exc)
+        return 0
+    return len(alerts)
+
+
 def create_app(
     processor: RegisterProcessor,
     *,
@@ -95,6 +115,7 @@ def create_app(
     web_host: str = "127.0.0.1",
     scale_refresh_seconds: float = 60.0,
     obligation_check_seconds: float = 1.0,
+    place_check_seconds: float = 60.0,
     health: HealthConfig | None = None,
     outbox: OutboxTimers | None = None,
     broker_credentials: Any = None,
@@ -175,6 +196,11 @@ def create_app(
         except (RegisterUnavailable, KafkaError) as exc:
             log.warning("obligation watch failed, will try again: %s", exc)
 
+    @app.timer(interval=place_check_seconds)
+    async def watch_place_starts() -> None:
+        """Alert the places whose treatment start passed while unregistered (`watch_treatment_starts`)."""
+        await watch_treatment_starts(processor)
+
     @app.timer(interval=outbox.sweep_seconds)
     async def sweep_outbox() -> None:
         """Publish rows a worker committed but left unsent (it crashed, or its broker connection
@@ -217,6 +243,19 @@ def create_app(
             log.info("compliance: day %s closed, %d reporters", day, len(records))
         except (RegisterUnavailable, KafkaError) as exc:
             log.warning("compliance summary not made; `reghub compliance` shows the day: %s", exc)
+
+    @app.crontab("15 0 * * *", timezone=COPENHAGEN)
+    async def fill_fee_ledger() -> None:
+        """Shortly after local midnight: the fee ledger up to the current year, so a new year has its row
+        for every place registered in it though nothing happened to it (`streams.fee_ledger`)."""
+        if processor.consumer is None:
+            return
+        try:
+            async with processor.register.engine.begin() as conn:
+                rows = await refresh_ledger(conn, datetime.now(UTC))
+            log.info("fee ledger: %d rows up to date", rows)
+        except Exception as exc:  # two workers at once may collide; the next night tries again
+            log.warning("fee ledger not brought up to date, will try again: %s", exc)
 
     @app.crontab("30 2 * * *", timezone=COPENHAGEN)
     async def retention() -> None:

@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -214,8 +215,10 @@ def _walk(i: int, form: str) -> list[Message]:
     place = sor(100 + i)
     responsible = {"responsible_authorisation_id": "0C4MN"} if category == 2 else {}
     change: dict[str, Any] = {"fee_email": "new-fees@example.dk", **responsible}
+    by_stps: dict[str, Any] = {}  # the e-mail forms: every later change is filed by STPS (spec § 2)
     if changer == "stps":
-        change.update(role="stps", reference_number=f"BST-{place}")
+        by_stps = {"role": "stps", "reference_number": f"BST-{place}"}
+        change.update(by_stps)
     return [
         company_registered(f"{form}-company", form, key),
         unit_added(f"{form}-unit", form, key, place, practitioners),
@@ -248,6 +251,7 @@ def _walk(i: int, form: str) -> list[Message]:
             sent_at="2024-09-10T10:00:00+02:00",
             sor_id=place,
             treatment_stopped_on="2024-09-01",
+            **by_stps,
         ),
     ]
 
@@ -330,7 +334,8 @@ async def test_sor_data_without_treatment_place_information_is_not_registered_an
     assert await _rows(register, pt.information) == []
     [alert] = await _alerts(settings, 1)
     assert alert["kind"] == "treatment_before_registration" and alert["sor_id"] == place
-    assert alert["days"] == 11 and alert["company"] == key  # 20 Feb to 1 Mar 2024, both counted
+    # 20 Feb to 1 Mar 2024: 10 days late (the start day itself is not late, issue 29 point 5)
+    assert alert["days"] == 10 and alert["company"] == key
 
 
 async def test_an_owner_change_makes_two_places_that_both_owe_the_full_fee(
@@ -1135,3 +1140,382 @@ async def test_fee_table_load_refuses_bad_tables_alike_on_sqlite_and_postgresql(
             await register.close()
         done = await asyncio.to_thread(load, good)
         assert (done.returncode, done.stdout.strip()) == (0, "fee table 2025 loaded"), done.stderr
+
+
+# -- Issue 29 point 3: fees as STPS charges them --------------------------------------------------------
+
+# spec § 6, 2024 (stps.dk, 'Gebyr for registrering af behandlingssted'): L = 28,615 kr; category 5 pays
+# 2,258 kr in full and 1,129 kr as STPS publishes the half fee (rounded up to whole kroner).
+L_2024 = 2_861_500
+FULL_5_2024, HALF_5_2024 = 225_800, 112_900
+
+
+async def test_a_unit_sor_replaces_under_the_same_cvr_pays_its_own_band_and_the_ledger_fills_every_year(
+    database_url: str,
+) -> None:
+    """Issue 29 point 3, spec § 1 and § 6: a unit SOR replaces under the same CVR (a move) is no owner
+    change, so the old and the new place each pay their own half fee (2 × 1,129 kr, not 2 × 2,258 kr).
+    The ledger holds a row for every year a place was registered, also 2025 in which nothing happened
+    to it; a 2025 fee table loaded later fills that row; `reghub fees`, `reghub place show` and
+    `GET /v1/places/{id}` show the same rows."""
+    import httpx
+
+    from api.app import create_api
+    from tests.test_places_read import KEYS, token
+
+    key, old, new = cvr(40), sor(700), sor(701)
+    half_band = {"turnover_year": 2024, "turnover": L_2024 + 100_000}  # 29,615 kr: L < t ≤ 2L
+    outcome = await _decoded_then_pipeline(
+        database_url,
+        [
+            company_registered("mv-company", "private_cvr", key),
+            unit_added("mv-old-unit", "private_cvr", key, old, PHYSIOS[:1]),
+            information(
+                "information_added", "mv-old-info", "private_cvr", key, old, 5, **half_band
+            ),
+            unit_added(
+                "mv-new-unit",
+                "private_cvr",
+                key,
+                new,
+                PHYSIOS[:1],
+                replaces_sor_id=old,
+                sent_at="2024-06-25T10:00:00+02:00",
+            ),
+            information(
+                "information_added",
+                "mv-new-info",
+                "private_cvr",
+                key,
+                new,
+                5,
+                sent_at="2024-06-28T10:00:00+02:00",
+                **half_band,
+            ),
+            event(
+                "deregistered",
+                "mv-old-gone",
+                "private_cvr",
+                key,
+                sent_at="2024-07-05T10:00:00+02:00",
+                sor_id=old,
+                treatment_stopped_on="2024-06-30",
+            ),
+        ],
+    )
+    assert set(outcome.values()) == {None}, outcome
+    env = {"REGHUB_DATABASE_URL": database_url}
+
+    async def listed(year: int) -> list[tuple[str, str, str, str]]:
+        out = await asyncio.to_thread(_reghub, "fees", "--year", str(year), env=env)
+        return [
+            (x["sor_id"], x["band"], x["amount_ore"], x["invoice_channel"])
+            for x in csv.DictReader(io.StringIO(out))
+        ]
+
+    async def shown(place: str) -> dict[int, tuple[str, int | None]]:
+        out = await asyncio.to_thread(_reghub, "place", "show", place, env=env)
+        return {f["year"]: (f["band"], f["amount"]) for f in json.loads(out)["fees"]}
+
+    assert await listed(2024) == [
+        (old, "half", str(HALF_5_2024), "digital_mailbox"),
+        (new, "half", str(HALF_5_2024), "digital_mailbox"),
+    ]
+    this_year = datetime.now(UTC).year  # the place is registered to this day
+    waiting = {2024: ("half", HALF_5_2024)} | {
+        y: ("no_fee_table", None) for y in range(2025, this_year + 1)
+    }
+    assert await shown(new) == waiting
+    assert await shown(old) == {2024: ("half", HALF_5_2024)}  # deregistered since July 2024
+    assert await listed(2025) == [(new, "no_fee_table", "", "digital_mailbox")]
+
+    # a table for 2025 loaded (the test's own figures, no de-minimis limit: every place pays in full)
+    table = {"year": 2025, "de_minimis_limit": None, "source": "test", "care_only_fee_free": True}
+    table["fees"] = {str(c): 100_000 * c for c in range(1, 6)}
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "fees-2025.json"
+        path.write_text(json.dumps(table))
+        await asyncio.to_thread(_reghub, "fee-table", "load", str(path), env=env)
+    filled = {**waiting, 2025: ("full", 500_000)}
+    assert await shown(new) == filled
+    assert await listed(2025) == [(new, "full", "500000", "digital_mailbox")]
+    api = create_api(database_url, tokens=KEYS)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=api), base_url="http://t") as c:
+        read = await c.get(f"/v1/places/BST-{new}", headers=token("stps"))
+    assert read.status_code == 200, read.text
+    assert {f["year"]: (f["band"], f["amount"]) for f in read.json()["fees"]} == filled
+
+
+# -- Issue 29 point 4: the forms as the seed has them ----------------------------------------------------
+
+
+async def test_the_forms_changes_go_by_the_seeds_channels_and_care_only_units_need_no_category(
+    database_url: str,
+) -> None:
+    """Issue 29 point 4, spec § 2-3 and the seed ('Ændring til registrering'): a no-CVR or municipal
+    owner's own unit change, deregistration and re-registration are refused with the reason naming
+    the e-mail channel, and STPS files them quoting the reference number; a state authority's SOR
+    change goes through Sundhedsdatastyrelsen; a place without any invoice channel is refused (a
+    no-CVR place without fee e-mail or EAN); a care-only unit states its §§ 83-87 services and
+    registers without a category, billing or responsible doctor."""
+    person, person_place = "registrant-41", sor(800)
+    town, town_place = cvr(42), sor(801)
+    state, state_place = cvr(43), sor(802)
+    care, care_place, bare_place = cvr(44), sor(803), sor(804)
+    nobill, nobill_place = "registrant-45", sor(805)
+
+    def life(form: str, key: str, place: str, staff: list[dict], category: int) -> list[Message]:
+        return [
+            company_registered(f"{place}-company", form, key),
+            unit_added(f"{place}-unit", form, key, place, staff),
+            information("information_added", f"{place}-info", form, key, place, category),
+        ]
+
+    def changed(mid: str, form: str, key: str, place: str, **more: Any) -> Message:
+        return event(
+            "unit_changed",
+            mid,
+            form,
+            key,
+            sor_id=place,
+            name="Moved",
+            unit_type="Fysioterapi",
+            postal_address={"street": "Nørregade 9", "postal_code": "1165", "city": "København K"},
+            **more,
+        )
+
+    def gone(mid: str, form: str, key: str, place: str, **more: Any) -> Message:
+        return event(
+            "deregistered",
+            mid,
+            form,
+            key,
+            sent_at="2024-06-10T10:00:00+02:00",
+            sor_id=place,
+            treatment_stopped_on="2024-06-05",
+            **more,
+        )
+
+    def again(mid: str, form: str, key: str, place: str, **more: Any) -> Message:
+        sent = "2024-08-01T10:00:00+02:00"
+        return event("reregistered", mid, form, key, sent_at=sent, sor_id=place, **more)
+
+    def stps(place: str) -> dict[str, str]:
+        return {"role": "stps", "reference_number": f"BST-{place}"}
+
+    care_unit = {"care_services": ["83", "84"], "unit_type": "Plejehjem"}
+    outcome = await _decoded_then_pipeline(
+        database_url,
+        [
+            *life("private_no_cvr", person, person_place, PHYSIOS[:1], 5),
+            changed("p-unit-own", "private_no_cvr", person, person_place),
+            gone("p-gone-own", "private_no_cvr", person, person_place),
+            gone("p-gone-no-ref", "private_no_cvr", person, person_place, role="stps"),
+            gone("p-gone-stps", "private_no_cvr", person, person_place, **stps(person_place)),
+            again("p-again-own", "private_no_cvr", person, person_place),
+            again("p-again-stps", "private_no_cvr", person, person_place, **stps(person_place)),
+            changed("p-unit-stps", "private_no_cvr", person, person_place, **stps(person_place)),
+            *life("municipal", town, town_place, PHYSIOS, 4),
+            changed("m-unit-own", "municipal", town, town_place),
+            gone("m-gone-own", "municipal", town, town_place),
+            gone("m-gone-stps", "municipal", town, town_place, **stps(town_place)),
+            *life("state", state, state_place, DOCTORS[:1], 1),
+            changed("s-unit-own", "state", state, state_place),
+            changed("s-unit-sds", "state", state, state_place, role="sds"),
+            company_registered("nb-company", "private_no_cvr", nobill),
+            unit_added("nb-unit", "private_no_cvr", nobill, nobill_place, PHYSIOS[:1]),
+            information(
+                "information_added",
+                "nb-info",
+                "private_no_cvr",
+                nobill,
+                nobill_place,
+                5,
+                fee_email=None,
+            ),
+            company_registered("c-company", "private_cvr", care),
+            unit_added("c-unit", "private_cvr", care, care_place, [], **care_unit),
+            event(
+                "information_added",
+                "c-info",
+                "private_cvr",
+                care,
+                sor_id=care_place,
+            ),
+            unit_added("b-unit", "private_cvr", care, bare_place, []),
+            event("information_added", "b-info", "private_cvr", care, sor_id=bare_place),
+        ],
+    )
+    email = "rule.change_by_email_to_stps"
+    assert outcome == {
+        **{f"{p}-{s}": None for p in (person_place, town_place, state_place) for s in ("company", "unit", "info")},
+        "p-unit-own": email,
+        "p-gone-own": email,
+        "p-gone-no-ref": "rule.reference_number_does_not_match",
+        "p-gone-stps": None,
+        "p-again-own": email,
+        "p-again-stps": None,
+        "p-unit-stps": None,
+        "m-unit-own": email,
+        "m-gone-own": email,
+        "m-gone-stps": None,
+        "s-unit-own": "rule.sor_changes_through_sds",
+        "s-unit-sds": None,
+        "nb-company": None,
+        "nb-unit": None,
+        "nb-info": "rule.no_invoice_channel_add_billing_information",
+        "c-company": None,
+        "c-unit": None,
+        "c-info": None,
+        "b-unit": None,
+        "b-info": "rule.category_needed_for_health_treatment",
+    }  # fmt: skip
+    register = Register(make_engine(database_url))
+    try:
+        states = {r.sor_id: r.state for r in await _rows(register, pt.states)}
+        versions = {r.sor_id: r for r in await _rows(register, pt.information)}
+        fees = {(r.sor_id, r.year): r for r in await _rows(register, pt.fees)}
+    finally:
+        await register.close()
+    assert states[person_place] == "REGISTERED" and states[town_place] == "DEREGISTERED"
+    assert states[care_place] == "REGISTERED" and states[bare_place] == "SOR_ONLY"
+    assert states[nobill_place] == "SOR_ONLY"
+    assert versions[care_place].category is None
+    # spec § 1: units delivering only §§ 83-87 care pay no fee (stated for 2018-2024)
+    assert (fees[care_place, 2024].band, fees[care_place, 2024].amount) == ("fee_free", 0)
+
+
+# -- Issue 29 point 5: registration deadlines as alerts that fire on time -------------------------------
+
+
+async def test_a_place_unregistered_when_its_treatment_start_passes_is_alerted_by_the_timer_once(
+    database_url: str,
+) -> None:
+    """Issue 29 point 5, RBT § 1 stk. 3 (register before treatment starts): a unit added on its start
+    day and a place registered on its start day are not late; the watch raises
+    `treatment_before_registration` for the unregistered one as soon as the start day has passed
+    (Copenhagen), not when its next event comes; once, even with two watches at the same time, after
+    a restart and when the late registration comes. The alert is kept in the outbox with the mark."""
+    from sinks.tables import outbox
+    from streams.outputs import Outputs
+    from streams.place_watch import raise_unregistered_starts
+
+    key, late, on_time = cvr(46), sor(900), sor(901)
+    names = TopicNames("p.")
+    config = ApplyConfig("places", 60, b"k" * 32)
+    register = Register(make_engine(database_url))
+    pipeline = Pipeline(register, names, config)
+    await pipeline.start()
+    offsets = iter(range(100))
+
+    async def send(message: Message) -> tuple[str | None, list[dict[str, Any]]]:
+        source = Source(names(REGISTRATIONS), 0, next(offsets), message[0], as_json(message[1]), 0)
+        item = decode(source, REGISTRATIONS)
+        assert not isinstance(item, Rejected), item.reason
+        result = await pipeline.run([item], [], {})
+        refused = [
+            dict(o.headers or ())["reghub-reason"].decode()
+            for o in result.outputs
+            if o.topic == names(DEAD_LETTER)
+        ]
+        alerts = [orjson.loads(o.value) for o in result.outputs if o.topic == names(PLACE_ALERTS)]
+        return (refused[0] if refused else None), alerts
+
+    kept: list[int] = []
+
+    async def watch(at: str) -> list[dict[str, Any]]:
+        now = datetime.fromisoformat(at)
+        row, alerts = await raise_unregistered_starts(register, Outputs(names, b"k" * 32, now), now)
+        kept.extend([row] if row is not None else [])
+        return [orjson.loads(a.value) for a in alerts]
+
+    try:
+        assert await send(company_registered("w-company", "private_cvr", key)) == (None, [])
+        on_start_day = {"sent_at": "2024-03-05T09:00:00+01:00", "treatment_starts_on": "2024-03-05"}
+        assert await send(
+            unit_added("w-late-unit", "private_cvr", key, late, PHYSIOS[:1], **on_start_day)
+        ) == (None, [])
+        ahead = {"sent_at": "2024-03-04T09:00:00+01:00", "treatment_starts_on": "2024-03-05"}
+        assert await send(
+            unit_added("w-ok-unit", "private_cvr", key, on_time, PHYSIOS[:1], **ahead)
+        ) == (None, [])
+        registered_that_day = information(
+            "information_added",
+            "w-ok-info",
+            "private_cvr",
+            key,
+            on_time,
+            5,
+            sent_at="2024-03-05T16:00:00+01:00",
+        )
+        assert await send(registered_that_day) == (None, [])
+
+        assert await watch("2024-03-05T23:59:00+01:00") == []  # the start day has not passed
+        ticks = ["2024-03-06T00:01:00+01:00"] * (2 if "postgresql" in database_url else 1)
+        raised = [a for alerts in await asyncio.gather(*map(watch, ticks)) for a in alerts]
+        assert [(a["kind"], a["sor_id"], a["company"], a["days"]) for a in raised] == [
+            ("treatment_before_registration", late, key, 1)
+        ]
+        assert await watch("2024-03-06T00:02:00+01:00") == []  # a restart, the next tick
+        assert await watch("2024-03-09T12:00:00+01:00") == []
+        late_registration = information(
+            "information_added",
+            "w-late-info",
+            "private_cvr",
+            key,
+            late,
+            5,
+            sent_at="2024-03-08T10:00:00+01:00",
+        )
+        assert await send(late_registration) == (None, [])  # alerted already: not a second time
+        states = {r.sor_id: r for r in await _rows(register, pt.states)}
+        assert states[late].state == "REGISTERED" and states[late].start_alerted_at is not None
+        assert states[on_time].start_alerted_at is None
+        assert [(r.id, r.records) for r in await _rows(register, outbox) if r.id in kept] == [
+            (kept[0], 1)
+        ]  # the one alert, in the outbox, committed with the mark
+    finally:
+        await register.close()
+
+
+async def test_the_worker_wires_the_treatment_start_watch(
+    settings: Settings, register: Register
+) -> None:
+    """Issue 29 point 5: the worker's faust app has the timer, and its tick in a running worker
+    publishes the alert on stps.alerts.v1 (a unit added before its start, unregistered since)."""
+    from streams.app import create_app, watch_treatment_starts
+
+    key, place = cvr(47), sor(902)
+    await _run(
+        settings,
+        register,
+        [
+            company_registered("ww-company", "private_cvr", key),
+            unit_added(
+                "ww-unit",
+                "private_cvr",
+                key,
+                place,
+                PHYSIOS[:1],
+                sent_at="2024-03-01T09:00:00+01:00",
+                treatment_starts_on="2024-03-05",
+            ),
+        ],
+    )
+    async with running_worker(settings, register) as processor:
+        app = create_app(
+            processor,
+            app_id=f"{settings.consumer_group}-wiring",
+            bootstrap=settings.kafka_bootstrap,
+            web_port=6099,  # never opened: the app is built, not started
+            session_timeout_ms=6000,
+        )
+        assert "watch_place_starts" in {t.__name__ for t in app._app_tasks}
+        assert await watch_treatment_starts(processor) == 1
+        assert await watch_treatment_starts(processor) == 0
+    [alert] = await _alerts(settings, 1)
+    assert (alert["kind"], alert["sor_id"], alert["company"]) == (
+        "treatment_before_registration",
+        place,
+        key,
+    )

@@ -1,6 +1,8 @@
 """The annual fee of a registered treatment place (spec/treatment-places.md § 6), in øre.
 
 Exempt at or below the year's de-minimis limit L; half fee for L < turnover ≤ 2L; full fee above.
+The half fee is the one STPS publishes: a table carries it where STPS published it (2018: 5,580.50 kr
+for 11,161 kr), else it is the exact half rounded up to whole kroner (2021, 2024: 6,388 kr for 12,775 kr).
 Fee-free places register but pay nothing (spec § 1); a new owner's place and the old one both pay the
 full fee for the year of the change. The fee tables are reference data per year: a year without one
 has no fee (`NoFeeTable`), never a guess.
@@ -33,7 +35,9 @@ class FeeTable:
 
     - `limit`: the de-minimis limit L (None: no limit that year, every place pays the full fee);
     - `care_only_fee_free`: units delivering only §§ 83-87 care pay no fee that year (DECISION:
-      configurable per year; stated for 2018-2024).
+      configurable per year; stated for 2018-2024);
+    - `halves`: the half fees as STPS published them, by category (None: STPS gave only the full
+      amounts, and the half is the exact half rounded up to whole kroner, spec § 6).
     """
 
     year: int
@@ -41,14 +45,26 @@ class FeeTable:
     fees: Mapping[int, Ore]
     care_only_fee_free: bool
     source: str
+    halves: Mapping[int, Ore] | None = None
 
     def __post_init__(self) -> None:
         if sorted(self.fees) != [1, 2, 3, 4, 5]:
             raise ValueError("a fee table has a fee for each of the categories 1-5")
-        if any(fee <= 0 or fee % 2 for fee in self.fees.values()):
-            raise ValueError("a fee is a positive, even number of øre (its half is exact)")
+        if any(fee <= 0 for fee in self.fees.values()):
+            raise ValueError("a fee is a positive number of øre")
+        if self.halves is not None:
+            if sorted(self.halves) != [1, 2, 3, 4, 5]:
+                raise ValueError("a table's half fees name each of the categories 1-5")
+            if any(not 0 < h <= self.fees[c] for c, h in self.halves.items()):
+                raise ValueError("a half fee is positive and at most the full fee")
         if self.limit is not None and self.limit < 0:
             raise ValueError("the de-minimis limit is not negative")
+
+    def half_fee(self, category: int) -> Ore:
+        """The half fee of `category` as STPS charges it (spec § 6)."""
+        if self.halves is not None:
+            return self.halves[category]
+        return half(self.fees[category])
 
 
 def new_table_refusal(table: FeeTable, this_year: int) -> str | None:
@@ -57,7 +73,7 @@ def new_table_refusal(table: FeeTable, this_year: int) -> str | None:
     holds on SQLite and PostgreSQL alike, a source without control characters or a CPR number."""
     if not FIRST_FEE_YEAR <= table.year <= this_year + 1:
         return f"the year is from {FIRST_FEE_YEAR} to next year"
-    amounts = [*table.fees.values(), table.limit or 0]
+    amounts = [*table.fees.values(), *(table.halves or {}).values(), table.limit or 0]
     if any(amount > AMOUNT_LIMIT for amount in amounts):
         return "an amount is at most 10^13 øre"
     if _CONTROL.search(table.source) or contains_person_number(table.source):
@@ -69,10 +85,21 @@ def _dkk(*amounts: int) -> dict[int, Ore]:
     return {category: kr * 100 for category, kr in enumerate(amounts, start=1)}
 
 
+def _ore(*amounts: int) -> dict[int, Ore]:
+    return dict(enumerate(amounts, start=1))
+
+
 _STPS = "stps.dk, 'Gebyr for registrering af behandlingssted' (spec/treatment-places.md § 6)"
 KNOWN_FEE_TABLES: tuple[FeeTable, ...] = (
     FeeTable(2017, None, _dkk(10_847, 7_234, 3_975, 2_238, 1_917), False, _STPS),
-    FeeTable(2018, 2_500_000, _dkk(11_161, 7_444, 4_090, 2_303, 1_973), True, _STPS),
+    FeeTable(
+        2018,
+        2_500_000,
+        _dkk(11_161, 7_444, 4_090, 2_303, 1_973),
+        True,
+        _STPS + ", half fees as published (5,580.50 kr for category 1)",
+        _ore(558_050, 372_200, 204_500, 115_150, 98_650),
+    ),
     FeeTable(2019, 2_545_000, _dkk(11_362, 7_578, 4_164, 2_344, 2_009), True, _STPS),
     FeeTable(2020, 2_570_500, _dkk(11_476, 7_653, 4_205, 2_368, 2_029), True, _STPS),
     FeeTable(2021, 2_609_000, _dkk(6_389, 4_260, 2_341, 1_318, 1_130), True, _STPS + ", reduced"),
@@ -100,7 +127,7 @@ class Fee:
     """A place's fee for a year: the band it falls in and the amount in øre."""
 
     year: int
-    category: int
+    category: int | None
     band: Band
     amount: Ore
 
@@ -114,6 +141,14 @@ class NoFeeTable:
 
 
 @dataclass(frozen=True, slots=True)
+class NoCategory:
+    """A care-only unit (no category, spec § 3) in a year whose table does not make it fee-free."""
+
+    year: int
+    reason: str = "no category"
+
+
+@dataclass(frozen=True, slots=True)
 class NoTurnover:
     """The place reported no turnover for the year, so its band is unknown."""
 
@@ -122,24 +157,24 @@ class NoTurnover:
 
 
 def half(amount: Ore) -> Ore:
-    """Exactly half: 2018's category 1, 1,116,100 øre, gives 558,050 øre (5,580.50 kr)."""
-    if amount % 2:
-        raise ValueError("a fee in øre must halve exactly")
-    return amount // 2
+    """Half of a full fee rounded up to whole kroner, as STPS publishes it where a table gives only the
+    full amounts (spec § 6): 12,775 kr gives 6,388 kr, 2,258 kr gives 1,129 kr."""
+    return -(-amount // 200) * 100
 
 
 def annual_fee(
     book: FeeBook,
     year: int,
-    category: int,
+    category: int | None,
     turnover: Ore | None,
     *,
     fee_free: FeeFreeReason | None = None,
     owner_change: bool = False,
-) -> Fee | NoFeeTable | NoTurnover:
+) -> Fee | NoFeeTable | NoTurnover | NoCategory:
     """The fee a place registered at any time in `year` owes for it (spec § 6).
 
     Args:
+        category: the place's category (None: a care-only unit, which has none).
         turnover: the place's turnover for the year in øre (None: not reported).
         fee_free: why the place pays no fee (spec § 1), if it does not.
         owner_change: the year a new owner (a new CVR) took over: both places pay the full fee.
@@ -147,11 +182,13 @@ def annual_fee(
     table = book.of(year)
     if table is None:
         return NoFeeTable(year)
-    full = table.fees[category]
     if fee_free == "care_only" and not table.care_only_fee_free:
         fee_free = None
     if fee_free is not None:
         return Fee(year, category, "fee_free", 0)
+    if category is None:
+        return NoCategory(year)
+    full = table.fees[category]
     if owner_change:
         return Fee(year, category, "owner_change", full)
     if table.limit is None:
@@ -161,7 +198,7 @@ def annual_fee(
     if turnover <= table.limit:
         return Fee(year, category, "de_minimis", 0)
     if turnover <= 2 * table.limit:
-        return Fee(year, category, "half", half(full))
+        return Fee(year, category, "half", table.half_fee(category))
     return Fee(year, category, "full", full)
 
 

@@ -48,10 +48,12 @@ OWNER_ROLE: dict[Form, Role] = {
 """Who logs in to each form (the table of spec § 2)."""
 
 CHANGES_BY_EMAIL: frozenset[Form] = frozenset({"private_no_cvr", "municipal"})
-"""Forms whose treatment-place information is changed by e-mail to STPS quoting the reference number:
-the change arrives filed by `stps`."""
-SOR_BY_SDS: frozenset[Form] = frozenset({"private_hospital", "municipal"})
-"""Forms whose SOR data (units) change through the Danish Health Data Authority after registration."""
+"""Forms whose every later change (information, units, deregistration, re-registration) is made by
+e-mail to STPS quoting the reference number (seed: "skrive en mail til registrering@stps.dk"): the change
+arrives filed by `stps`, and the owner's own event is refused with a reason naming that channel."""
+SOR_BY_SDS: frozenset[Form] = frozenset({"private_hospital", "state"})
+"""Forms whose SOR data (units) change through the Danish Health Data Authority after registration
+(seed: "kontakte Sundhedsdatastyrelsen på sorpost@sundhedsdata.dk")."""
 
 EventKind = Literal[
     "company_registered",
@@ -66,6 +68,12 @@ EventKind = Literal[
     "reregistered",
 ]
 UNIT_EVENTS: frozenset[str] = frozenset({"unit_added", "unit_changed", "unit_closed"})
+LATER_CHANGES: frozenset[str] = frozenset(
+    {"information_changed", "unit_changed", "unit_closed", "deregistered", "reregistered"}
+)
+"""What an e-mail form's owner may not file itself once the place is registered (spec § 2)."""
+EMAIL_CHANNEL = "rule.change_by_email_to_stps"
+"""The reason that names the channel: registrering@stps.dk, quoting the reference number."""
 
 
 def form_refusal(
@@ -76,6 +84,7 @@ def form_refusal(
     has_cvr: bool,
     se_number: bool,
     registered_form: Form | None,
+    place_registered: bool = True,
 ) -> str | None:
     """Why this filer may not file `event` through `form` (a `rule.*` reason), or None.
 
@@ -83,6 +92,8 @@ def form_refusal(
         has_cvr: the company is keyed by a CVR number (else by its registrant).
         se_number: the filer holds an SE number (must use the CVR form).
         registered_form: the form the company was registered through (None: not yet registered).
+        place_registered: the place the event is about has a reference number (it was registered);
+            a unit changed before that is still part of filling in the form.
     """
     if form == "private_no_cvr" and se_number:
         return "rule.se_number_holder_must_use_cvr_form"
@@ -106,8 +117,9 @@ def form_refusal(
         if role == "municipality" and form in PRIVATE_FORMS:
             return "rule.municipality_filing_for_private_place"
         return "rule.role_not_on_form"
-    if event == "information_changed" and form in CHANGES_BY_EMAIL:
-        return "rule.change_by_email_to_stps"
+    later = event not in UNIT_EVENTS or place_registered
+    if event in LATER_CHANGES and form in CHANGES_BY_EMAIL and later:
+        return EMAIL_CHANNEL
     if event in ("unit_changed", "unit_closed") and form in SOR_BY_SDS:
         return "rule.sor_changes_through_sds"
     return None

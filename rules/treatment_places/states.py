@@ -83,11 +83,12 @@ def treatment_days_before_registration(
     treatment_starts_on: date | None, registered_on: date | None, today: date
 ) -> int:
     """Days a unit treated without being registered, as of `today` (0 when it did not): it registers
-    before treatment starts (RBT § 1 stk. 3)."""
+    before treatment starts (RBT § 1 stk. 3). DECISION: a registration on the start day itself is not
+    late; a place still unregistered is late from the day after its start, by the days since it."""
     if treatment_starts_on is None:
         return 0
     until = registered_on if registered_on is not None else today
-    return max(0, (until - treatment_starts_on).days + (0 if registered_on is not None else 1))
+    return max(0, (until - treatment_starts_on).days)
 
 
 def registered_in_year(history: Sequence[tuple[str, date]], year: int) -> bool:

@@ -23,8 +23,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from rules.identifiers import DANISH_MUNICIPALITY_CODES
 from rules.treatment_places import identifiers as ids
 from rules.treatment_places.categories import Practitioner, category_refusal
-from rules.treatment_places.fees import Fee, FeeBook, FeeTable, NoFeeTable, annual_fee, invoice_to
-from rules.treatment_places.forms import form_refusal
+from rules.treatment_places.fees import (
+    Fee,
+    FeeBook,
+    FeeTable,
+    NoCategory,
+    NoFeeTable,
+    annual_fee,
+    invoice_to,
+)
+from rules.treatment_places.forms import CHANGES_BY_EMAIL, LATER_CHANGES, form_refusal
 from rules.treatment_places.sor import converged_event
 from rules.treatment_places.states import (
     State,
@@ -61,6 +69,7 @@ from sinks.places_rows import (
     UnitRow,
 )
 from sinks.publisher import Outgoing
+from sinks.times import utc
 from streams.decode import Decoded
 from streams.effects import Effects, refused
 from streams.handlers.base import BatchView, Context, Handler, rejection
@@ -219,12 +228,14 @@ def _seq(row: StateHistoryRow) -> int:
 def fee_table(row: FeeTableRow) -> FeeTable:
     """A loaded fee table as the rules take it. Raises: ValueError, a table the rules refuse."""
     fees = (row.fee_1, row.fee_2, row.fee_3, row.fee_4, row.fee_5)
+    halves = (row.half_1, row.half_2, row.half_3, row.half_4, row.half_5)
     return FeeTable(
         row.year,
         row.de_minimis_limit,
         dict(enumerate(fees, start=1)),
         row.care_only_fee_free,
         row.source,
+        None if None in halves else dict(enumerate(halves, start=1)),  # type: ignore[arg-type]
     )
 
 
@@ -266,9 +277,11 @@ def identifier_refusal(e: Any) -> str | None:
     return None
 
 
-def owner_refusal(e: Any, company: CompanyRow | None) -> str | None:
+def owner_refusal(e: Any, company: CompanyRow | None, place: StateRow | None = None) -> str | None:
     """Whether the filer may act for this company: the form (spec § 2) and, for a municipal or regional
-    place, the filer's own municipality or region."""
+    place, the filer's own municipality or region. STPS changing a registered place of an e-mail form
+    quotes its reference number (the owner's e-mail names it)."""
+    registered = place is not None and place.reference_number is not None
     reason = form_refusal(
         e.event,
         e.form,
@@ -276,9 +289,18 @@ def owner_refusal(e: Any, company: CompanyRow | None) -> str | None:
         has_cvr=e.company.cvr is not None,
         se_number=e.filer.se_number,
         registered_form=company.form if company is not None else None,  # type: ignore[arg-type]
+        place_registered=registered,
     )
     if reason is not None:
         return reason
+    if (
+        e.filer.role == "stps"
+        and e.form in CHANGES_BY_EMAIL
+        and e.event in LATER_CHANGES
+        and registered
+        and getattr(e, "reference_number", None) != place.reference_number  # type: ignore[union-attr]
+    ):
+        return "rule.reference_number_does_not_match"
     owner_code = (
         company.owner_municipality_code
         if company is not None
@@ -314,7 +336,8 @@ def handle(view: BatchView, d: Decoded, ctx: Context) -> Effects:
     book = Book.of(view)
     key = e.company.key
     company = book.companies.get(key)
-    reason = identifier_refusal(e) or owner_refusal(e, company)
+    place = book.states.get(getattr(e, "sor_id", None) or "")
+    reason = identifier_refusal(e) or owner_refusal(e, company, place)
     if reason is None and e.event != "company_registered" and company is None:
         reason = "rule.company_not_registered"
     sor = getattr(e, "sor_id", None)
@@ -423,6 +446,7 @@ def _transition(
         seq,
         stopped,
         ctx.now,
+        before.start_alerted_at if before is not None else None,
     )
     return ((pt.states, state), *rows)
 
@@ -503,10 +527,11 @@ def _unit(book: Book, d: Decoded, e: UnitAdded | UnitChanged, ctx: Context) -> S
     alerts = []
     late = (
         0
-        if new in ("REGISTERED", "NOTIFIED")
+        if new in ("REGISTERED", "NOTIFIED") or _alerted(book.states.get(e.sor_id))
         else treatment_days_before_registration(e.treatment_starts_on, None, _day(e))
     )
     if late:
+        rows = _mark_alerted(book, rows, e.sor_id, ctx.now)
         alerts.append(
             _alert(
                 ctx,
@@ -562,17 +587,27 @@ def _information(
         for p in book.active_practitioners(e.sor_id)
     ]
     care_only = bool(orjson.loads(unit.care_services)) and not practitioners
-    why = category_refusal(
-        e.category,
-        practitioners,
-        e.responsible_authorisation_id,
-        company.form,  # type: ignore[arg-type]
-        care_only=care_only,
+    # A unit delivering only §§ 83-87 care states its services and has no category, billing or
+    # responsible doctor; a unit giving health treatment has all three (seed, spec § 3).
+    if e.category is None and not care_only:
+        return "rule.category_needed_for_health_treatment"
+    why = (
+        category_refusal(
+            e.category,
+            practitioners,
+            e.responsible_authorisation_id,
+            company.form,  # type: ignore[arg-type]
+            care_only=care_only,
+        )
+        if e.category is not None
+        else None
     )
     if why is not None:
         return why
     if e.fee_free == "care_only" and not care_only:
         return "rule.fee_free_care_only_unit_gives_health_treatment"
+    if not care_only and invoice_to(e.ean, company.cvr, e.fee_email) is None:
+        return "rule.no_invoice_channel_add_billing_information"
     latest = book.info(e.sor_id)
     version = (latest.version if latest is not None else 0) + 1
     info = InformationRow(
@@ -594,7 +629,8 @@ def _information(
     alerts: list[Outgoing] = []
     if e.event == "information_added":
         late = treatment_days_before_registration(unit.treatment_starts_on, _day(e), _day(e))
-        if late and not _alerted_in_sor(before, unit):
+        if late and not _alerted(before):
+            rows = _mark_alerted(book, rows, e.sor_id, ctx.now)
             alerts.append(
                 _alert(
                     ctx,
@@ -612,11 +648,23 @@ def _information(
     return Step(tuple(rows), f"{what}: version {version}", tuple(alerts))
 
 
-def _alerted_in_sor(before: StateRow | None, unit: UnitRow) -> bool:
-    """Whether the unit's SOR event already raised `treatment_before_registration`: it put the place
-    in its unregistered state on or after the day treatment started."""
-    start = unit.treatment_starts_on
-    return before is not None and start is not None and before.since >= start
+def _alerted(place: StateRow | None) -> bool:
+    """Whether `treatment_before_registration` was raised for the place already (by an event of it
+    or by the timer, `streams.place_watch`): it is raised once."""
+    return place is not None and place.start_alerted_at is not None
+
+
+def _mark_alerted(
+    book: Book, rows: list[tuple[Table, tuple[Any, ...]]], sor: str, now: datetime
+) -> list[tuple[Table, tuple[Any, ...]]]:
+    """`rows` with the place's state row marking the alert as raised (its new row, or the one before)."""
+    marked = [
+        (t, r._replace(start_alerted_at=now) if t is pt.states and r[0] == sor else r)  # type: ignore[attr-defined]
+        for t, r in rows
+    ]
+    if not any(t is pt.states and r[0] == sor for t, r in rows):
+        marked.append((pt.states, book.states[sor]._replace(start_alerted_at=now, updated_at=now)))
+    return marked
 
 
 def _apply_rows(book: Book, rows: Iterable[tuple[Table, tuple[Any, ...]]]) -> Book:
@@ -644,22 +692,41 @@ def _apply_rows(book: Book, rows: Iterable[tuple[Table, tuple[Any, ...]]]) -> Bo
 
 
 def _owner_change(book: Book, sor: str, year: int) -> bool:
-    """Whether a new owner's place and the place it replaced were both registered in `year`."""
+    """Whether a new owner's place and the place it replaced were both registered in `year`.
+
+    Only a new CVR (another company key) is a new owner; a unit SOR replaces under the same CVR (a
+    move, a split) is not, and each place pays by its own band (spec § 1, DECISION).
+    """
     unit = book.units.get(sor)
-    replaced = unit.replaces_sor_id if unit is not None else None
-    if replaced is not None and book.registered_in(replaced, year):
+    if unit is None:
+        return False
+    replaced = book.units.get(unit.replaces_sor_id) if unit.replaces_sor_id else None
+    if (
+        replaced is not None
+        and replaced.company_key != unit.company_key
+        and book.registered_in(replaced.sor_id, year)
+    ):
         return True
     return any(
-        u.replaces_sor_id == sor and book.registered_in(u.sor_id, year) for u in book.units.values()
+        u.replaces_sor_id == sor
+        and u.company_key != unit.company_key
+        and book.registered_in(u.sor_id, year)
+        for u in book.units.values()
     )
 
 
 def _fee_row(book: Book, sor: str, year: int, now: datetime) -> FeeRow | None:
-    """The place's fee for `year`, if it was registered in it and has information (spec § 6)."""
+    """The place's fee for `year`, if it was registered in it and has information (spec § 6): by the
+    information version in force at the year's end (the first one for a year before it)."""
     state = book.states.get(sor)
-    info = book.info(sor, state.version if state is not None else None)
-    if state is None or info is None or not book.registered_in(sor, year):
+    if state is None or not book.registered_in(sor, year):
         return None
+    versions = sorted(
+        (r for (s, _), r in book.information.items() if s == sor), key=lambda r: r.version
+    )
+    if not versions:
+        return None
+    info = next((r for r in reversed(versions) if _local_year(r.valid_from) <= year), versions[0])
     company = book.companies.get(state.company_key)
     turnover = book.turnover(sor, year)
     fee = annual_fee(
@@ -667,13 +734,15 @@ def _fee_row(book: Book, sor: str, year: int, now: datetime) -> FeeRow | None:
         year,
         info.category,
         turnover,
-        fee_free=info.fee_free,  # type: ignore[arg-type]
+        fee_free=info.fee_free or ("care_only" if info.category is None else None),  # type: ignore[arg-type]
         owner_change=_owner_change(book, sor, year),
     )
     if isinstance(fee, Fee):
         band, amount = fee.band, fee.amount
+    elif isinstance(fee, NoFeeTable):
+        band, amount = "no_fee_table", None
     else:
-        band, amount = ("no_fee_table" if isinstance(fee, NoFeeTable) else "no_turnover"), None
+        band, amount = ("no_category" if isinstance(fee, NoCategory) else "no_turnover"), None
     target = invoice_to(info.ean, company.cvr if company else None, info.fee_email)
     return FeeRow(
         sor,
@@ -690,19 +759,35 @@ def _fee_row(book: Book, sor: str, year: int, now: datetime) -> FeeRow | None:
     )
 
 
+def _local_year(at: datetime) -> int:
+    """The Copenhagen year of a stored time (SQLite gives it back without its zone: UTC)."""
+    aware = utc(at) or at
+    return (local_day(aware) or aware.date()).year
+
+
+def ledger(book: Book, sor: str, until: int, now: datetime) -> list[FeeRow]:
+    """The place's fee ledger: a row for every calendar year from its first registration to `until`
+    in which it was registered at any time, also a year in which nothing happened (spec § 6)."""
+    state = book.states.get(sor)
+    first = state.first_registered_on if state is not None else None
+    if first is None:
+        return []
+    rows = (_fee_row(book, sor, year, now) for year in range(first.year, until + 1))
+    return [r for r in rows if r is not None]
+
+
 def _fees_of_year(
     book: Book, sor: str, year: int, ctx: Context
 ) -> list[tuple[Table, tuple[Any, ...]]]:
-    """The fee rows of `year` for the place and, in an owner change, the other place of it."""
+    """The ledger rows up to `year` for the place and, where one unit replaces another, the other
+    place (an owner change makes both pay the full fee)."""
     rows: list[tuple[Table, tuple[Any, ...]]] = []
     unit = book.units.get(sor)
     others = {u.sor_id for u in book.units.values() if u.replaces_sor_id == sor}
     if unit is not None and unit.replaces_sor_id is not None:
         others.add(unit.replaces_sor_id)
     for place in (sor, *sorted(others)):
-        row = _fee_row(book, place, year, ctx.now)
-        if row is not None:
-            rows.append((pt.fees, row))
+        rows.extend((pt.fees, row) for row in ledger(book, place, year, ctx.now))
     return rows
 
 
@@ -713,7 +798,8 @@ def _deregistered(book: Book, d: Decoded, e: Deregistered, ctx: Context) -> Step
     day = _day(e)
     if e.treatment_stopped_on > day:
         return "rule.treatment_stopped_in_the_future"
-    rows = _transition(book, e, e.sor_id, new, ctx, stopped_on=e.treatment_stopped_on)
+    rows = list(_transition(book, e, e.sor_id, new, ctx, stopped_on=e.treatment_stopped_on))
+    rows.extend(_fees_of_year(_apply_rows(book, rows), e.sor_id, day.year, ctx))
     alerts = []
     late = deregistration_days_late(e.treatment_stopped_on, day)
     if late:
@@ -729,7 +815,7 @@ def _deregistered(book: Book, d: Decoded, e: Deregistered, ctx: Context) -> Step
                 f"{e.treatment_stopped_on}, due within 14 days",
             )
         )
-    return Step(rows, "deregistered", tuple(alerts))
+    return Step(tuple(rows), "deregistered", tuple(alerts))
 
 
 def _reregistered(book: Book, d: Decoded, e: Reregistered, ctx: Context) -> Step | str:
@@ -785,7 +871,7 @@ _STEPS: dict[str, Callable[[Book, Decoded, Any, Context], Step | str]] = {
 HANDLER = Handler(handle, preload=preload)
 
 
-# -- the read side: the whole register, and a year's invoice list (`reghub fees`) ---------------------
+# -- the read side: the whole register and its fee ledger (`streams.fee_ledger`) ----------------------
 
 
 async def load_register(conn: AsyncConnection) -> Book:
@@ -798,8 +884,6 @@ async def load_register(conn: AsyncConnection) -> Book:
     return Book.loaded(loaded)
 
 
-def invoice_list(book: Book, year: int, now: datetime) -> list[FeeRow]:
-    """The fee of every place registered at some time in `year`, computed as the handler does
-    (spec § 6), by reference number; a year without a fee table gives rows without an amount."""
-    rows = [_fee_row(book, sor, year, now) for sor in book.states]
-    return sorted((r for r in rows if r is not None), key=lambda r: r.reference_number or "")
+def whole_ledger(book: Book, until: int, now: datetime) -> list[FeeRow]:
+    """Every place's ledger up to `until` (`streams.fee_ledger`)."""
+    return [row for sor in sorted(book.states) for row in ledger(book, sor, until, now)]

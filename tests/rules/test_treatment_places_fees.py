@@ -3,6 +3,8 @@ edge, the fee-free cases (§ 1), the owner-change year, and a year without a tab
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from rules.treatment_places.fees import (
@@ -34,6 +36,15 @@ ROWS = [
     for year, limit, fees in TABLE
     for category, kr in enumerate(fees, start=1)
 ]
+# spec § 6, STPS's published half fees (øre): "2021 and 2024: cat 1 6,388 for 12,775; cat 5 1,129
+# for 2,258"; "2018 was published as 5,580.50" (category 1).
+PUBLISHED_HALVES = {(2024, 1): 638_800, (2024, 5): 112_900, (2018, 1): 558_050}
+
+
+def published_half(year: int, kr: int) -> int:
+    """The half fee by spec § 6's DECISION, in øre: 2018's published exactly (5,580.50 kr), every other
+    year the exact half rounded up to whole kroner."""
+    return kr * 50 if year == 2018 else math.ceil(kr / 2) * 100
 
 
 def test_the_known_tables_are_the_spec_table() -> None:
@@ -53,21 +64,37 @@ def test_every_row_full_fee_above_twice_the_limit(
 
 @pytest.mark.parametrize(("year", "limit", "category", "kr"), [r for r in ROWS if r[1]])
 def test_every_row_half_fee_and_its_edges(year: int, limit: int, category: int, kr: int) -> None:
-    """§ 6: half fee for L < turnover ≤ 2L; at L exactly, exempt (de minimis); exactly half."""
+    """§ 6: half fee for L < turnover ≤ 2L; at L exactly, exempt (de minimis); the half as STPS
+    publishes it."""
     L = limit * 100
+    halved = published_half(year, kr)
+    assert PUBLISHED_HALVES.get((year, category), halved) == halved
     assert annual_fee(BOOK, year, category, L) == Fee(year, category, "de_minimis", 0)
-    assert annual_fee(BOOK, year, category, L + 1) == Fee(year, category, "half", kr * 50)
-    assert annual_fee(BOOK, year, category, 2 * L) == Fee(year, category, "half", kr * 50)
+    assert annual_fee(BOOK, year, category, L + 1) == Fee(year, category, "half", halved)
+    assert annual_fee(BOOK, year, category, 2 * L) == Fee(year, category, "half", halved)
     assert annual_fee(BOOK, year, category, 2 * L + 1) == Fee(year, category, "full", kr * 100)
     assert annual_fee(BOOK, year, category, 0) == Fee(year, category, "de_minimis", 0)
 
 
-def test_half_of_2018_category_1_is_5580_50_kr() -> None:
-    """§ 6: 'Half fee = exactly half (2018: 5,580.50)'."""
-    fee = annual_fee(BOOK, 2018, 1, 2_500_001)
-    assert isinstance(fee, Fee) and fee.amount == 558_050
+def test_half_fees_as_stps_published_them() -> None:
+    """§ 6: 2018's category 1 was published as 5,580.50 kr; 2024's as 6,388 kr for 12,775 kr and 1,129 kr
+    for 2,258 kr (the exact half rounded up to whole kroner)."""
+    for (year, category), amount in PUBLISHED_HALVES.items():
+        limit = BOOK.of(year).limit  # type: ignore[union-attr]
+        assert annual_fee(BOOK, year, category, limit + 1) == Fee(year, category, "half", amount)
+    assert half(1_277_500) == 638_800 and half(225_800) == 112_900 and half(100) == 100
+
+
+def test_a_loaded_table_with_published_halves_uses_them_and_one_without_rounds_up() -> None:
+    """§ 6 DECISION: a table carries the half amounts as STPS publishes them; where it gives only full
+    amounts, the half is rounded up to whole kroner. Odd øre amounts are no longer refused."""
+    full = {c: 100_001 * c for c in range(1, 6)}
+    published = FeeTable(2025, 1_000, full, True, "test", {c: 50_000 * c for c in range(1, 6)})
+    rounded = FeeTable(2025, 1_000, full, True, "test")
+    assert annual_fee(FeeBook([published]), 2025, 3, 1_500).amount == 150_000  # type: ignore[union-attr]
+    assert annual_fee(FeeBook([rounded]), 2025, 1, 1_500).amount == 50_100  # type: ignore[union-attr]
     with pytest.raises(ValueError):
-        half(101)
+        FeeTable(2025, None, full, True, "test", {1: 1})  # a category missing
 
 
 @pytest.mark.parametrize("year", [2016, 2022, 2023, 2025, 2026])
@@ -89,7 +116,7 @@ def test_a_table_loaded_for_another_year_is_used() -> None:
     with pytest.raises(ValueError):
         FeeTable(2025, None, {1: 2}, True, "test")  # a category missing
     with pytest.raises(ValueError):
-        FeeTable(2025, None, {c: 100_001 for c in range(1, 6)}, True, "test")  # no exact half
+        FeeTable(2025, None, {c: 0 for c in range(1, 6)}, True, "test")  # no fee
     assert book.with_tables([]).of(2025) is not None and FeeBook().of(2025) is None
 
 

@@ -70,12 +70,15 @@ def test_deregistration_is_due_within_two_weeks_of_treatment_stopping() -> None:
 
 
 def test_a_unit_registers_before_treatment_starts() -> None:
-    """§ 1 (RBT § 1 stk. 3): register before treatment starts."""
+    """§ 1 (RBT § 1 stk. 3): register before treatment starts. Issue 29 point 5: a registration on the
+    start day itself is not late, so neither is a place still unregistered during that day; it is late
+    from the next day, by the days since the start, as a registration that day would be."""
     start = date(2024, 5, 1)
     assert treatment_days_before_registration(start, date(2024, 5, 1), date(2024, 6, 1)) == 0
     assert treatment_days_before_registration(start, date(2024, 5, 4), date(2024, 6, 1)) == 3
     assert treatment_days_before_registration(start, None, date(2024, 4, 30)) == 0
-    assert treatment_days_before_registration(start, None, date(2024, 5, 1)) == 1
+    assert treatment_days_before_registration(start, None, date(2024, 5, 1)) == 0
+    assert treatment_days_before_registration(start, None, date(2024, 5, 2)) == 1
     assert treatment_days_before_registration(None, None, date(2024, 5, 1)) == 0
 
 
@@ -154,7 +157,7 @@ def test_a_municipality_cannot_file_for_a_private_place() -> None:
 
 def test_changes_by_email_arrive_from_stps_and_sor_changes_from_sds() -> None:
     """§ 2: no-CVR and municipal places change by e-mail quoting the reference number; private
-    hospitals' and municipalities' SOR data change through the Health Data Authority."""
+    hospitals' and state places' SOR data change through the Health Data Authority."""
     assert (
         _form("information_changed", "municipal", "municipality") == "rule.change_by_email_to_stps"
     )
@@ -167,6 +170,42 @@ def test_changes_by_email_arrive_from_stps_and_sor_changes_from_sds() -> None:
     assert _form("unit_changed", "private_hospital", "sds") is None
     assert _form("unit_changed", "private_cvr", "sds") is None  # the SOR connector
     assert _form("information_changed", "private_cvr", "sds") == "rule.role_not_on_form"
+
+
+@pytest.mark.parametrize("event", ["unit_changed", "unit_closed", "deregistered", "reregistered"])
+@pytest.mark.parametrize(
+    ("form", "owner"), [("private_no_cvr", "person"), ("municipal", "municipality")]
+)
+def test_every_later_change_of_an_email_form_is_stps_s(event: str, form: str, owner: str) -> None:
+    """§ 2 (seed, 'Ændring til registrering'): a no-CVR or municipal place's later changes of units,
+    deregistration and re-registration go by e-mail to STPS quoting the reference number; the owner's
+    own event is refused with the reason naming that channel, STPS's is not."""
+    has_cvr = form != "private_no_cvr"
+    assert _form(event, form, owner, has_cvr=has_cvr) == "rule.change_by_email_to_stps"
+    assert _form(event, form, "stps", has_cvr=has_cvr) is None
+
+
+def test_a_unit_changed_before_its_place_is_registered_is_still_the_owners_form() -> None:
+    """§ 2: 'every later change' is after registration; filling in the form the owner changes its unit."""
+    assert (
+        form_refusal(
+            "unit_changed",
+            "municipal",
+            "municipality",
+            has_cvr=True,
+            se_number=False,
+            registered_form="municipal",
+            place_registered=False,
+        )
+        is None
+    )
+
+
+def test_a_state_places_sor_data_change_through_sds() -> None:
+    """§ 2 (seed, 'Statsligt behandlingssted'): SOR data are changed through Sundhedsdatastyrelsen."""
+    assert _form("unit_changed", "state", "state_authority") == "rule.sor_changes_through_sds"
+    assert _form("unit_closed", "state", "state_authority") == "rule.sor_changes_through_sds"
+    assert _form("unit_changed", "state", "sds") is None
 
 
 # -- § 5 categories -------------------------------------------------------------------------------------
