@@ -215,7 +215,7 @@ def token(
     from api.tokens import mint
     from rules.access import ROLES
 
-    settings = load_settings(key_needed=False, production=True)
+    settings = load_settings(key_needed=False, production=True, register_needed=False)
     if role not in ROLES:
         typer.echo(f"--role must be one of {', '.join(ROLES)}", err=True)
         raise typer.Exit(2)

@@ -77,13 +77,18 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def load_settings(
-    *, key_needed: bool = True, production: bool = False, **overrides: object
+    *,
+    key_needed: bool = True,
+    production: bool = False,
+    register_needed: bool = True,
+    **overrides: object,
 ) -> Settings:
     """`Settings` from `REGHUB_*`, falling back to the embedded hub's broker and key when one runs here.
 
     With `production` (the worker, the API, `reghub token`) nothing is taken from a `.reghub/` folder
     unless a `reghub up` holds it: outside the embedded hub those commands use the environment alone,
-    and a register must be named (no SQLite file appears under the working directory).
+    and a register must be named when `register_needed` (no SQLite file appears under the working
+    directory).
 
     Raises:
         pydantic.ValidationError: a variable is missing or invalid (`settings_problems` says which).
@@ -92,7 +97,8 @@ def load_settings(
     values: dict[str, object] = {}
     found = hub_running(data_dir()) or {}
     if production and not found:
-        if "REGHUB_DATABASE_URL" not in os.environ and "database_url" not in overrides:
+        named = "REGHUB_DATABASE_URL" in os.environ or "database_url" in overrides
+        if register_needed and not named:
             from reghub.failures import Failure
 
             raise Failure(
