@@ -115,7 +115,7 @@ async def test_a_two_line_report_with_a_helbredstillaeg_a_balancing_amount_and_a
         {"drug_id": "028100", "reimbursement_price": 50_000, "actual_price": 50_000},
         {"drug_id": "045678", "reimbursement_price": 25_001, "actual_price": 27_001},
     ]
-    parked = report("r-2031", 40_000, "2031-01-10T10:00:00+01:00", person=OTHER_PERSON)
+    parked = report("r-2013", 40_000, "2013-01-10T10:00:00+01:00", person=OTHER_PERSON)
     async with running_worker(settings, register):
         await produce(boot, names(MUNICIPAL_GRANTS), [(KEY, as_json(municipal("m-hs", 101, "50")))])
         await produce(boot, names(DEFERRALS), [(KEY, as_json(henstand))])
@@ -134,7 +134,7 @@ async def test_a_two_line_report_with_a_helbredstillaeg_a_balancing_amount_and_a
         records = await read_until(
             boot,
             names(DECISIONS),
-            lambda r: bool(decisions_of(r, "r-two") and decisions_of(r, "r-2031")),
+            lambda r: bool(decisions_of(r, "r-two") and decisions_of(r, "r-2013")),
         )
         await produce(boot, names(DISPENSINGS), [(KEY, as_json(two))])  # redelivered
         records = await read_until(
@@ -194,11 +194,11 @@ async def test_a_two_line_report_with_a_helbredstillaeg_a_balancing_amount_and_a
     # the redelivered report is answered again from the register, the same to the øre
     assert again == {**first, "status": "duplicate"}
 
-    (held,) = decisions_of(records, "r-2031")
+    (held,) = decisions_of(records, "r-2013")
     PurchaseDecision.model_validate(held)
     assert held["status"] == "parked" and held["reason"].startswith("rule.unknown_scale")
     assert {name: held[name] for name in AMOUNT_FIELDS} == dict.fromkeys(AMOUNT_FIELDS)
-    assert held["report_id"] == "r-2031" and held["dispensing_id"] == "d-r-2031"
+    assert held["report_id"] == "r-2013" and held["dispensing_id"] == "d-r-2013"
     assert "person_key" not in held
     everything = b"".join(r.value for r in records)
     assert PERSON.encode() not in everything and OTHER_PERSON.encode() not in everything
