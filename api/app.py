@@ -31,7 +31,7 @@ from api.tokens import TokenKeys, TokenRefused, TokenVerifier
 from rules.dispensing import RulesConfig
 from rules.money import ore_to_kroner
 from sinks import read_audit, tables
-from sinks.read_audit import AuditEntry
+from sinks.read_audit import anonymous_refusal
 from sinks.register import make_engine
 
 NO_TOKEN_KEYS = TokenKeys(audience="reghub-api", issuer="reghub-dev")
@@ -98,18 +98,7 @@ def create_api(
         resource = resource_of(request.url.path)
         if resource is not None:
             fields = ", ".join(".".join(str(part) for part in p["loc"]) for p in problems)
-            entry = AuditEntry(
-                at=clock(),
-                subject="-",
-                role=None,
-                actor=None,
-                person_key=None,
-                resource=resource,
-                purpose=None,
-                fields=(),
-                status=422,
-                reason=f"request not understood: {fields}",
-            )
+            entry = anonymous_refusal(clock(), resource, 422, f"request not understood: {fields}")
             try:
                 async with engine.begin() as conn:
                     await read_audit.record(conn, entry)

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.tokens import TokenRefused, TokenVerifier
 from sinks import read_audit
-from sinks.read_audit import AuditEntry
+from sinks.read_audit import AuditEntry, anonymous_refusal
 
 log = logging.getLogger(__name__)
 
@@ -90,18 +90,8 @@ class RefusalTally:
 
 
 def _aggregate(minute: datetime, resource: str, n: int) -> AuditEntry:
-    return AuditEntry(
-        at=minute,
-        subject="-",
-        role=None,
-        actor=None,
-        person_key=None,
-        resource=resource,
-        purpose=None,
-        fields=(),
-        status=401,
-        reason=f"{n} requests without a valid token in the minute from {minute.isoformat()}",
-    )
+    reason = f"{n} requests without a valid token in the minute from {minute.isoformat()}"
+    return anonymous_refusal(minute, resource, 401, reason)
 
 
 class Gate:

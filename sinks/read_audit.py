@@ -42,6 +42,22 @@ class AuditEntry:
         return "allowed" if self.status < 400 else "refused"
 
 
+def anonymous_refusal(at: datetime, resource: str, status: int, reason: str) -> AuditEntry:
+    """An entry for a request refused before its caller was known (no valid token, not understood)."""
+    return AuditEntry(
+        at=at,
+        subject="-",
+        role=None,
+        actor=None,
+        person_key=None,
+        resource=resource,
+        purpose=None,
+        fields=(),
+        status=status,
+        reason=reason,
+    )
+
+
 def _text(value: str | None, length: int) -> str | None:
     """A caller's text as the log keeps it: cut to its column, without NUL (PostgreSQL's text has none)."""
     return None if value is None else value.replace("\x00", "")[:length]
