@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rules.identifiers import mask_person_numbers
+from sinks import counts
 from sinks import tables as t
 from sinks.times import utc
 
@@ -26,18 +27,14 @@ MINUTES = 30
 
 
 async def purchases_per_minute(conn: AsyncConnection, now: datetime) -> list[dict[str, Any]]:
-    """Purchases registered in each of the last `MINUTES` minutes, oldest first (zeros included)."""
-    since = (now - timedelta(minutes=MINUTES)).replace(second=0, microsecond=0)
-    p = t.purchases
-    rows = await conn.execute(select(p.c.registered_at).where(p.c.registered_at >= since))
-    counts: dict[datetime, int] = {}
-    for (at,) in rows:
-        minute = utc(at).replace(second=0, microsecond=0)  # type: ignore[union-attr]
-        counts[minute] = counts.get(minute, 0) + 1
+    """Purchases registered in each of the last `MINUTES` minutes, oldest first (zeros included): the
+    counts the batches keep per minute (`sinks.counts`), at most `counts.SLOTS` rows a minute read."""
+    since = counts.since(now, MINUTES)
+    found = await counts.minutes_since(conn, since)
     return [
         {
             "minute": (since + timedelta(minutes=i)).isoformat(),
-            "purchases": counts.get(since + timedelta(minutes=i), 0),
+            "purchases": found.get(since + timedelta(minutes=i), counts.Tally()).purchases,
         }
         for i in range(MINUTES + 1)
     ]

@@ -40,7 +40,7 @@ from rules.outcomes import PurchaseRecord
 from rules.scales import KNOWN_SCALES, Scale
 from rules.state import Agreement, Balance, Grant, Period, PersonState, Supplement
 from schemas.dispensing import DispensingLine
-from sinks import outbox
+from sinks import counts, outbox
 from sinks import tables as t
 from sinks.changes import BatchChanges, Merge
 from sinks.errors import RegisterError, RegisterRefused, RegisterUnavailable, classify
@@ -460,7 +460,10 @@ class RegisterUnitOfWork:
         3. grants, supplements, balances and deferral agreements that changed;
         4. other tables' rows (a register beside the CTR's), corrections, scales, parked messages;
         5. processed message ids with their outputs;
-        6. the consumed offset per topic-partition.
+        6. the consumed offset per topic-partition;
+        7. the counts the dashboard reads (`sinks.counts`): the new purchases by the minute they were
+           registered in, and what the batch changed of the register's totals (purchase rows, their
+           subsidy and deviations, persons). Last, so their row locks are held shortest.
 
         Raises:
             RegisterUnavailable: a person's key was registered by another worker meanwhile (a report
@@ -522,7 +525,14 @@ class RegisterUnitOfWork:
             ):
                 if rows:
                     await self.conn.execute(_upsert(self.conn, table), [r._asdict() for r in rows])
+        total = sum(
+            (counts.of_purchase(r.subsidy, r.deviation) for r in changes.purchases), counts.Tally()
+        )
+        total += counts.Tally(
+            persons=sum(1 for r in new_keys if r.alias_of is None) - len(changes.merges)
+        )
         # Step 2 (changes to purchases registered before this batch)
+        total += await self._counts_changed(changes.purchase_updates)
         for report_id, values in changes.purchase_updates.items():
             await self.conn.execute(
                 update(t.purchases).where(t.purchases.c.report_id == report_id).values(**values)
@@ -547,6 +557,26 @@ class RegisterUnitOfWork:
         ):
             if rows:
                 await self.conn.execute(_upsert(self.conn, table), [r._asdict() for r in rows])
+        # Step 7
+        slot = counts.slot_of(partition for _, partition in changes.offsets)
+        await counts.add(self.conn, slot, counts.by_minute(changes.purchases), total)
+
+    async def _counts_changed(self, updates: dict[str, dict[str, Any]]) -> counts.Tally:
+        """What changing earlier purchases' subsidy or deviation changes of the totals: their values
+        before, read by report id (only when the batch changes one of them: a correction, a replay)."""
+        touched = [rid for rid, v in updates.items() if "subsidy" in v or "deviation" in v]
+        if not touched:
+            return counts.Tally()
+        p = t.purchases
+        query = select(p.c.report_id, p.c.subsidy, p.c.deviation).where(self._among(p.c.report_id))
+        change = counts.Tally()
+        for report_id, subsidy, deviation in await self.conn.execute(query, {"among": touched}):
+            values = updates[report_id]
+            after = counts.of_purchase(
+                values.get("subsidy", subsidy), values.get("deviation", deviation)
+            )
+            change += after + -counts.of_purchase(subsidy, deviation)
+        return change
 
     async def _insert_new_keys(self, rows: list[PersonRow]) -> None:
         """Persons and aliases the batch saw for the first time. A key another worker registered since
