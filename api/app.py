@@ -156,8 +156,7 @@ def create_api(
             trusted = False
         at = monitoring.now()
         async with engine.connect() as conn:
-            register = await _stats(conn)
-            register["subsidy_granted_kr"] = monitoring.danish_kroner(await _subsidy(conn))
+            register = await _stats(conn, kroner=monitoring.danish_kroner)
             rates = await monitoring.purchases_per_minute(conn, at)
             obligations = await monitoring.obligations_view(conn)
             places = await place_counts(conn)
@@ -182,12 +181,9 @@ def create_api(
     return app
 
 
-async def _subsidy(conn: AsyncConnection) -> int:
-    """The subsidy of the purchases in the register now, in øre (`sinks.counts`: a few rows read)."""
-    return (await counts.totals(conn)).subsidy
-
-
-async def _stats(conn: AsyncConnection) -> dict[str, Any]:
+async def _stats(
+    conn: AsyncConnection, kroner: Callable[[int], str] = ore_to_kroner
+) -> dict[str, Any]:
     """Aggregates of the register as it is now: no person appears here.
 
     `purchases`: purchase rows in the register (sales, returns and cancelled ones alike; a retention
@@ -196,7 +192,7 @@ async def _stats(conn: AsyncConnection) -> dict[str, Any]:
     granted; `persons`: persons, not their other numbers. These four come from the counts the batches
     keep (`sinks.counts`), at most `counts.SLOTS` rows read. `parked_reports`: reports waiting for a
     scale; `open_balancing_amounts`: balancing amounts not yet settled. Those two are counted from
-    partial indexes holding only such rows.
+    partial indexes holding only such rows. `kroner` writes the subsidy (`/monitor`: Danish style).
     """
     pm, b = tables.parked_messages, tables.balances
     total = await counts.totals(conn)
@@ -207,7 +203,7 @@ async def _stats(conn: AsyncConnection) -> dict[str, Any]:
     return {
         "purchases": total.purchases,
         "persons": total.persons,
-        "subsidy_granted_kr": ore_to_kroner(total.subsidy),
+        "subsidy_granted_kr": kroner(total.subsidy),
         "reports_deviating_from_the_register": total.deviations,
         "parked_reports": parked,
         "open_balancing_amounts": open_balances,

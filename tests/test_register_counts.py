@@ -1,0 +1,255 @@
+"""The counts the batches keep for the dashboard (`sinks.counts`), through the real pipeline and register
+on SQLite and PostgreSQL: they equal what the full queries over the register give, after sales, returns,
+a cancellation, a merge of two persons, a parked report and its replay, and a retention run; and a
+`/monitor` or `/stats` poll reads no purchase or person row, however many there are."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from sqlalchemy import event, func, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from api import monitoring
+from api.app import create_api
+from sinks import counts, retention
+from sinks import tables as t
+from sinks.times import utc
+from streams.topics import CORRECTIONS, DISPENSINGS, PERSON_EVENTS, SUBSIDY_SCALES
+from tests.hub import Hub, Message
+from tests.messages import NEW_NUMBER, PERSON, SCALE_2025, correction, renumbering, report
+from tests.test_parked_returns import deliver_replays, replayed_ids
+
+pytestmark = pytest.mark.database
+
+OTHER = "0707701234"
+
+
+@pytest.fixture
+async def hub(database_url: str) -> Any:
+    h = Hub(database_url)
+    await h.pipeline.start()
+    yield h
+    await h.register.close()
+
+
+def sale(report_id: str, price: int, paid_at: str, key: str = PERSON, **extra: Any) -> Message:
+    return (DISPENSINGS, report(report_id, price, paid_at, person=key, **extra))
+
+
+async def scanned(conn: AsyncConnection, now: datetime) -> dict[str, Any]:
+    """The figures as the full queries over the register give them (what `/stats` and `/monitor`
+    ran before the counts were kept)."""
+    p = t.purchases
+    purchases, subsidy, deviations = (
+        await conn.execute(
+            select(
+                func.count(),
+                func.coalesce(func.sum(p.c.subsidy), 0),
+                func.count().filter(p.c.deviation != 0),
+            )
+        )
+    ).one()
+    persons = await conn.scalar(select(func.count()).where(t.persons.c.alias_of.is_(None)))
+    since = (now - timedelta(minutes=monitoring.MINUTES)).replace(second=0, microsecond=0)
+    per_minute: dict[datetime, int] = {}
+    for (at,) in await conn.execute(select(p.c.registered_at).where(p.c.registered_at >= since)):
+        minute = counts.minute_of(utc(at))  # type: ignore[arg-type]
+        per_minute[minute] = per_minute.get(minute, 0) + 1
+    return {
+        "totals": counts.Tally(int(purchases), int(subsidy), int(deviations), int(persons or 0)),
+        "minutes": per_minute,
+    }
+
+
+async def kept(conn: AsyncConnection, now: datetime) -> dict[str, Any]:
+    """The same figures from the counts the batches keep."""
+    minutes = await counts.minutes_since(conn, counts.since(now, monitoring.MINUTES))
+    return {
+        "totals": await counts.totals(conn),
+        "minutes": {m: n.purchases for m, n in minutes.items() if n.purchases},
+    }
+
+
+async def assert_counts_match(hub: Hub, *, minutes: bool = True) -> counts.Tally:
+    now = monitoring.now()
+    async with hub.register.engine.connect() as conn:
+        full, ours = await scanned(conn, now), await kept(conn, now)
+    assert ours["totals"] == full["totals"]
+    if minutes:
+        assert ours["minutes"] == full["minutes"]
+    return ours["totals"]
+
+
+async def test_the_kept_counts_equal_the_full_queries_after_every_kind_of_batch(hub: Hub) -> None:
+    # sales of two persons, one deviating from what the pharmacy granted
+    await hub.send(
+        sale("a", 200_000, "2024-03-01T10:00:00+01:00"),
+        sale("o1", 50_000, "2024-04-01T10:00:00+02:00", OTHER, granted_subsidy=9_000),
+    )
+    first = await assert_counts_match(hub)
+    assert (first.purchases, first.persons, first.deviations) == (2, 2, 1)
+    # a return of a, and a sale b in the same batch
+    await hub.send(
+        (
+            DISPENSINGS,
+            report("r", -50_000, "2024-03-05T10:00:00+01:00", kind="return", return_of="a"),
+        ),
+        sale("b", 100_000, "2024-04-01T10:00:00+02:00"),
+    )
+    await assert_counts_match(hub)
+    # the agency cancels a: a and r are cancelled (their rows stay), b is recomputed
+    await hub.send((CORRECTIONS, correction("c1", "cancel", report_id="a")))
+    assert {p.status for p in await hub.rows(t.purchases) if p.report_id in "ar"} == {"cancelled"}
+    await assert_counts_match(hub)
+    # a number with its own history merged into the person: one person less
+    await hub.send(sale("n1", 30_000, "2024-04-15T10:00:00+02:00", NEW_NUMBER))
+    grown = await assert_counts_match(hub)
+    await hub.send(
+        (
+            PERSON_EVENTS,
+            renumbering("m1", PERSON, NEW_NUMBER, "2024-05-10", source="cpr_register"),
+        )
+    )
+    merged = await assert_counts_match(hub)
+    assert merged.persons == grown.persons - 1
+    # a sale and its return parked for want of a scale, then replayed when the scale comes
+    await hub.send(
+        sale("s25", 200_000, "2025-02-01T10:00:00+01:00"),
+        (
+            DISPENSINGS,
+            report("r25", -50_000, "2025-02-10T10:00:00+01:00", kind="return", return_of="s25"),
+        ),
+    )
+    await assert_counts_match(hub)
+    released = await hub.send((SUBSIDY_SCALES, SCALE_2025))
+    assert replayed_ids(released) == ["s25", "r25"]
+    await deliver_replays(hub, released)
+    replayed = await assert_counts_match(hub)
+    assert replayed.purchases == merged.purchases + 2
+    # the dashboard and /stats show the kept figures
+    api = create_api(hub.url)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=api), base_url="http://t") as c:
+        stats = (await c.get("/stats")).json()
+        monitor = (await c.get("/monitor")).json()
+    assert stats["purchases"] == replayed.purchases
+    assert stats["persons"] == replayed.persons
+    assert stats["reports_deviating_from_the_register"] == replayed.deviations
+    assert monitor["register"]["subsidy_granted_kr"] == monitoring.danish_kroner(replayed.subsidy)
+    assert sum(m["purchases"] for m in monitor["rates"]) == replayed.purchases
+    async with hub.register.engine.connect() as conn:
+        waiting = await conn.scalar(
+            select(func.count()).where(t.parked_messages.c.replayed_at.is_(None))
+        )
+        unsettled = await conn.scalar(select(func.count()).where(t.balances.c.remaining != 0))
+    assert (stats["parked_reports"], stats["open_balancing_amounts"]) == (waiting, unsettled)
+    # a retention run two years on deletes the 2024 purchases and takes them off the totals;
+    # the minutes keep what was registered in them
+    gone = await retention.apply(hub.register.engine, date(2026, 6, 1))
+    assert gone["purchases"] > 0
+    after_retention = await assert_counts_match(hub, minutes=False)
+    assert after_retention.purchases == replayed.purchases - gone["purchases"]
+    async with hub.register.engine.connect() as conn:
+        still = await kept(conn, monitoring.now())
+    assert sum(still["minutes"].values()) == replayed.purchases
+
+
+@contextmanager
+def statements() -> Iterator[list[tuple[str, Any]]]:
+    """Every statement any engine of this process sends, with its parameters, while inside."""
+    seen: list[tuple[str, Any]] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        seen.append((statement, parameters))
+
+    event.listen(Engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(Engine, "before_cursor_execute", record)
+
+
+GROWING = {"purchases", "persons", "subsidy_periods", "processed_messages"}
+"""Tables that grow with every report or person: a poll must not read them."""
+
+
+def _walk(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield plan
+    for child in plan.get("Plans", ()):
+        yield from _walk(child)
+
+
+async def _rows_read(hub: Hub, sent: list[tuple[str, Any]]) -> dict[str, int]:
+    """Per table, the rows the poll's statements read (PostgreSQL `EXPLAIN ANALYZE`: the rows each
+    scan returned and those its filter removed, over its loops); SQLite: each table its plan names, 0."""
+    read: dict[str, int] = {}
+    async with hub.register.engine.connect() as conn:
+        for statement, parameters in sent:
+            if not statement.lstrip().upper().startswith("SELECT"):
+                continue
+            if conn.dialect.name == "postgresql":
+                raw = (await conn.get_raw_connection()).driver_connection
+                assert raw is not None
+                found = await raw.fetchval(
+                    f"EXPLAIN (ANALYZE, FORMAT JSON) {statement}", *(parameters or ())
+                )
+                (plan,) = orjson.loads(found)
+                for node in _walk(plan["Plan"]):
+                    if "Relation Name" in node:
+                        rows = node["Actual Rows"] + node.get("Rows Removed by Filter", 0)
+                        name = node["Relation Name"]
+                        read[name] = read.get(name, 0) + rows * node["Actual Loops"]
+            else:
+                plan_rows = await conn.exec_driver_sql(
+                    f"EXPLAIN QUERY PLAN {statement}", tuple(parameters or ())
+                )
+                for row in plan_rows:
+                    words = str(row[-1]).replace("(", " ").split()
+                    for name in t.metadata.tables:
+                        if name in words:
+                            read.setdefault(name, 0)
+    return read
+
+
+async def test_a_poll_reads_no_purchase_or_person_whatever_their_number(hub: Hub) -> None:
+    """The statements of `/monitor` and `/stats`, run again under `EXPLAIN`: none reads a table that
+    grows with the reports or persons, and the rows read of the counts do not change when the
+    purchases grow tenfold (obligations, counted by state, are read whole: see `api.monitoring`)."""
+    api = create_api(hub.url)
+
+    async def poll() -> dict[str, int]:
+        with statements() as sent:
+            async with httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=api), base_url="http://t"
+            ) as c:
+                assert (await c.get("/monitor")).status_code == 200
+                assert (await c.get("/stats")).status_code == 200
+        read = await _rows_read(hub, sent)
+        assert not GROWING & read.keys(), read
+        return {k: v for k, v in read.items() if k.startswith("register_")}
+
+    await hub.send(*(sale(f"x{i}", 10_000 + i, "2024-03-01T10:00:00+01:00") for i in range(20)))
+    small = await poll()
+    keys = [f"{day}05601234" for day in range(10, 20)]  # ten more persons
+    await hub.send(
+        *(sale(f"y{i}", 10_000 + i, "2024-03-02T10:00:00+01:00", keys[i % 10]) for i in range(200))
+    )
+    async with hub.register.engine.connect() as conn:
+        assert await conn.scalar(select(func.count()).select_from(t.purchases)) == 220
+    large = await poll()
+    assert small.keys() == large.keys() >= {"register_minutes", "register_totals"}
+    if hub.register.engine.dialect.name == "postgresql":
+        # the totals: the same rows read; the minutes: one row a minute and slot, whatever the rate
+        # (read once by `/monitor` and once by `/stats`)
+        assert large["register_totals"] == small["register_totals"] <= 2 * counts.SLOTS
+        async with hub.register.engine.connect() as conn:
+            minutes = await conn.scalar(select(func.count()).select_from(t.register_minutes))
+        assert minutes <= 2  # every purchase above was registered within a minute or two
+        assert large["register_minutes"] == minutes  # one row a minute and slot, whatever the rate
