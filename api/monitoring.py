@@ -56,13 +56,13 @@ async def reads_view(conn: AsyncConnection, now: datetime) -> dict[str, dict[str
 
 
 async def obligations_view(conn: AsyncConnection) -> dict[str, Any]:
+    """Obligations by state (the counts the batches and the watch keep, `sinks.counts`) and the 20
+    missing ones due last (from the index on state and due time)."""
     ob = t.obligations
-    by_state = dict(
-        (await conn.execute(select(ob.c.state, func.count()).group_by(ob.c.state))).all()
-    )
+    by_state = dict((await counts.totals(conn)).obligations)
     missing = await conn.execute(
         select(ob.c.obligation_id, ob.c.reporter, ob.c.due_at)
-        .where(ob.c.state == "missing")
+        .where(ob.c.state == "missing", ob.c.due_at.is_not(None))  # the partial index's rows
         .order_by(ob.c.due_at.desc())
         .limit(20)
     )

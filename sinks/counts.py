@@ -9,7 +9,8 @@ Two tables (`sinks.tables`), no person in either:
 - `register_totals`: the register as it is now: purchase rows, their subsidy, the deviating ones, and
   persons (own rows, not a person's other numbers). Every change of those is added here in the
   transaction that makes it: a batch's new purchases and persons, its changes to earlier purchases
-  (corrections, returns, replays), a merge of two persons, and a retention run's deletions.
+  (corrections, returns, replays), a merge of two persons, and a retention run's deletions; and the
+  reporting obligations by state, moved as the batches and the obligation watch change them.
 
 Both are keyed by a `slot` as well (`slot_of`): workers writing at once add to different rows, so a
 batch never waits for another worker's commit to add its counts. A reader sums the slots. The upserts
@@ -19,8 +20,8 @@ in a fixed order (minutes, then totals), last in the batch's transaction.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -39,26 +40,50 @@ SLOTS = 8
 
 @dataclass(frozen=True, slots=True)
 class Tally:
-    """Counts to add (negative to take away): purchase rows, subsidy in øre, deviating rows, persons."""
+    """Counts to add (negative to take away): purchase rows, subsidy in øre, deviating rows, persons,
+    and reporting obligations by state (`rules.obligations.State`; a state absent is 0)."""
 
     purchases: int = 0
     subsidy: int = 0
     deviations: int = 0
     persons: int = 0
+    obligations: Mapping[str, int] = field(default_factory=dict)
 
     def __add__(self, other: Tally) -> Tally:
+        states = dict(self.obligations)
+        for state, n in other.obligations.items():
+            states[state] = states.get(state, 0) + n
         return Tally(
             self.purchases + other.purchases,
             self.subsidy + other.subsidy,
             self.deviations + other.deviations,
             self.persons + other.persons,
+            {state: n for state, n in states.items() if n},
         )
 
     def __neg__(self) -> Tally:
-        return Tally(-self.purchases, -self.subsidy, -self.deviations, -self.persons)
+        return Tally(
+            -self.purchases,
+            -self.subsidy,
+            -self.deviations,
+            -self.persons,
+            {state: -n for state, n in self.obligations.items()},
+        )
 
     def __bool__(self) -> bool:
-        return any((self.purchases, self.subsidy, self.deviations, self.persons))
+        return any((self.purchases, self.subsidy, self.deviations, self.persons)) or any(
+            self.obligations.values()
+        )
+
+
+def obligation_moves(before: Iterable[str], after: Iterable[str]) -> Tally:
+    """Obligations leaving the states `before` (one per obligation, as it was) for those `after`."""
+    states: dict[str, int] = {}
+    for state in before:
+        states[state] = states.get(state, 0) - 1
+    for state in after:
+        states[state] = states.get(state, 0) + 1
+    return Tally(obligations={state: n for state, n in states.items() if n})
 
 
 def of_purchase(subsidy: int, deviation: int) -> Tally:
@@ -124,20 +149,24 @@ async def add(
         )
     if total:
         r = t.register_totals
-        stmt = _insert(conn)(r).values(
-            slot=slot,
-            purchases=total.purchases,
-            subsidy=total.subsidy,
-            deviations=total.deviations,
-            persons=total.persons,
-        )
+        unknown = total.obligations.keys() - set(t.OBLIGATION_STATES)
+        assert not unknown, f"obligation states without a count: {sorted(unknown)}"
+        values = {
+            "slot": slot,
+            "purchases": total.purchases,
+            "subsidy": total.subsidy,
+            "deviations": total.deviations,
+            "persons": total.persons,
+            **{
+                f"obligations_{state}": total.obligations.get(state, 0)
+                for state in t.OBLIGATION_STATES
+            },
+        }
+        stmt = _insert(conn)(r).values(**values)
         await conn.execute(
             stmt.on_conflict_do_update(
                 index_elements=[r.c.slot],
-                set_={
-                    name: r.c[name] + stmt.excluded[name]
-                    for name in ("purchases", "subsidy", "deviations", "persons")
-                },
+                set_={name: r.c[name] + stmt.excluded[name] for name in values if name != "slot"},
             )
         )
 
@@ -145,17 +174,12 @@ async def add(
 async def totals(conn: AsyncConnection) -> Tally:
     """The register's totals now: at most `SLOTS` rows read."""
     r = t.register_totals
-    row = (
-        await conn.execute(
-            select(
-                func.coalesce(func.sum(r.c.purchases), 0),
-                func.coalesce(func.sum(r.c.subsidy), 0),
-                func.coalesce(func.sum(r.c.deviations), 0),
-                func.coalesce(func.sum(r.c.persons), 0),
-            )
-        )
-    ).one()
-    return Tally(*(int(v) for v in row))
+    names = ["purchases", "subsidy", "deviations", "persons"]
+    names += [f"obligations_{state}" for state in t.OBLIGATION_STATES]
+    row = (await conn.execute(select(*(func.coalesce(func.sum(r.c[n]), 0) for n in names)))).one()
+    found = [int(v) for v in row]
+    states = dict(zip(t.OBLIGATION_STATES, found[4:], strict=True))
+    return Tally(*found[:4], {state: n for state, n in states.items() if n})
 
 
 async def minutes_since(conn: AsyncConnection, since: datetime) -> dict[datetime, Tally]:

@@ -543,8 +543,13 @@ class RegisterUnitOfWork:
         grouped: dict[str, tuple[Table, list[Any]]] = {}
         for table, row in changes.rows:
             grouped.setdefault(table.name, (table, []))[1].append(row)
-        if self.is_postgres and t.obligations.name in grouped:
-            await self._write_obligations(grouped.pop(t.obligations.name)[1])
+        if t.obligations.name in grouped:
+            written = grouped[t.obligations.name][1]
+            if self.is_postgres:
+                del grouped[t.obligations.name]
+                total += await self._write_obligations(written)
+            else:  # the states before, read before the upsert below
+                total += await self._obligation_moves_sqlite(written)
         for table, rows in grouped.values():
             names = [c.name for c in table.columns]
             await self.conn.execute(
@@ -695,26 +700,52 @@ class RegisterUnitOfWork:
                 *_columns(offset_rows),
             )
 
-    async def _write_obligations(self, rows: list[Any]) -> None:
+    async def _write_obligations(self, rows: list[Any]) -> counts.Tally:
         """Obligation rows (a row per report) as one upsert of a JSON array of rows (`_json_rows`).
         The latest row of an obligation the batch wrote twice is the one that stays, as with one
-        upsert per row."""
+        upsert per row.
+
+        Returns how the obligations moved between states (`sinks.counts`), from the same statement:
+        its sub-statements all read the table as it was before the upsert, so `old` holds the states
+        the batch found (the rows are locked since the batch loaded them)."""
         latest = {row[0]: row for row in rows}
         raw = await self._raw()
-        await raw.execute(
-            """INSERT INTO obligations (obligation_id, kind, reporter, legal_basis, person_key, event_at,
-              due_at, arrived_at, state, updated_at)
-            SELECT (r->>0)::varchar, (r->>1)::varchar, (r->>2)::varchar, (r->>3)::varchar,
-              (r->>4)::varchar, (r->>5)::timestamptz, (r->>6)::timestamptz, (r->>7)::timestamptz,
-              (r->>8)::varchar, (r->>9)::timestamptz
-            FROM jsonb_array_elements($1::text::jsonb) AS r
-            ON CONFLICT (obligation_id) DO UPDATE SET kind = EXCLUDED.kind,
-              reporter = EXCLUDED.reporter, legal_basis = EXCLUDED.legal_basis,
-              person_key = EXCLUDED.person_key, event_at = EXCLUDED.event_at,
-              due_at = EXCLUDED.due_at, arrived_at = EXCLUDED.arrived_at, state = EXCLUDED.state,
-              updated_at = EXCLUDED.updated_at""",
+        moved = await raw.fetch(
+            """WITH new AS (
+              SELECT (r->>0)::varchar AS obligation_id, (r->>1)::varchar AS kind,
+                (r->>2)::varchar AS reporter, (r->>3)::varchar AS legal_basis,
+                (r->>4)::varchar AS person_key, (r->>5)::timestamptz AS event_at,
+                (r->>6)::timestamptz AS due_at, (r->>7)::timestamptz AS arrived_at,
+                (r->>8)::varchar AS state, (r->>9)::timestamptz AS updated_at
+              FROM jsonb_array_elements($1::text::jsonb) AS r
+            ), old AS (
+              SELECT o.state FROM obligations o JOIN new ON o.obligation_id = new.obligation_id
+            ), up AS (
+              INSERT INTO obligations (obligation_id, kind, reporter, legal_basis, person_key,
+                event_at, due_at, arrived_at, state, updated_at)
+              SELECT * FROM new
+              ON CONFLICT (obligation_id) DO UPDATE SET kind = EXCLUDED.kind,
+                reporter = EXCLUDED.reporter, legal_basis = EXCLUDED.legal_basis,
+                person_key = EXCLUDED.person_key, event_at = EXCLUDED.event_at,
+                due_at = EXCLUDED.due_at, arrived_at = EXCLUDED.arrived_at, state = EXCLUDED.state,
+                updated_at = EXCLUDED.updated_at
+              RETURNING state
+            )
+            SELECT state, sum(n)::bigint AS n
+            FROM (SELECT state, -1 AS n FROM old UNION ALL SELECT state, 1 AS n FROM up) AS moves
+            GROUP BY state""",
             _json_rows(list(latest.values())),
         )
+        return counts.Tally(obligations={r["state"]: int(r["n"]) for r in moved if r["n"]})
+
+    async def _obligation_moves_sqlite(self, rows: list[Any]) -> counts.Tally:
+        """How the obligation rows about to be written move obligations between states: the states
+        they have now, read by id, and the latest row's of each (SQLite: one writer at a time)."""
+        latest = {row[0]: row[8] for row in rows}  # obligation_id -> state
+        ob = t.obligations
+        query = select(ob.c.state).where(self._among(ob.c.obligation_id))
+        before = (await self.conn.execute(query, {"among": list(latest)})).scalars().all()
+        return counts.obligation_moves(before, latest.values())
 
     async def _raw(self) -> Any:
         """The asyncpg connection under this unit of work, its transaction open (PostgreSQL)."""

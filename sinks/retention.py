@@ -200,8 +200,9 @@ async def plan(
 async def _delete(
     conn: AsyncConnection, table: Table, where: ColumnElement[bool], gone: list[counts.Tally]
 ) -> int:
-    """Delete `table`'s rows matching `where`; what a purchases or persons row deleted took from the
-    register's totals (`sinks.counts`) is added to `gone`, from the rows the DELETE returns."""
+    """Delete `table`'s rows matching `where`; what a purchases, persons or obligations row deleted
+    took from the register's totals (`sinks.counts`) is added to `gone`, from the rows the DELETE
+    returns."""
     if table is t.purchases:
         rows = (
             await conn.execute(
@@ -209,6 +210,10 @@ async def _delete(
             )
         ).all()
         gone.extend(counts.of_purchase(subsidy, deviation) for subsidy, deviation in rows)
+        return len(rows)
+    if table is t.obligations:
+        rows = (await conn.execute(delete(table).where(where).returning(table.c.state))).all()
+        gone.append(counts.obligation_moves((), (state for (state,) in rows)))  # taken off below
         return len(rows)
     if table is t.persons:
         rows = (await conn.execute(delete(table).where(where).returning(table.c.alias_of))).all()

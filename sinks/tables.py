@@ -6,6 +6,8 @@ Money columns are BigInteger øre.
 
 from __future__ import annotations
 
+from typing import get_args
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -23,7 +25,11 @@ from sqlalchemy import (
     text,
 )
 
+from rules.obligations import State as ObligationState
+
 metadata = MetaData()
+
+OBLIGATION_STATES: tuple[str, ...] = get_args(ObligationState)
 
 Money = BigInteger
 PersonKeyCol = String(10)
@@ -382,4 +388,6 @@ register_totals = Table(
     Column("subsidy", Money, nullable=False),
     Column("deviations", BigInteger, nullable=False),
     Column("persons", BigInteger, nullable=False),
+    # reporting obligations by state (`rules.obligations.State`): `obligations_on_time` and so on
+    *(Column(f"obligations_{state}", BigInteger, nullable=False) for state in OBLIGATION_STATES),
 )

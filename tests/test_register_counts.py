@@ -20,11 +20,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from api import monitoring
 from api.app import create_api
 from sinks import counts, retention
+from sinks import places_tables as pt
 from sinks import tables as t
 from sinks.times import utc
-from streams.topics import CORRECTIONS, DISPENSINGS, PERSON_EVENTS, SUBSIDY_SCALES
+from streams.topics import CORRECTIONS, DISPENSINGS, PAYMENTS, PERSON_EVENTS, SUBSIDY_SCALES
 from tests.hub import Hub, Message
 from tests.messages import NEW_NUMBER, PERSON, SCALE_2025, correction, renumbering, report
+from tests.test_obligations import PAID, Clocked, its_report, payment
 from tests.test_parked_returns import deliver_replays, replayed_ids
 
 pytestmark = pytest.mark.database
@@ -58,13 +60,23 @@ async def scanned(conn: AsyncConnection, now: datetime) -> dict[str, Any]:
         )
     ).one()
     persons = await conn.scalar(select(func.count()).where(t.persons.c.alias_of.is_(None)))
+    ob = t.obligations
+    by_state = dict(
+        (await conn.execute(select(ob.c.state, func.count()).group_by(ob.c.state))).all()
+    )
     since = (now - timedelta(minutes=monitoring.MINUTES)).replace(second=0, microsecond=0)
     per_minute: dict[datetime, int] = {}
     for (at,) in await conn.execute(select(p.c.registered_at).where(p.c.registered_at >= since)):
         minute = counts.minute_of(utc(at))  # type: ignore[arg-type]
         per_minute[minute] = per_minute.get(minute, 0) + 1
     return {
-        "totals": counts.Tally(int(purchases), int(subsidy), int(deviations), int(persons or 0)),
+        "totals": counts.Tally(
+            int(purchases),
+            int(subsidy),
+            int(deviations),
+            int(persons or 0),
+            {state: int(n) for state, n in by_state.items()},
+        ),
         "minutes": per_minute,
     }
 
@@ -144,6 +156,7 @@ async def test_the_kept_counts_equal_the_full_queries_after_every_kind_of_batch(
     assert stats["reports_deviating_from_the_register"] == replayed.deviations
     assert monitor["register"]["subsidy_granted_kr"] == monitoring.danish_kroner(replayed.subsidy)
     assert sum(m["purchases"] for m in monitor["rates"]) == replayed.purchases
+    assert monitor["obligations"]["by_state"] == replayed.obligations
     async with hub.register.engine.connect() as conn:
         waiting = await conn.scalar(
             select(func.count()).where(t.parked_messages.c.replayed_at.is_(None))
@@ -159,6 +172,34 @@ async def test_the_kept_counts_equal_the_full_queries_after_every_kind_of_batch(
     async with hub.register.engine.connect() as conn:
         still = await kept(conn, monitoring.now())
     assert sum(still["minutes"].values()) == replayed.purchases
+
+
+async def test_the_obligations_by_state_follow_the_batches_and_the_watch(database_url: str) -> None:
+    """Payments arm obligations (`open`); a report meets one on time and one late; the watch marks the
+    third `missing`; its late report `resolved`; reports without a payment are `reported`."""
+    hub = Clocked(database_url)
+    await hub.pipeline.start()
+    try:
+        for n in (1, 2, 3):
+            await hub.at(PAID, PAYMENTS, payment(n))
+        armed = await assert_counts_match(hub, minutes=False)
+        assert armed.obligations == {"open": 3}
+        await hub.at(PAID + timedelta(seconds=30), DISPENSINGS, its_report(1))
+        await hub.at(PAID + timedelta(seconds=90), DISPENSINGS, its_report(2))
+        await hub.at(PAID, DISPENSINGS, report("lone", 10_000, PAID.isoformat()))
+        await assert_counts_match(hub, minutes=False)
+        assert len(await hub.watch(PAID + timedelta(seconds=61))) == 1
+        watched = await assert_counts_match(hub, minutes=False)
+        assert watched.obligations["missing"] == 1
+        await hub.at(PAID + timedelta(minutes=5), DISPENSINGS, its_report(3))
+        done = await assert_counts_match(hub)
+        assert done.obligations == {"on_time": 1, "late": 1, "resolved": 1, "reported": 1}
+        # two years on, retention deletes them and takes them off
+        await retention.apply(hub.register.engine, date(2026, 6, 1))
+        gone = await assert_counts_match(hub, minutes=False)
+        assert sum(gone.obligations.values()) < sum(done.obligations.values())
+    finally:
+        await hub.register.close()
 
 
 @contextmanager
@@ -178,6 +219,8 @@ def statements() -> Iterator[list[tuple[str, Any]]]:
 
 GROWING = {"purchases", "persons", "subsidy_periods", "processed_messages"}
 """Tables that grow with every report or person: a poll must not read them."""
+WHOLE = {"register_totals", pt.states.name, pt.information.name}
+"""Tables a poll may read whole: the totals (a row a slot) and the treatment places (a row a place)."""
 
 
 def _walk(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -186,17 +229,23 @@ def _walk(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
         yield from _walk(child)
 
 
-async def _rows_read(hub: Hub, sent: list[tuple[str, Any]]) -> dict[str, int]:
-    """Per table, the rows the poll's statements read (PostgreSQL `EXPLAIN ANALYZE`: the rows each
-    scan returned and those its filter removed, over its loops); SQLite: each table its plan names, 0."""
+async def _plans(hub: Hub, sent: list[tuple[str, Any]]) -> tuple[dict[str, int], set[str]]:
+    """What the poll's SELECTs read, run again under `EXPLAIN`: per table, the rows read
+    (PostgreSQL: the rows each scan returned and those its filter removed, over its loops; SQLite: 0),
+    and the tables read whole, without an index. On PostgreSQL sequential scans are turned off, so one
+    is only planned when no index can serve the statement."""
     read: dict[str, int] = {}
+    whole: set[str] = set()
     async with hub.register.engine.connect() as conn:
+        raw = (await conn.get_raw_connection()).driver_connection
+        assert raw is not None
+        postgres = conn.dialect.name == "postgresql"
+        if postgres:
+            await raw.execute("SET enable_seqscan = off")
         for statement, parameters in sent:
             if not statement.lstrip().upper().startswith("SELECT"):
                 continue
-            if conn.dialect.name == "postgresql":
-                raw = (await conn.get_raw_connection()).driver_connection
-                assert raw is not None
+            if postgres:
                 found = await raw.fetchval(
                     f"EXPLAIN (ANALYZE, FORMAT JSON) {statement}", *(parameters or ())
                 )
@@ -206,6 +255,8 @@ async def _rows_read(hub: Hub, sent: list[tuple[str, Any]]) -> dict[str, int]:
                         rows = node["Actual Rows"] + node.get("Rows Removed by Filter", 0)
                         name = node["Relation Name"]
                         read[name] = read.get(name, 0) + rows * node["Actual Loops"]
+                        if node["Node Type"] == "Seq Scan":
+                            whole.add(name)
             else:
                 plan_rows = await conn.exec_driver_sql(
                     f"EXPLAIN QUERY PLAN {statement}", tuple(parameters or ())
@@ -215,13 +266,18 @@ async def _rows_read(hub: Hub, sent: list[tuple[str, Any]]) -> dict[str, int]:
                     for name in t.metadata.tables:
                         if name in words:
                             read.setdefault(name, 0)
-    return read
+                            if words[0] == "SCAN" and "INDEX" not in words:
+                                whole.add(name)
+        if postgres:
+            await raw.execute("RESET enable_seqscan")
+    return read, whole
 
 
 async def test_a_poll_reads_no_purchase_or_person_whatever_their_number(hub: Hub) -> None:
     """The statements of `/monitor` and `/stats`, run again under `EXPLAIN`: none reads a table that
-    grows with the reports or persons, and the rows read of the counts do not change when the
-    purchases grow tenfold (obligations, counted by state, are read whole: see `api.monitoring`)."""
+    grows with the reports or persons, none reads a table whole but the totals and the places, and
+    the rows read do not change when the purchases grow tenfold: the totals a row a slot, the
+    minutes a row a minute and slot, the obligations only the missing ones listed."""
     api = create_api(hub.url)
 
     async def poll() -> dict[str, int]:
@@ -231,9 +287,10 @@ async def test_a_poll_reads_no_purchase_or_person_whatever_their_number(hub: Hub
             ) as c:
                 assert (await c.get("/monitor")).status_code == 200
                 assert (await c.get("/stats")).status_code == 200
-        read = await _rows_read(hub, sent)
+        read, whole = await _plans(hub, sent)
         assert not GROWING & read.keys(), read
-        return {k: v for k, v in read.items() if k.startswith("register_")}
+        assert whole <= WHOLE, whole
+        return read
 
     await hub.send(*(sale(f"x{i}", 10_000 + i, "2024-03-01T10:00:00+01:00") for i in range(20)))
     small = await poll()
@@ -243,13 +300,13 @@ async def test_a_poll_reads_no_purchase_or_person_whatever_their_number(hub: Hub
     )
     async with hub.register.engine.connect() as conn:
         assert await conn.scalar(select(func.count()).select_from(t.purchases)) == 220
+        assert await conn.scalar(select(func.count()).select_from(t.obligations)) == 220
+        minutes = await conn.scalar(select(func.count()).select_from(t.register_minutes))
     large = await poll()
-    assert small.keys() == large.keys() >= {"register_minutes", "register_totals"}
+    assert small.keys() == large.keys() >= {"register_minutes", "register_totals", "obligations"}
     if hub.register.engine.dialect.name == "postgresql":
-        # the totals: the same rows read; the minutes: one row a minute and slot, whatever the rate
-        # (read once by `/monitor` and once by `/stats`)
-        assert large["register_totals"] == small["register_totals"] <= 2 * counts.SLOTS
-        async with hub.register.engine.connect() as conn:
-            minutes = await conn.scalar(select(func.count()).select_from(t.register_minutes))
+        # the totals are read three times (`/stats`, and `/monitor`'s register and obligations)
+        assert large["register_totals"] == small["register_totals"] <= 3 * counts.SLOTS
         assert minutes <= 2  # every purchase above was registered within a minute or two
         assert large["register_minutes"] == minutes  # one row a minute and slot, whatever the rate
+        assert large["obligations"] == small["obligations"] == 0  # none is missing

@@ -1,6 +1,7 @@
 """Counts kept as the batches are written, so `/monitor` and `/stats` read a few small rows whatever
 the number of purchases (`sinks.counts`): `register_minutes` (purchases registered per minute) and
-`register_totals` (the register's purchase rows, subsidy, deviating rows and persons). The totals start
+`register_totals` (the register's purchase rows, subsidy, deviating rows, persons, and reporting
+obligations by state). The totals start
 from what the register holds now, the minutes from its purchases of the last hour; both under slot 0.
 
 Two partial indexes hold only the rows the dashboard counts of two more tables: the parked reports
@@ -27,6 +28,8 @@ depends_on: str | Sequence[str] | None = None
 WAITING = sa.text("replayed_at IS NULL")
 OPEN_BALANCE = sa.text("remaining <> 0")
 At = sa.DateTime(timezone=True)
+STATES = ("open", "rejected_open", "reported", "on_time", "late", "missing", "resolved")
+"""`rules.obligations.State` when this revision was written."""
 
 
 def upgrade() -> None:
@@ -46,6 +49,7 @@ def upgrade() -> None:
         sa.Column("subsidy", sa.BigInteger(), nullable=False),
         sa.Column("deviations", sa.BigInteger(), nullable=False),
         sa.Column("persons", sa.BigInteger(), nullable=False),
+        *(sa.Column(f"obligations_{state}", sa.BigInteger(), nullable=False) for state in STATES),
         sa.PrimaryKeyConstraint("slot"),
     )
     op.create_index(
@@ -81,6 +85,12 @@ def upgrade() -> None:
     own = bind.execute(
         sa.select(sa.func.count()).select_from(persons).where(persons.c.alias_of.is_(None))
     ).scalar()
+    obligations = sa.table("obligations", sa.column("state", sa.String()))
+    by_state = dict(
+        bind.execute(
+            sa.select(obligations.c.state, sa.func.count()).group_by(obligations.c.state)
+        ).all()
+    )
     op.bulk_insert(
         totals,
         [
@@ -90,6 +100,7 @@ def upgrade() -> None:
                 "subsidy": int(subsidy),
                 "deviations": int(deviations),
                 "persons": int(own or 0),
+                **{f"obligations_{state}": int(by_state.get(state, 0)) for state in STATES},
             }
         ],
     )
