@@ -20,7 +20,7 @@ in a fixed order (minutes, then totals), last in the batch's transaction.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -98,12 +98,21 @@ def minute_of(at: datetime) -> datetime:
     return shown.replace(second=0, microsecond=0)
 
 
-def by_minute(rows: Iterable[PurchaseRow]) -> dict[datetime, Tally]:
-    """New purchase rows counted by the minute they were registered in."""
-    minutes: dict[datetime, Tally] = {}
+def of_purchases(rows: Sequence[PurchaseRow]) -> Tally:
+    """New purchase rows (a batch's: one pass, no object per row)."""
+    return Tally(len(rows), sum(r.subsidy for r in rows), sum(1 for r in rows if r.deviation != 0))
+
+
+def by_minute(rows: Sequence[PurchaseRow]) -> dict[datetime, Tally]:
+    """New purchase rows counted by the minute they were registered in (a batch's rows share one
+    time, or a few)."""
+    at_times: dict[datetime, list[PurchaseRow]] = {}
     for row in rows:
-        minute = minute_of(row.registered_at)
-        minutes[minute] = minutes.get(minute, Tally()) + of_purchase(row.subsidy, row.deviation)
+        at_times.setdefault(row.registered_at, []).append(row)
+    minutes: dict[datetime, Tally] = {}
+    for at, same in at_times.items():
+        minute = minute_of(at)
+        minutes[minute] = minutes.get(minute, Tally()) + of_purchases(same)
     return minutes
 
 

@@ -525,10 +525,7 @@ class RegisterUnitOfWork:
             ):
                 if rows:
                     await self.conn.execute(_upsert(self.conn, table), [r._asdict() for r in rows])
-        total = sum(
-            (counts.of_purchase(r.subsidy, r.deviation) for r in changes.purchases), counts.Tally()
-        )
-        total += counts.Tally(
+        total = counts.of_purchases(changes.purchases) + counts.Tally(
             persons=sum(1 for r in new_keys if r.alias_of is None) - len(changes.merges)
         )
         # Step 2 (changes to purchases registered before this batch)

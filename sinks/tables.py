@@ -381,7 +381,7 @@ register_minutes = Table(
 register_totals = Table(
     "register_totals",
     metadata,
-    Column("slot", Integer, primary_key=True),
+    Column("slot", Integer, primary_key=True, autoincrement=False),
     # the register as it is now, summed over the slots: purchase rows, their subsidy, those deviating
     # from what the pharmacy granted, and persons (own rows, not their other numbers)
     Column("purchases", BigInteger, nullable=False),

@@ -44,7 +44,7 @@ def upgrade() -> None:
     )
     totals = op.create_table(
         "register_totals",
-        sa.Column("slot", sa.Integer(), nullable=False),
+        sa.Column("slot", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("purchases", sa.BigInteger(), nullable=False),
         sa.Column("subsidy", sa.BigInteger(), nullable=False),
         sa.Column("deviations", sa.BigInteger(), nullable=False),
