@@ -463,7 +463,8 @@ class RegisterUnitOfWork:
         6. the consumed offset per topic-partition;
         7. the counts the dashboard reads (`sinks.counts`): the new purchases by the minute they were
            registered in, and what the batch changed of the register's totals (purchase rows, their
-           subsidy and deviations, persons). Last, so their row locks are held shortest.
+           subsidy and deviations, persons, obligations by state). Last, so their row locks are held
+           shortest.
 
         Raises:
             RegisterUnavailable: a person's key was registered by another worker meanwhile (a report
@@ -703,24 +704,24 @@ class RegisterUnitOfWork:
         upsert per row.
 
         Returns how the obligations moved between states (`sinks.counts`), from the same statement:
-        its sub-statements all read the table as it was before the upsert, so `old` holds the states
+        its sub-statements all read the table as it was before the upsert, so `found` holds the states
         the batch found (the rows are locked since the batch loaded them)."""
         latest = {row[0]: row for row in rows}
         raw = await self._raw()
         moved = await raw.fetch(
-            """WITH new AS (
+            """WITH incoming AS (
               SELECT (r->>0)::varchar AS obligation_id, (r->>1)::varchar AS kind,
                 (r->>2)::varchar AS reporter, (r->>3)::varchar AS legal_basis,
                 (r->>4)::varchar AS person_key, (r->>5)::timestamptz AS event_at,
                 (r->>6)::timestamptz AS due_at, (r->>7)::timestamptz AS arrived_at,
                 (r->>8)::varchar AS state, (r->>9)::timestamptz AS updated_at
               FROM jsonb_array_elements($1::text::jsonb) AS r
-            ), old AS (
-              SELECT o.state FROM obligations o JOIN new ON o.obligation_id = new.obligation_id
-            ), up AS (
+            ), found AS (
+              SELECT o.state FROM obligations o JOIN incoming i ON o.obligation_id = i.obligation_id
+            ), written AS (
               INSERT INTO obligations (obligation_id, kind, reporter, legal_basis, person_key,
                 event_at, due_at, arrived_at, state, updated_at)
-              SELECT * FROM new
+              SELECT * FROM incoming
               ON CONFLICT (obligation_id) DO UPDATE SET kind = EXCLUDED.kind,
                 reporter = EXCLUDED.reporter, legal_basis = EXCLUDED.legal_basis,
                 person_key = EXCLUDED.person_key, event_at = EXCLUDED.event_at,
@@ -729,7 +730,7 @@ class RegisterUnitOfWork:
               RETURNING state
             )
             SELECT state, sum(n)::bigint AS n
-            FROM (SELECT state, -1 AS n FROM old UNION ALL SELECT state, 1 AS n FROM up) AS moves
+            FROM (SELECT state, -1 AS n FROM found UNION ALL SELECT state, 1 AS n FROM written) AS moves
             GROUP BY state""",
             _json_rows(list(latest.values())),
         )
