@@ -249,7 +249,8 @@ async def _plans(hub: Hub, sent: list[tuple[str, Any]]) -> tuple[dict[str, int],
                 found = await raw.fetchval(
                     f"EXPLAIN (ANALYZE, FORMAT JSON) {statement}", *(parameters or ())
                 )
-                (plan,) = orjson.loads(found)
+                # the engine's connections decode JSON themselves
+                (plan,) = orjson.loads(found) if isinstance(found, str) else found
                 for node in _walk(plan["Plan"]):
                     if "Relation Name" in node:
                         rows = node["Actual Rows"] + node.get("Rows Removed by Filter", 0)
