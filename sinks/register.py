@@ -474,8 +474,9 @@ class RegisterUnitOfWork:
         """
         now = datetime.now(UTC)
         # Step 0
+        merged = 0  # persons rows that were a person and are an alias now
         for merge in changes.merges:
-            await self._merge(merge, now)
+            merged += await self._merge(merge, now)
         new_keys = [
             PersonRow(a.key, born, None, False, now, a.person_key, a.replaced, a.since, None)
             for a, born in changes.aliases
@@ -527,7 +528,7 @@ class RegisterUnitOfWork:
                 if rows:
                     await self.conn.execute(_upsert(self.conn, table), [r._asdict() for r in rows])
         total = counts.of_purchases(changes.purchases) + counts.Tally(
-            persons=sum(1 for r in new_keys if r.alias_of is None) - len(changes.merges)
+            persons=sum(1 for r in new_keys if r.alias_of is None) - merged
         )
         # Step 2 (changes to purchases registered before this batch)
         total += await self._counts_changed(changes.purchase_updates)
@@ -610,9 +611,18 @@ class RegisterUnitOfWork:
                 "a person's key was registered by another worker meanwhile: running the batch again"
             )
 
-    async def _merge(self, merge: Merge, now: datetime) -> None:
-        """Move a merged person's rows to the kept one; its key (and its aliases) become aliases."""
+    async def _merge(self, merge: Merge, now: datetime) -> int:
+        """Move a merged person's rows to the kept one; its key (and its aliases) become aliases.
+
+        Returns 1 if the merged key was a person in the register, 0 if it is new in this batch (its
+        reports came in the batch of the merge: it is written as an alias only)."""
         kept, gone = merge.alias.person_key, merge.alias.key
+        p = t.persons
+        was_person = (
+            await self.conn.execute(
+                select(func.count()).where(p.c.person_key == gone, p.c.alias_of.is_(None))
+            )
+        ).scalar_one()
         for table in (t.grants, t.supplements, t.balances, t.deferral_agreements, t.purchases):
             await self.conn.execute(
                 update(table).where(table.c.person_key == gone).values(person_key=kept)
@@ -631,6 +641,7 @@ class RegisterUnitOfWork:
         )
         await self.conn.execute(_upsert(self.conn, p), [row._asdict()])
         await self.conn.execute(_upsert(self.conn, t.person_merges), [merge.record._asdict()])
+        return int(was_person)
 
     async def _move_keyed(
         self, table: Table, column: str, same: tuple[str, ...], gone: str, kept: str
