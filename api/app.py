@@ -30,7 +30,7 @@ from api.reads import ReadContext, personal_routes, resource_of
 from api.tokens import TokenKeys, TokenRefused, TokenVerifier
 from rules.dispensing import RulesConfig
 from rules.money import ore_to_kroner
-from sinks import read_audit, tables
+from sinks import counts, read_audit, tables
 from sinks.read_audit import anonymous_refusal
 from sinks.register import make_engine
 
@@ -145,8 +145,7 @@ def create_api(
             trusted = False
         at = monitoring.now()
         async with engine.connect() as conn:
-            register = await _stats(conn)
-            register["subsidy_granted_kr"] = monitoring.danish_kroner(await _subsidy(conn))
+            register = await _stats(conn, kroner=monitoring.danish_kroner)
             rates = await monitoring.purchases_per_minute(conn, at)
             obligations = await monitoring.obligations_view(conn)
             places = await place_counts(conn)
@@ -171,33 +170,30 @@ def create_api(
     return app
 
 
-async def _subsidy(conn: AsyncConnection) -> int:
-    p = tables.purchases
-    return int((await conn.execute(select(func.coalesce(func.sum(p.c.subsidy), 0)))).scalar() or 0)
+async def _stats(
+    conn: AsyncConnection, kroner: Callable[[int], str] = ore_to_kroner
+) -> dict[str, Any]:
+    """Aggregates of the register as it is now: no person appears here.
 
-
-async def _stats(conn: AsyncConnection) -> dict[str, Any]:
-    """Aggregates of the register: no person appears here."""
-    p, pm, b = tables.purchases, tables.parked_messages, tables.balances
-    purchases, subsidy, deviations = (
-        await conn.execute(
-            select(
-                func.count(),
-                func.coalesce(func.sum(p.c.subsidy), 0),
-                func.count().filter(p.c.deviation != 0),
-            )
-        )
-    ).one()
-    persons = (
-        await conn.execute(select(func.count()).where(tables.persons.c.alias_of.is_(None)))
-    ).scalar()  # a person's other numbers are not persons
+    `purchases`: purchase rows in the register (sales, returns and cancelled ones alike; a retention
+    run's deletions are gone from it); `subsidy_granted_kr`: their subsidy summed, after corrections;
+    `reports_deviating_from_the_register`: those of them whose subsidy differs from what the pharmacy
+    granted; `persons`: persons, not their other numbers. These four come from the counts the batches
+    keep (`sinks.counts`), at most `counts.SLOTS` rows read. `parked_reports`: reports waiting for a
+    scale; `open_balancing_amounts`: balancing amounts not yet settled. Those two are counted from
+    partial indexes holding only such rows. `kroner` writes the subsidy (`/monitor`: Danish style).
+    """
+    pm, b = tables.parked_messages, tables.balances
+    total = await counts.totals(conn)
     parked = (await conn.execute(select(func.count()).where(pm.c.replayed_at.is_(None)))).scalar()
-    open_balances = (await conn.execute(select(func.count()).where(b.c.remaining != 0))).scalar()
+    open_balances = (
+        await conn.execute(select(func.count()).select_from(b).where(tables.OPEN_BALANCE))
+    ).scalar()
     return {
-        "purchases": purchases,
-        "persons": persons,
-        "subsidy_granted_kr": ore_to_kroner(int(subsidy)),
-        "reports_deviating_from_the_register": deviations,
+        "purchases": total.purchases,
+        "persons": total.persons,
+        "subsidy_granted_kr": kroner(total.subsidy),
+        "reports_deviating_from_the_register": total.deviations,
         "parked_reports": parked,
         "open_balancing_amounts": open_balances,
     }

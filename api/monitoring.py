@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rules.identifiers import mask_person_numbers
+from sinks import counts
 from sinks import tables as t
 from sinks.times import utc
 
@@ -26,18 +27,14 @@ MINUTES = 30
 
 
 async def purchases_per_minute(conn: AsyncConnection, now: datetime) -> list[dict[str, Any]]:
-    """Purchases registered in each of the last `MINUTES` minutes, oldest first (zeros included)."""
-    since = (now - timedelta(minutes=MINUTES)).replace(second=0, microsecond=0)
-    p = t.purchases
-    rows = await conn.execute(select(p.c.registered_at).where(p.c.registered_at >= since))
-    counts: dict[datetime, int] = {}
-    for (at,) in rows:
-        minute = utc(at).replace(second=0, microsecond=0)  # type: ignore[union-attr]
-        counts[minute] = counts.get(minute, 0) + 1
+    """Purchases registered in each of the last `MINUTES` minutes, oldest first (zeros included): the
+    counts the batches keep per minute (`sinks.counts`), at most `counts.SLOTS` rows a minute read."""
+    since = counts.since(now, MINUTES)
+    found = await counts.minutes_since(conn, since)
     return [
         {
             "minute": (since + timedelta(minutes=i)).isoformat(),
-            "purchases": counts.get(since + timedelta(minutes=i), 0),
+            "purchases": found.get(since + timedelta(minutes=i), counts.Tally()).purchases,
         }
         for i in range(MINUTES + 1)
     ]
@@ -59,13 +56,13 @@ async def reads_view(conn: AsyncConnection, now: datetime) -> dict[str, dict[str
 
 
 async def obligations_view(conn: AsyncConnection) -> dict[str, Any]:
+    """Obligations by state (the counts the batches and the watch keep, `sinks.counts`) and the 20
+    missing ones due last (from the index on state and due time)."""
     ob = t.obligations
-    by_state = dict(
-        (await conn.execute(select(ob.c.state, func.count()).group_by(ob.c.state))).all()
-    )
+    by_state = dict((await counts.totals(conn)).obligations)
     missing = await conn.execute(
         select(ob.c.obligation_id, ob.c.reporter, ob.c.due_at)
-        .where(ob.c.state == "missing")
+        .where(ob.c.state == "missing", ob.c.due_at.is_not(None))  # the partial index's rows
         .order_by(ob.c.due_at.desc())
         .limit(20)
     )

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from reghub.settings import Settings
 from schemas.snapshot import SnapshotPerson
-from sinks import tables
+from sinks import counts, tables
 from sinks.register import make_engine
 from streams.decode import reason_of
 
@@ -34,6 +34,7 @@ async def import_person(conn: AsyncConnection, snap: SnapshotPerson, source: str
             updated_at=now,
         )
     )
+    await counts.add(conn, 0, {}, counts.Tally(persons=1))  # the dashboard's count of persons
     await conn.execute(
         tables.subsidy_periods.insert().values(
             person_key=key,

@@ -33,8 +33,9 @@ DECISION (what "arose" means, per table; `RETAINED` is the list, one line per ta
   (alias rows) in every person-keyed table (`Retained.persons`), their persons rows last.
 
 Times are compared as the Copenhagen calendar day they fall on. compliance_days, subsidy_scales,
-consumer_offsets and the outbox hold no personal data and are not touched here (the outbox purges its own
-sent rows).
+consumer_offsets, the outbox and the dashboard's counts (register_minutes: purchases per minute;
+register_totals: the register's sums) hold no personal data and are not touched here (the outbox purges
+its own sent rows; a run takes what it deleted off register_totals, `sinks.counts`).
 """
 
 from __future__ import annotations
@@ -126,7 +127,14 @@ the person number as bytes."""
 
 PERSONS_TABLE = "persons"
 PERSONS_RULE = GENERAL
-NOT_TOUCHED: tuple[str, ...] = ("compliance_days", "subsidy_scales", "consumer_offsets", "outbox")
+NOT_TOUCHED: tuple[str, ...] = (
+    "compliance_days",
+    "subsidy_scales",
+    "consumer_offsets",
+    "outbox",
+    "register_minutes",
+    "register_totals",
+)
 
 
 def is_leap(year: int) -> bool:

@@ -40,7 +40,7 @@ from rules.outcomes import PurchaseRecord
 from rules.scales import KNOWN_SCALES, Scale
 from rules.state import Agreement, Balance, Grant, Period, PersonState, Supplement
 from schemas.dispensing import DispensingLine
-from sinks import outbox
+from sinks import counts, outbox
 from sinks import tables as t
 from sinks.changes import BatchChanges, Merge
 from sinks.errors import RegisterError, RegisterRefused, RegisterUnavailable, classify
@@ -460,7 +460,11 @@ class RegisterUnitOfWork:
         3. grants, supplements, balances and deferral agreements that changed;
         4. other tables' rows (a register beside the CTR's), corrections, scales, parked messages;
         5. processed message ids with their outputs;
-        6. the consumed offset per topic-partition.
+        6. the consumed offset per topic-partition;
+        7. the counts the dashboard reads (`sinks.counts`): the new purchases by the minute they were
+           registered in, and what the batch changed of the register's totals (purchase rows, their
+           subsidy and deviations, persons, obligations by state). Last, so their row locks are held
+           shortest.
 
         Raises:
             RegisterUnavailable: a person's key was registered by another worker meanwhile (a report
@@ -470,8 +474,9 @@ class RegisterUnitOfWork:
         """
         now = datetime.now(UTC)
         # Step 0
+        merged = 0  # persons rows that were a person and are an alias now
         for merge in changes.merges:
-            await self._merge(merge, now)
+            merged += await self._merge(merge, now)
         new_keys = [
             PersonRow(a.key, born, None, False, now, a.person_key, a.replaced, a.since, None)
             for a, born in changes.aliases
@@ -522,7 +527,11 @@ class RegisterUnitOfWork:
             ):
                 if rows:
                     await self.conn.execute(_upsert(self.conn, table), [r._asdict() for r in rows])
+        total = counts.of_purchases(changes.purchases) + counts.Tally(
+            persons=sum(1 for r in new_keys if r.alias_of is None) - merged
+        )
         # Step 2 (changes to purchases registered before this batch)
+        total += await self._counts_changed(changes.purchase_updates)
         for report_id, values in changes.purchase_updates.items():
             await self.conn.execute(
                 update(t.purchases).where(t.purchases.c.report_id == report_id).values(**values)
@@ -533,8 +542,13 @@ class RegisterUnitOfWork:
         grouped: dict[str, tuple[Table, list[Any]]] = {}
         for table, row in changes.rows:
             grouped.setdefault(table.name, (table, []))[1].append(row)
-        if self.is_postgres and t.obligations.name in grouped:
-            await self._write_obligations(grouped.pop(t.obligations.name)[1])
+        if t.obligations.name in grouped:
+            written = grouped[t.obligations.name][1]
+            if self.is_postgres:
+                del grouped[t.obligations.name]
+                total += await self._write_obligations(written)
+            else:  # the states before, read before the upsert below
+                total += await self._obligation_moves_sqlite(written)
         for table, rows in grouped.values():
             names = [c.name for c in table.columns]
             await self.conn.execute(
@@ -547,6 +561,26 @@ class RegisterUnitOfWork:
         ):
             if rows:
                 await self.conn.execute(_upsert(self.conn, table), [r._asdict() for r in rows])
+        # Step 7
+        slot = counts.slot_of(partition for _, partition in changes.offsets)
+        await counts.add(self.conn, slot, counts.by_minute(changes.purchases), total)
+
+    async def _counts_changed(self, updates: dict[str, dict[str, Any]]) -> counts.Tally:
+        """What changing earlier purchases' subsidy or deviation changes of the totals: their values
+        before, read by report id (only when the batch changes one of them: a correction, a replay)."""
+        touched = [rid for rid, v in updates.items() if "subsidy" in v or "deviation" in v]
+        if not touched:
+            return counts.Tally()
+        p = t.purchases
+        query = select(p.c.report_id, p.c.subsidy, p.c.deviation).where(self._among(p.c.report_id))
+        change = counts.Tally()
+        for report_id, subsidy, deviation in await self.conn.execute(query, {"among": touched}):
+            values = updates[report_id]
+            after = counts.of_purchase(
+                values.get("subsidy", subsidy), values.get("deviation", deviation)
+            )
+            change += after + -counts.of_purchase(subsidy, deviation)
+        return change
 
     async def _insert_new_keys(self, rows: list[PersonRow]) -> None:
         """Persons and aliases the batch saw for the first time. A key another worker registered since
@@ -577,9 +611,18 @@ class RegisterUnitOfWork:
                 "a person's key was registered by another worker meanwhile: running the batch again"
             )
 
-    async def _merge(self, merge: Merge, now: datetime) -> None:
-        """Move a merged person's rows to the kept one; its key (and its aliases) become aliases."""
+    async def _merge(self, merge: Merge, now: datetime) -> int:
+        """Move a merged person's rows to the kept one; its key (and its aliases) become aliases.
+
+        Returns 1 if the merged key was a person in the register, 0 if it is new in this batch (its
+        reports came in the batch of the merge: it is written as an alias only)."""
         kept, gone = merge.alias.person_key, merge.alias.key
+        p = t.persons
+        was_person = (
+            await self.conn.execute(
+                select(func.count()).where(p.c.person_key == gone, p.c.alias_of.is_(None))
+            )
+        ).scalar_one()
         for table in (t.grants, t.supplements, t.balances, t.deferral_agreements, t.purchases):
             await self.conn.execute(
                 update(table).where(table.c.person_key == gone).values(person_key=kept)
@@ -598,6 +641,7 @@ class RegisterUnitOfWork:
         )
         await self.conn.execute(_upsert(self.conn, p), [row._asdict()])
         await self.conn.execute(_upsert(self.conn, t.person_merges), [merge.record._asdict()])
+        return int(was_person)
 
     async def _move_keyed(
         self, table: Table, column: str, same: tuple[str, ...], gone: str, kept: str
@@ -665,26 +709,52 @@ class RegisterUnitOfWork:
                 *_columns(offset_rows),
             )
 
-    async def _write_obligations(self, rows: list[Any]) -> None:
+    async def _write_obligations(self, rows: list[Any]) -> counts.Tally:
         """Obligation rows (a row per report) as one upsert of a JSON array of rows (`_json_rows`).
         The latest row of an obligation the batch wrote twice is the one that stays, as with one
-        upsert per row."""
+        upsert per row.
+
+        Returns how the obligations moved between states (`sinks.counts`), from the same statement:
+        its sub-statements all read the table as it was before the upsert, so `found` holds the states
+        the batch found (the rows are locked since the batch loaded them)."""
         latest = {row[0]: row for row in rows}
         raw = await self._raw()
-        await raw.execute(
-            """INSERT INTO obligations (obligation_id, kind, reporter, legal_basis, person_key, event_at,
-              due_at, arrived_at, state, updated_at)
-            SELECT (r->>0)::varchar, (r->>1)::varchar, (r->>2)::varchar, (r->>3)::varchar,
-              (r->>4)::varchar, (r->>5)::timestamptz, (r->>6)::timestamptz, (r->>7)::timestamptz,
-              (r->>8)::varchar, (r->>9)::timestamptz
-            FROM jsonb_array_elements($1::text::jsonb) AS r
-            ON CONFLICT (obligation_id) DO UPDATE SET kind = EXCLUDED.kind,
-              reporter = EXCLUDED.reporter, legal_basis = EXCLUDED.legal_basis,
-              person_key = EXCLUDED.person_key, event_at = EXCLUDED.event_at,
-              due_at = EXCLUDED.due_at, arrived_at = EXCLUDED.arrived_at, state = EXCLUDED.state,
-              updated_at = EXCLUDED.updated_at""",
+        moved = await raw.fetch(
+            """WITH incoming AS (
+              SELECT (r->>0)::varchar AS obligation_id, (r->>1)::varchar AS kind,
+                (r->>2)::varchar AS reporter, (r->>3)::varchar AS legal_basis,
+                (r->>4)::varchar AS person_key, (r->>5)::timestamptz AS event_at,
+                (r->>6)::timestamptz AS due_at, (r->>7)::timestamptz AS arrived_at,
+                (r->>8)::varchar AS state, (r->>9)::timestamptz AS updated_at
+              FROM jsonb_array_elements($1::text::jsonb) AS r
+            ), found AS (
+              SELECT o.state FROM obligations o JOIN incoming i ON o.obligation_id = i.obligation_id
+            ), written AS (
+              INSERT INTO obligations (obligation_id, kind, reporter, legal_basis, person_key,
+                event_at, due_at, arrived_at, state, updated_at)
+              SELECT * FROM incoming
+              ON CONFLICT (obligation_id) DO UPDATE SET kind = EXCLUDED.kind,
+                reporter = EXCLUDED.reporter, legal_basis = EXCLUDED.legal_basis,
+                person_key = EXCLUDED.person_key, event_at = EXCLUDED.event_at,
+                due_at = EXCLUDED.due_at, arrived_at = EXCLUDED.arrived_at, state = EXCLUDED.state,
+                updated_at = EXCLUDED.updated_at
+              RETURNING state
+            )
+            SELECT state, sum(n)::bigint AS n
+            FROM (SELECT state, -1 AS n FROM found UNION ALL SELECT state, 1 AS n FROM written) AS moves
+            GROUP BY state""",
             _json_rows(list(latest.values())),
         )
+        return counts.Tally(obligations={r["state"]: int(r["n"]) for r in moved if r["n"]})
+
+    async def _obligation_moves_sqlite(self, rows: list[Any]) -> counts.Tally:
+        """How the obligation rows about to be written move obligations between states: the states
+        they have now, read by id, and the latest row's of each (SQLite: one writer at a time)."""
+        latest = {row[0]: row[8] for row in rows}  # obligation_id -> state
+        ob = t.obligations
+        query = select(ob.c.state).where(self._among(ob.c.obligation_id))
+        before = (await self.conn.execute(query, {"among": list(latest)})).scalars().all()
+        return counts.obligation_moves(before, latest.values())
 
     async def _raw(self) -> Any:
         """The asyncpg connection under this unit of work, its transaction open (PostgreSQL)."""

@@ -1,7 +1,8 @@
 """Retention (§ 4) on the register: what `rules.retention` says is due, as set-based DELETEs.
 
 `plan(conn, as_of)` counts what a run on `as_of` would delete and changes nothing; `apply(engine_or_conn,
-as_of)` deletes it in one transaction. Both return the rows per line of `rules.retention.schedule`
+as_of)` deletes it in one transaction, and takes what it deleted off the register's totals (`sinks.counts`)
+in it. Both return the rows per line of `rules.retention.schedule`
 (`deceased.<table>`, `<table>`, `supplements.<kind>`, `persons`), zeros included, and count each row
 once: a row of a deceased person counts under `deceased.<table>` only.
 
@@ -46,6 +47,7 @@ from rules.retention import (
     cutoff,
     schedule,
 )
+from sinks import counts
 from sinks import tables as t
 
 log = logging.getLogger(__name__)
@@ -195,7 +197,28 @@ async def plan(
     return counts
 
 
-async def _delete(conn: AsyncConnection, table: Table, where: ColumnElement[bool]) -> int:
+async def _delete(
+    conn: AsyncConnection, table: Table, where: ColumnElement[bool], gone: list[counts.Tally]
+) -> int:
+    """Delete `table`'s rows matching `where`; what a purchases, persons or obligations row deleted
+    took from the register's totals (`sinks.counts`) is added to `gone`, from the rows the DELETE
+    returns."""
+    if table is t.purchases:
+        rows = (
+            await conn.execute(
+                delete(table).where(where).returning(table.c.subsidy, table.c.deviation)
+            )
+        ).all()
+        gone.extend(counts.of_purchase(subsidy, deviation) for subsidy, deviation in rows)
+        return len(rows)
+    if table is t.obligations:
+        rows = (await conn.execute(delete(table).where(where).returning(table.c.state))).all()
+        gone.append(counts.obligation_moves((), (state for (state,) in rows)))  # taken off below
+        return len(rows)
+    if table is t.persons:
+        rows = (await conn.execute(delete(table).where(where).returning(table.c.alias_of))).all()
+        gone.append(counts.Tally(persons=sum(1 for (alias_of,) in rows if alias_of is None)))
+        return len(rows)
     result = await conn.execute(delete(table).where(where))
     return int(result.rowcount or 0)
 
@@ -206,25 +229,28 @@ async def _apply(
     if conn.dialect.name == "postgresql":
         await conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": LOCK_ID})
     run = _Run(as_of, retained)
-    counts: dict[str, int] = {}
+    deleted: dict[str, int] = {}
+    gone: list[counts.Tally] = []
     for step in schedule(as_of, retained):
         if step.label == f"deceased.{t.persons.name}":
-            counts[step.label] = await _delete(
-                conn, t.persons, t.persons.c.person_key.in_(run.dead_keys)
+            deleted[step.label] = await _delete(
+                conn, t.persons, t.persons.c.person_key.in_(run.dead_keys), gone
             )
         elif step.label.startswith("deceased."):
             table = run.tables[step.table]
-            counts[step.label] = await _delete(
-                conn, table, run.dead(table, run.persons_of(step.table))
+            deleted[step.label] = await _delete(
+                conn, table, run.dead(table, run.persons_of(step.table)), gone
             )
         elif step.table == t.persons.name:
-            counts[step.label] = await _delete(
-                conn, t.persons, run.unused_persons(after_deletes=True)
+            deleted[step.label] = await _delete(
+                conn, t.persons, run.unused_persons(after_deletes=True), gone
             )
         else:
             r = next(r for r in retained if r.label == step.label)
-            counts[step.label] = await _delete(conn, run.tables[r.table], run.due(r))
-    return counts
+            deleted[step.label] = await _delete(conn, run.tables[r.table], run.due(r), gone)
+    # the register's totals lose what was deleted, in the same transaction
+    await counts.add(conn, 0, {}, -sum(gone, counts.Tally()))
+    return deleted
 
 
 async def apply(

@@ -6,6 +6,8 @@ Money columns are BigInteger øre.
 
 from __future__ import annotations
 
+from typing import get_args
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -23,7 +25,11 @@ from sqlalchemy import (
     text,
 )
 
+from rules.obligations import State as ObligationState
+
 metadata = MetaData()
+
+OBLIGATION_STATES: tuple[str, ...] = get_args(ObligationState)
 
 Money = BigInteger
 PersonKeyCol = String(10)
@@ -213,6 +219,15 @@ balances = Table(
     Column("settled_at_report", String(64)),  # the purchase where the last of it was settled
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
+# The amounts not yet settled: counted by the dashboard. A literal predicate (no parameter), which the
+# query repeats word for word, so that SQLite too can use the index.
+OPEN_BALANCE = text("remaining <> 0")
+Index(
+    "ix_balances_open",
+    balances.c.arose_on,
+    postgresql_where=OPEN_BALANCE,
+    sqlite_where=OPEN_BALANCE,
+)
 
 deferral_agreements = Table(
     "deferral_agreements",
@@ -269,6 +284,14 @@ parked_messages = Table(
     Column("value", LargeBinary, nullable=False),
     Column("parked_at", DateTime(timezone=True), nullable=False),
     Column("replayed_at", DateTime(timezone=True)),
+)
+# The reports still waiting for a scale: counted by the dashboard, taken by a scale's replay.
+_WAITING = text("replayed_at IS NULL")
+Index(
+    "ix_parked_messages_waiting",
+    parked_messages.c.day,
+    postgresql_where=_WAITING,
+    sqlite_where=_WAITING,
 )
 
 consumer_offsets = Table(
@@ -341,3 +364,30 @@ read_audit = Table(
 )
 Index("ix_read_audit_person_at", read_audit.c.person_key, read_audit.c.at)
 Index("ix_read_audit_at", read_audit.c.at)
+
+# Counts kept as the batches are written (sinks/counts.py), so the dashboard reads a few small rows
+# whatever the number of purchases. `slot` spreads workers writing at once over several rows, so that
+# no batch waits for another worker's commit to add its counts. No person appears in them.
+register_minutes = Table(
+    "register_minutes",
+    metadata,
+    Column("minute", DateTime(timezone=True), primary_key=True),  # UTC, seconds zero
+    Column("slot", Integer, primary_key=True),
+    Column("purchases", BigInteger, nullable=False),  # rows registered in the minute
+    Column("subsidy", Money, nullable=False),  # their subsidy as registered
+    Column("deviations", BigInteger, nullable=False),  # of them, those deviating from the register
+)
+
+register_totals = Table(
+    "register_totals",
+    metadata,
+    Column("slot", Integer, primary_key=True, autoincrement=False),
+    # the register as it is now, summed over the slots: purchase rows, their subsidy, those deviating
+    # from what the pharmacy granted, and persons (own rows, not their other numbers)
+    Column("purchases", BigInteger, nullable=False),
+    Column("subsidy", Money, nullable=False),
+    Column("deviations", BigInteger, nullable=False),
+    Column("persons", BigInteger, nullable=False),
+    # reporting obligations by state (`rules.obligations.State`): `obligations_on_time` and so on
+    *(Column(f"obligations_{state}", BigInteger, nullable=False) for state in OBLIGATION_STATES),
+)

@@ -17,7 +17,7 @@ from datetime import datetime
 from sqlalchemy import func, select, update
 
 from rules.obligations import OPEN_STATES, at_risk
-from sinks import obligations, outbox
+from sinks import counts, obligations, outbox
 from sinks import tables as t
 from sinks.publisher import Outgoing
 from sinks.register import Register
@@ -48,6 +48,8 @@ async def raise_missing(
             .where(ob.c.obligation_id.in_([o.obligation_id for o in due]))
             .values(state="missing", updated_at=now)
         )
+        moved = counts.obligation_moves((o.state for o in due), ("missing" for _ in due))
+        await counts.add(uow.conn, 0, {}, moved)  # the dashboard's obligations by state
         alerts = [
             out.obligation_alert(
                 replace(o, state="missing"),

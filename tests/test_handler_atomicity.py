@@ -198,6 +198,8 @@ async def snapshot(register: Register) -> dict[str, list[tuple[Any, ...]]]:
         for table in tables.metadata.sorted_tables:
             if table.name in ("schema_migrations", "alembic_version", "outbox"):
                 continue  # the outbox holds the outputs, which the tests compare as outputs
+            if table is tables.register_minutes:
+                continue  # keyed by the minute a batch ran in: the clock's
             columns = [c for c in table.columns if c.name not in VOLATILE]
             rows = (await conn.execute(select(*columns))).all()
             found[table.name] = sorted((tuple(r) for r in rows), key=repr)

@@ -57,6 +57,7 @@ EVERY_REVISION = [
     "0013_room_for_updates",
     "0014_read_audit_place",
     "0015_fee_halves_start_alerts",
+    "0016_register_counts",
 ]
 AT = datetime(2024, 5, 2, 9, 30, 15, tzinfo=UTC)
 
