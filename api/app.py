@@ -17,7 +17,12 @@ from typing import Any
 from fastapi import FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    disable_created_metrics,
+    generate_latest,
+)
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -35,6 +40,7 @@ from sinks.read_audit import anonymous_refusal
 from sinks.register import make_engine
 
 NO_TOKEN_KEYS = TokenKeys(audience="reghub-api", issuer="reghub-dev")
+disable_created_metrics()  # no `*_created` series: a counter's start time is no figure to graph
 MONITOR_ROLES = ("monitoring", "operator", "agency")
 """Who sees the workers' addresses and error texts on `/monitor`."""
 

@@ -16,7 +16,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
@@ -24,6 +31,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sinks import tables as t
 from sinks.publisher import Outgoing
+
+disable_created_metrics()  # no `*_created` series: a counter's start time is no figure to graph
 
 CONTENT_TYPE = "text/plain; version=0.0.4"
 

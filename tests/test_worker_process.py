@@ -75,7 +75,9 @@ def get_metrics(port: int) -> str:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
         assert resp.status == 200
         assert resp.headers["Content-Type"].startswith("text/plain")
-        return resp.read().decode()
+        text = resp.read().decode()
+    assert "_created" not in text  # a counter's start time is no series to scrape
+    return text
 
 
 def get_health(port: int) -> dict:
