@@ -21,14 +21,14 @@ agency decides it (a renumbering with the agency as sender). Their renumberings 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 from typing import Literal
 
 from rules.history import History, Replayed, replay
 from rules.identifiers import PersonKeyKind, parse_person_key
-from rules.outcomes import Parked, Refused
+from rules.outcomes import Parked, PurchaseRecord, Refused
 from rules.periods import is_under18
 from rules.scales import Scale
 from rules.state import Period, PersonState
@@ -141,15 +141,8 @@ def merge(
     if not theirs:
         empty = Replayed((), (), (), ())
         return Merged(state, empty, merged_history.periods)
-    first = min(theirs, key=lambda r: (r.day, r.paid_at is None, r.paid_at))
-    result = replay(
-        kept.birth_date,
-        History(periods, records),
-        scales,
-        day=first.day,
-        since=first.paid_at,
-        balance_id=balance_id,
-        origin=origin,
+    result = _replay_from(
+        theirs, kept.birth_date, History(periods, records), scales, balance_id, origin
     )
     if isinstance(result, Parked):
         return result
@@ -189,7 +182,20 @@ def born_again(
     ]
     if not touched:
         return None  # nothing was decided on the flag yet
-    first = min(touched, key=lambda r: (r.day, r.paid_at is None, r.paid_at))
+    return _replay_from(touched, born, history, scales, balance_id, origin)
+
+
+def _replay_from(
+    purchases: Sequence[PurchaseRecord],
+    born: date,
+    history: History,
+    scales: Iterable[Scale],
+    balance_id: str,
+    origin: str,
+) -> Replayed | Parked:
+    """`history` walked again from the first of `purchases` by payment, each later purchase's
+    difference a balancing amount (`rules.history.replay`)."""
+    first = min(purchases, key=lambda r: (r.day, r.paid_at is None, r.paid_at))
     return replay(
         born,
         history,
