@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import random
 import signal
 import socket
 import subprocess
@@ -30,10 +31,34 @@ def die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+# Below Linux's ephemeral range (32768-60999 by default): the kernel never hands these to an outgoing
+# connection, so a port found free here stays free until we bind it, unless another listener takes it.
+_LISTEN_PORTS = range(20000, 32768)
+
+
+def free_ports(count: int = 1) -> int:
+    """The first of `count` consecutive loopback ports that are free now (a worker's processes take
+    the web port and the ones after it)."""
+    for _ in range(200):
+        first = random.randrange(_LISTEN_PORTS.start, _LISTEN_PORTS.stop - count)
+        if all(_bindable(first + i) for i in range(count)):
+            return first
+    raise OSError(
+        f"no {count} consecutive free ports in {_LISTEN_PORTS.start}-{_LISTEN_PORTS.stop - 1}"
+    )
+
+
 def free_port() -> int:
+    return free_ports(1)
+
+
+def _bindable(port: int) -> bool:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 class EmbeddedBroker:

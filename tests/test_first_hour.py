@@ -26,7 +26,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from reghub.broker import EmbeddedBroker, create_topics, free_port
+from reghub.broker import EmbeddedBroker, create_topics, free_port, free_ports
 from streams.topics import TopicNames
 from tests.conftest import PG_ADMIN_DSN, _admin
 from tests.messages import PERSON
@@ -355,7 +355,10 @@ async def test_a_worker_waits_for_its_database_with_backoff_one_line_per_attempt
     prefix = f"w{uuid.uuid4().hex[:8]}."
     await create_topics(broker.bootstrap, TopicNames(prefix), 2)
     server_host, server_port = PG_SERVER.rsplit(":", 1)
-    db_port, web_port = free_port(), free_port()  # nobody listens on db_port until `forward`
+    db_port, web_port = (
+        free_port(),
+        free_ports(processes),
+    )  # nobody listens on db_port until `forward`
     url = empty_database.replace(PG_SERVER, f"127.0.0.1:{db_port}")
     log_path = tmp_path / "worker.log"
     variables = {
@@ -472,11 +475,11 @@ def test_a_second_up_refuses_naming_the_first_and_commands_find_it_from_below(
 
 @pytest.mark.parametrize("processes", [1, 2])
 def test_the_worker_on_a_web_port_that_is_taken_is_one_line(tmp_path: Path, processes: int) -> None:
+    first = free_ports(processes)
+    port = first + processes - 1  # the last worker's port is the one taken
     with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
+        taken.bind(("127.0.0.1", port))
         taken.listen()
-        port = taken.getsockname()[1]
-        first = port - processes + 1  # the last worker's port is the one taken
         done = reghub(
             "worker", "--processes", str(processes), cwd=tmp_path,
             REGHUB_DATABASE_URL=f"sqlite:///{tmp_path / 'register.db'}",

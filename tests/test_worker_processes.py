@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from reghub.broker import EmbeddedBroker, free_port
+from reghub.broker import EmbeddedBroker, free_ports
 from reghub.settings import Settings
 from reghub.supervisor import default_processes
 from streams.topics import DECISIONS, DISPENSINGS, TopicNames
@@ -57,9 +57,7 @@ async def test_two_processes_share_the_group_restart_and_stop_together(
     if not settings.database_url.startswith("postgresql"):
         pytest.skip("two worker processes share a PostgreSQL register; SQLite has one writer")
     names = TopicNames(settings.topic_prefix)
-    port = free_port()
-    while free_port() == port + 1:  # the second worker takes the next port
-        pass
+    port = free_ports(2)  # the second worker takes the next port
     env = {**worker_env(broker, settings, port, tmp_path), "REGHUB_WEB_PORT": str(port)}
     del env["REGHUB_WORKER_PROCESSES"]
     with open(tmp_path / "workers.log", "wb") as log:
