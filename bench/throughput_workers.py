@@ -138,6 +138,7 @@ async def end_to_end_workers(
     rows; returns (result, dialect, purchase rows added)."""
     settings = {
         "kafka_bootstrap": bootstrap,
+        "kafka_idempotence": False,  # as in every other mode: the embedded Tansu refuses InitProducerId
         "database_url": url,
         "topic_prefix": prefix,
         "consumer_group": f"{prefix}register-{uuid.uuid4().hex[:6]}",
