@@ -100,6 +100,7 @@ def expect_applied(outcome: Outcome) -> None:
 
 
 def _empty_view() -> dict[str, Any]:
+    """A person's period before any answer showed it: no saldo, no period."""
     return {
         "saldo_after": "0.00",
         "period_start": None,
@@ -121,6 +122,7 @@ class Event:
 
     @property
     def type(self) -> str:
+        """The event type, one of `cases.EVENT_TYPES`."""
         return str(self.fields["type"])
 
 
