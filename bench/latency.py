@@ -41,6 +41,9 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.partitioner import murmur2
 
+from bench.harness.broker import SESSION_TIMEOUT_MS, assigned_at
+from bench.harness.register import database
+from bench.harness.timing import StepTimer
 from reghub import synthetic, wiring
 from reghub.broker import EmbeddedBroker, create_topics
 from reghub.settings import Settings
@@ -154,8 +157,6 @@ async def _pace(
 
 
 async def run(args: argparse.Namespace) -> None:
-    from bench.dispensing_throughput import SESSION_TIMEOUT_MS, database
-
     rate, seconds = args.rate, args.seconds
     n = rate * seconds
     run_id = uuid.uuid4().hex[:8]
@@ -203,8 +204,6 @@ async def measure(
     settings: Settings, register: Register, names: TopicNames, plan: dict[str, Any]
 ) -> None:
     """Start the worker and the decisions reader, then the producer; print both latencies."""
-    from bench.dispensing_throughput import StepTimer, assigned_at
-
     topic = names(DISPENSINGS)
     committed_at: dict[str, float] = {}
     decided_at: dict[str, float] = {}

@@ -29,9 +29,13 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from reghub import synthetic
+from bench.harness.broker import SESSION_TIMEOUT_MS, assigned_at, produce
+from bench.harness.register import database
+from reghub import synthetic, wiring
 from reghub.broker import EmbeddedBroker, create_topics
 from reghub.settings import Settings
+from sinks.migrations import upgrade
+from sinks.register import make_engine
 from streams.topics import DISPENSINGS, TopicNames
 
 CHUNK = 100_000
@@ -63,9 +67,6 @@ def _child(settings: dict[str, Any], n: int, reports: Any) -> None:
 
 
 async def _replay(settings: dict[str, Any], n: int, reports: Any) -> None:
-    from bench.dispensing_throughput import assigned_at
-    from reghub import wiring
-
     processor = wiring.processor(Settings(**settings))
     done = asyncio.Event()
     ended: list[float] = []
@@ -101,8 +102,6 @@ async def _replay(settings: dict[str, Any], n: int, reports: Any) -> None:
 
 async def produce_chunked(bootstrap: str, topic: str, args: argparse.Namespace, run: str) -> float:
     """N reports in chunks of CHUNK, each chunk generated just before it is sent; returns seconds."""
-    from bench.dispensing_throughput import produce
-
     rng = random.Random(args.seed)
     people = synthetic.persons(args.persons, rng)
     shops = synthetic.pharmacies()
@@ -123,10 +122,6 @@ async def produce_chunked(bootstrap: str, topic: str, args: argparse.Namespace, 
 
 
 async def run(args: argparse.Namespace) -> None:
-    from bench.dispensing_throughput import SESSION_TIMEOUT_MS, database
-    from sinks.migrations import upgrade
-    from sinks.register import make_engine
-
     n = args.rebuild
     run_id = uuid.uuid4().hex[:8]
     print(
