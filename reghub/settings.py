@@ -17,6 +17,7 @@ from pydantic_settings import (
 )
 
 SECRETS_DIR_VARIABLE = "REGHUB_SECRETS_DIR"
+LOG_FORMAT_VARIABLE = "REGHUB_LOG_FORMAT"
 
 DATABASE_URL_FORMS = (
     "postgresql://user:password@host:5432/name (or postgres://…) or sqlite:///path/to/register.db"
@@ -172,6 +173,10 @@ class Settings(BaseSettings):
     api_token_issuer: str = "reghub-dev"
     data_dir: Path = Path(".reghub")
     log_level: str = "info"
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="json: one JSON object a log line (containers); text: for a terminal",
+    )
 
     @field_validator("database_url")
     @classmethod
