@@ -265,14 +265,17 @@ def create_app(
 
     @app.timer(interval=15.0)
     async def count_obligations() -> None:
-        """The obligations-by-state gauge of `/metrics`."""
+        """The register-wide gauges of `/metrics`: obligations by state, the outbox backlog, the last
+        closed day's compliance."""
         if processor.consumer is None:
             return
         try:
             async with processor.register.engine.connect() as conn:
                 await processor.metrics.refresh_obligations(conn)
+                await processor.metrics.refresh_outbox(conn)
+                await processor.metrics.refresh_compliance(conn)
         except Exception as exc:  # a metric never stops the worker
-            log.warning("obligation counts not refreshed: %s", exc)
+            log.warning("register gauges not refreshed: %s", exc)
 
     @app.page("/metrics")
     async def metrics_page(web: Any, request: Any) -> Any:

@@ -139,3 +139,20 @@ def test_clients_use_sasl_ssl_and_read_their_secrets_from_files(empty_env_file: 
     assert "INTERNAL://127.0.0.1:9092" in kafka  # plaintext only on the broker's own loopback
     postgres = _service_block(rendered, "postgres")
     assert "POSTGRES_PASSWORD_FILE" in postgres and "POSTGRES_PASSWORD:" not in postgres
+
+
+def test_the_monitoring_profile_scrapes_and_reads_lag_from_the_broker(empty_env_file: Path) -> None:
+    result = _run_config(empty_env_file, pseudonym_key=TEST_KEY)
+    assert result.returncode == 0, result.stderr
+    rendered = result.stdout
+    for name in ("kafka-exporter", "prometheus", "grafana"):  # only with --profile monitoring
+        assert "- monitoring" in _service_block(rendered, name), name
+    exporter = _service_block(rendered, "kafka-exporter")
+    assert "network_mode: service:kafka" in exporter  # the broker's loopback listener, no password
+    assert "--kafka.server=127.0.0.1:9092" in exporter
+    prometheus = _service_block(rendered, "prometheus")
+    assert "deploy/prometheus:/etc/prometheus:ro" in prometheus
+    grafana = _service_block(rendered, "grafana")
+    assert "deploy/grafana/provisioning:/etc/grafana/provisioning:ro" in grafana
+    assert "GF_SECURITY_ADMIN_PASSWORD__FILE: /run/secrets/grafana_admin_password" in grafana
+    assert "GF_SECURITY_ADMIN_PASSWORD:" not in grafana
