@@ -208,8 +208,17 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         """Also read secrets from files named like the variables (`reghub_pseudonym_key`, …) in the
-        folder `REGHUB_SECRETS_DIR` names (e.g. /run/secrets); the environment wins over a file."""
-        folder = os.environ.get(SECRETS_DIR_VARIABLE)
-        if folder:
-            file_secret_settings = SecretsSettingsSource(settings_cls, secrets_dir=folder)
+        folders `REGHUB_SECRETS_DIR` names, separated by `:` like PATH (compose: its secrets volume
+        and /run/secrets, where compose mounts its `secrets:`); a later folder wins over an earlier
+        one, and the environment over any file."""
+        # a folder that is not there holds no secret (a setting it should have held is reported
+        # missing by name), rather than a library warning on stderr
+        folders = [f for f in secrets_folders(os.environ.get(SECRETS_DIR_VARIABLE)) if f.is_dir()]
+        if folders:
+            file_secret_settings = SecretsSettingsSource(settings_cls, secrets_dir=folders)
         return init_settings, env_settings, dotenv_settings, file_secret_settings
+
+
+def secrets_folders(value: str | None) -> list[Path]:
+    """The folders of `REGHUB_SECRETS_DIR` (`value`, None when unset): `:`-separated, blanks left out."""
+    return [Path(part) for part in (value or "").split(os.pathsep) if part.strip()]
