@@ -239,3 +239,21 @@ def test_the_monitoring_profile_scrapes_and_reads_lag_from_the_broker(empty_env_
     assert "deploy/grafana/provisioning:/etc/grafana/provisioning:ro" in grafana
     assert "GF_SECURITY_ADMIN_PASSWORD__FILE: /run/secrets/grafana_admin_password" in grafana
     assert "GF_SECURITY_ADMIN_PASSWORD:" not in grafana
+
+
+def test_one_worker_process_per_container_each_checked_and_scraped(empty_env_file: Path) -> None:
+    result = _run_config(empty_env_file, pseudonym_key=None)
+    assert result.returncode == 0, result.stderr
+    worker = yaml.safe_load(result.stdout)["services"]["worker"]
+    assert worker["command"] == ["reghub", "worker", "--processes", "1"]
+    assert "REGHUB_WEB_PORT" not in worker["environment"]  # 6066, where the checks look
+    assert "http://127.0.0.1:6066/ready" in " ".join(worker["healthcheck"]["test"])
+    scrape = yaml.safe_load((REPO_ROOT / "deploy/prometheus/prometheus.yml").read_text())
+    (job,) = [j for j in scrape["scrape_configs"] if j["job_name"] == "reghub-worker"]
+    assert job["dns_sd_configs"][0]["names"] == ["worker"]
+    assert job["dns_sd_configs"][0]["port"] == 6066
+
+
+def test_the_image_leaves_the_secret_files_out() -> None:
+    ignored = (REPO_ROOT / ".dockerignore").read_text().split()
+    assert "secrets" in ignored  # the build context would copy them into the image
