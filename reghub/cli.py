@@ -300,6 +300,30 @@ def schemas_export(
         typer.echo(str(path))
 
 
+@schemas_app.command("check")
+def schemas_check(
+    directory: Annotated[
+        Path | None,
+        typer.Argument(help="The released schemas (default: the repository's schemas/released)."),
+    ] = None,
+) -> None:
+    """Check the code's topic schemas against the released ones: a change that would break a partner's
+    producer or consumer is named, and the exit is 1, unless the topic's version was raised (.v2)."""
+    from reghub.export import RELEASED, check_released
+
+    problems = check_released(directory or RELEASED)
+    for topic, lines in problems.items():
+        for line in lines:
+            typer.echo(f"{topic}: {line}")
+    if problems:
+        typer.echo(
+            "a breaking change needs a new topic version (e.g. .v2); see schemas/compatibility.py",
+            err=True,
+        )
+        raise typer.Exit(1)
+    typer.echo("every topic's schema is compatible with its released one")
+
+
 @app.command()
 def send(
     topic: Annotated[str, typer.Argument(help="Topic, e.g. ctr.dispensings.v1")],
