@@ -204,7 +204,7 @@ async def test_the_day_is_closed_once_and_the_summary_matches_what_was_sent(
     settings = settings_for("127.0.0.1:1", database_url, "c.")
     assert await print_day(settings, "2024-05-02", console) == 0
     printed = console.export_text()
-    assert "(closed)" in printed and "12300" in printed and "240" in printed
+    assert "(closed)" in printed and "12300" in printed and "4 min" in printed
     assert await print_day(settings, "2024-05-03", console) == 0
     assert "not closed yet" in console.export_text()
 
