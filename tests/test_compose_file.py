@@ -257,3 +257,11 @@ def test_one_worker_process_per_container_each_checked_and_scraped(empty_env_fil
 def test_the_image_leaves_the_secret_files_out() -> None:
     ignored = (REPO_ROOT / ".dockerignore").read_text().split()
     assert "secrets" in ignored  # the build context would copy them into the image
+
+
+def test_every_reghub_container_logs_json(empty_env_file: Path) -> None:
+    result = _run_config(empty_env_file, pseudonym_key=None)
+    assert result.returncode == 0, result.stderr
+    services = yaml.safe_load(result.stdout)["services"]
+    for name in REGHUB_SERVICES:
+        assert services[name]["environment"]["REGHUB_LOG_FORMAT"] == "json", name
