@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -14,8 +14,8 @@ import typer.main
 
 from reghub.config import load_settings
 from reghub.failures import Failure, check_broker, check_register, check_web_ports, explain
-from reghub.logs import mask_person_numbers_in_logs
-from reghub.settings import DATABASE_URL_FORMS, Settings
+from reghub.logs import LogFormat, configure_logging, log_format_named, logging_config
+from reghub.settings import DATABASE_URL_FORMS, LOG_FORMAT_VARIABLE, Settings
 from reghub.supervisor import Supervisor, default_processes
 
 _ENVIRONMENT = (
@@ -49,12 +49,10 @@ app.add_typer(register_app, name="register")
 app.add_typer(person_app, name="person")
 
 
-def _logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+def _log_format() -> LogFormat:
+    """REGHUB_LOG_FORMAT, read here before the settings (which may be what fails) so that even a
+    failure's line is in the format asked for."""
+    return log_format_named(os.environ.get(LOG_FORMAT_VARIABLE))
 
 
 @app.command()
@@ -99,7 +97,7 @@ def worker(
     count = processes or settings.worker_processes or default_processes(settings.database_url)
     asyncio.run(_worker_start_checks(settings, count))
     if count > 1:
-        logging.basicConfig(level=settings.log_level.upper())
+        configure_logging(settings.log_level, settings.log_format)
         raise typer.Exit(Supervisor(count, settings.web_port).run())
     _one_worker(settings)
 
@@ -162,7 +160,14 @@ def _one_worker(settings: Settings) -> None:
         broker_credentials=faust_credentials(settings),
         replication_factor=settings.topic_replication_factor,
     )
-    faust.Worker(faust_app, loglevel=settings.log_level.upper()).execute_from_commandline()
+    json_logs = settings.log_format == "json"
+    faust.Worker(
+        faust_app,
+        loglevel=settings.log_level.upper(),
+        # faust's own set-up replaces the handlers: in JSON it takes ours, and prints no banner
+        logging_config=logging_config(settings.log_level, "json") if json_logs else None,
+        quiet=json_logs,
+    ).execute_from_commandline()
 
 
 @app.command()
@@ -190,6 +195,12 @@ def api(
         host=host or settings.api_host,
         port=port or settings.api_port,
         log_level=settings.log_level.lower(),
+        # JSON: uvicorn's own loggers, its access log included, through the hub's formatter
+        **(
+            {"log_config": logging_config(settings.log_level, "json")}
+            if settings.log_format == "json"
+            else {}
+        ),
     )
 
 
@@ -287,6 +298,30 @@ def schemas_export(
 
     for path in export_schemas(directory):
         typer.echo(str(path))
+
+
+@schemas_app.command("check")
+def schemas_check(
+    directory: Annotated[
+        Path | None,
+        typer.Argument(help="The released schemas (default: the repository's schemas/released)."),
+    ] = None,
+) -> None:
+    """Check the code's topic schemas against the released ones: a change that would break a partner's
+    producer or consumer is named, and the exit is 1, unless the topic's version was raised (.v2)."""
+    from reghub.export import RELEASED, check_released
+
+    problems = check_released(directory or RELEASED)
+    for topic, lines in problems.items():
+        for line in lines:
+            typer.echo(f"{topic}: {line}")
+    if problems:
+        typer.echo(
+            "a breaking change needs a new topic version (e.g. .v2); see schemas/compatibility.py",
+            err=True,
+        )
+        raise typer.Exit(1)
+    typer.echo("every topic's schema is compatible with its released one")
 
 
 @app.command()
@@ -759,8 +794,8 @@ def main() -> None:
     """The `reghub` command: a known failure (a missing setting, a database or broker that does not
     answer, a register not migrated) is one line on stderr and a non-zero exit, not a traceback
     (`reghub.failures`)."""
-    mask_person_numbers_in_logs()
-    _logging("warning")
+    log_format = _log_format()
+    configure_logging("warning", log_format)
     command = typer.main.get_command(app)
     _plain_help(command)
     try:
@@ -770,7 +805,10 @@ def main() -> None:
         if failure is None:
             raise
         for line in failure.lines:
-            typer.echo(line, err=True)
+            if log_format == "json":  # a line of the log like any other
+                logging.getLogger("reghub").error("%s", line)
+            else:
+                typer.echo(line, err=True)
         raise SystemExit(failure.exit_code) from None
 
 

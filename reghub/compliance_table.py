@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from reghub.settings import Settings
+from rules.deadlines import human_duration
 from sinks.register import make_engine
 from streams.compliance import closed, day_summaries
 
@@ -34,12 +35,12 @@ async def print_day(settings: Settings, day_text: str, console: Console | None =
     finally:
         await engine.dispose()
     table = Table(title=f"Reporting obligations of {day.isoformat()} ({note})")
-    for column in ("reporter", "on time", "late", "missing", "resolved", "worst lateness (s)"):
+    for column in ("reporter", "on time", "late", "missing", "resolved", "worst lateness"):
         table.add_column(column, justify="left" if column == "reporter" else "right")
     for s in summaries:
         table.add_row(
             s.reporter, str(s.on_time), str(s.late), str(s.missing), str(s.resolved),
-            str(s.worst_seconds_late),
+            human_duration(s.worst_seconds_late) if s.late or s.resolved else "",
         )  # fmt: skip
     if not summaries:
         console.print(f"no reporting obligations on {day.isoformat()}")

@@ -17,6 +17,7 @@ from pydantic_settings import (
 )
 
 SECRETS_DIR_VARIABLE = "REGHUB_SECRETS_DIR"
+LOG_FORMAT_VARIABLE = "REGHUB_LOG_FORMAT"
 
 DATABASE_URL_FORMS = (
     "postgresql://user:password@host:5432/name (or postgres://…) or sqlite:///path/to/register.db"
@@ -172,6 +173,10 @@ class Settings(BaseSettings):
     api_token_issuer: str = "reghub-dev"
     data_dir: Path = Path(".reghub")
     log_level: str = "info"
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="json: one JSON object a log line (containers); text: for a terminal",
+    )
 
     @field_validator("database_url")
     @classmethod
@@ -203,8 +208,17 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         """Also read secrets from files named like the variables (`reghub_pseudonym_key`, …) in the
-        folder `REGHUB_SECRETS_DIR` names (e.g. /run/secrets); the environment wins over a file."""
-        folder = os.environ.get(SECRETS_DIR_VARIABLE)
-        if folder:
-            file_secret_settings = SecretsSettingsSource(settings_cls, secrets_dir=folder)
+        folders `REGHUB_SECRETS_DIR` names, separated by `:` like PATH (compose: its secrets volume
+        and /run/secrets, where compose mounts its `secrets:`); a later folder wins over an earlier
+        one, and the environment over any file."""
+        # a folder that is not there holds no secret (a setting it should have held is reported
+        # missing by name), rather than a library warning on stderr
+        folders = [f for f in secrets_folders(os.environ.get(SECRETS_DIR_VARIABLE)) if f.is_dir()]
+        if folders:
+            file_secret_settings = SecretsSettingsSource(settings_cls, secrets_dir=folders)
         return init_settings, env_settings, dotenv_settings, file_secret_settings
+
+
+def secrets_folders(value: str | None) -> list[Path]:
+    """The folders of `REGHUB_SECRETS_DIR` (`value`, None when unset): `:`-separated, blanks left out."""
+    return [Path(part) for part in (value or "").split(os.pathsep) if part.strip()]

@@ -11,6 +11,10 @@ one plus its index: 6066, 6067, …), and:
 
 The children share the group; Kafka spreads the partitions over them, and the register's row locks keep
 two of them from passing each other on one person.
+
+This is for a bare machine. A container runs one process (`reghub worker --processes 1`, as the compose
+file does) and is scaled by replicas, so that its health check and its metrics cover all of it and the
+orchestrator, not this supervisor, restarts it.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from typing import Any
 
 import faust
 from aiokafka.errors import KafkaError
+from faust.app.base import BootStrategy
 
 from rules.deadlines import COPENHAGEN
 from sinks.outbox import purge
@@ -39,14 +40,23 @@ class OutboxTimers:
     keep_hours: float = 24.0  # sent rows are kept this long, then deleted
 
 
-class HubApp(faust.App):
-    """A faust app that starts the register consumer as soon as the app starts.
+class WebAndTimersOnly(BootStrategy):
+    """What faust starts of itself: its web server and sensors, no Kafka client.
 
-    Faust starts `@app.task`s only once its own consumer group has joined (about 3 s on Tansu with a
-    6 s session timeout, measured from the worker's log); the register consumer does not need that
-    group, so it starts beside the join, not after it.
+    The app runs no agent and no table: the register's consumer and producers are its own
+    (`streams.processor`). Faust's consumer would join a group of its own (`<app id>`) and create its
+    leader topic (`<app id>-__assignor-__leader`) for nothing, and its producer would hold a broker
+    connection no one uses.
     """
 
+    enable_kafka = False
+
+
+class HubApp(faust.App):
+    """A faust app that starts the register consumer as soon as the app starts, and no Kafka client of
+    faust's own (`WebAndTimersOnly`): the timers and the web port start without waiting for a group."""
+
+    BootStrategy = WebAndTimersOnly
     register_consumer: Callable[[], Awaitable[None]] | None = None
 
     async def on_start(self) -> None:
@@ -122,8 +132,9 @@ def create_app(
     replication_factor: int = 1,
 ) -> faust.App:
     """A faust app whose one task runs `processor` until the worker stops; `broker_credentials` (faust's
-    SSL or SASL credentials) and `replication_factor` are for faust's own consumer and topics. Its web
-    port (health, readiness, metrics) binds `web_host`: loopback unless the deployment says otherwise."""
+    SSL or SASL credentials) and `replication_factor` stay in faust's configuration, though it starts
+    no Kafka client (`WebAndTimersOnly`). Its web port (health, readiness, metrics) binds `web_host`:
+    loopback unless the deployment says otherwise."""
     health = health or HealthConfig()
     outbox = outbox or OutboxTimers()
     app = HubApp(
@@ -265,14 +276,17 @@ def create_app(
 
     @app.timer(interval=15.0)
     async def count_obligations() -> None:
-        """The obligations-by-state gauge of `/metrics`."""
+        """The register-wide gauges of `/metrics`: obligations by state, the outbox backlog, the last
+        closed day's compliance."""
         if processor.consumer is None:
             return
         try:
             async with processor.register.engine.connect() as conn:
                 await processor.metrics.refresh_obligations(conn)
+                await processor.metrics.refresh_outbox(conn)
+                await processor.metrics.refresh_compliance(conn)
         except Exception as exc:  # a metric never stops the worker
-            log.warning("obligation counts not refreshed: %s", exc)
+            log.warning("register gauges not refreshed: %s", exc)
 
     @app.page("/metrics")
     async def metrics_page(web: Any, request: Any) -> Any:

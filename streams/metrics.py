@@ -6,7 +6,15 @@
   e.g. `schema.missing`, `rule.return_of_unknown_report`: never a value, never a person);
 - `reghub_batch_commit_seconds`: load, handle and write of one batch, one register transaction;
 - `reghub_consumer_lag{topic,partition}`: records not yet committed, per assigned partition, at scrape;
-- `reghub_obligations{state}`: reporting obligations by state (`rules.obligations`), refreshed by a timer.
+- `reghub_obligations{state}`: reporting obligations by state (`rules.obligations`), refreshed by a timer;
+- `reghub_outbox_unsent_records`, `reghub_outbox_oldest_unsent_seconds`: outputs committed and not yet
+  published (the outbox backlog), refreshed by the same timer;
+- `reghub_compliance_last_day{state}` and `reghub_compliance_last_day_timestamp_seconds`: the obligations
+  of the last closed day (`streams.compliance`) by outcome (on_time, late, missing, resolved), over all
+  reporters, and that day's start (UTC midnight) as a Unix time; refreshed by the same timer.
+
+The register-wide gauges (obligations, outbox, compliance) are the same in every worker process: a
+dashboard takes their `max` over the processes, never their sum.
 
 One registry per worker process (not the library's global one), so that tests can run several.
 """
@@ -14,6 +22,7 @@ One registry per worker process (not the library's global one), so that tests ca
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client import (
@@ -74,6 +83,27 @@ class Metrics:
         self.obligations = Gauge(
             "reghub_obligations", "Reporting obligations by state.", ["state"], registry=r
         )
+        self.outbox_unsent = Gauge(
+            "reghub_outbox_unsent_records",
+            "Output records committed to the outbox and not yet published.",
+            registry=r,
+        )
+        self.outbox_oldest = Gauge(
+            "reghub_outbox_oldest_unsent_seconds",
+            "Age of the oldest unsent outbox row; 0 when none is waiting.",
+            registry=r,
+        )
+        self.compliance = Gauge(
+            "reghub_compliance_last_day",
+            "Obligations of the last closed day by outcome, over all reporters.",
+            ["state"],
+            registry=r,
+        )
+        self.compliance_day = Gauge(
+            "reghub_compliance_last_day_timestamp_seconds",
+            "The last closed day (its UTC midnight) as a Unix time.",
+            registry=r,
+        )
         r.register(_Lag(lag))
 
     def batch(
@@ -112,6 +142,49 @@ class Metrics:
             "resolved",
         ):
             self.obligations.labels(state).set(found.get(state, 0))
+
+    async def refresh_outbox(self, conn: AsyncConnection, now: datetime | None = None) -> None:
+        """The outbox backlog: unsent records, and the age of the oldest unsent row."""
+        ob = t.outbox
+        records, oldest = (
+            await conn.execute(
+                select(func.coalesce(func.sum(ob.c.records), 0), func.min(ob.c.created_at)).where(
+                    ob.c.sent_at.is_(None)
+                )
+            )
+        ).one()
+        self.outbox_unsent.set(int(records))
+        if oldest is None:
+            self.outbox_oldest.set(0)
+            return
+        if oldest.tzinfo is None:  # SQLite gives the stored UTC time without its zone
+            oldest = oldest.replace(tzinfo=UTC)
+        self.outbox_oldest.set(max(0.0, ((now or datetime.now(UTC)) - oldest).total_seconds()))
+
+    async def refresh_compliance(self, conn: AsyncConnection) -> None:
+        """The last closed day's obligations by outcome; nothing set before a day was closed."""
+        cd = t.compliance_days
+        day = (await conn.execute(select(func.max(cd.c.day)))).scalar()
+        if day is None:
+            return
+        on_time, late, missing, resolved = (
+            await conn.execute(
+                select(
+                    func.sum(cd.c.on_time),
+                    func.sum(cd.c.late),
+                    func.sum(cd.c.missing),
+                    func.sum(cd.c.resolved),
+                ).where(cd.c.day == day)
+            )
+        ).one()
+        for state, count in (
+            ("on_time", on_time),
+            ("late", late),
+            ("missing", missing),
+            ("resolved", resolved),
+        ):
+            self.compliance.labels(state).set(int(count or 0))
+        self.compliance_day.set(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
 
     def text(self) -> bytes:
         return generate_latest(self.registry)

@@ -9,7 +9,7 @@ import hashlib
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-from rules.deadlines import seconds_late
+from rules.deadlines import human_duration, seconds_late
 from rules.identifiers import mask_person_numbers
 from rules.obligations import Obligation
 from rules.privacy import pseudonym
@@ -92,7 +92,7 @@ class Outputs:
             message_id=d.message_id,
             reporter=reporter,
             person=self.pseudonym(d.person_key),
-            detail=f"received {late} s after its deadline {due.isoformat()} ({rule})",
+            detail=f"received {human_duration(late)} after its deadline {due.isoformat()} ({rule})",
             at=self.now,
         )
         return self.emit(ALERTS, reporter.encode(), alert.model_dump_json().encode())
@@ -132,7 +132,7 @@ class Outputs:
         after all. Keyed by the reporter; the person by pseudonym only, and a CPR-shaped dispensing id
         inside the obligation's id masked (a pharmacy chooses it freely, spec § 9)."""
         due = o.due_at.isoformat() if o.due_at else "unknown"
-        late = f"; {o.seconds_late} s late" if o.seconds_late is not None else ""
+        late = f"; {human_duration(o.seconds_late)} late" if o.seconds_late is not None else ""
         alert = Alert(
             kind=kind,  # type: ignore[arg-type]
             source_topic=o.kind,

@@ -119,7 +119,7 @@ async def test_reports_on_time_late_and_missing(hub: Clocked) -> None:
     late = await hub.at(PAID + timedelta(minutes=5), DISPENSINGS, its_report(3))
     resolved = [a for a in alerts_of(late) if a["kind"] == "report_resolved"]
     assert [a["message_id"] for a in resolved] == ["payment:12300:d-r3"]
-    assert resolved[0]["detail"].endswith("240 s late")
+    assert resolved[0]["detail"].endswith("; 4 min late")
     assert await hub.states() == {
         "payment:12300:d-r1": "on_time",
         "payment:12300:d-r2": "late",
@@ -204,7 +204,7 @@ async def test_the_day_is_closed_once_and_the_summary_matches_what_was_sent(
     settings = settings_for("127.0.0.1:1", database_url, "c.")
     assert await print_day(settings, "2024-05-02", console) == 0
     printed = console.export_text()
-    assert "(closed)" in printed and "12300" in printed and "240" in printed
+    assert "(closed)" in printed and "12300" in printed and "4 min" in printed
     assert await print_day(settings, "2024-05-03", console) == 0
     assert "not closed yet" in console.export_text()
 
@@ -254,7 +254,7 @@ async def test_a_deferral_agreement_is_due_the_same_day_and_a_municipal_decision
     assert (missing["kind"], missing["reporter"]) == ("report_missing", "municipality 101")
     late = await hub.at(made_at + timedelta(minutes=10), MUNICIPAL_GRANTS, decision)
     [resolved] = [a for a in alerts_of(late) if a["kind"] == "report_resolved"]
-    assert resolved["detail"].endswith("540 s late")
+    assert resolved["detail"].endswith("; 9 min late")
     rows = {r.obligation_id: r for r in await hub.rows(tables.obligations)}
     assert rows["deferral:12300:h-1:entered"].state == "late"
     assert rows["municipal:101:md-1"].state == "resolved"
@@ -302,7 +302,7 @@ async def test_a_municipal_decisions_change_and_end_are_obligations_of_their_own
         reported("change", changed, supplement_percentage="50"),
     )
     [resolved] = [a for a in alerts_of(late) if a["kind"] == "report_resolved"]
-    assert resolved["detail"].endswith("540 s late")
+    assert resolved["detail"].endswith("; 9 min late")
     await hub.at(ended, DECISIONS_MADE, made("end", ended))
     await hub.at(
         ended + timedelta(seconds=20),

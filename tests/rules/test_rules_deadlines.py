@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from rules.deadlines import due_immediately, due_same_day, seconds_late
+import pytest
+
+from rules.deadlines import due_immediately, due_same_day, human_duration, seconds_late
 
 
 def test_immediately_is_the_event_plus_the_grace() -> None:
@@ -31,3 +33,23 @@ def test_seconds_late_is_zero_when_on_time() -> None:
     assert seconds_late(due, datetime(2024, 1, 2, 22, 59, tzinfo=UTC)) == 0
     assert seconds_late(due, due) == 0
     assert seconds_late(due, datetime(2024, 1, 2, 23, 0, 42, tzinfo=UTC)) == 42
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [
+        (-5, "0 s"),
+        (0, "0 s"),
+        (30, "30 s"),
+        (60, "1 min"),
+        (90, "1 min 30 s"),
+        (240, "4 min"),
+        (3_601, "1 h"),
+        (8_040, "2 h 14 min"),
+        (8_079, "2 h 14 min"),
+        (90_061, "1 d 1 h"),
+        (86_460, "1 d"),
+    ],
+)
+def test_lateness_in_human_units(seconds: int, shown: str) -> None:
+    assert human_duration(seconds) == shown
