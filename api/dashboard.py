@@ -74,13 +74,15 @@ function secs(s) { s = Math.round(s);
   return s < 120 ? `${s} s` : s < 7200 ? `${Math.floor(s / 60)} min ${s % 60} s` : `${Math.floor(s / 3600)} h`; }
 function chart(points) {
   const full = points.filter(p => !p.partial);
-  const W = 680, H = 200, L = 52, R = 12, T = 14, B = 34;
-  const max = Math.max(1, ...full.map(p => p.purchases));
+  const W = 680, H = 200, L = 52, R = 24, T = 14, B = 34;
+  const top = Math.max(1, ...full.map(p => p.purchases));
+  const unit = Math.pow(10, Math.floor(Math.log10(top)));
+  const max = [1, 2, 5, 10].map(f => f * unit).find(c => c >= top);  // a round top for the axis
   const x = (i) => L + i * (W - L - R) / Math.max(1, full.length - 1);
   const y = (v) => H - B - v / max * (H - T - B);
   let svg = `<line x1="${L}" y1="${H - B}" x2="${W - R}" y2="${H - B}" stroke="#444"/>` +
             `<line x1="${L}" y1="${T}" x2="${L}" y2="${H - B}" stroke="#444"/>`;
-  for (const v of [0, max / 2, max]) {
+  for (const v of max % 2 === 0 ? [0, max / 2, max] : [0, max]) {
     svg += `<line x1="${L - 4}" y1="${y(v)}" x2="${W - R}" y2="${y(v)}" stroke="#eee"/>` +
            `<text x="${L - 6}" y="${y(v) + 4}" font-size="11" text-anchor="end">${num.format(Math.round(v))}</text>`;
   }

@@ -164,11 +164,12 @@ class BrokerView:
         a = self.access
         protocol = str(a.options.get("security_protocol", "PLAINTEXT"))
         common = {"bootstrap_servers": a.bootstrap, "request_timeout_ms": 5000, **a.options}
-        self._consumer = AIOKafkaConsumer(group_id=None, enable_auto_commit=False, **common)
+        reading = {"group_id": None, "enable_auto_commit": False, "auto_offset_reset": "earliest"}
+        self._consumer = AIOKafkaConsumer(**reading, **common)
         await start_client(self._consumer, a.bootstrap, protocol)
         self._admin = AIOKafkaAdminClient(**common)
         await start_client(self._admin, a.bootstrap, protocol)
-        self._alerts = AIOKafkaConsumer(group_id=None, enable_auto_commit=False, **common)
+        self._alerts = AIOKafkaConsumer(**reading, **common)
         await start_client(self._alerts, a.bootstrap, protocol)
         await self._start_alerts()
 
