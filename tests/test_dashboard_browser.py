@@ -206,7 +206,8 @@ def api_up(port: int) -> bool:
 
 @contextlib.contextmanager
 def page(port: int) -> Iterator[Page]:
-    """The dashboard of the API at `port`, once that answers."""
+    """The dashboard of the API at `port`, once that answers (waiting blocks: the tests run nothing
+    else in their event loop meanwhile)."""
     until(lambda: api_up(port), 60, f"the API on port {port}")
     shown = Page(port)
     try:
@@ -268,7 +269,7 @@ async def test_the_state_goes_green_amber_red_from_real_input_and_a_stopped_work
     try:
         await read_until(broker.bootstrap, names(DECISIONS), lambda r: len(r) >= 1, timeout=60)
         await wait_for_health(web, worker, timeout=30)
-        with page(api_port) as p:  # blocks the loop while it waits: nothing else runs in it
+        with page(api_port) as p:
             await asyncio.to_thread(p.wait_level, "green", 60)
             assert p.text("state-words") == "GREEN: All well"
             assert "none overdue" in p.text("overdue") and "none at risk" in p.text("at-risk")
@@ -341,7 +342,7 @@ async def test_lag_without_a_worker_grows_and_a_broker_that_does_not_answer_is_r
         ["api", "--port", str(dead_port)], dead_env, tmp_path / "dead.log", tmp_path
     )
     try:
-        with page(api_port) as p:  # blocks the loop while it waits: nothing else runs in it
+        with page(api_port) as p:
             await asyncio.to_thread(p.wait_level, "amber", 60, f"{names(DISPENSINGS)}: ")
             assert "no worker listed" in p.text("reasons")
             messages, seconds, _ = p.topic_lag(names(DISPENSINGS))
@@ -359,7 +360,7 @@ async def test_lag_without_a_worker_grows_and_a_broker_that_does_not_answer_is_r
             )
             await asyncio.to_thread(p.wait_level, "red", 20, f"{names(PAYMENTS)}: ")
             assert p.topic_lag(names(PAYMENTS))[:2] >= (2, 120.0)
-        with page(dead_port) as p:  # blocks the loop while it waits: nothing else runs in it
+        with page(dead_port) as p:
             await asyncio.to_thread(p.wait_level, "red", 60, "broker unreachable")
             assert "broker unreachable" in p.text("topic-lag")
         started = time.monotonic()
