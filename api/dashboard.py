@@ -26,7 +26,7 @@ th{text-align:left;font-weight:600}.grid{display:grid;grid-template-columns:repe
 .amber{background:#fff4d6;border-color:#e0a000;color:#6d4c00}
 .red{background:#fde7e9;border-color:#c62828;color:#8e0000}
 li.red,li.amber,li.green,tr.red,tr.amber{background:none;font-weight:600}
-tr.red td,tr.red th{color:#b00020}tr.amber td,tr.amber th{color:#8a5a00}
+#overdue th,#overdue td,#at-risk th,#at-risk td{white-space:nowrap}tr.red td,tr.red th{color:#b00020}tr.amber td,tr.amber th{color:#8a5a00}
 .trend-growing{color:#b00020;font-weight:600}.trend-shrinking{color:#1b5e20}
 </style></head><body>
 <div id="banner" role="alert"></div>
@@ -35,10 +35,8 @@ tr.red td,tr.red th{color:#b00020}tr.amber td,tr.amber th{color:#8a5a00}
 <div id="content">
 <div id="state" class="amber" role="status" aria-live="polite"><span id="state-words">Waiting for the API</span>
 <ul id="reasons"></ul></div>
-<div class="grid">
-<div><h2>Overdue obligations</h2><table id="overdue"></table></div>
-<div><h2>Obligations at risk</h2><table id="at-risk"></table></div>
-</div>
+<h2>Overdue obligations</h2><table id="overdue"></table>
+<h2>Obligations at risk</h2><table id="at-risk"></table>
 <h2>Lag per topic (asked of the broker)</h2><table id="topic-lag"></table>
 <h2>Purchases registered per minute (last 30 full minutes, UTC)</h2>
 <svg id="chart" width="680" height="200" viewBox="0 0 680 200" role="img"
