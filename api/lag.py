@@ -24,7 +24,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -55,13 +55,15 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True, slots=True)
 class KafkaAccess:
     """Where and what to ask: the bootstrap address, the register's consumer group, its input topics,
-    the alerts topic, and the client options of `reghub.kafka_options.kafka_client_options`."""
+    the alerts topic, and what gives the client options (`reghub.kafka_options.kafka_client_options`;
+    called at each connect, so that a TLS file that cannot be read shows as the broker unreachable
+    instead of stopping the API)."""
 
     bootstrap: str
     group: str
     topics: tuple[str, ...]
     alerts_topic: str
-    options: Mapping[str, Any] = field(default_factory=dict)
+    options: Callable[[], Mapping[str, Any]] = dict
 
 
 def access_of(settings: Settings) -> KafkaAccess:
@@ -72,7 +74,7 @@ def access_of(settings: Settings) -> KafkaAccess:
         group=settings.consumer_group,
         topics=tuple(names(spec) for spec in INPUTS),
         alerts_topic=names(ALERTS),
-        options=kafka_client_options(settings),
+        options=lambda: kafka_client_options(settings),
     )
 
 
@@ -124,6 +126,7 @@ class BrokerView:
         self._admin: AIOKafkaAdminClient | None = None
         self._assigned: set[TopicPartition] = set()
         self._oldest: dict[TopicPartition, tuple[int, float | None]] = {}
+        self._ends_seen: dict[TopicPartition, tuple[int, int]] = {}  # the broker's end, mended
         self._history: dict[str, deque[Sample]] = {}
         self._alert_times: deque[tuple[float, str]] = deque()
 
@@ -159,12 +162,20 @@ class BrokerView:
                 await self._admin.close()
         self._consumer = self._alerts = self._admin = None
         self._assigned = set()
+        self._ends_seen = {}  # the log may be another one when the broker comes back
+        self._oldest = {}
 
     async def _connect(self) -> None:
         a = self.access
-        protocol = str(a.options.get("security_protocol", "PLAINTEXT"))
-        common = {"bootstrap_servers": a.bootstrap, "request_timeout_ms": 5000, **a.options}
-        reading = {"group_id": None, "enable_auto_commit": False, "auto_offset_reset": "earliest"}
+        options = a.options()
+        protocol = str(options.get("security_protocol", "PLAINTEXT"))
+        common = {"bootstrap_servers": a.bootstrap, "request_timeout_ms": 5000, **options}
+        reading = {
+            "group_id": None,
+            "enable_auto_commit": False,
+            "auto_offset_reset": "earliest",
+            "fetch_max_wait_ms": 50,  # offset lookups wait behind a pending fetch: keep it short
+        }
         self._consumer = AIOKafkaConsumer(**reading, **common)
         await start_client(self._consumer, a.bootstrap, protocol)
         self._admin = AIOKafkaAdminClient(**common)
@@ -210,19 +221,42 @@ class BrokerView:
         if set(tps) != self._assigned:
             consumer.assign(tps)
             self._assigned = set(tps)
+        consumer.resume(*tps)
+        try:
+            await self._lag(consumer, admin, tps)
+        finally:
+            consumer.pause(*tps)  # between rounds the input is not fetched: this reads no stream
+        await self._read_alerts(self.clock())
+        self.answered_at = self.clock()
+
+    async def _lag(
+        self, consumer: AIOKafkaConsumer, admin: AIOKafkaAdminClient, tps: list[TopicPartition]
+    ) -> None:
         committed = await admin.list_consumer_group_offsets(self.access.group, partitions=tps)
         done = {tp: o.offset for tp, o in committed.items() if o.offset >= 0}
         # without a commit the worker starts from the beginning (auto_offset_reset earliest)
         unread = [tp for tp in tps if tp not in done]
         begins = await consumer.beginning_offsets(unread) if unread else {}
-        ends = await log_ends(consumer, tps) if tps else {}
+        ends = await self._ends(consumer, tps)
         starts = {tp: done[tp] if tp in done else begins[tp] for tp in tps}
         behind = [tp for tp in tps if ends[tp] > starts[tp]]
         await self._oldest_times(consumer, {tp: starts[tp] for tp in behind})
-        now = self.clock()
-        self.topics = self._by_topic(tps, starts, ends, now)
-        await self._read_alerts(now)
-        self.answered_at = now
+        self.topics = self._by_topic(tps, starts, ends, self.clock())
+
+    async def _ends(
+        self, consumer: AIOKafkaConsumer, tps: list[TopicPartition]
+    ) -> dict[TopicPartition, int]:
+        """Each partition's end: the broker's answer, mended by `log_ends` (a fetch of the last batch)
+        only where that answer changed since the last round."""
+        if not tps:
+            return {}
+        answered = await consumer.end_offsets(tps)
+        changed = [tp for tp in tps if self._ends_seen.get(tp, (-1, 0))[0] != answered[tp]]
+        if changed:
+            mended = await log_ends(consumer, changed)
+            for tp in changed:
+                self._ends_seen[tp] = (answered[tp], mended[tp])
+        return {tp: self._ends_seen[tp][1] for tp in tps}
 
     async def _oldest_times(
         self, consumer: AIOKafkaConsumer, starts: dict[TopicPartition, int]
