@@ -75,6 +75,7 @@ def create_api(
     tally = RefusalTally(engine, clock, metrics)
     broker = BrokerView(kafka) if kafka is not None else None
     asking: list[asyncio.Task[None]] = []  # the broker view's task, started by the first /monitor
+    compliance = monitoring.Compliance()
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -164,7 +165,7 @@ def create_api(
                 found["register"] = await _stats(conn, kroner=monitoring.danish_kroner)
                 found["rates"] = await monitoring.purchases_per_minute(conn, at)
                 found["obligations"] = await monitoring.obligations_view(conn, at)
-                found["compliance"] = await monitoring.compliance_view(conn, at)
+                found["compliance"] = await compliance.get(conn, at)
                 found["places"] = await place_counts(conn)
                 found["reads"] = await monitoring.reads_view(conn, at)
         except (SQLAlchemyError, OSError):

@@ -219,6 +219,23 @@ def _shown(o: dict[str, Any], at: datetime) -> dict[str, Any]:
     }
 
 
+class Compliance:
+    """The day's compliance, read again at most every `every_s`: it is the one figure of a poll that
+    reads rows which grow with the traffic (the day's obligations, through their event index)."""
+
+    def __init__(self, every_s: float = 10.0) -> None:
+        self.every_s = every_s
+        self._read_at: datetime | None = None
+        self._shown: dict[str, Any] | None = None
+
+    async def get(self, conn: AsyncConnection, at: datetime) -> dict[str, Any]:
+        fresh = self._read_at is not None and (at - self._read_at).total_seconds() < self.every_s
+        if self._shown is None or not fresh or self._shown["day"] != today(at).isoformat():
+            self._shown = await compliance_view(conn, at)
+            self._read_at = at
+        return self._shown
+
+
 def today(at: datetime) -> date:
     """The day whose compliance the dashboard shows: the Danish local date (the law's day)."""
     return at.astimezone(COPENHAGEN).date()

@@ -294,7 +294,7 @@ async def test_the_state_goes_green_amber_red_from_real_input_and_a_stopped_work
             shown_as = "return document.querySelector('#overdue tr').className"
             assert p.driver.execute_script(shown_as) == "red"
             await asyncio.to_thread(
-                p.wait, lambda: "12300" in p.text("compliance"), 10, "compliance"
+                p.wait, lambda: "12300" in p.text("compliance"), 15, "compliance"
             )
             # reporter, on time, late, missing, resolved
             assert re.search(r"12300 0 0 1 0 ", p.text("compliance")), p.text("compliance")
