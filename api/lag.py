@@ -4,9 +4,11 @@ Lag is asked of Kafka, not of the workers: the register's consumer group's commi
 client's OffsetFetch) against each input partition's end (`reghub.kafka_options.log_ends`, which mends
 Tansu's end offsets). So a worker that died leaves its partitions' lag on view, growing, instead of
 taking it away with its `/metrics`. Per topic: the messages not committed, summed over its partitions,
-and the lag in seconds: the age of the oldest message not committed (the broker's timestamp of the
-record at the committed offset; `CreateTime` unless the topic keeps `LogAppendTime`). Its trend compares
-the seconds with those about `TREND_WINDOW_S` ago.
+and the lag in seconds: the age of the oldest message not committed, over its partitions. That age
+counts from the record's timestamp (at the committed offset; `CreateTime` unless the topic keeps
+`LogAppendTime`) or, when later, from the round in which this API first saw the record in the log: a
+producer may stamp old times (a replay, the demo's clock), and a record seen arriving has not waited
+longer than that. Its trend compares the seconds with those about `TREND_WINDOW_S` ago.
 
 A background task (`BrokerView.run`) asks every `EVERY_S` with `TIMEOUT_S` for the whole round, so a
 request never waits for the broker: `/monitor` shows the last answer and, when there is none recent,
@@ -88,15 +90,14 @@ class Sample:
 
 
 def trend(then: Sample | None, now: Sample) -> str:
-    """ "growing", "shrinking" or "steady" from `then` to `now` (by the seconds of lag, a second's
-    jitter ignored; a lag gone is shrinking), or "new" without an earlier sample."""
+    """ "growing", "shrinking" or "steady" from `then` to `now`, by the seconds of lag (a second's
+    jitter ignored: the message count swings with each commit of a worker that keeps up), or "new"
+    without an earlier sample."""
     if then is None:
         return "new"
-    if now.messages == 0:
-        return "shrinking" if then.messages > 0 else "steady"
-    if now.seconds > then.seconds + 1 or (then.messages == 0 and now.messages > 0):
+    if now.seconds > then.seconds + 1:
         return "growing"
-    if now.seconds < then.seconds - 1 or now.messages < then.messages:
+    if now.seconds < then.seconds - 1:
         return "shrinking"
     return "steady"
 
@@ -127,6 +128,8 @@ class BrokerView:
         self._assigned: set[TopicPartition] = set()
         self._oldest: dict[TopicPartition, tuple[int, float | None]] = {}
         self._ends_seen: dict[TopicPartition, tuple[int, int]] = {}  # the broker's end, mended
+        self._arrivals: dict[TopicPartition, deque[tuple[int, float]]] = {}  # (end, first seen at)
+        self._first_seen_end: dict[TopicPartition, int] = {}
         self._history: dict[str, deque[Sample]] = {}
         self._alert_times: deque[tuple[float, str]] = deque()
 
@@ -164,6 +167,8 @@ class BrokerView:
         self._assigned = set()
         self._ends_seen = {}  # the log may be another one when the broker comes back
         self._oldest = {}
+        self._arrivals = {}
+        self._first_seen_end = {}
 
     async def _connect(self) -> None:
         a = self.access
@@ -241,7 +246,42 @@ class BrokerView:
         starts = {tp: done[tp] if tp in done else begins[tp] for tp in tps}
         behind = [tp for tp in tps if ends[tp] > starts[tp]]
         await self._oldest_times(consumer, {tp: starts[tp] for tp in behind})
-        self.topics = self._by_topic(tps, starts, ends, self.clock())
+        now = self.clock()
+        self._observe(ends, starts, now)
+        self.topics = self._by_topic(tps, starts, ends, now)
+
+    def _observe(
+        self, ends: dict[TopicPartition, int], starts: dict[TopicPartition, int], now: float
+    ) -> None:
+        """Note when each partition's end moved: a record this API saw arrive is known to have waited
+        since then at most, whatever its producer's timestamp says. The records already there at the
+        first round (or after the end went back: another log) have only their timestamps."""
+        for tp, end in ends.items():
+            seen = self._arrivals.get(tp)
+            if seen is None or end < seen[-1][0]:
+                self._arrivals[tp] = deque([(end, now)])
+                self._first_seen_end[tp] = end
+                continue
+            if end > seen[-1][0]:
+                seen.append((end, now))
+            while len(seen) > 1 and seen[0][0] <= starts[tp]:
+                seen.popleft()  # all of its records are consumed
+
+    def _arrived(self, tp: TopicPartition, offset: int) -> float | None:
+        """When this API first saw the record at `offset` in the log; None if it was there before."""
+        if offset < self._first_seen_end.get(tp, offset + 1):
+            return None
+        return next((at for end, at in self._arrivals.get(tp, ()) if end > offset), None)
+
+    def _age(self, tp: TopicPartition, offset: int, now: float) -> float | None:
+        """The age of the record at `offset`: since its timestamp, or since this API saw it arrive
+        when that is later (a producer may set an old timestamp: a replay, a demo's clock)."""
+        stamped = self._oldest.get(tp, (0, None))[1]
+        arrived = self._arrived(tp, offset)
+        if stamped is None and arrived is None:
+            return None
+        since = max(t for t in (stamped, arrived) if t is not None)
+        return max(0.0, now - since)
 
     async def _ends(
         self, consumer: AIOKafkaConsumer, tps: list[TopicPartition]
@@ -295,9 +335,9 @@ class BrokerView:
                 continue
             messages = sum(max(0, ends[tp] - starts[tp]) for tp in mine)
             ages = [
-                max(0.0, now - at)
+                age
                 for tp in mine
-                if ends[tp] > starts[tp] and (at := self._oldest.get(tp, (0, None))[1]) is not None
+                if ends[tp] > starts[tp] and (age := self._age(tp, starts[tp], now)) is not None
             ]
             seconds = round(max(ages, default=0.0), 1)
             sample = Sample(now, messages, seconds)

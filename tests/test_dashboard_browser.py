@@ -36,7 +36,7 @@ from aiokafka import AIOKafkaProducer
 
 from reghub.broker import EmbeddedBroker, free_port
 from reghub.settings import Settings
-from streams.topics import DECISIONS, DISPENSINGS, PAYMENTS, TopicNames
+from streams.topics import CORRECTIONS, DECISIONS, DISPENSINGS, PAYMENTS, TopicNames
 from tests.kafka_helpers import as_json, produce, read_until
 from tests.messages import PERSON, report
 from tests.test_worker_process import spawn_reghub, wait_for_health, worker_env
@@ -328,14 +328,18 @@ async def test_the_state_goes_green_amber_red_from_real_input_and_a_stopped_work
 async def test_lag_without_a_worker_grows_and_a_broker_that_does_not_answer_is_red(
     broker: EmbeddedBroker, settings: Settings, tmp_path: Path
 ) -> None:
-    """No worker consumes: records that waited 20 s are amber and growing, records that waited two
-    minutes red. An API whose broker does not answer says so in red and still answers at once."""
+    """No worker consumes: records that waited 20 s before the API started are amber and growing,
+    records that waited two minutes red; a record the API saw arrive counts from then, whatever old
+    timestamp its producer gave it. An API whose broker does not answer says so in red and still
+    answers at once."""
     names = TopicNames(settings.topic_prefix)
     api_port, dead_port = free_port(), free_port()
     env = worker_env(broker, settings, free_port(), tmp_path)
     now = datetime.now(UTC)
     waiting = [(PERSON.encode(), as_json(report(f"r-wait-{i}", 10_000))) for i in range(4)]
     await produce_at(broker.bootstrap, names(DISPENSINGS), waiting, now - timedelta(seconds=20))
+    payments = [(PERSON.encode(), payment(i, now)) for i in range(2)]
+    await produce_at(broker.bootstrap, names(PAYMENTS), payments, now - timedelta(minutes=2))
     api = spawn_reghub(["api", "--port", str(api_port)], env, tmp_path / "api.log", tmp_path)
     dead_env = {**env, "REGHUB_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}"}
     dead = spawn_reghub(
@@ -343,10 +347,12 @@ async def test_lag_without_a_worker_grows_and_a_broker_that_does_not_answer_is_r
     )
     try:
         with page(api_port) as p:
-            await asyncio.to_thread(p.wait_level, "amber", 60, f"{names(DISPENSINGS)}: ")
+            await asyncio.to_thread(p.wait_level, "red", 60, f"RED: {names(PAYMENTS)}: ")
+            assert f"AMBER: {names(DISPENSINGS)}: " in p.text("reasons")
             assert "no worker listed" in p.text("reasons")
+            assert p.topic_lag(names(PAYMENTS))[:2] >= (2, 120.0)
             messages, seconds, _ = p.topic_lag(names(DISPENSINGS))
-            assert messages == 4 and seconds >= 20
+            assert messages == 4 and 20 <= seconds < 60
             await asyncio.to_thread(
                 p.wait,
                 lambda: "growing" in p.topic_lag(names(DISPENSINGS))[2],
@@ -354,12 +360,14 @@ async def test_lag_without_a_worker_grows_and_a_broker_that_does_not_answer_is_r
                 "the trend growing",
             )
             assert p.topic_lag(names(DISPENSINGS))[1] > seconds
-            payments = [(PERSON.encode(), payment(i, now)) for i in range(2)]
+            replayed = [(PERSON.encode(), b"{}")]
             await produce_at(
-                broker.bootstrap, names(PAYMENTS), payments, now - timedelta(minutes=2)
+                broker.bootstrap, names(CORRECTIONS), replayed, now - timedelta(minutes=10)
             )
-            await asyncio.to_thread(p.wait_level, "red", 20, f"{names(PAYMENTS)}: ")
-            assert p.topic_lag(names(PAYMENTS))[:2] >= (2, 120.0)
+            await asyncio.to_thread(
+                p.wait, lambda: p.topic_lag(names(CORRECTIONS))[0] == 1, 20, "the replayed one"
+            )
+            assert p.topic_lag(names(CORRECTIONS))[1] < 10  # seen arriving, not 10 minutes old
         with page(dead_port) as p:
             await asyncio.to_thread(p.wait_level, "red", 60, "broker unreachable")
             assert "broker unreachable" in p.text("topic-lag")
