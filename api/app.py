@@ -156,8 +156,8 @@ def create_api(
             trusted = (await verifier.principal(authorization)).role in MONITOR_ROLES
         except TokenRefused:
             trusted = False
-        if broker is not None and not asking:
-            asking.append(asyncio.create_task(broker.run()))
+        if broker is not None and (not asking or asking[-1].done()):
+            asking[:] = [asyncio.create_task(broker.run())]  # again, should it ever have ended
         at = monitoring.now()
         found: dict[str, Any] = {}
         try:

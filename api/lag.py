@@ -20,7 +20,6 @@ person, no reporter).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -44,6 +43,8 @@ TIMEOUT_S = 8.0
 """The longest one round of questions may take (connect, offsets, ends, the oldest records)."""
 TREND_WINDOW_S = 30.0
 """The trend compares the lag with the one asked about this long ago (or the oldest kept, if younger)."""
+CLOSE_S = 2.0
+"""The longest a client is given to stop."""
 ALERT_WINDOW_S = 3600.0
 """Alerts counted: those of the last hour."""
 ALERT_BACKLOG = 2000
@@ -135,37 +136,53 @@ class BrokerView:
 
     async def run(self) -> None:
         """Ask every `every_s` until cancelled; a round that fails or takes longer than `timeout_s`
-        closes the clients (the next round connects again) and leaves `error` set."""
+        closes the clients (the next round connects again) and leaves `error` set. One log line when
+        the broker stops answering and one when it answers again; the client library's own
+        connection errors, which would repeat many times a second, are not logged (these are the
+        API's only Kafka clients)."""
+        logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
         try:
             while True:
+                before = self.error
                 try:
                     await asyncio.wait_for(self.refresh(), self.timeout_s)
                     self.error = None
                 except BrokerUnavailable:
                     self.error = "broker unreachable"
-                    await self.close()
                 except TimeoutError:
                     self.error = f"broker unreachable (no answer within {self.timeout_s:g} s)"
-                    await self.close()
                 except Exception as exc:  # any failure of the round is shown, never raised
                     self.error = f"broker unreachable ({type(exc).__name__})"
-                    log.warning("lag not asked of the broker: %s", type(exc).__name__)
+                if self.error is not None:
+                    if before is None:
+                        log.warning(
+                            "lag not asked of Kafka at %s: %s", self.access.bootstrap, self.error
+                        )
                     await self.close()
+                elif before is not None:
+                    log.warning("lag asked of Kafka at %s again", self.access.bootstrap)
                 await asyncio.sleep(self.every_s)
         finally:
             await self.close()
 
     async def close(self) -> None:
-        for client in (self._consumer, self._alerts):
-            if client is not None:
-                with contextlib.suppress(Exception):
-                    await client.stop()
-        if self._admin is not None:
-            with contextlib.suppress(Exception):
-                await self._admin.close()
+        """Stop the clients, each given `CLOSE_S` (a client of a broker that went away may wait for
+        it), and forget what was learnt of the log: it may be another one when the broker is back."""
+        clients: list[Any] = [c for c in (self._consumer, self._alerts, self._admin) if c]
         self._consumer = self._alerts = self._admin = None
+        for client in clients:
+            stop = client.close if isinstance(client, AIOKafkaAdminClient) else client.stop
+            try:
+                await asyncio.wait_for(stop(), CLOSE_S)
+            except asyncio.CancelledError:
+                # a consumer's stop re-raises its fetch task's cancellation: only ours is ours
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise
+            except Exception:  # a client of a broker that went away may fail to stop: it is gone
+                pass
         self._assigned = set()
-        self._ends_seen = {}  # the log may be another one when the broker comes back
+        self._ends_seen = {}
         self._oldest = {}
         self._arrivals = {}
         self._first_seen_end = {}

@@ -4,18 +4,23 @@ overdue, at-risk and compliance reads over a real register."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from api import monitoring
-from api.lag import Sample, trend
-from reghub.broker import free_port
+from api.lag import BrokerView, KafkaAccess, Sample, trend
+from reghub.broker import EmbeddedBroker, free_port
 from sinks import tables as t
 from sinks.register import make_engine
+from tests.kafka_helpers import produce
 
 NOW = datetime(2026, 12, 7, 10, 0, tzinfo=UTC)
 
@@ -205,3 +210,44 @@ async def test_overdue_at_risk_and_the_days_compliance_from_the_obligations(
         "worst_seconds_late": 75,
         "on_time_pct": 25.0,
     }
+
+
+@pytest.mark.broker
+async def test_the_lag_view_says_unreachable_when_its_broker_stops_and_recovers_when_it_is_back(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A broker of its own (stopped and started again by this test): within seconds of its stop the
+    view says "broker unreachable"; when it is back, the view answers again. One log line each, and
+    none of the client library's repeated connection errors."""
+    own = EmbeddedBroker(log_path=tmp_path / "tansu.log")
+    own.start()
+    try:
+        await produce(own.bootstrap, "dash.in", [(b"k", b"v")])
+        view = BrokerView(KafkaAccess(own.bootstrap, "dash-group", ("dash.in",), "dash.alerts"))
+        task = asyncio.create_task(view.run())
+        await _until(lambda: view.view(15)["state"] == "ok", 20)
+        assert [(t["topic"], t["messages"]) for t in view.view(15)["topics"]] == [("dash.in", 1)]
+        await asyncio.to_thread(own.stop)
+        started = time.monotonic()
+        await _until(lambda: view.view(15)["state"] == "unreachable", 15)
+        assert time.monotonic() - started < 10
+        assert "broker unreachable" in view.view(15)["error"]
+        await asyncio.to_thread(own.start)
+        await _until(lambda: view.view(15)["state"] == "ok", 30)  # the asking goes on
+        said = [
+            r.getMessage() for r in caplog.records if r.name.startswith(("api.lag", "aiokafka"))
+        ]
+        assert len(said) == 2 and "again" in said[1], said
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        assert task.cancelled()
+    finally:
+        own.stop()
+
+
+async def _until(check: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"not within {timeout} s"
+        await asyncio.sleep(0.2)
