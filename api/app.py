@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from api import monitoring
 from api.dashboard import PAGE
 from api.gate import Gate, RefusalTally
+from api.lag import BrokerView, KafkaAccess
 from api.places import place_counts
 from api.reads import ReadContext, personal_routes, resource_of
 from api.tokens import TokenKeys, TokenRefused, TokenVerifier
@@ -57,6 +58,7 @@ def create_api(
     rules: RulesConfig | None = None,
     clock: Callable[[], datetime] = _now,
     pseudonym_secret: bytes = b"",
+    kafka: KafkaAccess | None = None,
 ) -> FastAPI:
     """The read API over the register at `database_url` (its configuration as values, not settings).
 
@@ -64,20 +66,25 @@ def create_api(
     how bearer tokens are verified (without keys every personal-data read is refused); `rules` are the
     stream's rule settings, for quotes; `clock` gives "today" for § 5 (tests move it);
     `pseudonym_secret` is the hub's pseudonym key (the audit names a caller whose token's subject
-    holds a CPR number by its pseudonym).
+    holds a CPR number by its pseudonym); `kafka` says where the dashboard asks the register's lag
+    (`api.lag`; without it the lag is not shown).
     """
     engine = make_engine(database_url)
     metrics = CollectorRegistry()
     verifier = TokenVerifier(tokens)
     tally = RefusalTally(engine, clock, metrics)
+    broker = BrokerView(kafka) if kafka is not None else None
+    asking: list[asyncio.Task[None]] = []  # the broker view's task, started by the first /monitor
+    compliance = monitoring.Compliance()
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         writer = asyncio.create_task(tally.run())
         yield
-        writer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await writer
+        for task in (writer, *asking):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await engine.dispose()
 
     app = FastAPI(
@@ -149,24 +156,44 @@ def create_api(
             trusted = (await verifier.principal(authorization)).role in MONITOR_ROLES
         except TokenRefused:
             trusted = False
+        if broker is not None and (not asking or asking[-1].done()):
+            asking[:] = [asyncio.create_task(broker.run())]  # again, should it ever have ended
         at = monitoring.now()
-        async with engine.connect() as conn:
-            register = await _stats(conn, kroner=monitoring.danish_kroner)
-            rates = await monitoring.purchases_per_minute(conn, at)
-            obligations = await monitoring.obligations_view(conn)
-            places = await place_counts(conn)
-            reads = await monitoring.reads_view(conn, at)
+        found: dict[str, Any] = {}
+        try:
+            async with engine.connect() as conn:
+                found["register"] = await _stats(conn, kroner=monitoring.danish_kroner)
+                found["rates"] = await monitoring.purchases_per_minute(conn, at)
+                found["obligations"] = await monitoring.obligations_view(conn, at)
+                found["compliance"] = await compliance.get(conn, at)
+                found["places"] = await place_counts(conn)
+                found["reads"] = await monitoring.reads_view(conn, at)
+        except (SQLAlchemyError, OSError):
+            found = {}  # shown as the register not answering, not as a failed page
         workers = await asyncio.gather(*(monitoring.worker_view(u) for u in worker_urls))
         if not trusted:
             workers = tuple(monitoring.redacted(w, n) for n, w in enumerate(workers, 1))
+        lag = broker.view(monitoring.THRESHOLDS.broker_stale_s) if broker is not None else None
+        obligations = found.get("obligations")
+        state = monitoring.overall(
+            register_up=bool(found),
+            workers=list(workers),
+            broker=lag,
+            overdue=obligations["overdue"] if obligations else [],
+            at_risk=obligations["at_risk"] if obligations else [],
+            now=at,
+        )
         return {
             "at": at.isoformat(),
-            "register": register,
-            "rates": rates,
+            "state": state,
+            "register": found.get("register"),
+            "rates": found.get("rates", []),
             "obligations": obligations,
+            "compliance": found.get("compliance"),
+            "lag": lag,
             "workers": list(workers),
-            "places": places,
-            "reads": reads,
+            "places": found.get("places"),
+            "reads": found.get("reads"),
         }
 
     @app.get("/dashboard", response_class=HTMLResponse)

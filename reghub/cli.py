@@ -180,6 +180,7 @@ def api(
     import uvicorn
 
     from api.app import create_api
+    from api.lag import access_of
     from reghub import wiring
 
     settings = load_settings(production=True)
@@ -191,6 +192,7 @@ def api(
             tokens=wiring.token_keys(settings),
             rules=wiring.rules_config(settings),
             pseudonym_secret=settings.pseudonym_key.get_secret_value().encode(),
+            kafka=access_of(settings),
         ),
         host=host or settings.api_host,
         port=port or settings.api_port,
