@@ -20,7 +20,7 @@ from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sinks import tables
-from sinks.publisher import Outgoing
+from sinks.rows import Outgoing
 
 _MAGIC = b"RO1"
 _COUNT = struct.Struct(">I")

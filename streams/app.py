@@ -18,6 +18,7 @@ import faust
 from aiokafka.errors import KafkaError
 
 from rules.deadlines import COPENHAGEN
+from sinks.ctr_store import CtrStore
 from sinks.outbox import purge
 from sinks.register import RegisterUnavailable
 from sinks.retention import daily as retention_daily
@@ -251,8 +252,8 @@ def create_app(
         if processor.consumer is None:
             return
         try:
-            async with processor.register.engine.begin() as conn:
-                rows = await refresh_ledger(conn, datetime.now(UTC))
+            async with processor.register.unit_of_work() as uow:
+                rows = await refresh_ledger(uow.places, datetime.now(UTC))
             log.info("fee ledger: %d rows up to date", rows)
         except Exception as exc:  # two workers at once may collide; the next night tries again
             log.warning("fee ledger not brought up to date, will try again: %s", exc)
@@ -270,7 +271,8 @@ def create_app(
             return
         try:
             async with processor.register.engine.connect() as conn:
-                await processor.metrics.refresh_obligations(conn)
+                found = await CtrStore(conn).obligations_by_state()
+            processor.metrics.set_obligations(found)
         except Exception as exc:  # a metric never stops the worker
             log.warning("obligation counts not refreshed: %s", exc)
 

@@ -26,11 +26,8 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from sinks import tables as t
-from sinks.publisher import Outgoing
+from sinks.rows import Outgoing
 
 disable_created_metrics()  # no `*_created` series: a counter's start time is no figure to graph
 
@@ -97,11 +94,9 @@ class Metrics:
             self.dead_letters.labels(kind).inc(count)
         self.batch_seconds.observe(seconds)
 
-    async def refresh_obligations(self, conn: AsyncConnection) -> None:
-        ob = t.obligations
-        found = dict(
-            (await conn.execute(select(ob.c.state, func.count()).group_by(ob.c.state))).all()
-        )
+    def set_obligations(self, found: Mapping[str, int]) -> None:
+        """The obligations-by-state gauge, from the counts the CTR store read
+        (`sinks.ctr_store.CtrStore.obligations_by_state`)."""
         for state in (
             "open",
             "rejected_open",
