@@ -79,8 +79,8 @@ async def quote(
     report = _report(request, pharmacy_number)
     day = report.paid_or_invoiced_at.astimezone(COPENHAGEN).date()
     async with register.unit_of_work(rollback=True) as uow:
-        states, aliases = await uow.load_persons([report.person.key], lock=False)
-        scales = ScaleBook(await uow.load_scales())
+        states, aliases = await uow.ctr.load_persons([report.person.key], lock=False)
+        scales = ScaleBook(await uow.ctr.load_scales())
     alias = aliases.get(report.person.key)
     key = alias.person_key if alias is not None else report.person.key
     state = states.get(key) or PersonState(key, report.person.born())

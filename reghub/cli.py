@@ -537,9 +537,7 @@ def fees(
     import io
     from datetime import UTC, datetime
 
-    from sqlalchemy import select
-
-    from sinks.places_tables import fees as ledger
+    from sinks.places_store import PlacesStore
     from sinks.register import make_engine
     from streams.fee_ledger import refresh_ledger
 
@@ -547,13 +545,9 @@ def fees(
         engine = make_engine(load_settings(key_needed=False).database_url)
         try:
             async with engine.begin() as conn:  # the list is the ledger, brought up to date first
-                await refresh_ledger(conn, datetime.now(UTC))
-                found = await conn.execute(
-                    select(ledger)
-                    .where(ledger.c.year == year)
-                    .order_by(ledger.c.reference_number, ledger.c.sor_id)
-                )
-                return list(found)
+                places = PlacesStore(conn)
+                await refresh_ledger(places, datetime.now(UTC))
+                return await places.fees_of_year(year)
         finally:
             await engine.dispose()
 
@@ -595,10 +589,8 @@ def fee_table_load(
     import json
     from datetime import UTC, datetime
 
-    from sqlalchemy import delete, insert
-
     from rules.treatment_places.fees import FeeTable, new_table_refusal
-    from sinks.places_tables import fee_tables
+    from sinks.places_store import PlacesStore
     from sinks.register import make_engine
     from streams.fee_ledger import refresh_ledger
 
@@ -624,20 +616,9 @@ def fee_table_load(
         engine = make_engine(load_settings(key_needed=False).database_url)
         try:
             async with engine.begin() as conn:
-                await conn.execute(delete(fee_tables).where(fee_tables.c.year == table.year))
-                await conn.execute(
-                    insert(fee_tables),
-                    {
-                        "year": table.year,
-                        "de_minimis_limit": table.limit,
-                        **{f"fee_{c}": table.fees[c] for c in range(1, 6)},
-                        **{f"half_{c}": (table.halves or {}).get(c) for c in range(1, 6)},
-                        "care_only_fee_free": table.care_only_fee_free,
-                        "source": table.source,
-                        "loaded_at": datetime.now(UTC),
-                    },
-                )
-                await refresh_ledger(conn, datetime.now(UTC))
+                places = PlacesStore(conn)
+                await places.replace_fee_table(table, datetime.now(UTC))
+                await refresh_ledger(places, datetime.now(UTC))
         finally:
             await engine.dispose()
 
@@ -670,12 +651,12 @@ def sor_import(
     from zoneinfo import ZoneInfo
 
     from aiokafka import AIOKafkaProducer
-    from sqlalchemy import delete, insert, select
 
     from reghub.kafka_options import kafka_client_options, start_client
     from reghub.wiring import topic_names
     from rules.treatment_places.sor import SorUnit, diff, event_of, parse_snapshot
-    from sinks.places_tables import sor_snapshot
+    from sinks.places_rows import SorSnapshotRow
+    from sinks.places_store import PlacesStore
     from sinks.register import make_engine
     from streams.topics import REGISTRATIONS
 
@@ -699,7 +680,7 @@ def sor_import(
         engine = make_engine(settings.database_url)
         try:
             async with engine.connect() as conn:
-                rows = (await conn.execute(select(sor_snapshot.c.unit))).scalars().all()
+                rows = await PlacesStore(conn).sor_snapshot()
             previous = {}
             for text in rows:
                 values = json.loads(text)
@@ -727,21 +708,12 @@ def sor_import(
                         )
                 finally:
                     await producer.stop()
+            kept = [
+                SorSnapshotRow(u.sor_id, u.digest(), json.dumps(asdict(u), default=str), now)
+                for u in current.values()
+            ]
             async with engine.begin() as conn:
-                await conn.execute(delete(sor_snapshot))
-                if current:
-                    await conn.execute(
-                        insert(sor_snapshot),
-                        [
-                            {
-                                "sor_id": u.sor_id,
-                                "digest": u.digest(),
-                                "unit": json.dumps(asdict(u), default=str),
-                                "imported_at": now,
-                            }
-                            for u in current.values()
-                        ],
-                    )
+                await PlacesStore(conn).replace_sor_snapshot(kept)
         finally:
             await engine.dispose()
         counts = {"created": 0, "changed": 0, "closed": 0, "replaced": 0}

@@ -13,8 +13,9 @@ from rich.table import Table
 
 from reghub.settings import Settings
 from rules.deadlines import human_duration
+from sinks.ctr_store import CtrStore
 from sinks.register import make_engine
-from streams.compliance import closed, day_summaries
+from streams.compliance import day_summaries
 
 
 async def print_day(settings: Settings, day_text: str, console: Console | None = None) -> int:
@@ -27,10 +28,11 @@ async def print_day(settings: Settings, day_text: str, console: Console | None =
     engine = make_engine(settings.database_url)
     try:
         async with engine.connect() as conn:
-            summaries = await closed(conn, day)
+            ctr = CtrStore(conn)
+            summaries = await ctr.closed_day(day)
             note = "closed"
             if not summaries:
-                summaries = await day_summaries(conn, day)
+                summaries = await day_summaries(ctr, day)
                 note = "not closed yet: computed from the obligations as they stand"
     finally:
         await engine.dispose()

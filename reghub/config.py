@@ -91,7 +91,7 @@ def load_settings(
     directory).
 
     Raises:
-        pydantic.ValidationError: a variable is missing or invalid (`settings_problems` says which).
+        pydantic.ValidationError: a variable is missing or invalid (`reghub.failures.settings_problems` says which).
         Failure: `production`, outside the embedded hub, without REGHUB_DATABASE_URL.
     """
     values: dict[str, object] = {}
@@ -139,24 +139,6 @@ def _settings(values: dict[str, object], key_needed: bool) -> Settings:
 
 def _only_missing_key(exc: ValidationError) -> bool:
     return all(e["loc"] == ("pseudonym_key",) and e["type"] == "missing" for e in exc.errors())
-
-
-def settings_problems(exc: ValidationError) -> list[str]:
-    """One line per missing or invalid `REGHUB_*` variable: its name and what is wrong, never a value."""
-    lines = []
-    for error in exc.errors(include_url=False, include_input=False):
-        field = str(error["loc"][0]) if error["loc"] else ""
-        variable = f"REGHUB_{field.upper()}" if field else "settings"
-        if error["type"] == "missing":
-            info = Settings.model_fields.get(field)
-            what = f" ({info.description})" if info is not None and info.description else ""
-            lines.append(f"{variable} is not set{what}")
-        elif error["type"] == "too_short":  # the message would tell a secret's length
-            lines.append(f"{variable}: at least {error['ctx']['min_length']} characters")
-        else:
-            message = error["msg"].removeprefix("Value error, ")
-            lines.append(message if variable == "settings" else f"{variable}: {message}")
-    return lines
 
 
 def private_folder(path: Path) -> Path:

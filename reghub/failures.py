@@ -18,7 +18,6 @@ from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from reghub.config import settings_problems
 from reghub.kafka_options import BrokerUnavailable
 from reghub.settings import Settings
 from rules.identifiers import mask_person_numbers
@@ -38,6 +37,24 @@ class Failure(Exception):
         self.lines = lines
         self.exit_code = exit_code
         self.retriable = retriable
+
+
+def settings_problems(exc: ValidationError) -> list[str]:
+    """One line per missing or invalid `REGHUB_*` variable: its name and what is wrong, never a value."""
+    lines = []
+    for error in exc.errors(include_url=False, include_input=False):
+        field = str(error["loc"][0]) if error["loc"] else ""
+        variable = f"REGHUB_{field.upper()}" if field else "settings"
+        if error["type"] == "missing":
+            info = Settings.model_fields.get(field)
+            what = f" ({info.description})" if info is not None and info.description else ""
+            lines.append(f"{variable} is not set{what}")
+        elif error["type"] == "too_short":  # the message would tell a secret's length
+            lines.append(f"{variable}: at least {error['ctx']['min_length']} characters")
+        else:
+            message = error["msg"].removeprefix("Value error, ")
+            lines.append(message if variable == "settings" else f"{variable}: {message}")
+    return lines
 
 
 def explain(exc: BaseException, database_url: str | None = None) -> Failure | None:

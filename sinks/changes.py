@@ -1,12 +1,11 @@
-"""`BatchChanges`: everything one batch will write to the register, gathered before the one transaction."""
+"""`BatchChanges`: everything one batch will write to the register, gathered before the one transaction;
+values only (no SQL): the unit of work and its stores write it."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
-
-from sqlalchemy import Table
 
 from rules.identity import Alias
 from rules.state import Period, PersonState
@@ -56,7 +55,9 @@ class BatchChanges:
     settled_by: dict[str, str] = field(default_factory=dict)  # balance_id -> report_id
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)
     log_ids: dict[str, str] = field(default_factory=dict)  # topic -> the log the offsets belong to
-    rows: list[tuple[Table, tuple[Any, ...]]] = field(default_factory=list)  # other tables' upserts
+    rows: list[Any] = field(
+        default_factory=list
+    )  # typed rows of other tables, upserted by their stores
     aliases: list[tuple[Alias, date]] = field(default_factory=list)  # new numbers, with birth dates
     merges: list[Merge] = field(default_factory=list)
 

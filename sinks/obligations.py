@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import String, any_, bindparam, select
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -13,37 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rules.obligations import OPEN_STATES, Obligation
 from sinks import tables as t
-from sinks.rows import ObligationRow
-from sinks.times import utc
-
-
-def of_row(r: Any) -> Obligation:
-    return Obligation(
-        r.obligation_id,
-        r.kind,
-        r.reporter,
-        r.legal_basis,
-        r.person_key,
-        utc(r.event_at),
-        utc(r.due_at),
-        utc(r.arrived_at),
-        r.state,
-    )
-
-
-def row_of(o: Obligation, now: datetime) -> ObligationRow:
-    return ObligationRow(
-        o.obligation_id,
-        o.kind,
-        o.reporter,
-        o.legal_basis,
-        o.person_key,
-        utc(o.event_at),
-        utc(o.due_at),
-        utc(o.arrived_at),
-        o.state,
-        now,
-    )
+from sinks.rows import obligation_of
 
 
 async def by_id(conn: AsyncConnection, ids: Iterable[str]) -> dict[str, Obligation]:
@@ -59,7 +28,7 @@ async def by_id(conn: AsyncConnection, ids: Iterable[str]) -> dict[str, Obligati
         query = select(ob).where(among).with_for_update()
     else:
         query = select(ob).where(ob.c.obligation_id.in_(bindparam("ids", expanding=True)))
-    return {r.obligation_id: of_row(r) for r in await conn.execute(query, {"ids": wanted})}
+    return {r.obligation_id: obligation_of(r) for r in await conn.execute(query, {"ids": wanted})}
 
 
 async def overdue(conn: AsyncConnection, now: datetime, limit: int) -> list[Obligation]:
@@ -74,4 +43,4 @@ async def overdue(conn: AsyncConnection, now: datetime, limit: int) -> list[Obli
     )
     if conn.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
-    return [of_row(r) for r in await conn.execute(query)]
+    return [obligation_of(r) for r in await conn.execute(query)]

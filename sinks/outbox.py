@@ -20,7 +20,7 @@ from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sinks import tables
-from sinks.publisher import Outgoing
+from sinks.rows import Outgoing
 
 _MAGIC = b"RO1"
 _COUNT = struct.Struct(">I")
@@ -134,6 +134,20 @@ async def backlog(conn: AsyncConnection) -> tuple[int, datetime | None]:
     row = (
         await conn.execute(
             select(func.count(), func.min(o.c.created_at)).where(o.c.sent_at.is_(None))
+        )
+    ).one()
+    return int(row[0]), row[1]
+
+
+async def unsent_records(conn: AsyncConnection) -> tuple[int, datetime | None]:
+    """How many records the unsent rows hold (a row holds a batch's outputs), and when the oldest of
+    them was committed."""
+    o = tables.outbox
+    row = (
+        await conn.execute(
+            select(func.coalesce(func.sum(o.c.records), 0), func.min(o.c.created_at)).where(
+                o.c.sent_at.is_(None)
+            )
         )
     ).one()
     return int(row[0]), row[1]

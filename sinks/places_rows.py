@@ -1,10 +1,10 @@
 """Typed rows of the treatment-place register's tables (`sinks.places_tables`), one `NamedTuple` per table,
-its fields the table's columns in order (checked by tests/test_rows.py)."""
+its fields the table's columns in order (checked by tests/test_rows.py); values only, no SQL."""
 
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 
 class CompanyRow(NamedTuple):
@@ -140,3 +140,26 @@ class SorSnapshotRow(NamedTuple):
     digest: str
     unit: str
     imported_at: datetime
+
+
+KEY_WIDTH: dict[type, int] = {
+    CompanyRow: 1,
+    UnitRow: 1,
+    PractitionerRow: 2,
+    InformationRow: 2,
+    NotificationRow: 1,
+    StateRow: 1,
+    StateHistoryRow: 2,
+    FeeRow: 2,
+    FeeTableRow: 1,
+    SorSnapshotRow: 1,
+}
+"""How many leading fields of each row are its table's primary key (checked by tests/test_rows.py)."""
+
+PlaceRows = dict[type, dict[tuple[Any, ...], Any]]
+"""The place register's rows as a store loaded them: row type -> primary key -> row."""
+
+
+def key_of(row: Any) -> tuple[Any, ...]:
+    """A place row's primary key."""
+    return tuple(row[: KEY_WIDTH[type(row)]])

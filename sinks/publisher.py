@@ -1,10 +1,12 @@
-"""Step 4 of a batch, `publish`: decisions, dead letters, change feed, alerts and replays, delivery awaited."""
+"""Step 6 of a batch, publish: decisions, dead letters, change feed, alerts and replays, delivery awaited.
+
+The steps are fetch, decode, load, handle, write, publish, commit (`streams.processor`); the outputs
+sent here were kept in the outbox by step 5 and are sent by the relay (`streams.relay`)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import (
@@ -18,16 +20,10 @@ from aiokafka.errors import (
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
+from sinks.rows import Outgoing
+
 OUTPUT_ID_HEADER = "reghub-output-id"
 """`<outbox row id>.<index>`: the same output published twice carries the same id."""
-
-
-@dataclass(frozen=True, slots=True)
-class Outgoing:
-    topic: str
-    key: bytes | None
-    value: bytes
-    headers: tuple[tuple[str, bytes], ...] = field(default=())
 
 
 PERMANENT: tuple[type[KafkaError], ...] = (

@@ -1,14 +1,37 @@
-"""Typed rows of the register's tables: one `NamedTuple` per table, its fields the table's columns in order.
+"""Typed rows of the register's tables: one `NamedTuple` per table, its fields the table's columns in order;
+and the other values handlers return: an outgoing message (`Outgoing`), an obligation as its row.
 
 The columns are defined once, here (and checked against `sinks.tables` by the tests): a row is a tuple in
-column order, so PostgreSQL's `COPY` takes it as it is and SQLite gets `row._asdict()`.
+column order, so PostgreSQL's `COPY` takes it as it is and SQLite gets `row._asdict()`. Values only: no
+SQL, no engine (handlers import this module).
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import NamedTuple
+from typing import Any, NamedTuple
+
+from rules.obligations import Obligation
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """A message to publish: a handler's output, kept in the outbox and sent by the relay."""
+
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...] = field(default=())
+
+
+def utc(at: datetime | None) -> datetime | None:
+    """A time as the register stores it: in UTC. SQLite keeps no offset, so a time read back without
+    one is UTC, and a time written is converted to UTC first."""
+    if at is None:
+        return None
+    return at.astimezone(UTC) if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 class PersonRow(NamedTuple):
@@ -43,6 +66,37 @@ class ObligationRow(NamedTuple):
     arrived_at: datetime | None
     state: str
     updated_at: datetime
+
+
+def obligation_of(r: Any) -> Obligation:
+    """An obligation as the rules see it, from its row (an `ObligationRow` or a result row)."""
+    return Obligation(
+        r.obligation_id,
+        r.kind,
+        r.reporter,
+        r.legal_basis,
+        r.person_key,
+        utc(r.event_at),
+        utc(r.due_at),
+        utc(r.arrived_at),
+        r.state,
+    )
+
+
+def obligation_row(o: Obligation, now: datetime) -> ObligationRow:
+    """The row that keeps an obligation, updated `now`."""
+    return ObligationRow(
+        o.obligation_id,
+        o.kind,
+        o.reporter,
+        o.legal_basis,
+        o.person_key,
+        utc(o.event_at),
+        utc(o.due_at),
+        utc(o.arrived_at),
+        o.state,
+        now,
+    )
 
 
 class ComplianceRow(NamedTuple):

@@ -19,6 +19,7 @@ from aiokafka.errors import KafkaError
 from faust.app.base import BootStrategy
 
 from rules.deadlines import COPENHAGEN
+from sinks.ctr_store import CtrStore
 from sinks.outbox import purge
 from sinks.register import RegisterUnavailable
 from sinks.retention import daily as retention_daily
@@ -262,8 +263,8 @@ def create_app(
         if processor.consumer is None:
             return
         try:
-            async with processor.register.engine.begin() as conn:
-                rows = await refresh_ledger(conn, datetime.now(UTC))
+            async with processor.register.unit_of_work() as uow:
+                rows = await refresh_ledger(uow.places, datetime.now(UTC))
             log.info("fee ledger: %d rows up to date", rows)
         except Exception as exc:  # two workers at once may collide; the next night tries again
             log.warning("fee ledger not brought up to date, will try again: %s", exc)
@@ -282,9 +283,7 @@ def create_app(
             return
         try:
             async with processor.register.engine.connect() as conn:
-                await processor.metrics.refresh_obligations(conn)
-                await processor.metrics.refresh_outbox(conn)
-                await processor.metrics.refresh_compliance(conn)
+                await processor.metrics.refresh_register(CtrStore(conn), datetime.now(UTC))
         except Exception as exc:  # a metric never stops the worker
             log.warning("register gauges not refreshed: %s", exc)
 

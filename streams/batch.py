@@ -10,17 +10,16 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Table
-
 from rules.history import History
 from rules.identity import Alias, KeyFacts
+from rules.obligations import Obligation
 from rules.outcomes import PurchaseRecord
 from rules.scales import Scale, ScaleBook
 from rules.state import Period, PersonState
 from sinks.changes import BatchChanges
-from sinks.publisher import Outgoing
-from sinks.register import record_of
-from sinks.rows import ProcessedRow, PurchaseRow
+from sinks.ctr_store import record_of
+from sinks.places_rows import PlaceRows
+from sinks.rows import ObligationRow, Outgoing, ProcessedRow, PurchaseRow, obligation_of
 from streams.decode import Decoded, Rejected
 from streams.effects import Effects
 from streams.outputs import Outputs
@@ -47,7 +46,8 @@ class Loaded:
     - `hashes`: (topic, message id) -> content hash of each message handled in this batch;
     - `conflicts`: messages whose id was processed with other content, to dead-letter;
     - `histories`: person key -> every period and purchase, for persons whose messages need them;
-    - `preloaded`: topic name -> what its handler's `preload` read for the batch;
+    - `obligations`: obligation id -> obligation, for those the batch's messages name;
+    - `places`: the treatment-place rows the batch's registrations need (None without any);
     - `aliases`: the batch's keys that are another number of a person (`rules.identity`);
     - `parked`: (topic, message id) -> (day, released) of the messages referred to that are still
       parked, `released` when a scale let them go and their replay is not handled yet.
@@ -63,7 +63,8 @@ class Loaded:
     hashes: dict[tuple[str, str], int] = field(default_factory=dict)
     conflicts: list[Rejected] = field(default_factory=list)
     histories: dict[str, History] = field(default_factory=dict)
-    preloaded: dict[str, Any] = field(default_factory=dict)
+    obligations: dict[str, Obligation] = field(default_factory=dict)
+    places: PlaceRows | None = None
     aliases: dict[str, Alias] = field(default_factory=dict)
     parked: dict[tuple[str, str], tuple[date, bool]] = field(default_factory=dict)
 
@@ -82,7 +83,9 @@ class Batch:
         self.rejected_at: dict[tuple[str, int], int] = {}
         self._pending: dict[str, int] = {}  # report id -> index in changes.purchases
         self._aliases: dict[str, Alias] = {}  # numbers made aliases in this batch
-        self._written: dict[tuple[str, Any], tuple[Any, ...]] = {}  # the latest row by first column
+        self._written: dict[
+            tuple[type, Any], tuple[Any, ...]
+        ] = {}  # the latest row by first column
 
     # -- the view (read by handlers) ---------------------------------------------------------------
 
@@ -143,14 +146,17 @@ class Batch:
         )
         return period, tuple(records)
 
-    def preloaded(self, topic: str) -> Any:
-        return self.loaded.preloaded.get(topic)
+    def obligation(self, obligation_id: str) -> Obligation | None:
+        row = self._written.get((ObligationRow, obligation_id))
+        if row is not None:
+            return obligation_of(row)
+        return self.loaded.obligations.get(obligation_id)
 
-    def written(self, table: Table) -> list[tuple[Any, ...]]:
-        return [row for t, row in self.changes.rows if t is table]
+    def places(self) -> PlaceRows | None:
+        return self.loaded.places
 
-    def written_row(self, table: Table, first: Any) -> tuple[Any, ...] | None:
-        return self._written.get((table.name, first))
+    def written(self, row_type: type) -> list[tuple[Any, ...]]:
+        return [row for row in self.changes.rows if type(row) is row_type]
 
     def history(self, person_key: str) -> History:
         loaded = self.loaded.histories.get(person_key)
@@ -204,8 +210,8 @@ class Batch:
             self.new_scales.append(scale)
         c.parked.extend(fx.parked)
         c.rows.extend(fx.rows)
-        for table, row in fx.rows:
-            self._written[(table.name, row[0])] = row
+        for row in fx.rows:
+            self._written[(type(row), row[0])] = row
         for alias, born in fx.aliases:
             c.aliases.append((alias, born))
             self._aliases[alias.key] = alias

@@ -24,7 +24,7 @@ from pydantic_core.core_schema import ErrorType
 
 from rules.identifiers import mask_person_numbers, normalise_person_key
 from schemas.common import RECEIVED_AT, MessageId, WireModel
-from streams.topics import DISPENSINGS, REGISTRATIONS, SUBSIDY_SCALES, TopicSpec
+from streams.topics import TopicSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,14 +232,9 @@ def parse(value: bytes, spec: TopicSpec, timestamp_ms: int = 0) -> BaseModel:
 
 
 def record_key(message: BaseModel, spec: TopicSpec) -> str:
-    """The key a message must travel under: the person key, a scale's effective date, or a
-    treatment-place registration's company (CVR number or registrant id)."""
-    if spec is SUBSIDY_SCALES:
-        return message.effective_from.isoformat()  # type: ignore[attr-defined]
-    if spec is REGISTRATIONS:
-        event = message.root if isinstance(message, RootModel) else message
-        return event.company.key  # type: ignore[attr-defined]
-    return message.person.key  # type: ignore[attr-defined]
+    """The key a message must travel under (`TopicSpec.key_of`): the person key, a scale's effective
+    date, or a treatment-place registration's company (CVR number or registrant id)."""
+    return spec.key_of(message.root if isinstance(message, RootModel) else message)
 
 
 _MESSAGE_ID: TypeAdapter[str] = TypeAdapter(MessageId)
@@ -283,10 +278,10 @@ def decode(source: Source, spec: TopicSpec) -> Decoded | Rejected:
         message = message.root
     m: Any = message
     person = getattr(m, "person", None)
-    message_id = m.report_id if spec is DISPENSINGS else m.message_id
+    message_id = spec.id_of(m)
     person_key = person.key if person is not None else None
     key = source.key.decode("utf-8", "replace") if source.key is not None else None
-    if key is None or normalise_person_key(key) != record_key(message, spec):
+    if key is None or normalise_person_key(key) != spec.key_of(m):
         return Rejected(
             source,
             f"schema.key_mismatch: the record key must be the message's {spec.key}",

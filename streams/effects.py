@@ -11,14 +11,11 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Table
-
 from rules.identity import Alias
 from rules.scales import Scale
 from rules.state import Period, PersonState
 from sinks.changes import Merge
-from sinks.publisher import Outgoing
-from sinks.rows import CorrectionRow, ParkedRow, PurchaseRow, ScaleRow
+from sinks.rows import CorrectionRow, Outgoing, ParkedRow, PurchaseRow, ScaleRow
 from streams.decode import Rejected
 
 
@@ -35,8 +32,9 @@ class Effects:
     - `purchase_updates`: (report id, changed columns) of purchases registered earlier;
     - `aliases`: another number of a person (with the birth date it carries); `merges`: a person
       merged into another (`rules.identity`);
-    - `rows`: (table, row) of any other table, upserted by primary key (a register beside the CTR's:
-      its handler writes its own rows; a row is a tuple of the table's columns in order).
+    - `rows`: typed rows (`sinks.rows`, `sinks.places_rows`) of any other table, upserted by primary
+      key by the store whose table it is (the row's type names the table): obligations, custody,
+      treatment relations, and the treatment-place register's rows.
     """
 
     outcome: str | None = None
@@ -53,7 +51,7 @@ class Effects:
     scales: Sequence[tuple[ScaleRow, Scale]] = ()
     parked: Sequence[ParkedRow] = ()
     outputs: Sequence[Outgoing] = ()
-    rows: Sequence[tuple[Table, tuple[Any, ...]]] = ()
+    rows: Sequence[tuple[Any, ...]] = ()
     aliases: Sequence[tuple[Alias, date]] = ()
     merges: Sequence[Merge] = ()
 

@@ -12,17 +12,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import bindparam, delete
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from schemas.common import local_day
-from sinks import places_tables as pt
-from sinks.register import _upsert
-from streams.handlers.registrations import load_register, whole_ledger
+from sinks.places_store import PlacesStore
+from streams.handlers.registrations import Book, whole_ledger
 
 
-async def refresh_ledger(conn: AsyncConnection, now: datetime) -> int:
-    """Recompute every place's ledger up to the current (Copenhagen) year in the caller's transaction;
+async def refresh_ledger(places: PlacesStore, now: datetime) -> int:
+    """Recompute every place's ledger up to the current (Copenhagen) year in the store's transaction;
     rows for a year a place no longer owes (a backdated deregistration) are deleted.
 
     Returns:
@@ -31,16 +27,9 @@ async def refresh_ledger(conn: AsyncConnection, now: datetime) -> int:
     Raises:
         SQLAlchemyError: nothing of the refresh is kept when the caller's transaction rolls back.
     """
-    book = await load_register(conn)
+    book = Book.loaded(await places.load_register())
     this_year = (local_day(now) or now.date()).year
     rows = whole_ledger(book, this_year, now)
-    f = pt.fees
     stale = set(book.fees) - {(r.sor_id, r.year) for r in rows}
-    if stale:
-        await conn.execute(
-            delete(f).where(f.c.sor_id == bindparam("s"), f.c.year == bindparam("y")),
-            [{"s": s, "y": y} for s, y in sorted(stale)],
-        )
-    if rows:
-        await conn.execute(_upsert(conn, f), [r._asdict() for r in rows])
+    await places.write_ledger(rows, sorted(stale))
     return len(rows)

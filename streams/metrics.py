@@ -22,7 +22,7 @@ One registry per worker process (not the library's global one), so that tests ca
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from prometheus_client import (
@@ -35,11 +35,10 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from sinks import tables as t
-from sinks.publisher import Outgoing
+from sinks.ctr_store import CtrStore
+from sinks.outbox import unsent_records
+from sinks.rows import Outgoing
 
 disable_created_metrics()  # no `*_created` series: a counter's start time is no figure to graph
 
@@ -127,11 +126,9 @@ class Metrics:
             self.dead_letters.labels(kind).inc(count)
         self.batch_seconds.observe(seconds)
 
-    async def refresh_obligations(self, conn: AsyncConnection) -> None:
-        ob = t.obligations
-        found = dict(
-            (await conn.execute(select(ob.c.state, func.count()).group_by(ob.c.state))).all()
-        )
+    def set_obligations(self, found: Mapping[str, int]) -> None:
+        """The obligations-by-state gauge, from the counts the CTR store read
+        (`sinks.ctr_store.CtrStore.obligations_by_state`)."""
         for state in (
             "open",
             "rejected_open",
@@ -143,48 +140,33 @@ class Metrics:
         ):
             self.obligations.labels(state).set(found.get(state, 0))
 
-    async def refresh_outbox(self, conn: AsyncConnection, now: datetime | None = None) -> None:
-        """The outbox backlog: unsent records, and the age of the oldest unsent row."""
-        ob = t.outbox
-        records, oldest = (
-            await conn.execute(
-                select(func.coalesce(func.sum(ob.c.records), 0), func.min(ob.c.created_at)).where(
-                    ob.c.sent_at.is_(None)
-                )
-            )
-        ).one()
-        self.outbox_unsent.set(int(records))
+    def set_outbox(self, records: int, oldest: datetime | None, now: datetime) -> None:
+        """The outbox backlog: unsent records, and the age of the oldest unsent row
+        (`sinks.outbox.unsent_records`)."""
+        self.outbox_unsent.set(records)
         if oldest is None:
             self.outbox_oldest.set(0)
             return
         if oldest.tzinfo is None:  # SQLite gives the stored UTC time without its zone
             oldest = oldest.replace(tzinfo=UTC)
-        self.outbox_oldest.set(max(0.0, ((now or datetime.now(UTC)) - oldest).total_seconds()))
+        self.outbox_oldest.set(max(0.0, (now - oldest).total_seconds()))
 
-    async def refresh_compliance(self, conn: AsyncConnection) -> None:
-        """The last closed day's obligations by outcome; nothing set before a day was closed."""
-        cd = t.compliance_days
-        day = (await conn.execute(select(func.max(cd.c.day)))).scalar()
-        if day is None:
-            return
-        on_time, late, missing, resolved = (
-            await conn.execute(
-                select(
-                    func.sum(cd.c.on_time),
-                    func.sum(cd.c.late),
-                    func.sum(cd.c.missing),
-                    func.sum(cd.c.resolved),
-                ).where(cd.c.day == day)
-            )
-        ).one()
-        for state, count in (
-            ("on_time", on_time),
-            ("late", late),
-            ("missing", missing),
-            ("resolved", resolved),
-        ):
-            self.compliance.labels(state).set(int(count or 0))
+    def set_compliance(self, day: date, by_outcome: Mapping[str, int]) -> None:
+        """The last closed day's obligations by outcome (`CtrStore.last_closed_day_totals`)."""
+        for state in ("on_time", "late", "missing", "resolved"):
+            self.compliance.labels(state).set(by_outcome.get(state, 0))
         self.compliance_day.set(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
+
+    async def refresh_register(self, store: CtrStore, now: datetime) -> None:
+        """The register-wide gauges (obligations by state, the outbox backlog, the last closed day's
+        compliance), read through the CTR store's connection."""
+        found = await store.obligations_by_state()
+        backlog = await unsent_records(store.conn)
+        last_day = await store.last_closed_day_totals()
+        self.set_obligations(found)
+        self.set_outbox(*backlog, now)
+        if last_day is not None:
+            self.set_compliance(*last_day)
 
     def text(self) -> bytes:
         return generate_latest(self.registry)

@@ -2,59 +2,35 @@
 
 Shared by the handlers of the announcing topics (`pharmacy.payments.v1`, `municipality.decisions-made.v1`)
 and of the reporting ones (`ctr.dispensings.v1`, `ctr.deferrals.v1`, `ctr.municipal-grants.v1`). Each
-topic's handler preloads the obligations its messages name (`preloader`, one query per batch, rows locked
-on PostgreSQL); a message finds an obligation as the batch has it: written by an earlier message of the
-batch, else preloaded by one of the topics involved.
+topic's handler names the obligations its messages touch (`Handler.obligations`); the CTR store loads
+them before the batch is handled (one query per batch, rows locked on PostgreSQL), and a message finds
+an obligation as the batch has it (`BatchView.obligation`): written by an earlier message of the batch,
+else as loaded. Values only: the rows are `sinks.rows.ObligationRow`s the store writes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
-from rules.obligations import Obligation, arm, fulfil, reject
-from sinks import obligations, tables
-from sinks.publisher import Outgoing
+from rules.obligations import arm, fulfil, reject
+from sinks.rows import ObligationRow, Outgoing, obligation_row
 from streams.decode import Decoded
 from streams.handlers.base import BatchView, Context
 
-Row = tuple[Any, Any]
+Row = ObligationRow
 
 
-def preloader(
-    ids_of: Callable[[Decoded], Iterable[str]],
-) -> Callable[[AsyncConnection, list[Decoded]], Awaitable[dict[str, Obligation]]]:
-    async def preload(conn: AsyncConnection, messages: list[Decoded]) -> dict[str, Obligation]:
-        return await obligations.by_id(conn, [oid for d in messages for oid in ids_of(d)])
-
-    return preload
-
-
-def obligation_of(view: BatchView, topics: Iterable[str], obligation_id: str) -> Obligation | None:
-    row = view.written_row(tables.obligations, obligation_id)
-    if row is not None:
-        return obligations.of_row(row)  # an ObligationRow
-    for topic in topics:
-        found = (view.preloaded(topic) or {}).get(obligation_id)
-        if found is not None:
-            return found
-    return None
-
-
-def announce(view: BatchView, ctx: Context, topics: Iterable[str], **event: Any) -> Row:
+def announce(view: BatchView, ctx: Context, **event: Any) -> Row:
     """An announced event arms its obligation (`rules.obligations.arm`); the row to write."""
-    armed = arm(obligation_of(view, topics, event["obligation_id"]), **event)
-    return (tables.obligations, obligations.row_of(armed, ctx.now))
+    armed = arm(view.obligation(event["obligation_id"]), **event)
+    return obligation_row(armed, ctx.now)
 
 
 def meet(
     view: BatchView,
     d: Decoded,
     ctx: Context,
-    topics: Iterable[str],
     *,
     obligation_id: str,
     kind: str,
@@ -64,7 +40,7 @@ def meet(
 ) -> tuple[tuple[Row, ...], tuple[Outgoing, ...]]:
     """A report meets its obligation by the time it reached the broker: the row, and the resolution of
     a missing alert raised for it."""
-    existing = obligation_of(view, topics, obligation_id)
+    existing = view.obligation(obligation_id)
     met = fulfil(
         existing,
         obligation_id=obligation_id,
@@ -76,15 +52,13 @@ def meet(
     )
     if existing is not None and met == existing:
         return (), ()
-    row = (tables.obligations, obligations.row_of(met, ctx.now))
+    row = obligation_row(met, ctx.now)
     if met.state == "resolved":
         return (row,), (ctx.out.obligation_alert(met, "report_resolved"),)
     return (row,), ()
 
 
-def mark_rejected(
-    view: BatchView, ctx: Context, topics: Iterable[str], obligation_id: str
-) -> tuple[Row, ...]:
+def mark_rejected(view: BatchView, ctx: Context, obligation_id: str) -> tuple[Row, ...]:
     """A refused report leaves its obligation open, marked as having had a rejected report."""
-    marked = reject(obligation_of(view, topics, obligation_id))
-    return ((tables.obligations, obligations.row_of(marked, ctx.now)),) if marked else ()
+    marked = reject(view.obligation(obligation_id))
+    return (obligation_row(marked, ctx.now),) if marked else ()

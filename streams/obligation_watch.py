@@ -14,14 +14,10 @@ import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from sqlalchemy import func, select, update
-
-from rules.obligations import OPEN_STATES, at_risk
-from sinks import counts, obligations, outbox
-from sinks import tables as t
-from sinks.publisher import Outgoing
+from rules.obligations import at_risk
+from sinks.ctr_store import CtrStore
 from sinks.register import Register
-from sinks.times import utc
+from sinks.rows import Outgoing
 from streams.outputs import Outputs
 
 BATCH = 500
@@ -39,17 +35,10 @@ async def raise_missing(
         RegisterUnavailable: nothing was changed; the next tick tries again.
     """
     async with register.unit_of_work() as uow:
-        due = await obligations.overdue(uow.conn, now, BATCH)
+        due = await uow.ctr.overdue_obligations(now, BATCH)
         if not due:
             return None, []
-        ob = t.obligations
-        await uow.conn.execute(
-            update(ob)
-            .where(ob.c.obligation_id.in_([o.obligation_id for o in due]))
-            .values(state="missing", updated_at=now)
-        )
-        moved = counts.obligation_moves((o.state for o in due), ("missing" for _ in due))
-        await counts.add(uow.conn, 0, {}, moved)  # the dashboard's obligations by state
+        await uow.ctr.mark_missing(due, now)
         alerts = [
             out.obligation_alert(
                 replace(o, state="missing"),
@@ -58,7 +47,7 @@ async def raise_missing(
             )
             for o in due
         ]
-        outbox_id = await outbox.add(uow.conn, alerts, now)
+        outbox_id = await uow.keep_outputs(alerts, now)
     return outbox_id, alerts
 
 
@@ -99,11 +88,5 @@ class LagWatch:
 
 async def earliest_due(register: Register, now: datetime) -> datetime | None:
     """The earliest due time of an open obligation not yet due."""
-    ob = t.obligations
     async with register.engine.connect() as conn:
-        found = (
-            await conn.execute(
-                select(func.min(ob.c.due_at)).where(ob.c.state.in_(OPEN_STATES), ob.c.due_at > now)
-            )
-        ).scalar()
-    return utc(found)
+        return await CtrStore(conn).earliest_due(now)

@@ -14,7 +14,7 @@ from rules.identifiers import mask_person_numbers
 from rules.obligations import Obligation
 from rules.privacy import pseudonym
 from schemas.monitoring import Alert, Change
-from sinks.publisher import Outgoing
+from sinks.rows import Outgoing
 from streams.decode import Decoded, Rejected
 from streams.topics import ALERTS, CHANGES, DEAD_LETTER, TopicNames, TopicSpec
 

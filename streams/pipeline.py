@@ -1,7 +1,10 @@
-"""The one batch pipeline — load, handle, write — used by the worker, the in-process runner and the benchmark.
+"""The one batch pipeline — steps 3-5 of a batch: load, handle, write — used by the worker, the in-process
+runner and the benchmark.
 
-Steps 1 (decode) and 4-5 (publish, commit) belong to the caller: the worker publishes the outputs and
-commits offsets only after `Pipeline.run` returned, i.e. after the register committed the batch.
+Steps 1-2 (fetch, decode) and 6-7 (publish, commit) belong to the caller (`streams.processor`): the
+worker publishes the outputs and commits offsets only after `Pipeline.run` returned, i.e. after the
+register committed the batch. Load goes through each register's store (`uow.ctr`, `uow.places`), write
+through the unit of work; the handlers in between see values only.
 """
 
 from __future__ import annotations
@@ -15,9 +18,10 @@ from datetime import UTC, datetime
 import orjson
 
 from rules.scales import ScaleBook
+from sinks.ctr_store import Row, record_of
 from sinks.errors import RegisterRefused, RegisterUnavailable
-from sinks.publisher import Outgoing
-from sinks.register import Register, RegisterUnitOfWork, Row, record_of
+from sinks.register import Register, RegisterUnitOfWork
+from sinks.rows import Outgoing
 from streams.batch import Batch, Loaded
 from streams.decode import Decoded, Rejected
 from streams.effects import NO_NEEDS, Needs
@@ -76,7 +80,7 @@ class Pipeline:
     async def refresh_scales(self) -> None:
         """Read the scales again: another worker may have loaded one. Raises: RegisterUnavailable."""
         async with self.register.unit_of_work() as uow:
-            self.scales = ScaleBook(await uow.load_scales())
+            self.scales = ScaleBook(await uow.ctr.load_scales())
 
     def outputs(self) -> Outputs:
         """An output builder on the current clock, for outputs that belong to no batch."""
@@ -163,12 +167,12 @@ class Pipeline:
         log_ids: Mapping[str, str] | None,
         trial: bool = False,
     ) -> BatchResult:
-        """Steps 2-3 of a batch in one transaction (rolled back if `trial`):
+        """Steps 3-5 of a batch in one transaction (rolled back if `trial`):
 
-        2. load — everything the batch needs from the register, one round trip per table;
-        3. handle — each message through its topic's handler, merging effects only on success; the
+        3. load — everything the batch needs from each register's store, one round trip per table;
+        4. handle — each message through its topic's handler, merging effects only on success; the
            messages whose handler says so (`Handler.first`: a person's identity) before the others;
-        4. write — the batch's rows, processed ids and consumed offsets, parked reports a new scale
+        5. write — the batch's rows, processed ids and consumed offsets, parked reports a new scale
            releases (marked replayed; replayed onto their topic), and all outputs as one outbox row.
         """
         now = datetime.now(UTC)
@@ -179,11 +183,11 @@ class Pipeline:
         replays: list[Outgoing] = []
         begun = time.perf_counter()
         async with self.register.unit_of_work(rollback=trial) as uow:
-            # Step 2
+            # Step 3
             started = time.perf_counter()
             loaded, fresh, duplicates, scales = await self.load(uow, decoded)
             self.step("load", started)
-            # Step 3
+            # Step 4
             started = time.perf_counter()
             batch = Batch(loaded, scales, out)
             for r in (*rejected, *loaded.conflicts):
@@ -205,13 +209,13 @@ class Pipeline:
             batch.changes.offsets = dict(offsets)
             batch.changes.log_ids = dict(log_ids or {})
             self.step("handle", started)
-            # Step 4
+            # Step 5
             started = time.perf_counter()
             if self.on_write is not None:
                 self.on_write()
             await uow.write(batch.changes, self.config.group_id)
             for scale in batch.new_scales:
-                released = await uow.take_parked(scale.effective_from, scale.valid_to)
+                released = await uow.ctr.take_parked(scale.effective_from, scale.valid_to)
                 for parked in replay_order(released):
                     replays.append(
                         Outgoing(
@@ -250,7 +254,9 @@ class Pipeline:
     async def load(
         self, uow: RegisterUnitOfWork, decoded: list[Decoded]
     ) -> tuple[Loaded, list[Decoded], list[Decoded], ScaleBook]:
-        """Step 2: read what the batch needs; split it into fresh messages and duplicates.
+        """Step 3, load: read what the batch needs through the stores (the CTR's: processed ids,
+        persons, purchases, parked messages, chains, histories, obligations; the places': the
+        companies and places registrations name); split it into fresh messages and duplicates.
 
         A message id already processed (or seen earlier in this batch) is a duplicate, except one that
         was parked: that is decided again when it is replayed.
@@ -278,7 +284,7 @@ class Pipeline:
         needs = [(d, self._needs(d)) for d in fresh]
         keys = {d.person_key for d in fresh if d.person_key is not None}
         keys.update(key for _, n in needs for key in n.persons)
-        loaded.states, loaded.aliases = await uow.load_persons(keys)
+        loaded.states, loaded.aliases = await uow.ctr.load_persons(keys)
         redecided = [
             d.message_id
             for d in duplicates
@@ -286,12 +292,12 @@ class Pipeline:
             and self.handlers[d.spec].redecide is not None
         ]
         referred = {rid for _, n in needs for rid in n.report_ids}
-        rows = await uow.purchase_rows(referred | set(redecided))
+        rows = await uow.ctr.purchase_rows(referred | set(redecided))
         by_id = {row.report_id: row for row in rows}
         loaded.purchases = {
             rid: (by_id[rid].person_key, record_of(by_id[rid])) for rid in referred if rid in by_id
         }
-        loaded.parked = await uow.parked_days(
+        loaded.parked = await uow.ctr.parked_days(
             (d.source.topic, rid) for d, n in needs for rid in n.parked_ids if rid not in by_id
         )
         for d in duplicates:
@@ -312,19 +318,28 @@ class Pipeline:
                 period = loaded.states[key].period
                 if period is not None:
                     chains.add((key, period.start))
-        loaded.chains = await uow.load_chains(chains)
-        loaded.histories = await uow.load_histories(self._histories(needs, loaded))
-        by_spec: dict[TopicSpec, list[Decoded]] = {}
+        loaded.chains = await uow.ctr.load_chains(chains)
+        loaded.histories = await uow.ctr.load_histories(self._histories(needs, loaded))
+        obligation_ids: list[str] = []
+        companies: set[str] = set()
+        places: set[str] = set()
+        with_places = False
         for d in fresh:
-            by_spec.setdefault(d.spec, []).append(d)
-        for spec, messages in by_spec.items():
-            preload = self.handlers[spec].preload
-            if preload is not None:
-                loaded.preloaded[spec.base] = await preload(uow.conn, messages)
+            handler = self.handlers[d.spec]
+            if handler.obligations is not None:
+                obligation_ids.extend(handler.obligations(d))
+            if handler.places is not None:
+                company, named = handler.places(d)
+                companies.add(company)
+                places.update(named)
+                with_places = True
+        loaded.obligations = await uow.ctr.load_obligations(obligation_ids)
+        if with_places:
+            loaded.places = await uow.places.load_places(companies, places)
         scales = self.scales
         if any(n.day is not None and scales.on(n.day) is None for _, n in needs):
             # another worker may have loaded the scale since this one read them
-            scales = ScaleBook(await uow.load_scales())
+            scales = ScaleBook(await uow.ctr.load_scales())
         return loaded, fresh, duplicates, scales
 
     def _histories(self, needs: list[tuple[Decoded, Needs]], loaded: Loaded) -> set[str]:

@@ -14,15 +14,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select, update
-
 from rules.treatment_places.states import treatment_days_before_registration
 from schemas.common import local_day
 from schemas.treatment_places import PlaceAlert
-from sinks import outbox
-from sinks import places_tables as pt
-from sinks.publisher import Outgoing
 from sinks.register import Register
+from sinks.rows import Outgoing
 from streams.outputs import Outputs
 from streams.topics import PLACE_ALERTS, REGISTRATIONS
 
@@ -43,34 +39,12 @@ async def raise_unregistered_starts(
         RegisterUnavailable: nothing was changed; the next tick tries again.
     """
     today = local_day(now) or now.date()
-    s, u = pt.states, pt.units
     async with register.unit_of_work() as uow:
-        due = (
-            await uow.conn.execute(
-                select(s.c.sor_id, s.c.company_key, u.c.treatment_starts_on)
-                .select_from(s.join(u, u.c.sor_id == s.c.sor_id))
-                .where(
-                    s.c.state.in_(UNREGISTERED),
-                    s.c.start_alerted_at.is_(None),
-                    u.c.treatment_starts_on < today,
-                )
-                .order_by(u.c.treatment_starts_on, s.c.sor_id)
-                .limit(BATCH)
-            )
-        ).all()
+        due = await uow.places.places_started_unregistered(UNREGISTERED, today, BATCH)
         alerts: list[Outgoing] = []
         for sor, company, start in due:
-            marked = await uow.conn.execute(
-                update(s)
-                .where(
-                    s.c.sor_id == sor,
-                    s.c.start_alerted_at.is_(None),
-                    s.c.state.in_(UNREGISTERED),
-                )
-                .values(start_alerted_at=now)
-            )
-            if marked.rowcount != 1:  # another worker's watch, or a registration, came first
-                continue
+            if not await uow.places.mark_start_alerted(sor, UNREGISTERED, now):
+                continue  # another worker's watch, or a registration, came first
             days = treatment_days_before_registration(start, None, today)
             alert = PlaceAlert(
                 kind="treatment_before_registration",
@@ -87,5 +61,5 @@ async def raise_unregistered_starts(
             )
         if not alerts:
             return None, []
-        outbox_id = await outbox.add(uow.conn, alerts, now)
+        outbox_id = await uow.keep_outputs(alerts, now)
     return outbox_id, alerts

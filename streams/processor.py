@@ -1,4 +1,13 @@
-"""The register's batch consumer: aiokafka `getmany` → decode → load → handle → write → publish → commit.
+"""The register's batch consumer: the seven steps of a batch, in one vocabulary across the processor, the
+pipeline (`streams.pipeline`) and the publisher (`sinks.publisher`):
+
+1. fetch — aiokafka `getmany` from the assigned partitions;
+2. decode — each record to its topic's model or a `Rejected` (`streams.decode`);
+3. load — each register's store loads what the batch needs (`Pipeline.run`);
+4. handle — each message to its topic's handler, effects as values;
+5. write — one register transaction through the unit of work (rows, ids, offsets, outbox);
+6. publish — the relay sends the outbox row's outputs (`streams.relay`, `sinks.publisher`);
+7. commit — Kafka offsets, on their interval; the register's offsets are the truth.
 
 Hosted as a task of the faust app (`streams.app`); it does not depend on faust's acks, agents or tables.
 Each batch pays one handoff and one database transaction, not one per event (design.md, "The hot path").
@@ -19,11 +28,10 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
-from sqlalchemy import select
 
-from sinks import tables
-from sinks.publisher import Outgoing, Publisher
+from sinks.publisher import Publisher
 from sinks.register import Register, RegisterUnavailable
+from sinks.rows import Outgoing
 from streams.decode import Decoded, Rejected, Source, decode
 from streams.handlers import HANDLERS
 from streams.handlers.base import ApplyConfig, Handler
@@ -323,7 +331,8 @@ class RegisterProcessor:
             self.stats.batch_limit = limit
 
     async def fetch(self) -> Fetched | None:
-        """Step 1, `decode`: the next records from the broker, each decoded or rejected; None if none."""
+        """Steps 1-2, fetch and decode: the next records from the broker, each decoded or rejected;
+        None if none."""
         assert self.consumer is not None
         started = time.perf_counter()
         batch = await self.consumer.getmany(
@@ -367,23 +376,23 @@ class RegisterProcessor:
     async def process(self, fetched: Fetched, *, wait: bool = True) -> None:
         """Run one fetched batch through the remaining steps.
 
-        1. decode — done by `fetch`: every record to a model or a `Rejected`;
-        2-4. load, handle, write — `Pipeline.run`: one register transaction with the rows, the
+        1-2. fetch, decode — done by `fetch`: every record to a model or a `Rejected`;
+        3-5. load, handle, write — `Pipeline.run`: one register transaction with the rows, the
            consumed offsets and every output (the outbox row);
-        5. publish — the relay publishes the outbox row, retrying until the broker has it;
-        6. commit — Kafka offsets, always last and at most once per `kafka_commit_interval_s`
+        6. publish — the relay publishes the outbox row, retrying until the broker has it;
+        7. commit — Kafka offsets, always last and at most once per `kafka_commit_interval_s`
            (`commit_kafka_offsets`: the register's own offsets are the ones that count).
 
-        A crash after step 4 loses nothing: the outbox row is published at the next start.
+        A crash after step 5 loses nothing: the outbox row is published at the next start.
 
-        Steps 5-6 run as a task after the batch before's (`finished`), so a batch's outputs go out
+        Steps 6-7 run as a task after the batch before's (`finished`), so a batch's outputs go out
         after that one's, and its offsets are marked for commit after them; a batch committed while
         the one before is still being published waits for it, so at most one is pending. Without
         `wait` the call returns once the register committed the batch: the worker's loop runs the
-        next batch's steps 2-4 while this one is published.
+        next batch's steps 3-5 while this one is published.
 
         Raises:
-            RegisterUnavailable: steps 2-4 failed; nothing was written. Seek back and retry.
+            RegisterUnavailable: steps 3-5 failed; nothing was written. Seek back and retry.
         """
         assert self.consumer is not None
         if self._finishing is not None and self._finishing.done():
@@ -393,7 +402,7 @@ class RegisterProcessor:
             (tp.topic, tp.partition): records[-1].offset + 1 for tp, records in batch.items()
         }
         async with self.in_flight:
-            # Steps 2-4
+            # Steps 3-5
             began = time.perf_counter()
             self._decode_now.clear()
             try:
@@ -428,16 +437,16 @@ class RegisterProcessor:
         result: BatchResult,
         seconds: float,
     ) -> None:
-        """Steps 5-6 of a batch committed in the register, after the batch before's (`before`)."""
+        """Steps 6-7 of a batch committed in the register, after the batch before's (`before`)."""
         assert self.consumer is not None
         if before is not None:
             await before
         batch = fetched.batch
-        # Step 5 (its time overlaps the next batch's steps 2-4)
+        # Step 6 (its time overlaps the next batch's steps 3-5)
         started = time.perf_counter()
         published = await self._publish(result.outbox_id, result.outputs)
         self.pipeline.step("publish", started)
-        # Step 6 (also when stopping before the broker took the outputs: the register has the batch,
+        # Step 7 (also when stopping before the broker took the outputs: the register has the batch,
         # and its outbox row goes out at the next start; Kafka's lag tools should not show it)
         self._uncommitted.update({TopicPartition(t, p): o for (t, p), o in offsets.items()})
         if not published:
@@ -543,14 +552,9 @@ class RegisterProcessor:
             self.log_ids.update(await log_ids(self.producer.client, topics))  # type: ignore[union-attr]
         except (LogIdentityUnknown, KafkaError) as exc:
             log.warning("cannot tell which log is read, checking offsets only: %s", exc)
-        t = tables.consumer_offsets
-        async with self.register.engine.connect() as conn:
-            rows = await conn.execute(
-                select(t.c.topic, t.c.partition, t.c.next_offset, t.c.log_id).where(
-                    t.c.group_id == self.config.group_id
-                )
-            )
-            stored = {TopicPartition(r.topic, r.partition): (r.next_offset, r.log_id) for r in rows}
+        async with self.register.unit_of_work(rollback=True) as uow:  # reads only
+            offsets = await uow.consumer_offsets(self.config.group_id)
+        stored = {TopicPartition(topic, part): found for (topic, part), found in offsets.items()}
         mine = [tp for tp in assigned if tp in stored]
         if not mine:
             return

@@ -18,8 +18,9 @@ from datetime import UTC, datetime, timedelta
 
 from sinks import outbox
 from sinks.errors import RegisterUnavailable
-from sinks.publisher import PERMANENT, Outgoing, Publisher
+from sinks.publisher import PERMANENT, Publisher
 from sinks.register import Register
+from sinks.rows import Outgoing
 
 log = logging.getLogger(__name__)
 

@@ -1,8 +1,11 @@
-"""The one place that knows each topic: its name, key, schema, partitions and configuration."""
+"""The one place that knows each topic: its name, key, schema, partitions and configuration, and for an
+input topic how a message's record key and id are found (`TopicSpec.key_of`, `TopicSpec.id_of`)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -21,9 +24,21 @@ from schemas.treatment_places import PlaceAlert, Registration
 from schemas.treatment_relations import TreatmentRelation
 
 
+def person_key(message: Any) -> str:
+    """The record key of a message about a person: the person's key."""
+    return message.person.key
+
+
+def message_id(message: Any) -> str:
+    """A message's id: its `message_id`."""
+    return message.message_id
+
+
 @dataclass(frozen=True, slots=True)
 class TopicSpec:
-    """A topic: `base` is its versioned name; `schema` the model of its values; `key` what keys it."""
+    """A topic: `base` is its versioned name; `schema` the model of its values; `key` what keys it (in
+    words, for people); `key_of` the record key a decoded message must travel under, and `id_of` its
+    id (what makes a redelivery a duplicate)."""
 
     base: str
     schema: type[BaseModel] | None
@@ -32,9 +47,25 @@ class TopicSpec:
     partitions: int | None = None  # None: the configured default
     compacted: bool = False
     retention_ms: int = 7 * 24 * 3600 * 1000
+    key_of: Callable[[Any], str] = person_key
+    id_of: Callable[[Any], str] = message_id
 
 
-DISPENSINGS = TopicSpec("ctr.dispensings.v1", DispensingReport, "person key", "pharmacy")
+def _report_id(message: Any) -> str:
+    return message.report_id
+
+
+def _effective_from(message: Any) -> str:
+    return message.effective_from.isoformat()
+
+
+def _company_key(message: Any) -> str:
+    return message.company.key
+
+
+DISPENSINGS = TopicSpec(
+    "ctr.dispensings.v1", DispensingReport, "person key", "pharmacy", id_of=_report_id
+)
 INDIVIDUAL_GRANTS = TopicSpec("ctr.individual-grants.v1", IndividualGrant, "person key", "LMST")
 MUNICIPAL_GRANTS = TopicSpec(
     "ctr.municipal-grants.v1", MunicipalDecision, "person key", "municipality"
@@ -59,6 +90,7 @@ SUBSIDY_SCALES = TopicSpec(
     partitions=1,
     compacted=True,
     retention_ms=-1,
+    key_of=_effective_from,
 )
 DECISIONS = TopicSpec("ctr.decisions.v1", PurchaseDecision, "pharmacy number", "reghub")
 DEAD_LETTER = TopicSpec(
@@ -77,6 +109,7 @@ REGISTRATIONS = TopicSpec(
     Registration,
     "company (CVR number, or the registrant's id without one)",
     "STPS registration forms, SOR",
+    key_of=_company_key,
 )
 PLACE_ALERTS = TopicSpec("stps.alerts.v1", PlaceAlert, "company", "reghub")
 

@@ -18,8 +18,9 @@ from reghub.broker import EmbeddedBroker, create_topics
 from reghub.settings import Settings
 from reghub.synthetic import DEMO_START, encoded_reports, persons, pharmacies
 from sinks import outbox, tables
-from sinks.publisher import OUTPUT_ID_HEADER, Outgoing
+from sinks.publisher import OUTPUT_ID_HEADER
 from sinks.register import Register
+from sinks.rows import Outgoing
 from streams.pipeline import CONFLICT_REASON
 from streams.topics import ALERTS, DEAD_LETTER, DECISIONS, DISPENSINGS, TopicNames
 from tests.conftest import settings_for

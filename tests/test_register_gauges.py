@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from sinks import tables as t
+from sinks.ctr_store import CtrStore
 from sinks.register import Register
 from streams.metrics import Metrics
 
@@ -27,8 +28,7 @@ def sample(text: str, series: str) -> float | None:
 async def test_an_empty_register_has_no_backlog_and_no_closed_day(register: Register) -> None:
     metrics = Metrics()
     async with register.engine.connect() as conn:
-        await metrics.refresh_outbox(conn, NOW)
-        await metrics.refresh_compliance(conn)
+        await metrics.refresh_register(CtrStore(conn), NOW)
     text = metrics.text().decode()
     assert sample(text, "reghub_outbox_unsent_records") == 0
     assert sample(text, "reghub_outbox_oldest_unsent_seconds") == 0
@@ -58,8 +58,7 @@ async def test_the_outbox_backlog_and_the_last_closed_day(register: Register) ->
         )  # fmt: skip
     metrics = Metrics()
     async with register.engine.connect() as conn:
-        await metrics.refresh_outbox(conn, NOW)
-        await metrics.refresh_compliance(conn)
+        await metrics.refresh_register(CtrStore(conn), NOW)
     text = metrics.text().decode()
     assert sample(text, "reghub_outbox_unsent_records") == 5
     assert sample(text, "reghub_outbox_oldest_unsent_seconds") == pytest.approx(90, abs=1)

@@ -17,8 +17,8 @@ from datetime import UTC, date, datetime
 import pytest
 
 from sinks import obligations
-from sinks.publisher import Outgoing
 from sinks.register import Register, worker_engine
+from sinks.rows import Outgoing
 
 pytestmark = pytest.mark.database
 
@@ -70,10 +70,10 @@ async def test_a_batchs_reads_and_outbox_row_keep_none_of_their_values_in_garbag
     try:
         async with register.unit_of_work(rollback=True) as uow:
             await uow.known_messages(("ctr.dispensings.v1", k) for k in keys)
-            await uow.purchase_rows(keys)
-            await uow.load_persons(keys)
-            await uow.load_chains((k, date(2024, 1, 1)) for k in keys)
-            await uow.load_histories(keys)
+            await uow.ctr.purchase_rows(keys)
+            await uow.ctr.load_persons(keys)
+            await uow.ctr.load_chains((k, date(2024, 1, 1)) for k in keys)
+            await uow.ctr.load_histories(keys)
             await obligations.by_id(uow.conn, keys)
             outputs = [Outgoing("ctr.decisions.v1", k.encode(), k.encode() * 20) for k in keys]
             await uow.keep_outputs(outputs, datetime.now(UTC))

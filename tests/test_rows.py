@@ -53,3 +53,18 @@ def test_every_written_table_has_a_row() -> None:
     }
     covered = {table.name for _, table in PAIRS}
     assert set(tables.metadata.tables) - covered - bookkeeping == set()
+
+
+@pytest.mark.parametrize(
+    ("row", "table"),
+    [(r, t) for r, t in PAIRS if r in places_rows.KEY_WIDTH],
+    ids=lambda x: getattr(x, "__name__", None),
+)
+def test_a_place_rows_key_is_its_tables_primary_key(row: type, table: object) -> None:
+    primary = [c.name for c in table.primary_key.columns]  # type: ignore[attr-defined]
+    assert list(row._fields[: places_rows.KEY_WIDTH[row]]) == primary  # type: ignore[attr-defined]
+
+
+def test_every_place_row_has_its_key_width() -> None:
+    place_rows = {r for r, t in PAIRS if t.name.startswith("place_")}
+    assert set(places_rows.KEY_WIDTH) == place_rows

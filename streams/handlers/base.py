@@ -2,28 +2,27 @@
 
 A handler is a pure function of (view, message, context): it calls `rules/`, builds typed rows and
 outputs, and returns them. It does no I/O and changes nothing it is given; what it needs from the
-register is declared by `needs` and loaded before the batch is handled.
+register is declared (`needs`, `obligations`, `places`) and loaded by the stores before the batch is
+handled (step 3, load). It imports no store, table or publisher: only the row values of `sinks/`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Table
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from rules.dispensing import RulesConfig
 from rules.history import History
 from rules.identity import KeyFacts
+from rules.obligations import Obligation
 from rules.outcomes import PurchaseRecord
 from rules.scales import ScaleBook
 from rules.state import Period, PersonState
-from sinks.publisher import Outgoing
-from sinks.rows import PurchaseRow
+from sinks.places_rows import PlaceRows
+from sinks.rows import Outgoing, PurchaseRow
 from streams.decode import Decoded, Rejected
 from streams.effects import Effects, Needs
 from streams.outputs import Outputs
@@ -93,17 +92,19 @@ class BatchView(Protocol):
         needs or its handler's `history` check asked for it)."""
         ...
 
-    def preloaded(self, topic: str) -> Any:
-        """What the topic's handler `preload` read for this batch (None without one)."""
+    def obligation(self, obligation_id: str) -> Obligation | None:
+        """An obligation as the batch has it: written by an earlier message of the batch, else as
+        loaded for the messages that name it (`Handler.obligations`); None if the register has none."""
         ...
 
-    def written(self, table: Table) -> list[tuple[Any, ...]]:
-        """The rows of `table` that messages handled earlier in this batch wrote (`Effects.rows`)."""
+    def places(self) -> PlaceRows | None:
+        """The treatment-place rows loaded for the batch's messages that name places
+        (`Handler.places`); None when none of its messages did."""
         ...
 
-    def written_row(self, table: Table, first: Any) -> tuple[Any, ...] | None:
-        """The latest row of `table` written earlier in this batch whose first column is `first`
-        (a table keyed by its first column): found in constant time, for the hot path."""
+    def written(self, row_type: type) -> list[tuple[Any, ...]]:
+        """The rows of this type (one table's) that messages handled earlier in this batch wrote
+        (`Effects.rows`)."""
         ...
 
 
@@ -117,8 +118,10 @@ class Handler:
     - `handle`: the message's effects; raising discards them and dead-letters it as `internal_error`;
     - `needs`: what it needs loaded besides the person (default: nothing);
     - `redecide`: for a redelivered message already registered, its output rebuilt from its purchase row;
-    - `preload`: reads what the topic's messages of a batch need from the register, in the batch's
-      transaction, before any handler runs (for a register beside the CTR's); `BatchView.preloaded`;
+    - `obligations`: the ids of the reporting obligations a message names; the CTR store loads them
+      (locked) before the batch is handled (`BatchView.obligation`);
+    - `places`: the company and the places (SOR ids) a message names; the places store loads them
+      and what they depend on before the batch is handled (`BatchView.places`);
     - `history`: whether the message needs its person's whole history, given the person as loaded and
       a dict the check keeps per batch (person key -> the latest payment seen so far). It must answer
       yes whenever `handle` will call `BatchView.history` for the message.
@@ -131,7 +134,8 @@ class Handler:
     needs: Callable[[Decoded], Needs] | None = None
     redecide: Callable[[PurchaseRow, Context], Outgoing] | None = None
     history: Callable[[Decoded, PersonState | None, dict[str, datetime]], bool] | None = None
-    preload: Callable[[AsyncConnection, list[Decoded]], Awaitable[Any]] | None = None
+    obligations: Callable[[Decoded], Iterable[str]] | None = None
+    places: Callable[[Decoded], tuple[str, tuple[str, ...]]] | None = None
     first: Callable[[BatchView, Decoded], bool] | None = None
 
 

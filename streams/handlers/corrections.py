@@ -26,6 +26,7 @@ from streams.handlers.base import (
     person_state,
     rejection,
 )
+from streams.topics import CORRECTIONS
 
 UNKNOWN_REPORT = "rule.correction_of_unknown_report"
 
@@ -122,5 +123,7 @@ def _cancel(
         corrections=(row,),
     )
 
+
+TOPIC = CORRECTIONS
 
 HANDLER = Handler(handle, needs=needs)

@@ -12,8 +12,8 @@ from schemas.decisions_made import MunicipalDecisionMade
 from streams.decode import Decoded
 from streams.effects import Effects
 from streams.handlers.base import BatchView, Context, Handler
-from streams.obligation_effects import announce, preloader
-from streams.topics import DECISIONS_MADE, MUNICIPAL_GRANTS
+from streams.obligation_effects import announce
+from streams.topics import DECISIONS_MADE
 
 
 def _ids(d: Decoded) -> Iterable[str]:
@@ -32,7 +32,6 @@ def handle(view: BatchView, d: Decoded, ctx: Context) -> Effects:
     row = announce(
         view,
         ctx,
-        (DECISIONS_MADE.base, MUNICIPAL_GRANTS.base),
         obligation_id=_obligation_id(m),
         kind="municipal_decision",
         reporter=f"municipality {m.sender.municipality_code}",
@@ -41,7 +40,9 @@ def handle(view: BatchView, d: Decoded, ctx: Context) -> Effects:
         event_at=m.decided_at,
         due_at=due_immediately(m.decided_at, ctx.config.report_grace_seconds),
     )
-    return Effects(outcome="applied", reason=f"obligation {row[1].state}", rows=(row,))
+    return Effects(outcome="applied", reason=f"obligation {row.state}", rows=(row,))
 
 
-HANDLER = Handler(handle, preload=preloader(_ids))
+TOPIC = DECISIONS_MADE
+
+HANDLER = Handler(handle, obligations=_ids)

@@ -17,8 +17,8 @@ from schemas.deferrals import DeferralAgreement
 from streams.decode import Decoded
 from streams.effects import Effects
 from streams.handlers.base import BatchView, Context, Handler, applied, person_state, rejection
-from streams.obligation_effects import mark_rejected, meet, preloader
-from streams.topics import DECISIONS, DEFERRALS, PAYMENTS
+from streams.obligation_effects import mark_rejected, meet
+from streams.topics import DECISIONS, DEFERRALS
 
 
 def handle(view: BatchView, d: Decoded, ctx: Context) -> Effects:
@@ -34,12 +34,12 @@ def handle(view: BatchView, d: Decoded, ctx: Context) -> Effects:
     outcome = apply_deferral(state, m)
     oids = _obligation_id(d)
     if isinstance(outcome, Refused):
-        rows = tuple(r for oid in oids for r in mark_rejected(view, ctx, TOPICS, oid))
+        rows = tuple(r for oid in oids for r in mark_rejected(view, ctx, oid))
         return Effects(rejected=rejection(d, outcome.reason), outputs=outputs, rows=rows)
     rows: tuple[Any, ...] = ()
     if oids:
         rows, resolved = meet(
-            view, d, ctx, TOPICS, obligation_id=oids[0], kind="deferral_agreement",
+            view, d, ctx, obligation_id=oids[0], kind="deferral_agreement",
             legal_basis=DEFERRAL_RULE, reporter=m.pharmacy_number, person_key=state.key,
         )  # fmt: skip
         outputs.extend(resolved)
@@ -72,6 +72,6 @@ def _obligation_id(d: Decoded) -> list[str]:
     return [deferral_obligation_id(m.pharmacy_number, m.agreement_id, m.action)]
 
 
-TOPICS = (PAYMENTS.base, DEFERRALS.base)
+TOPIC = DEFERRALS
 
-HANDLER = Handler(handle, preload=preloader(_obligation_id))
+HANDLER = Handler(handle, obligations=_obligation_id)

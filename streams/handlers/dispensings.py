@@ -34,8 +34,7 @@ from rules.outcomes import Applied, Parked, PurchaseResult, Refused
 from rules.state import Period, PersonState, Supplement
 from schemas.decisions import PurchaseDecision
 from schemas.dispensing import DispensingReport
-from sinks.publisher import Outgoing
-from sinks.rows import ParkedRow, PurchaseRow
+from sinks.rows import Outgoing, ParkedRow, PurchaseRow
 from streams.decode import Decoded
 from streams.effects import Effects, Needs
 from streams.handlers.base import (
@@ -46,8 +45,8 @@ from streams.handlers.base import (
     person_state,
     rejection,
 )
-from streams.obligation_effects import mark_rejected, meet, preloader
-from streams.topics import DECISIONS, DISPENSINGS, PAYMENTS
+from streams.obligation_effects import mark_rejected, meet
+from streams.topics import DECISIONS, DISPENSINGS
 
 
 def needs(d: Decoded) -> Needs:
@@ -134,9 +133,7 @@ def handle(view: BatchView, d: Decoded, ctx: Context) -> Effects:
     if state.died_on is not None and day > state.died_on and m.kind == "sale":
         outputs.append(ctx.out.purchase_after_death(d, reporter(m), state.died_on, day))
     if isinstance(outcome, Refused):
-        marked = tuple(
-            mark_rejected(view, ctx, OBLIGATION_TOPICS, oid) for oid in _obligation_id(d)
-        )
+        marked = tuple(mark_rejected(view, ctx, oid) for oid in _obligation_id(d))
         rows = tuple(row for found in marked for row in found)
         return Effects(rejected=rejection(d, outcome.reason), outputs=outputs, rows=rows)
     if isinstance(outcome, Parked):
@@ -473,17 +470,17 @@ def _meet_obligation(
         return (), ()
     assert m.pharmacy_number is not None
     return meet(
-        view, d, ctx, OBLIGATION_TOPICS, obligation_id=ids[0], kind="dispensing_report",
+        view, d, ctx, obligation_id=ids[0], kind="dispensing_report",
         legal_basis=PAYMENT_RULE, reporter=m.pharmacy_number, person_key=person_key,
     )  # fmt: skip
 
 
-OBLIGATION_TOPICS = (PAYMENTS.base, DISPENSINGS.base)
+TOPIC = DISPENSINGS
 
 HANDLER = Handler(
     handle,
     needs=needs,
     redecide=redecide,
     history=needs_history,
-    preload=preloader(_obligation_id),
+    obligations=_obligation_id,
 )

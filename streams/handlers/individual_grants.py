@@ -16,6 +16,7 @@ from schemas.grants import IndividualGrant
 from streams.decode import Decoded
 from streams.effects import Effects, Needs, refused
 from streams.handlers.base import BatchView, Context, Handler, applied, person_state, rejection
+from streams.topics import INDIVIDUAL_GRANTS
 
 
 def needs(d: Decoded) -> Needs:
@@ -66,5 +67,7 @@ def handle(view: BatchView, d: Decoded, ctx: Context) -> Effects:
         purchase_updates=tuple(updates),
     )
 
+
+TOPIC = INDIVIDUAL_GRANTS
 
 HANDLER = Handler(handle, needs=needs)

@@ -14,8 +14,8 @@ from schemas.municipal import MunicipalDecision
 from streams.decode import Decoded
 from streams.effects import Effects
 from streams.handlers.base import BatchView, Context, Handler, applied, person_state, rejection
-from streams.obligation_effects import mark_rejected, meet, preloader
-from streams.topics import DECISIONS_MADE, MUNICIPAL_GRANTS
+from streams.obligation_effects import mark_rejected, meet
+from streams.topics import MUNICIPAL_GRANTS
 
 
 def handle(view: BatchView, d: Decoded, ctx: Context) -> Effects:
@@ -28,10 +28,10 @@ def handle(view: BatchView, d: Decoded, ctx: Context) -> Effects:
     outcome = apply_municipal(state, m)
     oid = _obligation_id(d)[0]
     if isinstance(outcome, Refused):
-        rows = mark_rejected(view, ctx, TOPICS, oid)
+        rows = mark_rejected(view, ctx, oid)
         return Effects(rejected=rejection(d, outcome.reason), outputs=alerts, rows=rows)
     rows, resolved = meet(
-        view, d, ctx, TOPICS, obligation_id=oid, kind="municipal_decision",
+        view, d, ctx, obligation_id=oid, kind="municipal_decision",
         legal_basis=MUNICIPAL_RULE, reporter=reporter, person_key=state.key,
     )  # fmt: skip
     return applied(outcome.state, outputs=(*alerts, *resolved), rows=rows)
@@ -44,6 +44,6 @@ def _obligation_id(d: Decoded) -> list[str]:
     ]
 
 
-TOPICS = (DECISIONS_MADE.base, MUNICIPAL_GRANTS.base)
+TOPIC = MUNICIPAL_GRANTS
 
-HANDLER = Handler(handle, preload=preloader(_obligation_id))
+HANDLER = Handler(handle, obligations=_obligation_id)

@@ -21,8 +21,8 @@ from schemas.payments import TillPayment
 from streams.decode import Decoded
 from streams.effects import Effects
 from streams.handlers.base import BatchView, Context, Handler
-from streams.obligation_effects import announce, preloader
-from streams.topics import DEFERRALS, DISPENSINGS, PAYMENTS
+from streams.obligation_effects import announce
+from streams.topics import PAYMENTS
 
 
 def obligation_id(m: TillPayment) -> str:
@@ -44,7 +44,6 @@ def handle(view: BatchView, d: Decoded, ctx: Context) -> Effects:
     row = announce(
         view,
         ctx,
-        (PAYMENTS.base, DISPENSINGS.base if payment else DEFERRALS.base),
         obligation_id=obligation_id(m),
         kind="dispensing_report" if payment else "deferral_agreement",
         reporter=m.pharmacy_number,
@@ -55,7 +54,9 @@ def handle(view: BatchView, d: Decoded, ctx: Context) -> Effects:
         if payment
         else due_same_day(m.paid_at.astimezone(COPENHAGEN).date()),
     )
-    return Effects(outcome="applied", reason=f"obligation {row[1].state}", rows=(row,))
+    return Effects(outcome="applied", reason=f"obligation {row.state}", rows=(row,))
 
 
-HANDLER = Handler(handle, preload=preloader(_ids))
+TOPIC = PAYMENTS
+
+HANDLER = Handler(handle, obligations=_ids)

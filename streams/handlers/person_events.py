@@ -29,12 +29,12 @@ from rules.identity import (
 from rules.outcomes import Parked, Refused
 from rules.state import PersonState
 from schemas.person_events import PersonEvent
-from sinks import tables
 from sinks.changes import Merge
 from sinks.rows import CustodyRow, PersonMergeRow
 from streams.decode import Decoded
 from streams.effects import Effects, Needs, refused
 from streams.handlers.base import BatchView, Context, Handler, applied, person_state, rejection
+from streams.topics import PERSON_EVENTS
 
 
 def needs(d: Decoded) -> Needs:
@@ -63,7 +63,7 @@ def handle(view: BatchView, d: Decoded, ctx: Context) -> Effects:
         )
     assert m.parent is not None and m.valid_from is not None
     row = CustodyRow(view.canonical(m.parent.key), state.key, m.valid_from, m.valid_to, ctx.now)
-    return Effects(outcome="applied", reason="custody registered", rows=((tables.custody, row),))
+    return Effects(outcome="applied", reason="custody registered", rows=(row,))
 
 
 def _renumber(view: BatchView, d: Decoded, m: PersonEvent, ctx: Context) -> Effects:
@@ -203,5 +203,7 @@ def first(view: BatchView, d: Decoded) -> bool:
         return True
     return view.key_facts(d.person_key).person is not None
 
+
+TOPIC = PERSON_EVENTS
 
 HANDLER = Handler(handle, needs=needs, first=first)

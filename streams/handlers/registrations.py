@@ -1,11 +1,12 @@
 """`stps.registrations.v1`: the treatment-place register's events, from the six registration forms and SOR.
 
-Runs once per message of a batch, after `preload` read the companies' rows in the batch's transaction.
-Pure: it checks identifiers, the form and the state move (`rules.treatment_places`), and returns the
-rows to upsert (`Effects.rows`), a registration summary as the message's output, and any deadline alert
-on `stps.alerts.v1`. A rule violation is dead-lettered with its `rule.*` reason.
+Runs once per message of a batch, after the places store loaded the companies and places the batch's
+messages name (`places`, `sinks.places_store.PlacesStore.load_places`). Pure: it checks identifiers, the
+form and the state move (`rules.treatment_places`), and returns the rows to upsert (`Effects.rows`, typed
+rows of `sinks.places_rows`), a registration summary as the message's output, and any deadline alert on
+`stps.alerts.v1`. A rule violation is dead-lettered with its `rule.*` reason.
 
-Rows come from the preload (the register before the batch) overlaid with the rows earlier messages of
+Rows come from the load (the register before the batch) overlaid with the rows earlier messages of
 the batch wrote (`BatchView.written`), so a company's first events may share one batch.
 """
 
@@ -17,8 +18,6 @@ from datetime import date, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Table, or_, select, true
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rules.identifiers import DANISH_MUNICIPALITY_CODES
 from rules.treatment_places import identifiers as ids
@@ -56,99 +55,51 @@ from schemas.treatment_places import (
     UnitChanged,
     UnitClosed,
 )
-from sinks import places_tables as pt
 from sinks.places_rows import (
     CompanyRow,
     FeeRow,
     FeeTableRow,
     InformationRow,
     NotificationRow,
+    PlaceRows,
     PractitionerRow,
     StateHistoryRow,
     StateRow,
     UnitRow,
+    key_of,
 )
-from sinks.publisher import Outgoing
-from sinks.times import utc
+from sinks.rows import Outgoing, utc
 from streams.decode import Decoded
 from streams.effects import Effects, refused
 from streams.handlers.base import BatchView, Context, Handler, rejection
 from streams.topics import PLACE_ALERTS, REGISTRATIONS
 
-ROW_OF: dict[str, Callable[..., tuple[Any, ...]]] = {
-    pt.companies.name: CompanyRow,
-    pt.units.name: UnitRow,
-    pt.practitioners.name: PractitionerRow,
-    pt.information.name: InformationRow,
-    pt.states.name: StateRow,
-    pt.fees.name: FeeRow,
-    pt.fee_tables.name: FeeTableRow,
-    pt.state_history.name: StateHistoryRow,
-}
-"""The tables a handler reads back (notifications and state history are only written)."""
-
 FEES = FeeBook()
 """The bundled fee tables (`rules.treatment_places.fees.KNOWN_FEE_TABLES`); tables loaded into the
 register (`place_fee_tables`) are added to them per batch."""
 
-Loaded = dict[str, dict[tuple[Any, ...], tuple[Any, ...]]]
-"""Table name -> primary key -> row, as `preload` read them."""
-
-
-def _pk(table: Table, row: tuple[Any, ...]) -> tuple[Any, ...]:
-    names = [c.name for c in table.columns]
-    return tuple(row[names.index(c.name)] for c in table.primary_key.columns)
-
-
-# -- preload: one read per table, in the batch's transaction -----------------------------------------
-
-
-async def preload(conn: AsyncConnection, decoded: list[Decoded]) -> Loaded:
-    """The batch's companies with their units, practitioners, information versions, states and fees;
-    also the places a new owner's unit replaces and the units that replace theirs (owner changes).
-
-    Called once per batch before any handler; reads only.
-    """
-    events = [d.message for d in decoded]
-    keys = {e.company.key for e in events}  # type: ignore[attr-defined]
-    named = {s for e in events for s in (getattr(e, "sor_id", None), _replaces(e)) if s}
-    u = pt.units
-    found = await _rows(conn, u, or_(u.c.company_key.in_(keys), u.c.sor_id.in_(named)))
-    sors = {row.sor_id for row in found.values()} | named
-    replaced = {row.replaces_sor_id for row in found.values() if row.replaces_sor_id}
-    found.update(await _rows(conn, u, or_(u.c.sor_id.in_(replaced), u.c.replaces_sor_id.in_(sors))))
-    sors |= {row.sor_id for row in found.values()}
-    keys |= {row.company_key for row in found.values()}
-    loaded: Loaded = {u.name: found}
-    loaded[pt.companies.name] = await _rows(
-        conn, pt.companies, pt.companies.c.company_key.in_(keys)
-    )
-    for table in (pt.practitioners, pt.information, pt.states, pt.fees, pt.state_history):
-        loaded[table.name] = await _rows(conn, table, table.c.sor_id.in_(sors))
-    loaded[pt.fee_tables.name] = await _rows(conn, pt.fee_tables, true())  # a row per year
-    return loaded
-
-
-def _replaces(e: Any) -> str | None:
-    return getattr(e, "replaces_sor_id", None)
-
-
-async def _rows(conn: AsyncConnection, table: Table, where: Any) -> dict[tuple[Any, ...], Any]:
-    make = ROW_OF[table.name]
-    result = await conn.execute(select(table).where(where))
-    return {_pk(table, tuple(r)): make(*r) for r in result}
-
-
-_READ: tuple[Table, ...] = (
-    pt.companies,
-    pt.units,
-    pt.practitioners,
-    pt.information,
-    pt.states,
-    pt.fees,
-    pt.fee_tables,
-    pt.state_history,
+READ: tuple[type, ...] = (
+    CompanyRow,
+    UnitRow,
+    PractitionerRow,
+    InformationRow,
+    StateRow,
+    FeeRow,
+    FeeTableRow,
+    StateHistoryRow,
 )
+"""The rows a handler reads back (notifications are only written)."""
+
+Row = tuple[Any, ...]
+"""A typed row of `sinks.places_rows`: its type names its table."""
+
+
+def places(d: Decoded) -> tuple[str, tuple[str, ...]]:
+    """The company and the places a message names (its unit, the unit it replaces), for the places
+    store to load before the batch is handled."""
+    e: Any = d.message
+    named = (getattr(e, "sor_id", None), getattr(e, "replaces_sor_id", None))
+    return e.company.key, tuple(s for s in named if s)
 
 
 # -- the company's rows as this message sees them ---------------------------------------------------
@@ -169,29 +120,30 @@ class Book:
 
     @classmethod
     def of(cls, view: BatchView) -> Book:
-        loaded: Loaded | None = view.preloaded(REGISTRATIONS.base)
+        loaded = view.places()
         if loaded is None:  # never guess from an empty register: the message becomes internal_error
-            raise LookupError("a registration needs its handler's preload, which did not run")
-        merged: Loaded = {}
-        for table in _READ:
-            rows = dict(loaded.get(table.name, {}))
-            for row in view.written(table):
-                rows[_pk(table, row)] = row
-            merged[table.name] = rows
+            raise LookupError("a registration needs its places loaded, which did not happen")
+        merged: PlaceRows = {}
+        for row_type in READ:
+            rows = dict(loaded.get(row_type, {}))
+            for row in view.written(row_type):
+                rows[key_of(row)] = row
+            merged[row_type] = rows
         return cls.loaded(merged)
 
     @classmethod
-    def loaded(cls, merged: Loaded) -> Book:
-        merged = {t.name: merged.get(t.name, {}) for t in _READ}
+    def loaded(cls, merged: PlaceRows) -> Book:
+        """The book of rows as a store loaded them (`sinks.places_store`), the batch's writes aside."""
+        merged = {t: merged.get(t, {}) for t in READ}
         return cls(
-            {k[0]: r for k, r in merged[pt.companies.name].items()},
-            {k[0]: r for k, r in merged[pt.units.name].items()},
-            merged[pt.practitioners.name],
-            merged[pt.information.name],
-            {k[0]: r for k, r in merged[pt.states.name].items()},
-            merged[pt.fees.name],
-            merged[pt.state_history.name],
-            FEES.with_tables(fee_table(r) for r in merged[pt.fee_tables.name].values()),
+            {k[0]: r for k, r in merged[CompanyRow].items()},
+            {k[0]: r for k, r in merged[UnitRow].items()},
+            merged[PractitionerRow],
+            merged[InformationRow],
+            {k[0]: r for k, r in merged[StateRow].items()},
+            merged[FeeRow],
+            merged[StateHistoryRow],
+            FEES.with_tables(fee_table(r) for r in merged[FeeTableRow].values()),
         )
 
     def state(self, sor_id: str) -> State | None:
@@ -325,7 +277,7 @@ def owner_refusal(e: Any, company: CompanyRow | None, place: StateRow | None = N
 class Step:
     """What handling one event produced, before it becomes `Effects`."""
 
-    rows: tuple[tuple[Table, tuple[Any, ...]], ...]
+    rows: tuple[Row, ...]
     reason: str
     alerts: tuple[Outgoing, ...] = ()
 
@@ -352,7 +304,9 @@ def handle(view: BatchView, d: Decoded, ctx: Context) -> Effects:
         return refused(rejection(d, result))
     summary = {"event": e.event, "company": key, "sor_id": sor, "result": result.reason}
     if sor is not None:
-        after = {r[0]: r for t, r in result.rows if t is pt.states}.get(sor) or book.states.get(sor)
+        after = {r[0]: r for r in result.rows if isinstance(r, StateRow)}.get(
+            sor
+        ) or book.states.get(sor)
         if after is not None:
             summary.update(state=after.state, reference_number=after.reference_number)
     return Effects(
@@ -395,7 +349,7 @@ def _company(
         ctx.now,
     )
     what = "company registered" if e.event == "company_registered" else "company changed"
-    return Step(((pt.companies, row),), what)
+    return Step((row,), what)
 
 
 def _address_json(a: Address | None) -> str | None:
@@ -412,7 +366,7 @@ def _transition(
     version: int | None = None,
     registered: bool = False,
     stopped_on: date | None = None,
-) -> tuple[tuple[Table, tuple[Any, ...]], ...]:
+) -> tuple[Row, ...]:
     """The place's state row and, when its state changes, a history row."""
     before = book.states.get(sor)
     day = _day(e)
@@ -429,12 +383,10 @@ def _transition(
         stopped = None
     elif stopped_on is not None:
         stopped = stopped_on
-    rows: list[tuple[Table, tuple[Any, ...]]] = []
+    rows: list[Row] = []
     if changed:
         seq += 1
-        rows.append(
-            (pt.state_history, StateHistoryRow(sor, seq, new, day, e.event, e.message_id, ctx.now))
-        )
+        rows.append(StateHistoryRow(sor, seq, new, day, e.event, e.message_id, ctx.now))
     state = StateRow(
         sor,
         e.company.key,
@@ -448,7 +400,7 @@ def _transition(
         ctx.now,
         before.start_alerted_at if before is not None else None,
     )
-    return ((pt.states, state), *rows)
+    return (state, *rows)
 
 
 def _alert(
@@ -511,17 +463,17 @@ def _unit(book: Book, d: Decoded, e: UnitAdded | UnitChanged, ctx: Context) -> S
         before.replaced_by_sor_id if before is not None else None,
         ctx.now,
     )
-    rows: list[tuple[Table, tuple[Any, ...]]] = [(pt.units, unit)]
+    rows: list[Row] = [unit]
     if e.practitioners is not None:  # the whole list: anyone not named has left
         named = {p.authorisation_id for p in e.practitioners}
         for p in e.practitioners:
             row = PractitionerRow(
                 e.sor_id, p.authorisation_id, p.name, p.ydernummer, p.profession, True, ctx.now
             )
-            rows.append((pt.practitioners, row))
+            rows.append(row)
         for gone in book.active_practitioners(e.sor_id):
             if gone.authorisation_id not in named:
-                rows.append((pt.practitioners, gone._replace(active=False, updated_at=ctx.now)))
+                rows.append(gone._replace(active=False, updated_at=ctx.now))
     if book.state(e.sor_id) is None:
         rows.extend(_transition(book, e, e.sor_id, new, ctx))  # type: ignore[arg-type]
     alerts = []
@@ -558,7 +510,7 @@ def _unit_closed(book: Book, d: Decoded, e: UnitClosed, ctx: Context) -> Step | 
     if unit is None:
         return "rule.unknown_unit"
     rows = [
-        (pt.units, unit._replace(closed_on=e.closed_on, replaced_by_sor_id=e.replaced_by_sor_id)),
+        unit._replace(closed_on=e.closed_on, replaced_by_sor_id=e.replaced_by_sor_id),
         *_transition(book, e, e.sor_id, new, ctx),
     ]
     return Step(tuple(rows), "unit closed in SOR: CLOSED_IN_SOR")
@@ -624,7 +576,7 @@ def _information(
         e.sent_at,
         ctx.now,
     )
-    rows: list[tuple[Table, tuple[Any, ...]]] = [(pt.information, info)]
+    rows: list[Row] = [info]
     rows.extend(_transition(book, e, e.sor_id, new, ctx, version=version, registered=True))
     alerts: list[Outgoing] = []
     if e.event == "information_added":
@@ -654,20 +606,18 @@ def _alerted(place: StateRow | None) -> bool:
     return place is not None and place.start_alerted_at is not None
 
 
-def _mark_alerted(
-    book: Book, rows: list[tuple[Table, tuple[Any, ...]]], sor: str, now: datetime
-) -> list[tuple[Table, tuple[Any, ...]]]:
+def _mark_alerted(book: Book, rows: list[Row], sor: str, now: datetime) -> list[Row]:
     """`rows` with the place's state row marking the alert as raised (its new row, or the one before)."""
     marked = [
-        (t, r._replace(start_alerted_at=now) if t is pt.states and r[0] == sor else r)  # type: ignore[attr-defined]
-        for t, r in rows
+        r._replace(start_alerted_at=now) if isinstance(r, StateRow) and r[0] == sor else r
+        for r in rows
     ]
-    if not any(t is pt.states and r[0] == sor for t, r in rows):
-        marked.append((pt.states, book.states[sor]._replace(start_alerted_at=now, updated_at=now)))
+    if not any(isinstance(r, StateRow) and r[0] == sor for r in rows):
+        marked.append(book.states[sor]._replace(start_alerted_at=now, updated_at=now))
     return marked
 
 
-def _apply_rows(book: Book, rows: Iterable[tuple[Table, tuple[Any, ...]]]) -> Book:
+def _apply_rows(book: Book, rows: Iterable[Row]) -> Book:
     """The book with `rows` written (for the fee, which reads the place as it is after the event)."""
     after = Book(
         dict(book.companies),
@@ -679,15 +629,15 @@ def _apply_rows(book: Book, rows: Iterable[tuple[Table, tuple[Any, ...]]]) -> Bo
         dict(book.history),
         book.fee_book,
     )
-    for table, row in rows:
-        if table is pt.units:
-            after.units[row[0]] = row  # type: ignore[assignment]
-        elif table is pt.information:
-            after.information[(row[0], row[1])] = row  # type: ignore[assignment]
-        elif table is pt.states:
-            after.states[row[0]] = row  # type: ignore[assignment]
-        elif table is pt.state_history:
-            after.history[(row[0], row[1])] = row  # type: ignore[assignment]
+    for row in rows:
+        if isinstance(row, UnitRow):
+            after.units[row[0]] = row
+        elif isinstance(row, InformationRow):
+            after.information[(row[0], row[1])] = row
+        elif isinstance(row, StateRow):
+            after.states[row[0]] = row
+        elif isinstance(row, StateHistoryRow):
+            after.history[(row[0], row[1])] = row
     return after
 
 
@@ -776,18 +726,16 @@ def ledger(book: Book, sor: str, until: int, now: datetime) -> list[FeeRow]:
     return [r for r in rows if r is not None]
 
 
-def _fees_of_year(
-    book: Book, sor: str, year: int, ctx: Context
-) -> list[tuple[Table, tuple[Any, ...]]]:
+def _fees_of_year(book: Book, sor: str, year: int, ctx: Context) -> list[Row]:
     """The ledger rows up to `year` for the place and, where one unit replaces another, the other
     place (an owner change makes both pay the full fee)."""
-    rows: list[tuple[Table, tuple[Any, ...]]] = []
+    rows: list[Row] = []
     unit = book.units.get(sor)
     others = {u.sor_id for u in book.units.values() if u.replaces_sor_id == sor}
     if unit is not None and unit.replaces_sor_id is not None:
         others.add(unit.replaces_sor_id)
     for place in (sor, *sorted(others)):
-        rows.extend((pt.fees, row) for row in ledger(book, place, year, ctx.now))
+        rows.extend(ledger(book, place, year, ctx.now))
     return rows
 
 
@@ -833,17 +781,14 @@ def _reregistered(book: Book, d: Decoded, e: Reregistered, ctx: Context) -> Step
 def _notified(book: Book, d: Decoded, e: ExemptPlaceNotified, ctx: Context) -> Step | str:
     if e.operative_procedures:
         return "rule.exemption_not_for_operative_procedures"
-    rows: list[tuple[Table, tuple[Any, ...]]] = [
-        (
-            pt.notifications,
-            NotificationRow(
-                e.message_id,
-                e.company.key,
-                e.sor_id,
-                e.exemption,
-                e.treatment_starts_on,
-                ctx.now,
-            ),
+    rows: list[Row] = [
+        NotificationRow(
+            e.message_id,
+            e.company.key,
+            e.sor_id,
+            e.exemption,
+            e.treatment_starts_on,
+            ctx.now,
         )
     ]
     if e.sor_id is not None:
@@ -868,20 +813,12 @@ _STEPS: dict[str, Callable[[Book, Decoded, Any, Context], Step | str]] = {
 }
 
 
-HANDLER = Handler(handle, preload=preload)
+TOPIC = REGISTRATIONS
+
+HANDLER = Handler(handle, places=places)
 
 
-# -- the read side: the whole register and its fee ledger (`streams.fee_ledger`) ----------------------
-
-
-async def load_register(conn: AsyncConnection) -> Book:
-    """Every place of the register as a `Book` (for the CLI and reports; not on the hot path)."""
-    loaded: Loaded = {}
-    for table in _READ:
-        make = ROW_OF[table.name]
-        rows = await conn.execute(select(table))
-        loaded[table.name] = {_pk(table, tuple(r)): make(*r) for r in rows}
-    return Book.loaded(loaded)
+# -- the read side: the whole register's fee ledger (`streams.fee_ledger`) ---------------------------
 
 
 def whole_ledger(book: Book, until: int, now: datetime) -> list[FeeRow]:

@@ -8,6 +8,7 @@ from sinks.rows import ScaleRow
 from streams.decode import Decoded
 from streams.effects import Effects, refused
 from streams.handlers.base import BatchView, Context, Handler, rejection
+from streams.topics import SUBSIDY_SCALES
 
 
 def handle(view: BatchView, d: Decoded, ctx: Context) -> Effects:
@@ -30,5 +31,7 @@ def handle(view: BatchView, d: Decoded, ctx: Context) -> Effects:
     )
     return Effects(outcome="applied", scales=((row, scale),))
 
+
+TOPIC = SUBSIDY_SCALES
 
 HANDLER = Handler(handle)

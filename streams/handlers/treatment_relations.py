@@ -13,11 +13,11 @@ the start are refused by the schema (`schemas.treatment_relations`) and dead-let
 from __future__ import annotations
 
 from schemas.treatment_relations import TreatmentRelation
-from sinks import tables
 from sinks.rows import TreatmentRelationRow
 from streams.decode import Decoded
 from streams.effects import Effects
 from streams.handlers.base import BatchView, Context, Handler
+from streams.topics import TREATMENT_RELATIONS
 
 
 def handle(view: BatchView, d: Decoded, ctx: Context) -> Effects:
@@ -35,8 +35,10 @@ def handle(view: BatchView, d: Decoded, ctx: Context) -> Effects:
     return Effects(
         outcome="applied",
         reason=f"treatment relation registered, {ends}",
-        rows=((tables.treatment_relations, row),),
+        rows=(row,),
     )
 
+
+TOPIC = TREATMENT_RELATIONS
 
 HANDLER = Handler(handle)
