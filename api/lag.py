@@ -1,7 +1,7 @@
 """The register's lag as the broker sees it, and the alerts of the last hour, for the dashboard.
 
 Lag is asked of Kafka, not of the workers: the register's consumer group's committed offsets (an admin
-client's OffsetFetch) against each input partition's end (`reghub.kafka_options.log_ends`, which mends
+client's OffsetFetch) against each input partition's end (`sinks.kafka_client.log_ends`, which mends
 Tansu's end offsets). So a worker that died leaves its partitions' lag on view, growing, instead of
 taking it away with its `/metrics`. Per topic: the messages not committed, summed over its partitions,
 and the lag in seconds: the age of the oldest message not committed, over its partitions. That age
@@ -33,9 +33,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
 
-from reghub.kafka_options import BrokerUnavailable, kafka_client_options, log_ends, start_client
-from reghub.settings import Settings
-from streams.topics import ALERTS, INPUTS, TopicNames
+from sinks.kafka_client import BrokerUnavailable, log_ends, start_client
 
 EVERY_S = 2.0
 """How often the broker is asked."""
@@ -58,7 +56,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True, slots=True)
 class KafkaAccess:
     """Where and what to ask: the bootstrap address, the register's consumer group, its input topics,
-    the alerts topic, and what gives the client options (`reghub.kafka_options.kafka_client_options`;
+    the alerts topic, and what gives the client options (`reghub.kafka_options.kafka_client_options` in the shell;
     called at each connect, so that a TLS file that cannot be read shows as the broker unreachable
     instead of stopping the API)."""
 
@@ -67,18 +65,6 @@ class KafkaAccess:
     topics: tuple[str, ...]
     alerts_topic: str
     options: Callable[[], Mapping[str, Any]] = dict
-
-
-def access_of(settings: Settings) -> KafkaAccess:
-    """The register's consumer group and input topics, and the alerts topic, as `settings` name them."""
-    names = TopicNames(settings.topic_prefix)
-    return KafkaAccess(
-        bootstrap=settings.kafka_bootstrap,
-        group=settings.consumer_group,
-        topics=tuple(names(spec) for spec in INPUTS),
-        alerts_topic=names(ALERTS),
-        options=lambda: kafka_client_options(settings),
-    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,8 +18,9 @@ from typing import Any
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError, for_code
 
-from reghub.kafka_options import kafka_client_options, start_client
+from reghub.kafka_options import kafka_client_options
 from reghub.settings import Settings
+from sinks.kafka_client import start_client
 from streams.topics import ALL, TopicNames
 
 _PR_SET_PDEATHSIG = 1

@@ -180,7 +180,6 @@ def api(
     import uvicorn
 
     from api.app import create_api
-    from api.lag import access_of
     from reghub import wiring
 
     settings = load_settings(production=True)
@@ -192,7 +191,7 @@ def api(
             tokens=wiring.token_keys(settings),
             rules=wiring.rules_config(settings),
             pseudonym_secret=settings.pseudonym_key.get_secret_value().encode(),
-            kafka=access_of(settings),
+            kafka=wiring.kafka_access(settings),
         ),
         host=host or settings.api_host,
         port=port or settings.api_port,
@@ -652,9 +651,10 @@ def sor_import(
 
     from aiokafka import AIOKafkaProducer
 
-    from reghub.kafka_options import kafka_client_options, start_client
+    from reghub.kafka_options import kafka_client_options
     from reghub.wiring import topic_names
     from rules.treatment_places.sor import SorUnit, diff, event_of, parse_snapshot
+    from sinks.kafka_client import start_client
     from sinks.places_rows import SorSnapshotRow
     from sinks.places_store import PlacesStore
     from sinks.register import make_engine

@@ -19,9 +19,10 @@ from aiokafka import AIOKafkaProducer
 
 from reghub import synthetic
 from reghub.demo_places import registrations
-from reghub.kafka_options import kafka_client_options, start_client
+from reghub.kafka_options import kafka_client_options
 from reghub.settings import Settings
 from reghub.wiring import topic_names
+from sinks.kafka_client import start_client
 from streams.topics import DISPENSINGS, MUNICIPAL_GRANTS, REGISTRATIONS
 
 DEMO_PERSON = synthetic.Person("4208999999", date(1960, 5, 5))

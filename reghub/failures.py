@@ -18,9 +18,9 @@ from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from reghub.kafka_options import BrokerUnavailable
 from reghub.settings import Settings
 from rules.identifiers import mask_person_numbers
+from sinks.kafka_client import BrokerUnavailable
 
 UPGRADE = "run `reghub db upgrade`"
 _DATABASE_MODULES = ("sqlalchemy", "asyncpg", "aiosqlite", "sqlite3", "sinks")
@@ -228,7 +228,8 @@ async def check_broker(settings: Settings) -> None:
     """
     from aiokafka.admin import AIOKafkaAdminClient
 
-    from reghub.kafka_options import kafka_client_options, start_client
+    from reghub.kafka_options import kafka_client_options
+    from sinks.kafka_client import start_client
 
     admin = AIOKafkaAdminClient(
         bootstrap_servers=settings.kafka_bootstrap, **kafka_client_options(settings)

@@ -22,11 +22,12 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 from pydantic import BaseModel, ValidationError
 
-from reghub.kafka_options import kafka_client_options, log_ends, start_client
+from reghub.kafka_options import kafka_client_options
 from reghub.settings import Settings
 from reghub.wiring import topic_names
 from rules.identifiers import mask_person_numbers
 from rules.subsidy import scale_problems
+from sinks.kafka_client import log_ends, start_client
 from streams.decode import parse, reason_of, record_key
 from streams.topics import (
     ALL,

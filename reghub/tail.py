@@ -19,11 +19,12 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 from pydantic import BaseModel
 
-from reghub.kafka_options import kafka_client_options, log_ends, start_client
+from reghub.kafka_options import kafka_client_options
 from reghub.settings import Settings
 from rules.identifiers import mask_person_numbers
 from schemas.common import WireModel
 from schemas.decisions import SettlementStatement
+from sinks.kafka_client import log_ends, start_client
 from streams.topics import ALL, DEAD_LETTER, TopicNames, TopicSpec
 
 _MONEY = {

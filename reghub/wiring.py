@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from api.lag import KafkaAccess
 from api.tokens import TokenKeys
 from reghub.kafka_options import kafka_client_options
 from reghub.settings import Settings
@@ -13,7 +14,7 @@ from sinks.register import Register, worker_engine
 from streams.handlers import HANDLERS
 from streams.handlers.base import ApplyConfig, Handler
 from streams.processor import ConsumerConfig, RegisterProcessor
-from streams.topics import TopicNames, TopicSpec
+from streams.topics import ALERTS, INPUTS, TopicNames, TopicSpec
 
 
 def topic_names(settings: Settings) -> TopicNames:
@@ -75,4 +76,16 @@ def processor(
         reg or register(settings),
         topic_names(settings),
         handlers=handlers,
+    )
+
+
+def kafka_access(settings: Settings) -> KafkaAccess:
+    """The register's consumer group and input topics, and the alerts topic, as `settings` name them."""
+    names = TopicNames(settings.topic_prefix)
+    return KafkaAccess(
+        bootstrap=settings.kafka_bootstrap,
+        group=settings.consumer_group,
+        topics=tuple(names(spec) for spec in INPUTS),
+        alerts_topic=names(ALERTS),
+        options=lambda: kafka_client_options(settings),
     )
