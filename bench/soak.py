@@ -16,9 +16,10 @@ and whether the outbox stayed bounded (its size grew less than a tenth as fast i
 the first quarter, or not at all). The worker keeps sent outbox rows `--outbox-keep-hours` (0.25 by
 default, so that an hour shows the purge; the hub's default is 1 h).
 
-`--trace` starts worker and API with tracemalloc (a `sitecustomize` the soak writes into its folder)
-and has them write their 25 largest allocation growths since the first minute to
-`tracemalloc-<pid>.txt` in the run's folder every `--trace-every` seconds: where memory grows, by line.
+`--trace` has worker and API start tracemalloc 30 s after they start (a `sitecustomize` the soak
+writes into its folder) and write their 25 largest allocation growths since a minute later to
+`tracemalloc-<pid>-<minutes>min.txt` in the run's folder every `--trace-every` seconds: where memory
+grows, by line (`--trace-frames` deep; each frame slows the worker further).
 """
 
 from __future__ import annotations
@@ -59,14 +60,16 @@ AUDIENCE = "reghub-api"
 ISSUER = "reghub-dev"
 TABLE_EVERY_S = 300.0
 
-TRACE_HOOK = '''"""Written by bench.soak --trace: tracemalloc in this process, top growths to a file."""
+TRACE_HOOK = '''"""Written by bench.soak --trace: tracemalloc in this process, top growths to files."""
 import os, threading, time, tracemalloc
 
 if os.environ.get("SOAK_TRACE_DIR"):
-    tracemalloc.start(int(os.environ.get("SOAK_TRACE_FRAMES", "8")))
 
     def _dump() -> None:
+        # started once the process runs: tracing its imports made the worker miss its start-up checks
         folder, every = os.environ["SOAK_TRACE_DIR"], float(os.environ["SOAK_TRACE_EVERY"])
+        time.sleep(30.0)
+        tracemalloc.start(int(os.environ["SOAK_TRACE_FRAMES"]))
         time.sleep(60.0)
         base = tracemalloc.take_snapshot()
         started = time.monotonic()
@@ -75,7 +78,8 @@ if os.environ.get("SOAK_TRACE_DIR"):
             snap = tracemalloc.take_snapshot().filter_traces(
                 (tracemalloc.Filter(False, tracemalloc.__file__),)
             )
-            lines = [f"after {(time.monotonic() - started) / 60:.1f} min; traced "
+            minutes = (time.monotonic() - started) / 60
+            lines = [f"after {minutes:.1f} min; traced "
                      f"{tracemalloc.get_traced_memory()[0] / 1e6:.1f} MB"]
             for kind in ("lineno", "traceback"):
                 lines.append(f"--- top growths by {kind}")
@@ -84,10 +88,9 @@ if os.environ.get("SOAK_TRACE_DIR"):
                     frames = stat.traceback.format() if kind == "traceback" else [
                         str(stat.traceback[0])]
                     lines.extend("    " + f for f in frames)
-            path = os.path.join(folder, f"tracemalloc-{os.getpid()}.txt")
-            with open(path + ".new", "w") as out:
+            name = f"tracemalloc-{os.getpid()}-{minutes:05.1f}min.txt"
+            with open(os.path.join(folder, name), "w") as out:
                 out.write("\\n".join(lines) + "\\n")
-            os.replace(path + ".new", path)
 
     threading.Thread(target=_dump, daemon=True, name="soak-trace").start()
 '''
@@ -438,6 +441,7 @@ async def soak(args: argparse.Namespace) -> int:
             PYTHONPATH=f"{hook}{os.pathsep}{REPO}",
             SOAK_TRACE_DIR=str(folder),
             SOAK_TRACE_EVERY=str(args.trace_every),
+            SOAK_TRACE_FRAMES=str(args.trace_frames),
         )
     print(
         f"soak: {args.rate} reports/s for {args.minutes} min; logs and samples in {folder}",
@@ -500,7 +504,8 @@ async def soak(args: argparse.Namespace) -> int:
                 print(f"{traffic.failed} reports were not acknowledged by the broker", flush=True)
         finally:
             stop_process(api)
-    lines, ok = verdict(samples, args.minutes, args.rss_limit)
+    ran = samples[-1].minute if samples else 0.0  # less than asked when stopped early
+    lines, ok = verdict(samples, ran, args.rss_limit)
     print("verdict over the last half:", flush=True)
     for line in lines:
         print(f"  {line}", flush=True)
@@ -537,6 +542,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--folder", help="logs and samples (default: a new folder under the temp dir)")
     p.add_argument("--trace", action="store_true", help="tracemalloc growths of worker and API")
     p.add_argument("--trace-every", type=float, default=120.0)
+    p.add_argument(
+        "--trace-frames", type=int, default=1, help="frames per allocation (more: slower worker)"
+    )
     p.add_argument("--log-level", default="warning")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--partitions", type=int, default=4)
