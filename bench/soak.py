@@ -12,7 +12,8 @@ browser showing the dashboard does; and every `--sample` seconds notes the worke
 
 It prints a table every 5 minutes and, at the end, a verdict over the last half of the run: the RSS
 slope of worker and API (MB/min, least squares), `/monitor` latency in the first and last 5 minutes,
-and whether the outbox stayed bounded (its size grew less than a tenth as fast in the last half as in
+whether the worker kept up (at the end no more than a minute of reports behind), and whether the
+outbox stayed bounded (its size grew less than a tenth as fast in the last half as in
 the first quarter, or not at all). The worker keeps sent outbox rows `--outbox-keep-hours` (0.25 by
 default, so that an hour shows the purge; the hub's default is 1 h). On a PostgreSQL server that runs
 without autovacuum (some development and CI servers do) the space of purged rows is never used again,
@@ -378,8 +379,11 @@ def slope(points: list[tuple[float, float]]) -> float | None:
     return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx
 
 
-def verdict(samples: list[Sample], minutes: float, rss_limit: float) -> tuple[list[str], bool]:
-    """Lines saying how the last half went, and whether it stayed flat."""
+def verdict(
+    samples: list[Sample], minutes: float, rss_limit: float, rate: float
+) -> tuple[list[str], bool]:
+    """Lines saying how the last half went, and whether it stayed flat and kept up (at the end no
+    more than a minute of reports behind)."""
     lines: list[str] = []
     ok = True
     half = minutes / 2
@@ -420,6 +424,14 @@ def verdict(samples: list[Sample], minutes: float, rss_limit: float) -> tuple[li
         f"outbox: {_fmt(early, 2)} MB/min in the first quarter, {_fmt(late, 2)} MB/min in the last "
         f"half; at the end {'–' if end is None or end.outbox_rows is None else f'{end.outbox_rows:,}'}"
         f" rows, {_fmt(end.outbox_mb if end else None)} MB — {'bounded' if bounded else 'GROWS'}"
+    )
+    behind = [s.lag for s in last_half if s.lag is not None]
+    kept_up = bool(behind) and behind[-1] <= rate * 60
+    ok &= kept_up
+    lines.append(
+        f"lag: at most {max(behind, default=0):,} records in the last half, "
+        f"{f'{behind[-1]:,}' if behind else '–'} at the end — "
+        f"{'kept up' if kept_up else 'FELL BEHIND (more than a minute of reports)'}"
     )
     restarts = end.worker_restarts if end else 0
     if restarts:
@@ -519,7 +531,7 @@ async def soak(args: argparse.Namespace) -> int:
         finally:
             stop_process(api)
     ran = samples[-1].minute if samples else 0.0  # less than asked when stopped early
-    lines, ok = verdict(samples, ran, args.rss_limit)
+    lines, ok = verdict(samples, ran, args.rss_limit, args.rate)
     print("verdict over the last half:", flush=True)
     for line in lines:
         print(f"  {line}", flush=True)
