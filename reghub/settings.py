@@ -121,7 +121,9 @@ class Settings(BaseSettings):
         default=60.0, gt=0, description="re-read scales this often"
     )
     outbox_keep_hours: float = Field(
-        default=1.0, ge=0, description="sent outputs kept this long (about 0.4 GB an hour at 300/s)"
+        default=1.0,
+        ge=0,
+        description="sent outputs kept this long (about 0.16 GB an hour at 300/s)",
     )
     outbox_sweep_seconds: float = Field(default=10.0, gt=0)
     outbox_mark_interval_ms: int = Field(

@@ -8,7 +8,7 @@ published twice — each record carries `reghub-output-id: <row id>.<index>` so 
 
 Sent rows are kept for `keep` (default 1 h, `REGHUB_OUTBOX_KEEP_HOURS`) to answer "was it sent, and
 when", then deleted, every quarter of `keep` (`purge_interval`); unsent rows are never deleted. At
-300 reports/s an hour of sent rows is about 0.4 GB; kept 24 h they were about 6 GB a day (`bench.soak`).
+300 reports/s an hour of sent rows is about 0.16 GB; kept 24 h, about 4 GB (`bench.soak`).
 """
 
 from __future__ import annotations
