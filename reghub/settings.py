@@ -120,7 +120,11 @@ class Settings(BaseSettings):
     scale_refresh_seconds: float = Field(
         default=60.0, gt=0, description="re-read scales this often"
     )
-    outbox_keep_hours: float = Field(default=24.0, ge=0, description="sent outputs kept this long")
+    outbox_keep_hours: float = Field(
+        default=1.0,
+        ge=0,
+        description="sent outputs kept this long (about 0.16 GB an hour at 300/s)",
+    )
     outbox_sweep_seconds: float = Field(default=10.0, gt=0)
     outbox_mark_interval_ms: int = Field(
         default=1_000, ge=0, description="mark published outbox rows sent at most this often"

@@ -20,7 +20,7 @@ from faust.app.base import BootStrategy
 
 from rules.deadlines import COPENHAGEN
 from sinks.ctr_store import CtrStore
-from sinks.outbox import purge
+from sinks.outbox import purge, purge_interval
 from sinks.register import RegisterUnavailable
 from sinks.retention import daily as retention_daily
 from streams.compliance import close_day, yesterday
@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 class OutboxTimers:
     sweep_seconds: float = 10.0  # how often unsent rows left behind are looked for
     stale_seconds: float = 30.0  # a row unsent this long was left behind by its worker
-    keep_hours: float = 24.0  # sent rows are kept this long, then deleted
+    keep_hours: float = 1.0  # sent rows are kept this long, then deleted
 
 
 class WebAndTimersOnly(BootStrategy):
@@ -224,7 +224,7 @@ def create_app(
         except (RegisterUnavailable, KafkaError) as exc:
             log.warning("outbox sweep failed, will try again: %s", exc)
 
-    @app.timer(interval=3600.0)
+    @app.timer(interval=purge_interval(outbox.keep_hours))
     async def purge_outbox() -> None:
         """Delete outbox rows sent longer ago than `keep_hours`; unsent rows stay."""
         if processor.consumer is None:
