@@ -50,9 +50,12 @@ async def produce_at(bootstrap: str, topic: str, key: bytes, value: bytes, at_ms
 
 
 def kinds(records: list) -> list[tuple[str, str]]:
+    """The report alerts' (kind, obligation) in log order, each alert once: the relay is at-least-once,
+    so a worker killed before it marked its outbox row sent publishes the same record again (same
+    bytes, same `at`); an alert raised twice would differ in `at`."""
     found = []
-    for r in records:
-        alert = orjson.loads(r.value)
+    for value in dict.fromkeys(r.value for r in records):
+        alert = orjson.loads(value)
         if alert["kind"].startswith("report_"):
             found.append((alert["kind"], alert["message_id"]))
     return found
