@@ -163,3 +163,16 @@ PlaceRows = dict[type, dict[tuple[Any, ...], Any]]
 def key_of(row: Any) -> tuple[Any, ...]:
     """A place row's primary key."""
     return tuple(row[: KEY_WIDTH[type(row)]])
+
+
+READ: tuple[type, ...] = (
+    CompanyRow,
+    UnitRow,
+    PractitionerRow,
+    InformationRow,
+    StateRow,
+    FeeRow,
+    FeeTableRow,
+    StateHistoryRow,
+)
+"""The rows a handler reads back (notifications are only written)."""

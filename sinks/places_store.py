@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from rules.treatment_places.fees import FeeTable
 from sinks import places_tables as pt
 from sinks.places_rows import (
+    READ,
     CompanyRow,
     FeeRow,
     FeeTableRow,
@@ -46,18 +47,6 @@ TABLES: dict[type, Table] = {
     SorSnapshotRow: pt.sor_snapshot,
 }
 """Each place row type's table: the rows a handler returns are upserted into it by primary key."""
-
-READ: tuple[type, ...] = (
-    CompanyRow,
-    UnitRow,
-    PractitionerRow,
-    InformationRow,
-    StateRow,
-    FeeRow,
-    FeeTableRow,
-    StateHistoryRow,
-)
-"""The rows a handler reads back (notifications are only written)."""
 
 
 class PlacesStore:

@@ -56,6 +56,7 @@ from schemas.treatment_places import (
     UnitClosed,
 )
 from sinks.places_rows import (
+    READ,
     CompanyRow,
     FeeRow,
     FeeTableRow,
@@ -77,18 +78,6 @@ from streams.topics import PLACE_ALERTS, REGISTRATIONS
 FEES = FeeBook()
 """The bundled fee tables (`rules.treatment_places.fees.KNOWN_FEE_TABLES`); tables loaded into the
 register (`place_fee_tables`) are added to them per batch."""
-
-READ: tuple[type, ...] = (
-    CompanyRow,
-    UnitRow,
-    PractitionerRow,
-    InformationRow,
-    StateRow,
-    FeeRow,
-    FeeTableRow,
-    StateHistoryRow,
-)
-"""The rows a handler reads back (notifications are only written)."""
 
 Row = tuple[Any, ...]
 """A typed row of `sinks.places_rows`: its type names its table."""
