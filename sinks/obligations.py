@@ -22,7 +22,7 @@ async def by_id(conn: AsyncConnection, ids: Iterable[str]) -> dict[str, Obligati
     if not wanted:
         return {}
     ob = t.obligations
-    # the ids are bound when it runs, not built into the statement (`RegisterUnitOfWork._among`)
+    # the ids are bound when it runs, not built into the statement (`sinks.sql.OnTransaction._among`)
     if conn.dialect.name == "postgresql":  # one array parameter: the statement text never changes
         among = ob.c.obligation_id == any_(bindparam("ids", type_=ARRAY(String)))
         query = select(ob).where(among).with_for_update()

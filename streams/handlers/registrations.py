@@ -96,7 +96,7 @@ def places(d: Decoded) -> tuple[str, tuple[str, ...]]:
 
 @dataclass(slots=True)
 class Book:
-    """The register's rows for this message: preloaded, overlaid with the batch's earlier writes."""
+    """The register's rows for this message: loaded by the places store, overlaid with the batch's earlier writes."""
 
     companies: dict[str, CompanyRow]
     units: dict[str, UnitRow]
