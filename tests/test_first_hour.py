@@ -71,14 +71,12 @@ def get(url: str) -> int:
 # --- reghub api ---------------------------------------------------------------------------------
 
 
-def test_the_api_access_log_prints_each_request_with_the_person_number_masked(
-    tmp_path: Path,
-) -> None:
-    db = tmp_path / "register.db"
-    variables = {
-        "REGHUB_DATABASE_URL": f"sqlite+aiosqlite:///{db}",
-        "REGHUB_PSEUDONYM_KEY": PSEUDONYM_KEY,
-    }
+def read_a_person_from_a_real_api(
+    tmp_path: Path, variables: dict[str, str]
+) -> tuple[int, str, str]:
+    """Migrate a register, start the real `reghub api` on it, wait for /health, read one person's
+    record without a token, stop it: the read's status, and what the API printed to stdout and
+    stderr."""
     assert reghub("db", "upgrade", cwd=tmp_path, **variables).returncode == 0
     port = free_port()
     api = subprocess.Popen(
@@ -99,6 +97,18 @@ def test_the_api_access_log_prints_each_request_with_the_person_number_masked(
     finally:
         api.send_signal(signal.SIGINT)
         stdout, stderr = api.communicate(timeout=30)
+    return status, stdout, stderr
+
+
+def test_the_api_access_log_prints_each_request_with_the_person_number_masked(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "register.db"
+    variables = {
+        "REGHUB_DATABASE_URL": f"sqlite+aiosqlite:///{db}",
+        "REGHUB_PSEUDONYM_KEY": PSEUDONYM_KEY,
+    }
+    status, stdout, stderr = read_a_person_from_a_real_api(tmp_path, variables)
 
     log = stdout + stderr  # uvicorn writes its access log to stdout, the rest to stderr
     assert status in (401, 403, 404), status

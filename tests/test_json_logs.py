@@ -9,18 +9,17 @@ import logging
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from reghub.broker import EmbeddedBroker, free_port, free_ports
+from reghub.broker import EmbeddedBroker, free_ports
 from reghub.logs import JsonFormatter, log_format_named, logging_config
 from reghub.settings import Settings
 from streams.topics import DECISIONS, DISPENSINGS, TopicNames
 from tests.kafka_helpers import as_json, produce, read_until
 from tests.messages import PERSON, report
-from tests.test_first_hour import PSEUDONYM_KEY, environment, get, reghub
+from tests.test_first_hour import PSEUDONYM_KEY, read_a_person_from_a_real_api, reghub
 from tests.test_worker_process import worker_env
 
 
@@ -116,26 +115,7 @@ def test_the_api_logs_json_lines_with_its_access_log_masked(tmp_path: Path) -> N
         "REGHUB_PSEUDONYM_KEY": PSEUDONYM_KEY,
         "REGHUB_LOG_FORMAT": "json",
     }
-    assert reghub("db", "upgrade", cwd=tmp_path, **variables).returncode == 0
-    port = free_port()
-    api = subprocess.Popen(
-        [str(Path(sys.executable).parent / "reghub"), "api", "--port", str(port)],
-        cwd=tmp_path,
-        env=environment(tmp_path, **variables),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while get(f"http://127.0.0.1:{port}/health") == 0:
-            assert api.poll() is None and time.monotonic() < deadline, "the API did not start"
-            time.sleep(0.2)
-        status = get(f"http://127.0.0.1:{port}/v1/persons/{PERSON}")
-    finally:
-        api.send_signal(signal.SIGINT)
-        stdout, stderr = api.communicate(timeout=30)
+    status, stdout, stderr = read_a_person_from_a_real_api(tmp_path, variables)
     assert PERSON not in stdout + stderr
     lines = json_lines(stdout) + json_lines(stderr)
     access = [line for line in lines if line["logger"] == "uvicorn.access"]
