@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
 
 import orjson
 import pytest
@@ -81,6 +83,36 @@ async def test_a_failed_write_commits_nothing_and_is_retried(settings: Settings)
         assert TopicPartition(offsets[0].topic, offsets[0].partition) in final
     finally:
         await register.close()
+
+
+async def test_a_failed_batch_is_retried_after_a_doubling_backoff_one_line_each(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The batch policy (`streams.retrying.batches`): 0.5 s, 1 s, 2 s between the attempts, one
+    error line per failed attempt with the delay and the reason, then the batch goes through."""
+    caplog.set_level(logging.ERROR, logger="streams.processor")
+    names = TopicNames(settings.topic_prefix)
+    register = FailingRegister(make_engine(settings.database_url))
+    FailingUnitOfWork.failures_left = 3
+    await produce(
+        settings.kafka_bootstrap,
+        names(DISPENSINGS),
+        [(PERSON.encode(), as_json(report("r-backoff", 400_000, "2024-04-02T11:00:00+02:00")))],
+    )
+    try:
+        async with running_worker(settings, register) as processor:
+            records = await read_until(
+                settings.kafka_bootstrap, names(DECISIONS), lambda r: len(r) >= 1
+            )
+            assert processor.stats.failures == 3
+    finally:
+        await register.close()
+    assert len(records) == 1
+    delays = re.findall(
+        r"batch not committed, will retry in (\d+\.\d) s: forced: connection lost before commit",
+        caplog.text,
+    )
+    assert delays == ["0.5", "1.0", "2.0"], caplog.text
 
 
 async def test_a_bug_on_one_message_is_dead_lettered_and_leaves_no_trace(
