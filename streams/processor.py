@@ -69,6 +69,8 @@ class ConsumerConfig:
     max_request_size: int = 1_048_576
     # security_protocol, ssl_context, sasl_* … passed to every aiokafka client as they are
     client_options: Mapping[str, Any] = field(default_factory=dict)
+    # the same security as librdkafka properties, for the topic-id lookup (streams/log_identity.py)
+    admin_options: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -583,8 +585,10 @@ class RegisterProcessor:
         assert self.consumer is not None
         topics = sorted({tp.topic for tp in assigned})
         try:
-            self.log_ids.update(await log_ids(self.producer.client, topics))  # type: ignore[union-attr]
-        except (LogIdentityUnknown, KafkaError) as exc:
+            self.log_ids.update(
+                await log_ids(self.config.bootstrap, topics, self.config.admin_options)
+            )
+        except LogIdentityUnknown as exc:
             log.warning("cannot tell which log is read, checking offsets only: %s", exc)
         async with self.register.unit_of_work(rollback=True) as uow:  # reads only
             offsets = await uow.consumer_offsets(self.config.group_id)
