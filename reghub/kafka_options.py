@@ -1,5 +1,6 @@
 """Kafka connection security from `Settings`: the keyword arguments every aiokafka client of the hub gets,
-and the same as faust broker credentials for the worker's faust app. The settings-free client helpers
+the same as faust broker credentials for the worker's faust app, and as librdkafka properties for the
+one confluent-kafka client (`streams.log_identity`). The settings-free client helpers
 (`BrokerUnavailable`, `start_client`, `log_ends`) live in `sinks.kafka_client`."""
 
 from __future__ import annotations
@@ -40,6 +41,31 @@ def kafka_client_options(settings: Settings) -> dict[str, Any]:
         options["sasl_mechanism"] = settings.kafka_sasl_mechanism
         options["sasl_plain_username"] = settings.kafka_sasl_username
         options["sasl_plain_password"] = password.get_secret_value() if password else None
+    return options
+
+
+def librdkafka_options(settings: Settings) -> dict[str, str]:
+    """The same connection security as librdkafka configuration properties, for the confluent-kafka
+    admin client that reads topic ids (`streams.log_identity`): TLS verifies the server and its host
+    name against the CA file (else the system's CAs), SASL logs in with the same user."""
+    protocol = settings.kafka_security_protocol
+    options = {"security.protocol": protocol}
+    if protocol in _TLS:
+        files = {
+            "ssl.ca.location": settings.kafka_ssl_cafile,
+            "ssl.certificate.location": settings.kafka_ssl_certfile,
+            "ssl.key.location": settings.kafka_ssl_keyfile,
+        }
+        options.update({name: str(path) for name, path in files.items() if path})
+        options.setdefault("ssl.ca.location", "probe")  # the system's CAs, as `ssl_context`
+        options["ssl.endpoint.identification.algorithm"] = "https"
+        if settings.kafka_ssl_key_password:
+            options["ssl.key.password"] = settings.kafka_ssl_key_password.get_secret_value()
+    if protocol.startswith("SASL_"):
+        password = settings.kafka_sasl_password
+        options["sasl.mechanism"] = settings.kafka_sasl_mechanism
+        options["sasl.username"] = settings.kafka_sasl_username or ""
+        options["sasl.password"] = password.get_secret_value() if password else ""
     return options
 
 

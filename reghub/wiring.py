@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 from api.lag import KafkaAccess
 from api.tokens import TokenKeys
-from reghub.kafka_options import kafka_client_options
+from reghub.kafka_options import kafka_client_options, librdkafka_options
 from reghub.settings import Settings
 from rules.dispensing import RulesConfig
 from schemas.common import set_window
@@ -71,6 +71,7 @@ def processor(
             idempotence=settings.kafka_idempotence,
             max_request_size=settings.kafka_max_request_size,
             client_options=kafka_client_options(settings),
+            admin_options=librdkafka_options(settings),
         ),
         apply_config(settings),
         reg or register(settings),

@@ -17,12 +17,14 @@ from typing import Any
 import faust
 from aiokafka.errors import KafkaError
 from faust.app.base import BootStrategy
+from tenacity import RetryCallState
 
 from rules.deadlines import COPENHAGEN
 from sinks.ctr_store import CtrStore
 from sinks.outbox import purge, purge_interval
 from sinks.register import RegisterUnavailable
 from sinks.retention import daily as retention_daily
+from streams import retrying
 from streams.compliance import close_day, yesterday
 from streams.fee_ledger import refresh_ledger
 from streams.health import Health, HealthConfig
@@ -69,33 +71,32 @@ class HubApp(faust.App):
 async def wait_for_register(processor: RegisterProcessor, readiness: Health) -> None:
     """Called once at start, before the consumer joins: read the scales until the register answers.
 
-    A register that is down at start is waited for with the transient-error backoff of the batch loop
-    (1 s, doubling up to `retry_backoff_max_s`): one warning per attempt with the time of the next,
-    and readiness false with the reason meanwhile. The worker does not exit, so its supervisor does
-    not restart it again and again.
+    A register that is down at start is waited for with a backoff like the batch loop's
+    (`streams.retrying.register_at_start`: 1 s, doubling up to `retry_backoff_max_s`): one warning per
+    attempt with the time of the next, and readiness false with the reason meanwhile. The worker does
+    not exit, so its supervisor does not restart it again and again.
     """
-    delay = 1.0
-    while True:
-        try:
-            await processor.pipeline.start()
-        except RegisterUnavailable as exc:
-            # a database that came up empty: the one thing an operator must do before it can start
-            unmigrated = "42P01" in str(exc) or "no such table" in str(exc)
-            hint = " — run `reghub db upgrade`" if unmigrated else ""
-            readiness.waiting = f"waiting for the register: {exc}{hint}"
-            at = (datetime.now(UTC) + timedelta(seconds=delay)).astimezone()
-            log.warning(
-                "register unavailable at start (%s)%s; next attempt in %.0f s, at %s",
-                exc,
-                hint,
-                delay,
-                at.strftime("%H:%M:%S"),
-            )
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, processor.config.retry_backoff_max_s)
-        else:
-            readiness.waiting = None
-            return
+
+    def waiting(state: RetryCallState) -> None:
+        exc = retrying.failure(state)
+        delay = retrying.next_delay(state)
+        # a database that came up empty: the one thing an operator must do before it can start
+        unmigrated = "42P01" in str(exc) or "no such table" in str(exc)
+        hint = " — run `reghub db upgrade`" if unmigrated else ""
+        readiness.waiting = f"waiting for the register: {exc}{hint}"
+        at = (datetime.now(UTC) + timedelta(seconds=delay)).astimezone()
+        log.warning(
+            "register unavailable at start (%s)%s; next attempt in %.0f s, at %s",
+            exc,
+            hint,
+            delay,
+            at.strftime("%H:%M:%S"),
+        )
+
+    await retrying.register_at_start(
+        RegisterUnavailable, processor.config.retry_backoff_max_s, waiting
+    )(processor.pipeline.start)
+    readiness.waiting = None
 
 
 async def watch_treatment_starts(processor: RegisterProcessor, now: datetime | None = None) -> int:

@@ -28,10 +28,12 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
+from tenacity import RetryCallState
 
 from sinks.publisher import Publisher
 from sinks.register import Register, RegisterUnavailable
 from sinks.rows import Outgoing
+from streams import retrying
 from streams.decode import Decoded, Rejected, Source, decode
 from streams.handlers import HANDLERS
 from streams.handlers.base import ApplyConfig, Handler
@@ -67,6 +69,8 @@ class ConsumerConfig:
     max_request_size: int = 1_048_576
     # security_protocol, ssl_context, sasl_* … passed to every aiokafka client as they are
     client_options: Mapping[str, Any] = field(default_factory=dict)
+    # the same security as librdkafka properties, for the topic-id lookup (streams/log_identity.py)
+    admin_options: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -199,6 +203,8 @@ class RegisterProcessor:
         # the last batch's publish (and offset commit, when due), run beside the next batch's write
         self._finishing: asyncio.Task[None] | None = None
         self.log_ids: dict[str, str] = {}  # topic -> the log being read (streams/log_identity.py)
+        self._ahead: asyncio.Task[Fetched | None] | None = None  # the next batch, prefetched
+        self._failed_batch: Fetched | None = None  # the batch `_batch_failed` seeks back over
         self._uncommitted: dict[TopicPartition, int] = {}  # published, not yet committed in Kafka
         self._kafka_committed_at = -math.inf
         # Set while no batch is in the register or once its write began: the next batch decodes then
@@ -273,41 +279,60 @@ class RegisterProcessor:
 
         The next batch is fetched and decoded while the current one waits on the database, so decoding
         costs no wall time of its own; a batch the register could not take discards that prefetched
-        one and seeks back.
+        one, seeks back and is fetched again after a backoff (`streams.retrying.batches`).
         """
         assert self.consumer is not None
-        backoff = 0.5
-        ahead: asyncio.Task[Fetched | None] | None = None
         try:
             while not self._stopping.is_set():
-                fetched = await (ahead or self.fetch())
-                ahead = asyncio.create_task(self.fetch())
-                if fetched is None:
-                    await self._commit_when_idle()
-                    continue
-                try:
-                    await self.process(fetched, wait=False)
-                    backoff = 0.5
-                    self._grow_batches()
-                except RegisterUnavailable as exc:
-                    self.stats.failed(f"register unavailable: {exc}")
-                    log.error("batch not committed, will retry in %.1f s: %s", backoff, exc)
-                    self._shrink_batches(sum(len(r) for r in fetched.batch.values()))
-                    stale = await _discard(ahead)
-                    ahead = None
-                    for undone in (
-                        stale,
-                        fetched,
-                    ):  # the failed batch last: its offsets are earlier
-                        for tp, records in undone.batch.items() if undone else ():
-                            self.consumer.seek(tp, records[0].offset)
-                    await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, self.config.retry_backoff_max_s)
+                await retrying.batches(
+                    RegisterUnavailable, self.config.retry_backoff_max_s, self._batch_failed
+                )(self._next_batch)
         finally:
-            if ahead is not None:
-                await _discard(ahead)
+            if self._ahead is not None:
+                await _discard(self._ahead)
+                self._ahead = None
             await self.finished()
             await self.settle()
+
+    async def _next_batch(self) -> None:
+        """One batch through steps 1-5 (its steps 6-7 go on as a task), the next one prefetched.
+
+        Raises:
+            RegisterUnavailable: the register did not take it; `_batch_failed` seeks back over it.
+        """
+        assert self.consumer is not None
+        if self._stopping.is_set():  # stopped while waiting to retry
+            return
+        fetched = await (self._ahead or self.fetch())
+        self._ahead = asyncio.create_task(self.fetch())
+        if fetched is None:
+            await self._commit_when_idle()
+            return
+        try:
+            await self.process(fetched, wait=False)
+        except RegisterUnavailable as exc:
+            self.stats.failed(f"register unavailable: {exc}")
+            self._failed_batch = fetched
+            raise
+        self._grow_batches()
+
+    async def _batch_failed(self, state: RetryCallState) -> None:
+        """Before the wait for a failed batch's next attempt: say so, cut the batches down, and seek
+        back over the failed batch and the one prefetched after it."""
+        assert self.consumer is not None
+        fetched, self._failed_batch = self._failed_batch, None
+        log.error(
+            "batch not committed, will retry in %.1f s: %s",
+            retrying.next_delay(state),
+            retrying.failure(state),
+        )
+        if fetched is not None:
+            self._shrink_batches(sum(len(r) for r in fetched.batch.values()))
+        stale = await _discard(self._ahead) if self._ahead is not None else None
+        self._ahead = None
+        for undone in (stale, fetched):  # the failed batch last: its offsets are earlier
+            for tp, records in undone.batch.items() if undone else ():
+                self.consumer.seek(tp, records[0].offset)
 
     def _shrink_batches(self, failed: int) -> None:
         """A batch the register could not take is fetched again at half its size, down to one
@@ -521,22 +546,33 @@ class RegisterProcessor:
 
     async def _publish(self, outbox_id: int | None, outputs: list[Outgoing]) -> bool:
         """Publish a committed batch's outputs, retrying (and draining the outbox first) until the
-        broker has them; False only if the worker is stopping first."""
-        backoff = 0.5
-        while True:
-            try:
-                await self.relay.publish(outbox_id, outputs)
-                return True
-            except (KafkaError, RegisterUnavailable) as exc:
-                self.stats.failed(f"outputs not published: {exc}")
-                log.error(
-                    "outputs kept in the outbox, publishing again in %.1f s: %s", backoff, exc
-                )
-            try:
-                await asyncio.wait_for(self._stopping.wait(), backoff)
-                return False
-            except TimeoutError:
-                backoff = min(backoff * 2, self.config.retry_backoff_max_s)
+        broker has them (`streams.retrying.publishing`); False only if the worker is stopping first."""
+
+        async def attempt(state: RetryCallState) -> bool:
+            if state.attempt_number > 1 and self._stopping.is_set():
+                return False  # the wait for this attempt was ended by the stop
+            await self.relay.publish(outbox_id, outputs)
+            return True
+
+        def failed(state: RetryCallState) -> None:
+            exc = retrying.failure(state)
+            self.stats.failed(f"outputs not published: {exc}")
+            log.error(
+                "outputs kept in the outbox, publishing again in %.1f s: %s",
+                retrying.next_delay(state),
+                exc,
+            )
+
+        policy = retrying.publishing(
+            (KafkaError, RegisterUnavailable),
+            self.config.retry_backoff_max_s,
+            failed,
+            lambda seconds: retrying.until(self._stopping, seconds),
+        )
+        async for tried in policy:
+            with tried:
+                return await attempt(tried.retry_state)
+        raise AssertionError("unreachable: the policy retries forever")
 
     async def resume_from_register(self, assigned: set[TopicPartition]) -> None:
         """Start each assigned partition where the register has read to, if that offset belongs to the
@@ -549,8 +585,10 @@ class RegisterProcessor:
         assert self.consumer is not None
         topics = sorted({tp.topic for tp in assigned})
         try:
-            self.log_ids.update(await log_ids(self.producer.client, topics))  # type: ignore[union-attr]
-        except (LogIdentityUnknown, KafkaError) as exc:
+            self.log_ids.update(
+                await log_ids(self.config.bootstrap, topics, self.config.admin_options)
+            )
+        except LogIdentityUnknown as exc:
             log.warning("cannot tell which log is read, checking offsets only: %s", exc)
         async with self.register.unit_of_work(rollback=True) as uow:  # reads only
             offsets = await uow.consumer_offsets(self.config.group_id)

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
+from datetime import UTC, datetime
 
 import orjson
 import pytest
 from aiokafka import TopicPartition
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
+from reghub import wiring
 from reghub.settings import Settings
-from sinks import tables
+from sinks import outbox, tables
 from sinks.changes import BatchChanges
 from sinks.register import Register, RegisterUnavailable, RegisterUnitOfWork, make_engine
 from streams.handlers import HANDLERS
@@ -81,6 +85,92 @@ async def test_a_failed_write_commits_nothing_and_is_retried(settings: Settings)
         assert TopicPartition(offsets[0].topic, offsets[0].partition) in final
     finally:
         await register.close()
+
+
+async def test_a_failed_batch_is_retried_after_a_doubling_backoff_one_line_each(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The batch policy (`streams.retrying.batches`): 0.5 s, 1 s, 2 s between the attempts, one
+    error line per failed attempt with the delay and the reason, then the batch goes through."""
+    caplog.set_level(logging.ERROR, logger="streams.processor")
+    names = TopicNames(settings.topic_prefix)
+    register = FailingRegister(make_engine(settings.database_url))
+    FailingUnitOfWork.failures_left = 3
+    await produce(
+        settings.kafka_bootstrap,
+        names(DISPENSINGS),
+        [(PERSON.encode(), as_json(report("r-backoff", 400_000, "2024-04-02T11:00:00+02:00")))],
+    )
+    try:
+        async with running_worker(settings, register) as processor:
+            records = await read_until(
+                settings.kafka_bootstrap, names(DECISIONS), lambda r: len(r) >= 1
+            )
+            assert processor.stats.failures == 3
+    finally:
+        await register.close()
+    assert len(records) == 1
+    delays = re.findall(
+        r"batch not committed, will retry in (\d+\.\d) s: forced: connection lost before commit",
+        caplog.text,
+    )
+    assert delays == ["0.5", "1.0", "2.0"], caplog.text
+
+
+REFUSE_OUTBOX_MARKS = [
+    "CREATE SEQUENCE outbox_refusals",
+    """CREATE FUNCTION refuse_outbox_marks() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF nextval('outbox_refusals') <= 4 THEN
+            RAISE EXCEPTION 'forced: outbox refused' USING ERRCODE = '40001';
+        END IF;
+        RETURN NULL;
+    END $$""",
+    "CREATE TRIGGER refuse_outbox_marks BEFORE UPDATE ON outbox FOR EACH STATEMENT "
+    "EXECUTE FUNCTION refuse_outbox_marks()",
+]
+"""PostgreSQL refuses the first four updates of the outbox (marking rows sent) as a serialization
+failure: a transient register error, from the database itself."""
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_outputs_not_marked_in_the_outbox_are_published_again_after_a_doubling_backoff(
+    settings: Settings, register: Register, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The publish policy (`streams.retrying.publishing`): a row left unsent (as by a crash) cannot be
+    marked at start nor on assignment, so the first batch's publish drains the outbox first and fails
+    twice more; it is published again after 0.5 s and 1 s, one error line each, and then marked."""
+    caplog.set_level(logging.WARNING, logger="streams")
+    names = TopicNames(settings.topic_prefix)
+    left = wiring.processor(settings, register).pipeline.outputs()
+    async with register.engine.begin() as conn:
+        await outbox.add(
+            conn, [left.incident("log_replaced", "test", "left unsent")], datetime.now(UTC)
+        )
+        for statement in REFUSE_OUTBOX_MARKS:
+            await conn.execute(text(statement))
+    await produce(
+        settings.kafka_bootstrap,
+        names(DISPENSINGS),
+        [(PERSON.encode(), as_json(report("r-publish", 400_000, "2024-04-02T11:00:00+02:00")))],
+    )
+    async with running_worker(settings, register) as processor:
+        records = await read_until(
+            settings.kafka_bootstrap, names(DECISIONS), lambda r: len(r) >= 1
+        )
+        # each failed attempt had sent the outputs before the mark failed: wait for the one that ends
+        while processor.stats.batches < 1:
+            await asyncio.sleep(0.05)
+        assert processor.stats.failures == 2
+        assert not processor.relay.dirty
+    assert len({r.value for r in records}) == 1
+    assert "outbox not drained at start" in caplog.text
+    assert "outbox not drained on assignment" in caplog.text
+    delays = re.findall(
+        r"outputs kept in the outbox, publishing again in (\d+\.\d) s: .*SQLSTATE 40001",
+        caplog.text,
+    )
+    assert delays == ["0.5", "1.0"], caplog.text
 
 
 async def test_a_bug_on_one_message_is_dead_lettered_and_leaves_no_trace(

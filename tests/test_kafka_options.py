@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import ssl
+from pathlib import Path
 
 import faust
 import pytest
 from pydantic import ValidationError
 
-from reghub.kafka_options import faust_credentials, kafka_client_options
+from reghub.kafka_options import faust_credentials, kafka_client_options, librdkafka_options
 from reghub.settings import Settings
 
 KEY = "test-pseudonym-key-0123456789"
@@ -84,3 +85,28 @@ def test_sasl_without_a_login_is_refused_without_echoing_values() -> None:
 def test_min_insync_replicas_cannot_exceed_the_replication_factor() -> None:
     with pytest.raises(ValidationError, match="REGHUB_TOPIC_MIN_INSYNC_REPLICAS"):
         settings(topic_replication_factor=1, topic_min_insync_replicas=2)
+
+
+def test_the_topic_id_lookup_gets_the_same_security_in_librdkafka_terms(tmp_path: Path) -> None:
+    ca = tmp_path / "ca.pem"
+    s = settings(
+        kafka_security_protocol="SASL_SSL",
+        kafka_ssl_cafile=ca,
+        kafka_sasl_mechanism="SCRAM-SHA-512",
+        kafka_sasl_username="reghub",
+        kafka_sasl_password="sasl-password",
+    )
+    assert librdkafka_options(s) == {
+        "security.protocol": "SASL_SSL",
+        "ssl.ca.location": str(ca),
+        "ssl.endpoint.identification.algorithm": "https",
+        "sasl.mechanism": "SCRAM-SHA-512",
+        "sasl.username": "reghub",
+        "sasl.password": "sasl-password",
+    }
+    assert librdkafka_options(settings(kafka_security_protocol="SSL")) == {
+        "security.protocol": "SSL",
+        "ssl.ca.location": "probe",  # the system's CAs, as the TLS context without a CA file
+        "ssl.endpoint.identification.algorithm": "https",
+    }
+    assert librdkafka_options(settings()) == {"security.protocol": "PLAINTEXT"}
