@@ -42,9 +42,12 @@ each run, the median per system, reghub/Quix and each against the ceiling. Quix'
 reports as JSON columns, reghub's are the register's (purchases, lines, balances, outbox, …): the
 same input, not the same work.
 
-`--latency [--rate 2000 --seconds 60]` (`bench/latency.py`): a steady stream of reports while the
-worker runs; per report produce → committed register row and produce → decision read back from the
-decisions topic, p50 / p99 / max. Goal: p99 < 200 ms.
+`--latency [--rate 2000 --seconds 60] [--quix-commit-interval S]` (`bench/latency.py`): a steady
+stream of reports while the worker runs; per report produce → committed register row and produce →
+decision read back from the decisions topic, p50 / p99 / max. Then the same stream, at the same rate,
+into Quix Streams → PostgreSQLSink (`bench/peer_quix.py`, on a topic of its own; without the bench
+extra, skipped with a note): per report produce → its row committed, and the ratio of the two p99s,
+reghub's decision over Quix's row.
 
 `--rebuild [N]` (`bench/rebuild.py`, N = 2,000,000 by default): N reports on the topic, then a worker
 in a spawned process replays them into an empty register; its rate and peak RSS
@@ -143,6 +146,14 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--rate", type=int, default=2_000, help="--latency: reports/s (default 2000)")
     p.add_argument("--seconds", type=int, default=60, help="--latency: seconds (default 60)")
+    p.add_argument(
+        "--quix-commit-interval",
+        type=float,
+        default=None,
+        metavar="S",
+        help="--latency: the Quix peer's commit_interval, when its sink writes (default: Quix's, "
+        "5 s)",
+    )
     args = p.parse_args(argv)
     if args.rate < 1 or args.seconds < 1:
         p.error("--rate and --seconds must be at least 1")
