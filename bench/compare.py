@@ -39,15 +39,15 @@ async def compare(args: argparse.Namespace, s: Stage) -> None:
     rates: dict[str, list[float]] = {"quix": [], "reghub": [], "deployed": []}
     cpus: dict[str, list[dict[str, float]]] = {"quix": [], "reghub": [], "deployed": []}
 
-    def sample(quix_pid: int) -> dict[str, float]:
-        found = cpu_seconds(pid)
-        return {"consumer": process_cpu(quix_pid), **found} if found else {}
-
     for round_ in (1, 2):
         async with database(None) as url:
-            q = await peer_quix.run(
-                broker.bootstrap, topic, n, PG_ADMIN_DSN, url.rsplit("/", 1)[1], sample
-            )
+            name = url.rsplit("/", 1)[1]
+
+            def sample(quix_pid: int, name: str = name) -> dict[str, float]:
+                found = cpu_seconds(pid, name)
+                return {"consumer": process_cpu(quix_pid), **found} if found else {}
+
+            q = await peer_quix.run(broker.bootstrap, topic, n, PG_ADMIN_DSN, name, sample)
         rates["quix"].append(q.rate)
         cpus["quix"].append(q.cpu)
         print(

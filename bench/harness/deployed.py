@@ -103,6 +103,7 @@ async def run_deployed(
         await upgrade(engine)  # as `reghub db upgrade` would: the worker refuses an empty register
     finally:
         await engine.dispose()
+    database = url.rsplit("/", 1)[1]
     port = free_ports(processes)
     folder = Path(tempfile.mkdtemp(prefix="reghub-bench-deployed-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("REGHUB_")}
@@ -159,7 +160,7 @@ async def run_deployed(
                     held[p] = now
             if held and t0 is None:
                 workers = _children(proc.pid)
-                cpu0 = cpu_seconds(broker_pid)
+                cpu0 = cpu_seconds(broker_pid, database)
                 worker_cpu0 = [process_cpu(w) for w in workers]
                 t0 = now
             if t0 is None and now - started > START_TIMEOUT_S:
@@ -181,7 +182,7 @@ async def run_deployed(
             if now - t0 > RUN_TIMEOUT_S:
                 raise TimeoutError(f"reghub worker committed {done} of {n} reports")
             await asyncio.sleep(0.05)
-        cpu1 = cpu_seconds(broker_pid)
+        cpu1 = cpu_seconds(broker_pid, database)
         result.seconds = now - t0
         result.workers = workers
         result.worker_cpu = [process_cpu(w) - c for w, c in zip(workers, worker_cpu0, strict=True)]
