@@ -30,21 +30,28 @@ they cost PostgreSQL about 1 CPU-s per 200,000 reports, roughly 10 % off the fig
 Three other modes, each in one invocation:
 
 `--compare` (needs the `bench` extra: Quix Streams): the same broker, the same produced reports and
-the same PostgreSQL server for three readers of the topic: the ceiling (step 3), Quix Streams
+the same PostgreSQL server for four readers of the topic: the ceiling (step 3), Quix Streams
 (`bench/peer_quix.py`: an Application in a child process, its own consumer group from the earliest
-offset, `PostgreSQLSink` with one row per report into a fresh database, its defaults otherwise)
-and reghub end to end (step 4, a fresh database per run). Two rounds, alternating: Quix, reghub,
-Quix, reghub. Quix is timed from its first record processed until `count(*)` of its table
-(polled every 50 ms) reaches N: its sink writes at each checkpoint (every 5 s by default), so the
-time to the last record processed is printed as well. reghub is timed as in step 4 (assignment →
-the batch bringing it to N committed: its rows, outputs and offsets in one transaction). Printed:
-each run, the median per system, reghub/Quix and each against the ceiling. Quix's rows are the
-reports as JSON columns, reghub's are the register's (purchases, lines, balances, outbox, …): the
-same input, not the same work.
+offset, `PostgreSQLSink` with one row per report into a fresh database, its defaults otherwise),
+reghub end to end (step 4, a fresh database per run) and reghub as deployed: the real
+`reghub worker --processes 2` (`bench/harness/deployed.py`, a fresh database per run), timed from
+its first worker holding partitions until the register's stored offsets of the topic add up to N.
+Two rounds, alternating: Quix, reghub, deployed, Quix, reghub, deployed. Quix is timed from its
+first record processed until `count(*)` of its table (polled every 50 ms) reaches N: its sink
+writes at each checkpoint (every 5 s by default), so the time to the last record processed is
+printed as well. reghub is timed as in step 4 (assignment → the batch bringing it to N committed:
+its rows, outputs and offsets in one transaction). Printed: each run, the median per system, CPU
+per report per system (consumer, PostgreSQL, Tansu and their sum), the ratio lines
+`reghub / quix`, `deployed (--processes 2) / quix` and `CPU per report, reghub / quix`, and each
+against the ceiling. Quix's rows are the reports as JSON columns, reghub's are the register's
+(purchases, lines, balances, outbox, …): the same input, not the same work.
 
-`--latency [--rate 2000 --seconds 60]` (`bench/latency.py`): a steady stream of reports while the
-worker runs; per report produce → committed register row and produce → decision read back from the
-decisions topic, p50 / p99 / max. Goal: p99 < 200 ms.
+`--latency [--rate 2000 --seconds 60] [--quix-commit-interval S]` (`bench/latency.py`): a steady
+stream of reports while the worker runs; per report produce → committed register row and produce →
+decision read back from the decisions topic, p50 / p99 / max. Then the same stream, at the same rate,
+into Quix Streams → PostgreSQLSink (`bench/peer_quix.py`, on a topic of its own; without the bench
+extra, skipped with a note): per report produce → its row committed, and the ratio of the two p99s,
+reghub's decision over Quix's row.
 
 `--rebuild [N]` (`bench/rebuild.py`, N = 2,000,000 by default): N reports on the topic, then a worker
 in a spawned process replays them into an empty register; its rate and peak RSS
@@ -143,6 +150,14 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--rate", type=int, default=2_000, help="--latency: reports/s (default 2000)")
     p.add_argument("--seconds", type=int, default=60, help="--latency: seconds (default 60)")
+    p.add_argument(
+        "--quix-commit-interval",
+        type=float,
+        default=None,
+        metavar="S",
+        help="--latency: the Quix peer's commit_interval, when its sink writes (default: Quix's, "
+        "5 s)",
+    )
     args = p.parse_args(argv)
     if args.rate < 1 or args.seconds < 1:
         p.error("--rate and --seconds must be at least 1")

@@ -1,5 +1,5 @@
 """`--latency`: reports at a steady rate through the running worker; how long each takes to be registered
-and answered. Goal: p99 < 200 ms for both.
+and answered; then the same through Quix Streams → PostgreSQLSink, for the ratio of the two p99s.
 
 - The worker is the real `reghub.wiring.processor` in this process, into a fresh PostgreSQL database
   (or `--database-url`), started and assigned its partitions before the first report is sent.
@@ -22,6 +22,14 @@ and answered. Goal: p99 < 200 ms for both.
 p50 / p99 / max are printed for both, and the worker's batches (count, mean size, mean time per
 step). Reports still without a row or a decision 30 s after the last send are counted, not waited
 for. Nothing is asserted.
+
+The peer, after the worker is stopped: Quix Streams → PostgreSQLSink (`bench/peer_quix.py`, its
+defaults, or `--quix-commit-interval`) on a dispensings topic of its own under the same broker, fed by
+the same producer at the same rate once it has processed one warm-up report (its group join behind
+it, as the worker's is). A report's row is committed when the sink's `write` of the batch holding it
+returns (psycopg2 commits there); the child sends those moments back. Its p99 is printed beside the
+worker's, and `latency p99, reghub decision / quix row: R`. Quix's sink writes at each checkpoint,
+every `commit_interval` (5 s by default): with its defaults its rows wait for that.
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ import random
 import time
 import traceback
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -41,8 +50,9 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.partitioner import murmur2
 
-from bench.harness.broker import SESSION_TIMEOUT_MS, assigned_at
-from bench.harness.register import database
+from bench import peer_quix
+from bench.harness.broker import SESSION_TIMEOUT_MS, assigned_at, produce
+from bench.harness.register import PG_ADMIN_DSN, database
 from bench.harness.timing import StepTimer
 from reghub import synthetic, wiring
 from reghub.broker import EmbeddedBroker, create_topics
@@ -65,13 +75,13 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[rank]
 
 
-def summary(values: list[float]) -> str:
+def summary(values: list[float], goal: bool = True) -> str:
     ms = [v * 1000 for v in values]
     p99 = percentile(ms, 99)
-    verdict = "within" if p99 < GOAL_MS else "over"
+    verdict = f"p99 {'within' if p99 < GOAL_MS else 'over'} the {GOAL_MS:.0f} ms goal"
     return (
         f"p50 {percentile(ms, 50):7.1f} ms   p99 {p99:7.1f} ms   max {max(ms, default=0):7.1f} ms"
-        f"   ({len(ms)} reports; p99 {verdict} the {GOAL_MS:.0f} ms goal)"
+        f"   ({len(ms)} reports; {verdict if goal else 'the peer'})"
     )
 
 
@@ -153,6 +163,37 @@ async def _pace(
     return seconds, ends, sent_at
 
 
+async def _produce(
+    bootstrap: str, topic: str, plan: dict[str, Any], check: Callable[[], None]
+) -> tuple[float, dict[int, int], dict[str, float]]:
+    """Run the paced producer in a spawned process until it is done, calling `check` (which raises
+    if what is measured has failed) meanwhile; returns what `_pace` returns."""
+    ctx = multiprocessing.get_context("spawn")
+    out = ctx.Queue()
+    proc = ctx.Process(target=_producer_main, args=(bootstrap, topic, plan, out), daemon=True)
+    proc.start()
+    try:
+        while True:
+            check()
+            try:
+                msg = out.get_nowait()
+            except queue.Empty:
+                if proc.exitcode is not None:
+                    raise RuntimeError(f"the producer exited with {proc.exitcode}") from None
+                await asyncio.sleep(0.05)
+                continue
+            if msg[0] == "error":
+                raise RuntimeError(f"the producer failed:\n{msg[1]}")
+            if msg[0] == "done":
+                _, sending, ends, sent_at = msg
+                return sending, ends, sent_at
+    finally:
+        proc.join(10)
+        if proc.is_alive():
+            proc.terminate()
+            proc.join(5)
+
+
 # -- the worker and the measuring points (this process) -------------------------------------------
 
 
@@ -193,17 +234,76 @@ async def run(args: argparse.Namespace) -> None:
             register = wiring.register(settings)  # the worker's own engine
             try:
                 await upgrade(register.engine)
-                await measure(settings, register, names, plan)
+                _, decided = await measure(settings, register, names, plan)
             finally:
                 await register.close()
+        if not peer_quix.available():
+            print(f"  note: no Quix Streams, so no peer: {peer_quix.INSTALL_HINT}")
+            return
+        quix = await measure_quix(
+            broker.bootstrap, prefix, args.partitions, {**plan, "prefix": f"q{run_id}-"},
+            args.quix_commit_interval,
+        )  # fmt: skip
     finally:
         broker.stop()
+    ours, theirs = percentile(decided, 99), percentile(quix, 99)
+    print(f"latency p99, reghub decision / quix row: {ours / theirs if theirs else 0:.2f}")
+
+
+async def measure_quix(
+    bootstrap: str,
+    prefix: str,
+    partitions: int,
+    plan: dict[str, Any],
+    commit_interval: float | None,
+) -> list[float]:
+    """Quix Streams → PostgreSQLSink (`bench/peer_quix.py`) on a topic of its own, fed by the same
+    paced producer at the same rate once it has processed a warm-up report; per report produce →
+    its row committed. Returns those latencies (seconds) and prints them."""
+    names = TopicNames(f"{prefix}quix.")
+    await create_topics(bootstrap, names, partitions)
+    topic = names(DISPENSINGS)
+    warm_up = synthetic.encoded_reports(
+        1,
+        synthetic.persons(1, random.Random(plan["seed"])),
+        synthetic.pharmacies(),
+        synthetic.DEMO_START,
+        timedelta(days=1),
+        seed=plan["seed"],
+        prefix=f"{plan['prefix']}warm-",
+    )
+    await produce(bootstrap, topic, warm_up)
+    async with database(None) as url:
+        peer = peer_quix.LatencyPeer(
+            bootstrap, topic, PG_ADMIN_DSN, url.rsplit("/", 1)[1], commit_interval
+        )
+        try:
+            await peer.start()
+            sending, _, sent_at = await _produce(bootstrap, topic, plan, peer.poll)
+            n = len(sent_at)
+            print(f"  quix: sent in {sending:.2f} s ({n / sending:,.0f} reports/s)")
+            deadline = time.perf_counter() + DRAIN_S
+            while time.perf_counter() < deadline and not sent_at.keys() <= peer.committed_at.keys():
+                peer.poll()
+                await asyncio.sleep(0.05)
+        finally:
+            peer.close()
+    rows = [peer.committed_at[i] - t for i, t in sent_at.items() if i in peer.committed_at]
+    interval = "Quix's default 5 s" if commit_interval is None else f"{commit_interval:g} s"
+    print(f"quix produce → committed row: {summary(rows, goal=False)}")
+    print(f"  (Quix → PostgreSQLSink, which writes at each checkpoint: commit interval {interval})")
+    if len(rows) < n:
+        print(
+            f"  note: {n - len(rows)} reports without a Quix row {DRAIN_S:.0f} s after the last send"
+        )
+    return rows
 
 
 async def measure(
     settings: Settings, register: Register, names: TopicNames, plan: dict[str, Any]
-) -> None:
-    """Start the worker and the decisions reader, then the producer; print both latencies."""
+) -> tuple[list[float], list[float]]:
+    """Start the worker and the decisions reader, then the producer; print both latencies and
+    return them (seconds): produce → committed row, produce → decision read."""
     topic = names(DISPENSINGS)
     committed_at: dict[str, float] = {}
     decided_at: dict[str, float] = {}
@@ -245,31 +345,15 @@ async def measure(
                     decided_at.setdefault(orjson.loads(r.value)["report_id"], now)
 
     reader = asyncio.create_task(read_decisions())
-    ctx = multiprocessing.get_context("spawn")
-    out = ctx.Queue()
-    proc = ctx.Process(
-        target=_producer_main, args=(settings.kafka_bootstrap, topic, plan, out), daemon=True
-    )
+
+    def check() -> None:
+        if worker.done():
+            worker.result()
+
     try:
         await assigned_at(processor.consumer)  # type: ignore[arg-type]
         await assigned_at(decisions)
-        proc.start()
-        done: tuple[Any, ...] | None = None
-        while done is None:
-            if worker.done():
-                worker.result()
-            try:
-                msg = out.get_nowait()
-            except queue.Empty:
-                if proc.exitcode is not None:
-                    raise RuntimeError(f"the producer exited with {proc.exitcode}") from None
-                await asyncio.sleep(0.05)
-                continue
-            if msg[0] == "error":
-                raise RuntimeError(f"the producer failed:\n{msg[1]}")
-            if msg[0] == "done":
-                done = msg
-        _, sending, ends, sent_at = done
+        sending, ends, sent_at = await _produce(settings.kafka_bootstrap, topic, plan, check)
         n = len(sent_at)
         print(f"  sent in {sending:.2f} s ({n / sending:,.0f} reports/s)")
         deadline = time.perf_counter() + DRAIN_S
@@ -284,10 +368,6 @@ async def measure(
         await asyncio.gather(worker, return_exceptions=True)
         await processor.close()
         await decisions.stop()
-        proc.join(10)
-        if proc.is_alive():
-            proc.terminate()
-            proc.join(5)
     s = processor.stats
     print(f"  the worker: {s.batches} batches, mean {s.messages / max(s.batches, 1):,.0f} records")
     per = {k: 1000 * v / max(s.batches, 1) for k, v in timer.seconds.items()}
@@ -306,3 +386,4 @@ async def measure(
             f"{n - len(decided)} without a decision {DRAIN_S:.0f} s after the last send; the "
             f"worker read to offsets {read} of the log ends {ends} ({sum(ends.values())} records)"
         )
+    return committed, decided

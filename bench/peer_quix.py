@@ -67,8 +67,18 @@ class QuixResult:
         return self.records / self.seconds if self.seconds > 0 else 0.0
 
 
-def _child(bootstrap: str, topic: str, pg: dict[str, Any], n: int, reports: Any, stop: Any) -> None:
-    """The Quix application; reports ("first", t), ("processed", t) and ("error", text)."""
+def _child(
+    bootstrap: str,
+    topic: str,
+    pg: dict[str, Any],
+    n: int,
+    reports: Any,
+    stop: Any,
+    stamp: bool = False,
+    commit_interval: float | None = None,
+) -> None:
+    """The Quix application; reports ("first", t), ("processed", t) and ("error", text); with
+    `stamp`, also ("written", report ids, t) after each write the sink committed."""
     try:
         import shutil
         import tempfile
@@ -88,7 +98,20 @@ def _child(bootstrap: str, topic: str, pg: dict[str, Any], n: int, reports: Any,
             if seen == n:
                 reports.put(("processed", time.perf_counter()))
 
+        class StampingSink(PostgreSQLSink):
+            """The sink as it is; each batch's report ids sent back once its transaction is
+            committed (`write` returns after psycopg2's `with connection:` commits)."""
+
+            def write(self, batch: Any) -> None:
+                super().write(batch)
+                now = time.perf_counter()
+                reports.put(("written", [item.value.get("report_id") for item in batch], now))
+
+        extra: dict[str, Any] = {}
+        if commit_interval is not None:
+            extra["commit_interval"] = commit_interval
         app = Application(
+            **extra,
             broker_address=bootstrap,
             consumer_group=f"bench-quix-{pg['dbname']}",
             auto_offset_reset="earliest",
@@ -102,7 +125,7 @@ def _child(bootstrap: str, topic: str, pg: dict[str, Any], n: int, reports: Any,
             loglevel="WARNING",
         )
         sdf = app.dataframe(app.topic(topic, value_deserializer="json"))
-        sdf.sink(PostgreSQLSink(table_name=TABLE, **pg))
+        sdf.sink((StampingSink if stamp else PostgreSQLSink)(table_name=TABLE, **pg))
         threading.Thread(target=lambda: (stop.wait(), app.stop()), daemon=True).start()
         try:
             app.run()
@@ -200,3 +223,73 @@ async def run(
         if len(cpu_at) == 2
         else {},
     )
+
+
+class LatencyPeer:
+    """Quix Streams → PostgreSQLSink running on `topic` for `--latency`: `start()` returns once it
+    has processed the topic's first record (a warm-up report the caller sent, so its group join is
+    behind it); `committed_at` maps each report id to the moment the sink's transaction holding its
+    row was committed, as the child reports them (`poll()`)."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        admin_dsn: str,
+        dbname: str,
+        commit_interval: float | None = None,
+    ) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self.reports, self.stop_event = ctx.Queue(), ctx.Event()
+        self.committed_at: dict[str, float] = {}
+        self.proc = ctx.Process(
+            target=_child,
+            args=(
+                bootstrap,
+                topic,
+                _connection(admin_dsn, dbname),
+                1,
+                self.reports,
+                self.stop_event,
+                True,
+                commit_interval,
+            ),
+            name="bench-quix-latency",
+            daemon=True,
+        )
+        self.first = False
+
+    def poll(self) -> None:
+        """Take in what the child reported; raise if it failed or exited."""
+        while True:
+            try:
+                msg = self.reports.get_nowait()
+            except queue.Empty:
+                break
+            if msg[0] == "error":
+                raise RuntimeError(f"the Quix application failed:\n{msg[1]}")
+            if msg[0] == "first":
+                self.first = True
+            elif msg[0] == "written":
+                for rid in msg[1]:
+                    self.committed_at.setdefault(rid, msg[2])
+        if self.proc.exitcode is not None:
+            raise RuntimeError(f"the Quix application exited with {self.proc.exitcode}")
+
+    async def start(self) -> None:
+        self.proc.start()
+        deadline = time.perf_counter() + 120
+        while not self.first:
+            self.poll()
+            if time.perf_counter() > deadline:
+                raise TimeoutError("Quix processed no record within 120 s")
+            await asyncio.sleep(0.02)
+
+    def close(self) -> None:
+        self.stop_event.set()
+        self.proc.join(15)
+        if self.proc.is_alive():
+            self.proc.terminate()
+            self.proc.join(5)
+        with contextlib.suppress(Exception):
+            self.reports.close()

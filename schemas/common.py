@@ -197,7 +197,8 @@ class PersonRef(WireModel):
         Raises:
             ValueError: born after `day`; the message quotes neither key nor date.
         """
-        check_born_by(parse_person_key(self.key), self.born(), day, event)
+        parsed = parse_person_key(self.key)  # once: `born()` would parse it again
+        check_born_by(parsed, person_birth_date(parsed, self.birth_date), day, event)
 
 
 _COPENHAGEN = ZoneInfo("Europe/Copenhagen")

@@ -15,44 +15,57 @@ pytestmark = [pytest.mark.broker, pytest.mark.database]
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def bench(*args: str, module: str = "bench.dispensing_throughput") -> str:
+def bench(*args: str, module: str = "bench.dispensing_throughput", timeout: float = 180) -> str:
     """Run a benchmark module with `args`; its standard output."""
     done = subprocess.run(
         [sys.executable, "-m", module, *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=180,
+        timeout=timeout,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
 
 
-def test_compare_runs_quix_and_reghub_twice_and_prints_the_ratios() -> None:
-    out = bench("--compare", "-n", "300", "--persons", "50")
+def test_compare_runs_quix_reghub_and_the_deployed_hub_twice_and_prints_the_ratios() -> None:
+    # the deployed row starts the real `reghub worker --processes 2` twice: its start-up takes a while
+    out = bench("--compare", "-n", "300", "--persons", "50", timeout=420)
     for line in (
         "ceiling:",
         "round 1, quix:",
         "round 1, reghub:",
         "round 2, quix:",
         "round 2, reghub:",
+        "round 1, deployed:",
+        "round 2, deployed:",
         "quix (median):",
         "reghub (median):",
+        "deployed (median):",
         "reghub / quix:",
+        "deployed (--processes 2) / quix:",
+        "CPU per report, reghub / quix:",
         "quix / ceiling:",
         "reghub / ceiling:",
         "quix CPU per report (µs, median of the rounds): consumer",
         "reghub CPU per report (µs, median of the rounds): consumer",
+        "deployed (--processes 2, workers summed) CPU per report (µs, median of the rounds): "
+        "consumer",
     ):
         assert line in out, (line, out)
     assert out.count("300 purchase rows added") == 2, out
 
 
-def test_latency_prints_percentiles_of_both_measuring_points() -> None:
+def test_latency_prints_percentiles_of_both_measuring_points_and_of_the_quix_peer() -> None:
     out = bench("--latency", "--rate", "200", "--seconds", "3", "--persons", "50")
-    for line in ("produce → committed row:", "produce → decision read:"):
+    for line in (
+        "produce → committed row:",
+        "produce → decision read:",
+        "quix produce → committed row:",
+        "latency p99, reghub decision / quix row:",
+    ):
         assert line in out, (line, out)
-    assert out.count("(600 reports;") == 2, out
+    assert out.count("(600 reports;") == 3, out
 
 
 def test_rebuild_prints_the_rate_and_the_workers_peak_rss() -> None:

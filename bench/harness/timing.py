@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
+import re
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -97,9 +98,29 @@ def process_cpu(pid: int | str) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(broker_pid: int | None) -> dict[str, float]:
-    """CPU seconds (user + system) used so far by this process, the broker, all PostgreSQL processes
-    and the whole machine (Linux `/proc`; empty elsewhere)."""
+_CLIENT_BACKEND = re.compile(r"postgres: (?:\S+: )?\S+ (\S+) (?:\S+\(\d+\)|\[local\])")
+"""A PostgreSQL client backend's process title: `postgres: [cluster: ]user database host(port) …`."""
+
+
+def _serves(pid: str, database: str | None) -> bool:
+    """Whether PostgreSQL process `pid` counts for `database`: every one when None; else all but the
+    client backends of other databases (the server's own processes, the postmaster, checkpointer,
+    WAL writer…, work for every database and count in full)."""
+    if database is None:
+        return True
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            title = f.read().replace(b"\0", b" ").decode("utf-8", "replace")
+    except OSError:
+        return False
+    m = _CLIENT_BACKEND.match(title)
+    return m is None or m.group(1) == database
+
+
+def cpu_seconds(broker_pid: int | None, database: str | None = None) -> dict[str, float]:
+    """CPU seconds (user + system) used so far by this process, the broker, the PostgreSQL processes
+    (with `database`, not the client backends of other databases: another program's queries on the
+    same server are not this run's) and the whole machine (Linux `/proc`; empty elsewhere)."""
     tick = os.sysconf("SC_CLK_TCK")
     of = process_cpu
 
@@ -112,7 +133,7 @@ def cpu_seconds(broker_pid: int | None) -> dict[str, float]:
     for entry in os.scandir("/proc"):
         if entry.name.isdigit():
             with contextlib.suppress(OSError), open(f"/proc/{entry.name}/comm") as f:
-                if f.read().strip() == "postgres":
+                if f.read().strip() == "postgres" and _serves(entry.name, database):
                     postgres += of(entry.name)
     return {
         "worker": of(os.getpid()),

@@ -45,6 +45,7 @@ async def end_to_end(
     )
     register = wiring.register(settings)  # the worker's own engine
     dialect = register.engine.dialect.name
+    database = register.engine.url.database if dialect == "postgresql" else None
     try:
         await upgrade(register.engine)
         before = await count_purchases(register)
@@ -71,7 +72,7 @@ async def end_to_end(
         task = asyncio.create_task(processor.run())
         try:
             t0 = await assigned_at(processor.consumer)  # type: ignore[arg-type]
-            cpu0 = cpu_seconds(broker_pid)
+            cpu0 = cpu_seconds(broker_pid, database)
             if profiler is not None:
                 profiler.enable()
             waiter = asyncio.create_task(done.wait())
@@ -79,7 +80,7 @@ async def end_to_end(
                 await asyncio.wait(
                     {task, waiter}, timeout=1800, return_when=asyncio.FIRST_COMPLETED
                 )
-            cpu1 = cpu_seconds(broker_pid)
+            cpu1 = cpu_seconds(broker_pid, database)
             if profiler is not None:
                 profiler.disable()
             if not done.is_set():
