@@ -1,8 +1,8 @@
 """`python -m bench.dispensing_throughput --compare` (needs the `bench` extra: Quix Streams): the same
 broker, reports and PostgreSQL server for the ceiling, Quix Streams (`bench/peer_quix.py`), reghub
 with one worker in this process (`bench/harness/worker.py`) and reghub as deployed, the real
-`reghub worker --processes 2` (`bench/harness/deployed.py`); two rounds alternating, each run into a
-fresh database; the medians, each system's CPU per report (consumer / PostgreSQL / broker and their
+`reghub worker --processes 2` (`bench/harness/deployed.py`); two rounds alternating (`--rounds`),
+each run into a fresh database; the medians, each system's CPU per report (consumer / PostgreSQL / broker and their
 sum) and the goals' ratios, each on a line of its own."""
 
 from __future__ import annotations
@@ -32,14 +32,14 @@ async def run(args: argparse.Namespace) -> None:
 
 
 async def compare(args: argparse.Namespace, s: Stage) -> None:
-    """Quix Streams, reghub one worker and reghub deployed in turn, two rounds, each run into a
-    fresh database."""
+    """Quix Streams, reghub one worker and reghub deployed in turn, `--rounds` rounds (two by
+    default), each run into a fresh database."""
     n: int = args.n
     broker, prefix, topic, top, pid = s.broker, s.prefix, s.topic, s.top, s.broker_pid
     rates: dict[str, list[float]] = {"quix": [], "reghub": [], "deployed": []}
     cpus: dict[str, list[dict[str, float]]] = {"quix": [], "reghub": [], "deployed": []}
 
-    for round_ in (1, 2):
+    for round_ in range(1, args.rounds + 1):
         async with database(None) as url:
             name = url.rsplit("/", 1)[1]
 

@@ -148,6 +148,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         help="replay N reports (default 2000000) into an empty register in a worker process: "
         "rate and peak RSS",
     )
+    p.add_argument(
+        "--rounds", type=int, default=2, help="--compare: rounds of every system (default 2)"
+    )
     p.add_argument("--rate", type=int, default=2_000, help="--latency: reports/s (default 2000)")
     p.add_argument("--seconds", type=int, default=60, help="--latency: seconds (default 60)")
     p.add_argument(
@@ -159,8 +162,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         "5 s)",
     )
     args = p.parse_args(argv)
-    if args.rate < 1 or args.seconds < 1:
-        p.error("--rate and --seconds must be at least 1")
+    if args.rate < 1 or args.seconds < 1 or args.rounds < 1:
+        p.error("--rate, --seconds and --rounds must be at least 1")
     if args.rebuild is not None and args.rebuild < 1:
         p.error("--rebuild N must be at least 1")
     if (args.compare or args.latency or args.rebuild is not None) and args.workers > 1:

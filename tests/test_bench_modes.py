@@ -1,4 +1,5 @@
-"""The throughput benchmark's other modes (--compare, --latency, --rebuild) run on a small scale, so a
+"""The throughput benchmark's other modes (--latency, --rebuild; --compare in
+`tests/test_bench_compare.py`) run on a small scale, so a
 rename in the pipeline or in Quix Streams cannot break them unnoticed. Their figures are printed,
 never asserted: only that each ran and printed its figure lines."""
 
@@ -26,34 +27,6 @@ def bench(*args: str, module: str = "bench.dispensing_throughput", timeout: floa
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
-
-
-def test_compare_runs_quix_reghub_and_the_deployed_hub_twice_and_prints_the_ratios() -> None:
-    # the deployed row starts the real `reghub worker --processes 2` twice: its start-up takes a while
-    out = bench("--compare", "-n", "300", "--persons", "50", timeout=420)
-    for line in (
-        "ceiling:",
-        "round 1, quix:",
-        "round 1, reghub:",
-        "round 2, quix:",
-        "round 2, reghub:",
-        "round 1, deployed:",
-        "round 2, deployed:",
-        "quix (median):",
-        "reghub (median):",
-        "deployed (median):",
-        "reghub / quix:",
-        "deployed (--processes 2) / quix:",
-        "CPU per report, reghub / quix:",
-        "quix / ceiling:",
-        "reghub / ceiling:",
-        "quix CPU per report (µs, median of the rounds): consumer",
-        "reghub CPU per report (µs, median of the rounds): consumer",
-        "deployed (--processes 2, workers summed) CPU per report (µs, median of the rounds): "
-        "consumer",
-    ):
-        assert line in out, (line, out)
-    assert out.count("300 purchase rows added") == 2, out
 
 
 def test_latency_prints_percentiles_of_both_measuring_points_and_of_the_quix_peer() -> None:
