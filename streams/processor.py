@@ -39,6 +39,19 @@ from streams.log_identity import LogIdentityUnknown, log_ids
 from streams.metrics import Metrics
 from streams.pipeline import BatchResult, Pipeline
 from streams.relay import Relay
+from streams.steps import (
+    BACKOFF,
+    BEFORE,
+    COMMIT,
+    FETCH,
+    IDLE_COMMIT,
+    IN_FLIGHT,
+    LOOP,
+    PUBLISH,
+    PUBLISHING,
+    WRITE,
+    Steps,
+)
 from streams.topics import INPUTS, TopicNames, TopicSpec
 
 log = logging.getLogger(__name__)
@@ -85,6 +98,7 @@ class ProcessorStats:
     incidents: list[dict[str, object]] = field(default_factory=list)
     committed: dict[tuple[str, int], int] = field(default_factory=dict)  # next offset per partition
     batch_limit: int | None = None  # records per fetch while cut down after failures; None: full
+    empty_fetches: int = 0  # polls that brought nothing since the last committed batch
 
     def failed(self, error: str) -> None:
         self.failures += 1
@@ -206,6 +220,7 @@ class RegisterProcessor:
         self._decode_now.set()
         self.pipeline.on_write = self._decode_now.set
         self._specs = {names(spec): spec for spec in INPUTS}
+        self.steps = Steps()  # where the loop waits now: the watchdog names it (streams.watchdog)
         self._order = {names(spec): i for i, spec in enumerate(INPUTS)}
 
     async def start(self) -> None:
@@ -280,9 +295,12 @@ class RegisterProcessor:
         ahead: asyncio.Task[Fetched | None] | None = None
         try:
             while not self._stopping.is_set():
+                self.steps.enter(LOOP, FETCH)
                 fetched = await (ahead or self.fetch())
                 ahead = asyncio.create_task(self.fetch())
                 if fetched is None:
+                    self.stats.empty_fetches += 1
+                    self.steps.enter(LOOP, IDLE_COMMIT)
                     await self._commit_when_idle()
                     continue
                 try:
@@ -301,6 +319,7 @@ class RegisterProcessor:
                     ):  # the failed batch last: its offsets are earlier
                         for tp, records in undone.batch.items() if undone else ():
                             self.consumer.seek(tp, records[0].offset)
+                    self.steps.enter(LOOP, BACKOFF)
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, self.config.retry_backoff_max_s)
         finally:
@@ -401,8 +420,10 @@ class RegisterProcessor:
         offsets = {
             (tp.topic, tp.partition): records[-1].offset + 1 for tp, records in batch.items()
         }
+        self.steps.enter(LOOP, IN_FLIGHT)
         async with self.in_flight:
             # Steps 3-5
+            self.steps.enter(LOOP, WRITE)
             began = time.perf_counter()
             self._decode_now.clear()
             try:
@@ -416,6 +437,7 @@ class RegisterProcessor:
             if before is not None and not before.done():
                 # At most one batch waits to be published: a loop that ran ahead would queue ever
                 # smaller batches behind a slower publisher; waiting lets the next batch grow instead.
+                self.steps.enter(LOOP, BEFORE)
                 await asyncio.shield(before)
             self._finishing = asyncio.create_task(
                 self._finish(before, fetched, offsets, result, seconds)
@@ -441,8 +463,22 @@ class RegisterProcessor:
         assert self.consumer is not None
         if before is not None:
             await before
+        try:
+            await self._finish_one(fetched, offsets, result, seconds)
+        finally:
+            self.steps.leave(PUBLISHING)
+
+    async def _finish_one(
+        self,
+        fetched: Fetched,
+        offsets: dict[tuple[str, int], int],
+        result: BatchResult,
+        seconds: float,
+    ) -> None:
+        assert self.consumer is not None
         batch = fetched.batch
         # Step 6 (its time overlaps the next batch's steps 3-5)
+        self.steps.enter(PUBLISHING, PUBLISH)
         started = time.perf_counter()
         published = await self._publish(result.outbox_id, result.outputs)
         self.pipeline.step("publish", started)
@@ -452,6 +488,7 @@ class RegisterProcessor:
         if not published:
             return
         if time.monotonic() - self._kafka_committed_at >= self.config.kafka_commit_interval_s:
+            self.steps.enter(PUBLISHING, COMMIT)
             await self.commit_kafka_offsets()
         self.stats.committed.update(offsets)
         self.stats.succeeded()
@@ -504,6 +541,25 @@ class RegisterProcessor:
             for tp, offset in offsets.items():  # tried again at the next commit, if still ours
                 self._uncommitted.setdefault(tp, offset)
         self.pipeline.step("commit", started)
+
+    async def reseek(self) -> int:
+        """Move every assigned partition to the offset the register has read to, dropping whatever
+        the consumer fetched, buffered or waits for: the watchdog's remedy (`streams.watchdog`) when
+        fetches bring nothing while the log's end is ahead. Returns how many partitions moved.
+
+        Raises:
+            RegisterUnavailable: the register's offsets could not be read; nothing moved.
+        """
+        assert self.consumer is not None
+        async with self.register.unit_of_work(rollback=True) as uow:  # reads only
+            offsets = await uow.consumer_offsets(self.config.group_id)
+        moved = 0
+        for tp in self.consumer.assignment():
+            found = offsets.get((tp.topic, tp.partition))
+            if found is not None:
+                self.consumer.seek(tp, found[0])
+                moved += 1
+        return moved
 
     def lag_by_partition(self) -> dict[tuple[str, int], int]:
         """Records in each assigned partition not yet committed (from the last fetch's high
@@ -603,5 +659,6 @@ class RegisterProcessor:
         for k, v in counts.items():
             s.outcomes[k] = s.outcomes.get(k, 0) + v
         s.last_batch_at = time.time()
+        s.empty_fetches = 0
         if self.on_batch is not None:
             self.on_batch(s)
