@@ -118,18 +118,27 @@ class Health:
         if stall is not None:
             lag, seconds = stall
             found.append(
-                f"stalled: lag {lag}, nothing committed for {seconds:.0f} s ({self.waits_on()})"
+                f"stalled: lag {'unknown' if lag is None else lag}, nothing committed for "
+                f"{seconds:.0f} s ({self.waits_on()})"
             )
         return found
 
-    def stalled(self) -> tuple[int, float] | None:
+    def stalled(self) -> tuple[int | None, float] | None:
         """(lag, seconds) when nothing was committed for `stall_seconds` while the partitions had
         lag; None otherwise. The seconds count from the last committed batch, or from when lag was
         first seen after none, whichever is later: a worker idle for an hour is not stalled the
-        moment its next record arrives."""
+        moment its next record arrives. Lag is None (unknown) when partitions were assigned that long
+        ago and no fetch has answered for any of them since (every answer tells the log's end, even
+        an empty one): the worker is stuck in the hand-over or its fetches never come back."""
         s = self.processor.stats
         lag = self.lag()
         now = time.time()
+        if lag is None:
+            self._lag_since = None
+            since = max(s.assigned_at or now, s.last_batch_at or 0.0)
+            if s.assigned and now - since > self.config.stall_seconds:
+                return None, now - since
+            return None
         if not lag:
             self._lag_since = None
             return None

@@ -94,6 +94,7 @@ class ProcessorStats:
     failing_since: float | None = None  # first failure of the current run of failed attempts
     last_error: str | None = None
     assigned: int | None = None  # partitions held; None until the group is joined
+    assigned_at: float | None = None  # when they were last assigned
     started_at: float = field(default_factory=time.time)
     incidents: list[dict[str, object]] = field(default_factory=list)
     committed: dict[tuple[str, int], int] = field(default_factory=dict)  # next offset per partition
@@ -155,6 +156,7 @@ class _Rebalance(ConsumerRebalanceListener):
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         p = self.processor
         p.stats.assigned = len(p.consumer.assignment()) if p.consumer is not None else 0
+        p.stats.assigned_at = time.time()
         if not assigned or p.consumer is None:
             return
         # aiokafka starts fetching the new partitions while this runs; paused, nothing fetched from

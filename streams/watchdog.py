@@ -121,9 +121,11 @@ class Watchdog:
                     f"{self.stall_seconds:.0f} s"
                 )
             log.error(
-                "stalled: nothing committed for %.0f s with lag %d; %s — %s",
+                "stalled: nothing committed for %.0f s with lag %s; %s — %s",
                 seconds,
-                lag,
+                "unknown (no fetch answered since the partitions were assigned)"
+                if lag is None
+                else lag,
                 waits_on,
                 remedy,
             )
@@ -131,7 +133,7 @@ class Watchdog:
         waited = time.monotonic() - self.noticed
         if waited >= self.stall_seconds * (OUTSIDE_FACTOR if outside else 1):
             log.critical(
-                "still stalled %.0f s after it was noticed (lag %d; %s): exiting with %d so that "
+                "still stalled %.0f s after it was noticed (lag %s; %s): exiting with %d so that "
                 "the worker is started again from the register's offsets",
                 waited,
                 lag,
