@@ -56,6 +56,12 @@ from streams.topics import INPUTS, TopicNames, TopicSpec
 
 log = logging.getLogger(__name__)
 
+EMPTY_BEHIND_LIMIT = 3
+"""Polls in a row that bring nothing while the partitions are behind before the fetch wait is raised."""
+
+FETCH_WAIT_MAX_MS = 2_000
+"""The longest the fetch wait is raised to (`RegisterProcessor.widen_fetch_wait`)."""
+
 DECODE_SLICE = 256
 """Records decoded between two yields to the event loop: the next batch is decoded in slices while the
 current one waits on the database (a slice takes a few milliseconds), not in one block at its first
@@ -100,6 +106,8 @@ class ProcessorStats:
     committed: dict[tuple[str, int], int] = field(default_factory=dict)  # next offset per partition
     batch_limit: int | None = None  # records per fetch while cut down after failures; None: full
     empty_fetches: int = 0  # polls that brought nothing since the last committed batch
+    empty_behind: int = 0  # polls in a row that brought nothing while the partitions were behind
+    fetch_wait_ms: int | None = None  # the broker's fetch wait asked for now
 
     def failed(self, error: str) -> None:
         self.failures += 1
@@ -302,9 +310,11 @@ class RegisterProcessor:
                 ahead = asyncio.create_task(self.fetch())
                 if fetched is None:
                     self.stats.empty_fetches += 1
+                    self._empty_while_behind()
                     self.steps.enter(LOOP, IDLE_COMMIT)
                     await self._commit_when_idle()
                     continue
+                self.stats.empty_behind = 0
                 try:
                     await self.process(fetched, wait=False)
                     backoff = 0.5
@@ -543,6 +553,57 @@ class RegisterProcessor:
             for tp, offset in offsets.items():  # tried again at the next commit, if still ours
                 self._uncommitted.setdefault(tp, offset)
         self.pipeline.step("commit", started)
+
+    def _empty_while_behind(self) -> None:
+        """A poll brought nothing: if the broker said the partitions hold more than this worker has
+        committed (and no batch of its own is still being published), count it; after
+        `EMPTY_BEHIND_LIMIT` in a row, ask the broker to wait longer (`widen_fetch_wait`).
+
+        Tansu's storage lists every batch of a partition on each fetch and stops listing when the
+        fetch's wait is over; once a partition holds more batches than it lists in that time, every
+        fetch from behind comes back empty, without an error, the high watermark ahead, and the
+        consumer asks again forever (the soak's stall at minute 54).
+        """
+        finishing = self._finishing
+        if finishing is not None and not finishing.done():
+            return  # its records are behind until it is published
+        paused = self.consumer.paused() if self.consumer is not None else set()
+        behind = sum(
+            lag
+            for (topic, part), lag in self.lag_by_partition().items()
+            if TopicPartition(topic, part) not in paused
+        )
+        if not behind:
+            self.stats.empty_behind = 0
+            return
+        self.stats.empty_behind += 1
+        if self.stats.empty_behind >= EMPTY_BEHIND_LIMIT:
+            self.stats.empty_behind = 0
+            self.widen_fetch_wait(behind)
+
+    def widen_fetch_wait(self, behind: int) -> bool:
+        """Ask the broker to wait four times as long per fetch (up to `FETCH_WAIT_MAX_MS`); True if it
+        was raised. A broker with records to give answers at once whatever the wait (Kafka does), so
+        only a poll that finds nothing waits longer.
+        """
+        # aiokafka reads the wait from its fetcher for every request; it has no public setter
+        fetcher = getattr(self.consumer, "_fetcher", None)
+        now = getattr(fetcher, "_fetch_max_wait_ms", None)
+        if not isinstance(now, int) or now >= FETCH_WAIT_MAX_MS:
+            return False
+        wider = min(FETCH_WAIT_MAX_MS, max(now * 4, 10))
+        fetcher._fetch_max_wait_ms = wider  # type: ignore[union-attr]
+        self.stats.fetch_wait_ms = wider
+        log.warning(
+            "fetches came back empty %d times in a row with %d records behind: the broker's fetch "
+            "wait raised from %d to %d ms (a broker that lists a partition within the wait, as "
+            "Tansu does, finds nothing when it runs out)",
+            EMPTY_BEHIND_LIMIT,
+            behind,
+            now,
+            wider,
+        )
+        return True
 
     async def reseek(self) -> int:
         """Move every assigned partition to the offset the register has read to, dropping whatever

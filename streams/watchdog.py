@@ -108,7 +108,7 @@ class Watchdog:
             if fetching and outside is None:
                 remedy = (
                     f"fetches bring nothing ({stats.empty_fetches} empty since the last committed "
-                    f"batch) though the log's end is ahead: {await self.reseek()}"
+                    f"batch) though the log's end is ahead: {await self.reseek(lag)}"
                 )
             elif outside is not None:
                 remedy = (
@@ -153,11 +153,16 @@ class Watchdog:
         ]
         return "; ".join(said) or None
 
-    async def reseek(self) -> str:
-        """Move the consumer back to the register's offsets; says what came of it."""
+    async def reseek(self, lag: int | None) -> str:
+        """Ask the broker to wait longer per fetch and move the consumer back to the register's
+        offsets; says what came of it."""
+        wider = self.processor.widen_fetch_wait(lag or 0)
+        said = f"fetch wait now {self.processor.stats.fetch_wait_ms} ms; " if wider else ""
         try:
             moved = await asyncio.wait_for(self.processor.reseek(), self.stall_seconds)
         except Exception as exc:  # the exit follows if nothing moves
-            return f"could not move the consumer back to the register's offsets ({exc!r:.200})"
+            return (
+                f"{said}could not move the consumer back to the register's offsets ({exc!r:.200})"
+            )
         self.reseeks += 1
-        return f"moved the consumer back to the register's offsets on {moved} partitions"
+        return f"{said}moved the consumer back to the register's offsets on {moved} partitions"

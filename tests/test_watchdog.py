@@ -26,6 +26,7 @@ from sinks.register import Register
 from streams.topics import DISPENSINGS, TopicNames
 from streams.watchdog import EXIT_STALLED
 from tests.conftest import PG_ADMIN_DSN
+from tests.kafka_helpers import as_json
 from tests.messages import report
 from tests.test_batch_shrink import person, produce_many
 from tests.test_readiness import get, wait_ready
@@ -108,6 +109,59 @@ async def test_a_stall_is_named_and_ends_in_a_restart_that_loses_nothing(
         assert await registered(register) == REPORTS
     finally:
         await frozen.close()
+        if proc.poll() is None:
+            proc.terminate()
+            await asyncio.to_thread(proc.wait, 20)
+
+
+async def produce_one_batch_each(bootstrap: str, topic: str, reports: list[dict]) -> None:
+    """Each report sent on its own and acknowledged before the next: one record batch each, as a
+    steady trickle of reports leaves them in the broker."""
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
+    await producer.start()
+    try:
+        for r in reports:
+            await (await producer.send(topic, as_json(r), key=r["person"]["key"].encode()))
+    finally:
+        await producer.stop()
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_fetches_that_come_back_empty_while_behind_widen_the_fetch_wait(
+    broker: EmbeddedBroker,
+    settings: Settings,
+    register: Register,
+    database_url: str,
+    tmp_path: Path,
+) -> None:
+    """The soak's stall, made quick: Tansu lists all of a partition's batches within the fetch's
+    wait, and a fetch whose wait ran out first comes back empty, without an error, the high watermark
+    ahead. 3,000 batches take more than the 1 ms wait asked for here to list, as 150,000 batches a
+    partition took more than the worker's 50 ms at minute 54 of the soak: the worker used to
+    register the first report and then poll empty answers forever. It now asks for a longer wait
+    after three empty polls in a row while it is behind, and registers every report."""
+    topic = TopicNames(settings.topic_prefix)(DISPENSINGS)
+    await create_topics(broker.bootstrap, TopicNames(settings.topic_prefix), 1)
+    reports = [
+        report(f"e{n}", 10_000, "2024-03-01T10:00:00+01:00", person=person(n)) for n in range(3_000)
+    ]
+    await produce_one_batch_each(broker.bootstrap, topic, reports)
+    port = free_port()
+    env = worker_env(broker, settings, port, tmp_path)
+    env.update({"REGHUB_FETCH_MAX_WAIT_MS": "1", "REGHUB_LOG_LEVEL": "warning"})
+    log = tmp_path / "worker.log"
+    proc = spawn_reghub(["worker"], env, log, tmp_path)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and await registered(register) < len(reports):
+            await asyncio.sleep(0.2)
+        text = log.read_text()
+        health = await asyncio.to_thread(get, port, "/health")
+        assert await registered(register) == len(reports), f"{health}\n{text[-3000:]}"
+        assert "the broker's fetch wait raised from 1 to 10 ms" in text, text[-3000:]
+    finally:
         if proc.poll() is None:
             proc.terminate()
             await asyncio.to_thread(proc.wait, 20)
