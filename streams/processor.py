@@ -21,6 +21,7 @@ import gc
 import logging
 import math
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -57,7 +58,10 @@ from streams.topics import INPUTS, TopicNames, TopicSpec
 log = logging.getLogger(__name__)
 
 EMPTY_BEHIND_LIMIT = 3
-"""Polls in a row that bring nothing while the partitions are behind before the fetch wait is raised."""
+"""Polls that bring nothing while the partitions are behind, within `EMPTY_BEHIND_WINDOW_S`, before the
+fetch wait is raised. Behind, a poll should never come back empty: the broker has records to give."""
+
+EMPTY_BEHIND_WINDOW_S = 60.0
 
 FETCH_WAIT_MAX_MS = 2_000
 """The longest the fetch wait is raised to (`RegisterProcessor.widen_fetch_wait`)."""
@@ -106,7 +110,6 @@ class ProcessorStats:
     committed: dict[tuple[str, int], int] = field(default_factory=dict)  # next offset per partition
     batch_limit: int | None = None  # records per fetch while cut down after failures; None: full
     empty_fetches: int = 0  # polls that brought nothing since the last committed batch
-    empty_behind: int = 0  # polls in a row that brought nothing while the partitions were behind
     fetch_wait_ms: int | None = None  # the broker's fetch wait asked for now
 
     def failed(self, error: str) -> None:
@@ -230,6 +233,7 @@ class RegisterProcessor:
         self._decode_now.set()
         self.pipeline.on_write = self._decode_now.set
         self._specs = {names(spec): spec for spec in INPUTS}
+        self._empty_behind: deque[float] = deque(maxlen=EMPTY_BEHIND_LIMIT)  # when (monotonic)
         self.steps = Steps()  # where the loop waits now: the watchdog names it (streams.watchdog)
         self._order = {names(spec): i for i, spec in enumerate(INPUTS)}
 
@@ -314,7 +318,6 @@ class RegisterProcessor:
                     self.steps.enter(LOOP, IDLE_COMMIT)
                     await self._commit_when_idle()
                     continue
-                self.stats.empty_behind = 0
                 try:
                     await self.process(fetched, wait=False)
                     backoff = 0.5
@@ -556,8 +559,10 @@ class RegisterProcessor:
 
     def _empty_while_behind(self) -> None:
         """A poll brought nothing: if the broker said the partitions hold more than this worker has
-        committed (and no batch of its own is still being published), count it; after
-        `EMPTY_BEHIND_LIMIT` in a row, ask the broker to wait longer (`widen_fetch_wait`).
+        committed (and no batch of its own is still being published), note it; after
+        `EMPTY_BEHIND_LIMIT` within `EMPTY_BEHIND_WINDOW_S`, ask the broker to wait longer
+        (`widen_fetch_wait`). Not "in a row": while the wait is just too short, a fetch now and then
+        still brings records.
 
         Tansu's storage lists every batch of a partition on each fetch and stops listing when the
         fetch's wait is over; once a partition holds more batches than it lists in that time, every
@@ -574,11 +579,14 @@ class RegisterProcessor:
             if TopicPartition(topic, part) not in paused
         )
         if not behind:
-            self.stats.empty_behind = 0
             return
-        self.stats.empty_behind += 1
-        if self.stats.empty_behind >= EMPTY_BEHIND_LIMIT:
-            self.stats.empty_behind = 0
+        now = time.monotonic()
+        self._empty_behind.append(now)
+        if (
+            len(self._empty_behind) == EMPTY_BEHIND_LIMIT
+            and now - self._empty_behind[0] <= EMPTY_BEHIND_WINDOW_S
+        ):
+            self._empty_behind.clear()
             self.widen_fetch_wait(behind)
 
     def widen_fetch_wait(self, behind: int) -> bool:
@@ -595,10 +603,11 @@ class RegisterProcessor:
         fetcher._fetch_max_wait_ms = wider  # type: ignore[union-attr]
         self.stats.fetch_wait_ms = wider
         log.warning(
-            "fetches came back empty %d times in a row with %d records behind: the broker's fetch "
-            "wait raised from %d to %d ms (a broker that lists a partition within the wait, as "
-            "Tansu does, finds nothing when it runs out)",
+            "polls came back empty %d times within %.0f s with %d records behind: the broker's "
+            "fetch wait raised from %d to %d ms (a broker that lists a partition within the wait, "
+            "as Tansu does, finds nothing when it runs out)",
             EMPTY_BEHIND_LIMIT,
+            EMPTY_BEHIND_WINDOW_S,
             behind,
             now,
             wider,
