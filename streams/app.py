@@ -32,6 +32,7 @@ from streams.metrics import CONTENT_TYPE
 from streams.obligation_watch import LagWatch, earliest_due, raise_missing
 from streams.place_watch import raise_unregistered_starts
 from streams.processor import RegisterProcessor
+from streams.watchdog import Watchdog
 
 log = logging.getLogger(__name__)
 
@@ -153,17 +154,22 @@ def create_app(
         autodiscover=False,
     )
     readiness = Health(processor, health)
+    watchdog = Watchdog(processor, readiness)
 
     async def register_consumer() -> None:
         # probes run from the start, beside faust's own start-up (its timers begin only after that)
         probing = asyncio.create_task(readiness.run())
+        watching: asyncio.Task[None] | None = None
         try:
             await wait_for_register(processor, readiness)
             await processor.start()
             log.info("register consumer started")
+            # a stall is logged, mended or ended by an exit (streams.watchdog); not while stopping
+            watching = asyncio.create_task(watchdog.run())
             try:
                 await processor.run()
             finally:
+                watching.cancel()
                 await processor.close()
         finally:
             probing.cancel()

@@ -47,6 +47,7 @@ class Health:
         self.config = config
         self.probes = Probes()
         self.waiting: str | None = None  # what the worker waits for before it starts, if anything
+        self._lag_since: float | None = None  # when lag was first seen after none (`stalled`)
 
     async def run(self) -> None:
         """Probe every `probe_seconds` until cancelled."""
@@ -62,6 +63,7 @@ class Health:
             self.probes.broker = await _answer(p.producer.client.fetch_all_metadata(), timeout)
         self.probes.register = await _answer(self._outbox_backlog(), timeout)
         self.probes.at = time.time()
+        self.stalled()  # notes when lag was first seen, whether or not anyone asks /ready
 
     async def _outbox_backlog(self) -> None:
         async with self.processor.register.engine.connect() as conn:
@@ -112,11 +114,46 @@ class Health:
             cfg.probe_seconds + cfg.probe_timeout
         ):
             found.append(f"probes stuck: last answer {now - self.probes.at:.0f} s ago")
-        lag = self.lag()
-        since = s.last_batch_at or s.started_at
-        if lag and now - since > cfg.stall_seconds:
-            found.append(f"stalled: lag {lag}, nothing committed for {now - since:.0f} s")
+        stall = self.stalled()
+        if stall is not None:
+            lag, seconds = stall
+            found.append(
+                f"stalled: lag {'unknown' if lag is None else lag}, nothing committed for "
+                f"{seconds:.0f} s ({self.waits_on()})"
+            )
         return found
+
+    def stalled(self) -> tuple[int | None, float] | None:
+        """(lag, seconds) when nothing was committed for `stall_seconds` while the partitions had
+        lag; None otherwise. The seconds count from the last committed batch, or from when lag was
+        first seen after none, whichever is later: a worker idle for an hour is not stalled the
+        moment its next record arrives. Lag is None (unknown) when partitions were assigned that long
+        ago and no fetch has answered for any of them since (every answer tells the log's end, even
+        an empty one): the worker is stuck in the hand-over or its fetches never come back."""
+        s = self.processor.stats
+        lag = self.lag()
+        now = time.time()
+        if lag is None:
+            self._lag_since = None
+            since = max(s.assigned_at or now, s.last_batch_at or 0.0)
+            if s.assigned and now - since > self.config.stall_seconds:
+                return None, now - since
+            return None
+        if not lag:
+            self._lag_since = None
+            return None
+        if self._lag_since is None:
+            self._lag_since = now
+        seconds = now - max(s.last_batch_at or s.started_at, self._lag_since)
+        if seconds > self.config.stall_seconds:
+            return lag, seconds
+        return None
+
+    def waits_on(self) -> str:
+        """What the batch loop and the publishing wait on now, and who holds the relay's lock."""
+        relay = getattr(self.processor, "relay", None)
+        holder = relay.holder if relay is not None else None
+        return self.processor.steps.describe(("relay lock", holder))
 
     def report(self) -> dict[str, Any]:
         s = self.processor.stats

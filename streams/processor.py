@@ -21,6 +21,7 @@ import gc
 import logging
 import math
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,9 +42,31 @@ from streams.log_identity import LogIdentityUnknown, log_ids
 from streams.metrics import Metrics
 from streams.pipeline import BatchResult, Pipeline
 from streams.relay import Relay
+from streams.steps import (
+    BACKOFF,
+    BEFORE,
+    COMMIT,
+    FETCH,
+    IDLE_COMMIT,
+    IN_FLIGHT,
+    LOOP,
+    PUBLISH,
+    PUBLISHING,
+    WRITE,
+    Steps,
+)
 from streams.topics import INPUTS, TopicNames, TopicSpec
 
 log = logging.getLogger(__name__)
+
+EMPTY_BEHIND_LIMIT = 3
+"""Polls that bring nothing while the partitions are behind, within `EMPTY_BEHIND_WINDOW_S`, before the
+fetch wait is raised. Behind, a poll should never come back empty: the broker has records to give."""
+
+EMPTY_BEHIND_WINDOW_S = 60.0
+
+FETCH_WAIT_MAX_MS = 2_000
+"""The longest the fetch wait is raised to (`RegisterProcessor.widen_fetch_wait`)."""
 
 DECODE_SLICE = 256
 """Records decoded between two yields to the event loop: the next batch is decoded in slices while the
@@ -85,10 +108,13 @@ class ProcessorStats:
     failing_since: float | None = None  # first failure of the current run of failed attempts
     last_error: str | None = None
     assigned: int | None = None  # partitions held; None until the group is joined
+    assigned_at: float | None = None  # when they were last assigned
     started_at: float = field(default_factory=time.time)
     incidents: list[dict[str, object]] = field(default_factory=list)
     committed: dict[tuple[str, int], int] = field(default_factory=dict)  # next offset per partition
     batch_limit: int | None = None  # records per fetch while cut down after failures; None: full
+    empty_fetches: int = 0  # polls that brought nothing since the last committed batch
+    fetch_wait_ms: int | None = None  # the broker's fetch wait asked for now
 
     def failed(self, error: str) -> None:
         self.failures += 1
@@ -145,6 +171,7 @@ class _Rebalance(ConsumerRebalanceListener):
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         p = self.processor
         p.stats.assigned = len(p.consumer.assignment()) if p.consumer is not None else 0
+        p.stats.assigned_at = time.time()
         if not assigned or p.consumer is None:
             return
         # aiokafka starts fetching the new partitions while this runs; paused, nothing fetched from
@@ -212,6 +239,8 @@ class RegisterProcessor:
         self._decode_now.set()
         self.pipeline.on_write = self._decode_now.set
         self._specs = {names(spec): spec for spec in INPUTS}
+        self._empty_behind: deque[float] = deque(maxlen=EMPTY_BEHIND_LIMIT)  # when (monotonic)
+        self.steps = Steps()  # where the loop waits now: the watchdog names it (streams.watchdog)
         self._order = {names(spec): i for i, spec in enumerate(INPUTS)}
 
     async def start(self) -> None:
@@ -303,9 +332,13 @@ class RegisterProcessor:
         assert self.consumer is not None
         if self._stopping.is_set():  # stopped while waiting to retry
             return
+        self.steps.enter(LOOP, FETCH)
         fetched = await (self._ahead or self.fetch())
         self._ahead = asyncio.create_task(self.fetch())
         if fetched is None:
+            self.stats.empty_fetches += 1
+            self._empty_while_behind()
+            self.steps.enter(LOOP, IDLE_COMMIT)
             await self._commit_when_idle()
             return
         try:
@@ -333,6 +366,7 @@ class RegisterProcessor:
         for undone in (stale, fetched):  # the failed batch last: its offsets are earlier
             for tp, records in undone.batch.items() if undone else ():
                 self.consumer.seek(tp, records[0].offset)
+        self.steps.enter(LOOP, BACKOFF)
 
     def _shrink_batches(self, failed: int) -> None:
         """A batch the register could not take is fetched again at half its size, down to one
@@ -426,8 +460,10 @@ class RegisterProcessor:
         offsets = {
             (tp.topic, tp.partition): records[-1].offset + 1 for tp, records in batch.items()
         }
+        self.steps.enter(LOOP, IN_FLIGHT)
         async with self.in_flight:
             # Steps 3-5
+            self.steps.enter(LOOP, WRITE)
             began = time.perf_counter()
             self._decode_now.clear()
             try:
@@ -441,6 +477,7 @@ class RegisterProcessor:
             if before is not None and not before.done():
                 # At most one batch waits to be published: a loop that ran ahead would queue ever
                 # smaller batches behind a slower publisher; waiting lets the next batch grow instead.
+                self.steps.enter(LOOP, BEFORE)
                 await asyncio.shield(before)
             self._finishing = asyncio.create_task(
                 self._finish(before, fetched, offsets, result, seconds)
@@ -466,8 +503,22 @@ class RegisterProcessor:
         assert self.consumer is not None
         if before is not None:
             await before
+        try:
+            await self._finish_one(fetched, offsets, result, seconds)
+        finally:
+            self.steps.leave(PUBLISHING)
+
+    async def _finish_one(
+        self,
+        fetched: Fetched,
+        offsets: dict[tuple[str, int], int],
+        result: BatchResult,
+        seconds: float,
+    ) -> None:
+        assert self.consumer is not None
         batch = fetched.batch
         # Step 6 (its time overlaps the next batch's steps 3-5)
+        self.steps.enter(PUBLISHING, PUBLISH)
         started = time.perf_counter()
         published = await self._publish(result.outbox_id, result.outputs)
         self.pipeline.step("publish", started)
@@ -477,6 +528,7 @@ class RegisterProcessor:
         if not published:
             return
         if time.monotonic() - self._kafka_committed_at >= self.config.kafka_commit_interval_s:
+            self.steps.enter(PUBLISHING, COMMIT)
             await self.commit_kafka_offsets()
         self.stats.committed.update(offsets)
         self.stats.succeeded()
@@ -529,6 +581,82 @@ class RegisterProcessor:
             for tp, offset in offsets.items():  # tried again at the next commit, if still ours
                 self._uncommitted.setdefault(tp, offset)
         self.pipeline.step("commit", started)
+
+    def _empty_while_behind(self) -> None:
+        """A poll brought nothing: if the broker said the partitions hold more than this worker has
+        committed (and no batch of its own is still being published), note it; after
+        `EMPTY_BEHIND_LIMIT` within `EMPTY_BEHIND_WINDOW_S`, ask the broker to wait longer
+        (`widen_fetch_wait`). Not "in a row": while the wait is just too short, a fetch now and then
+        still brings records.
+
+        Tansu's storage lists every batch of a partition on each fetch and stops listing when the
+        fetch's wait is over; once a partition holds more batches than it lists in that time, every
+        fetch from behind comes back empty, without an error, the high watermark ahead, and the
+        consumer asks again forever (the soak's stall at minute 54).
+        """
+        finishing = self._finishing
+        if finishing is not None and not finishing.done():
+            return  # its records are behind until it is published
+        paused = self.consumer.paused() if self.consumer is not None else set()
+        behind = sum(
+            lag
+            for (topic, part), lag in self.lag_by_partition().items()
+            if TopicPartition(topic, part) not in paused
+        )
+        if not behind:
+            return
+        now = time.monotonic()
+        self._empty_behind.append(now)
+        if (
+            len(self._empty_behind) == EMPTY_BEHIND_LIMIT
+            and now - self._empty_behind[0] <= EMPTY_BEHIND_WINDOW_S
+        ):
+            self._empty_behind.clear()
+            self.widen_fetch_wait(behind)
+
+    def widen_fetch_wait(self, behind: int) -> bool:
+        """Ask the broker to wait four times as long per fetch (up to `FETCH_WAIT_MAX_MS`); True if it
+        was raised. A broker with records to give answers at once whatever the wait (Kafka does), so
+        only a poll that finds nothing waits longer.
+        """
+        # aiokafka reads the wait from its fetcher for every request; it has no public setter
+        fetcher = getattr(self.consumer, "_fetcher", None)
+        now = getattr(fetcher, "_fetch_max_wait_ms", None)
+        if not isinstance(now, int) or now >= FETCH_WAIT_MAX_MS:
+            return False
+        wider = min(FETCH_WAIT_MAX_MS, max(now * 4, 10))
+        fetcher._fetch_max_wait_ms = wider  # type: ignore[union-attr]
+        self.stats.fetch_wait_ms = wider
+        log.warning(
+            "polls came back empty %d times within %.0f s with %d records behind: the broker's "
+            "fetch wait raised from %d to %d ms (a broker that lists a partition within the wait, "
+            "as Tansu does, finds nothing when it runs out)",
+            EMPTY_BEHIND_LIMIT,
+            EMPTY_BEHIND_WINDOW_S,
+            behind,
+            now,
+            wider,
+        )
+        return True
+
+    async def reseek(self) -> int:
+        """Move every assigned partition to the offset the register has read to, dropping whatever
+        the consumer fetched, buffered or waits for: the watchdog's remedy (`streams.watchdog`) when
+        fetches bring nothing while the log's end is ahead. Returns how many partitions moved.
+
+        Raises:
+            RegisterUnavailable: the register's offsets could not be read; nothing moved.
+        """
+        assert self.consumer is not None
+        async with self.register.unit_of_work(rollback=True) as uow:  # reads only
+            offsets = await uow.consumer_offsets(self.config.group_id)
+        moved = 0
+        for tp in self.consumer.assignment():
+            found = offsets.get((tp.topic, tp.partition))
+            if found is not None:
+                self.consumer.seek(tp, found[0])
+                moved += 1
+        return moved
 
     def lag_by_partition(self) -> dict[tuple[str, int], int]:
         """Records in each assigned partition not yet committed (from the last fetch's high
@@ -641,5 +769,6 @@ class RegisterProcessor:
         for k, v in counts.items():
             s.outcomes[k] = s.outcomes.get(k, 0) + v
         s.last_batch_at = time.time()
+        s.empty_fetches = 0
         if self.on_batch is not None:
             self.on_batch(s)

@@ -10,10 +10,11 @@ first, so an output is never published before an earlier one of the same key is.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from sinks import outbox
@@ -56,6 +57,7 @@ class Relay:
         self.published = 0  # records published since start, drains included
         self.last_sent_at: float | None = None
         self._lock = asyncio.Lock()
+        self.holder: tuple[str, float] | None = None  # who holds the lock, since (monotonic)
         self._unmarked: list[int] = []  # rows published, not yet marked sent
         self._marked_at = -math.inf
 
@@ -66,7 +68,7 @@ class Relay:
         A row is marked in a transaction of its own; one per batch was a third of each batch's
         publishing, which the next batch waits for. A row published and not yet marked when the
         worker dies is published again at the next start: a duplicate, never a loss."""
-        async with self._lock:
+        async with self._locked("publish"):
             if self.dirty:
                 await self._drain()
                 return
@@ -85,7 +87,7 @@ class Relay:
     async def flush(self) -> None:
         """Mark sent now every row published and not yet marked: before the partitions go to another
         worker (whose first drain would publish them again) and when the worker stops."""
-        async with self._lock:
+        async with self._locked("flush"):
             if self._unmarked:
                 await self._mark()
 
@@ -100,8 +102,18 @@ class Relay:
     async def drain(self, older_than: float = 0.0) -> int:
         """Publish unsent rows, oldest first; with `older_than`, only rows committed that many seconds
         ago or earlier (a timer's sweep for rows another worker left). Returns records published."""
-        async with self._lock:
+        async with self._locked("outbox sweep" if older_than else "drain"):
             return await self._drain(older_than)
+
+    @contextlib.asynccontextmanager
+    async def _locked(self, why: str) -> AsyncIterator[None]:
+        """The relay's lock, noting who holds it (`holder`): a stall names it (`streams.watchdog`)."""
+        async with self._lock:
+            self.holder = (why, time.monotonic())
+            try:
+                yield
+            finally:
+                self.holder = None
 
     async def _drain(self, older_than: float = 0.0) -> int:
         published = 0
