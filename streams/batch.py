@@ -76,7 +76,10 @@ class Batch:
         self.loaded = loaded
         self.scales = scales
         self.out = out
-        self.changes = BatchChanges(loaded={k: loaded.states.get(k) for k in loaded.states})
+        self.changes = BatchChanges(
+            loaded={k: loaded.states.get(k) for k in loaded.states},
+            known_obligations=set(loaded.obligations),
+        )
         self.outputs: list[Outgoing] = []
         self.new_scales: list[Scale] = []
         self.counts: dict[str, int] = {}
