@@ -4,8 +4,8 @@ Reads: the persons a batch touches (locked on PostgreSQL), the purchases, period
 messages refer to, parked messages, the scales, and the obligations its messages name. Writes: persons,
 periods and purchases (on PostgreSQL through asyncpg directly: `COPY` for purchases, `unnest()` and JSON
 upserts for persons and periods, measured several times faster than `executemany`, design.md "The hot
-path, measured"), grants, supplements, balances, agreements, obligations, custody and relations, and
-the dashboard's counts. Set-based statements only: no ORM object per event. Runs in the transaction of
+path, measured"), grants, supplements, balances, agreements, obligations (new ones by `COPY`), custody
+and relations, and the dashboard's counts. Set-based statements only: no ORM object per event. Runs in the transaction of
 the unit of work that owns it (`sinks.register.RegisterUnitOfWork.ctr`).
 """
 

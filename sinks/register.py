@@ -143,7 +143,8 @@ class RegisterUnitOfWork(OnTransaction):
            purchases, grants and the like, obligations, custody, relations, corrections, scales,
            parked messages);
         4b. the treatment-place register's rows (`PlacesStore.write_rows`);
-        5. processed message ids with their outputs;
+        5. processed message ids with their outputs (a registered dispensing has none: its purchase
+           row, written in step 2 with its content hash, tells it was processed);
         6. the consumed offset per topic-partition, with the log it belongs to;
         7. the counts the dashboard reads (`CtrStore.write_counts`). Last, so their row locks are
            held shortest.
