@@ -20,12 +20,13 @@ from reghub.compliance_table import print_day
 from rules.compliance import DaySummary
 from sinks import counts, tables
 from sinks.ctr_store import CtrStore
+from sinks.errors import RegisterUnavailable
 from streams.compliance import close_day, day_summaries
 from streams.decode import Decoded, Source, decode
 from streams.handlers.base import ApplyConfig
 from streams.obligation_watch import raise_missing
 from streams.outputs import Outputs
-from streams.pipeline import BatchResult
+from streams.pipeline import BatchResult, Pipeline
 from streams.topics import (
     ALERTS,
     DECISIONS_MADE,
@@ -420,3 +421,43 @@ async def test_compliance_counts_whatever_the_batches(
         ]
     finally:
         await hub.register.close()
+
+
+async def test_an_obligation_another_worker_wrote_meanwhile_is_found_when_the_batch_runs_again(
+    database_url: str,
+) -> None:
+    """r1's report finds no obligation and would write it as new; another worker's batch announces
+    r1's payment in between (its row committed after this batch loaded). The batch is not refused: it
+    is retried (`RegisterUnavailable`), and then it meets the announced obligation, on time."""
+    if database_url.startswith("sqlite"):
+        pytest.skip(
+            "SQLite has one writer at a time: nobody comes between a batch's load and write"
+        )
+    other = Clocked(database_url)
+    await other.pipeline.start()
+
+    class Racing(Pipeline):
+        raced = False
+
+        async def load(self, uow: Any, decoded: Any) -> Any:
+            loaded = await super().load(uow, decoded)
+            if not Racing.raced:
+                Racing.raced = True
+                await other.at(PAID, PAYMENTS, payment(1))
+            return loaded
+
+    hub = Clocked(database_url)
+    hub.pipeline = Racing(hub.register, NAMES, CONFIG)
+    await hub.pipeline.start()
+    try:
+        with pytest.raises(RegisterUnavailable):
+            await hub.at(PAID + timedelta(seconds=10), DISPENSINGS, its_report(1))
+        hub.offset -= 1  # the same record again
+        done = await hub.at(PAID + timedelta(seconds=10), DISPENSINGS, its_report(1))
+        assert done.counts == {"registered": 1}
+        assert await hub.states() == {"payment:12300:d-r1": "on_time"}
+        async with hub.register.engine.connect() as conn:
+            assert (await counts.totals(conn)).obligations == {"on_time": 1}
+    finally:
+        await hub.register.close()
+        await other.register.close()
