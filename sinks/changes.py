@@ -60,6 +60,8 @@ class BatchChanges:
     )  # typed rows of other tables, upserted by their stores
     aliases: list[tuple[Alias, date]] = field(default_factory=list)  # new numbers, with birth dates
     merges: list[Merge] = field(default_factory=list)
+    # the obligation ids the batch found in the register (loaded, locked): a row of any other is new
+    known_obligations: set[str] = field(default_factory=set)
 
     def keep(self, state: PersonState) -> None:
         """Record a person's state after an event, with the period it now has."""

@@ -4,8 +4,8 @@ Reads: the persons a batch touches (locked on PostgreSQL), the purchases, period
 messages refer to, parked messages, the scales, and the obligations its messages name. Writes: persons,
 periods and purchases (on PostgreSQL through asyncpg directly: `COPY` for purchases, `unnest()` and JSON
 upserts for persons and periods, measured several times faster than `executemany`, design.md "The hot
-path, measured"), grants, supplements, balances, agreements, obligations, custody and relations, and
-the dashboard's counts. Set-based statements only: no ORM object per event. Runs in the transaction of
+path, measured"), grants, supplements, balances, agreements, obligations (new ones by `COPY`), custody
+and relations, and the dashboard's counts. Set-based statements only: no ORM object per event. Runs in the transaction of
 the unit of work that owns it (`sinks.register.RegisterUnitOfWork.ctr`).
 """
 
@@ -527,7 +527,7 @@ class CtrStore(OnTransaction):
             written = grouped[ObligationRow]
             if self.is_postgres:
                 del grouped[ObligationRow]
-                total += await self._write_obligations(written)
+                total += await self._write_obligations(written, changes.known_obligations)
             else:  # the states before, read before the upsert below
                 total += await self._obligation_moves_sqlite(written)
         for row_type, rows in grouped.items():
@@ -671,17 +671,33 @@ class CtrStore(OnTransaction):
                 "purchases", records=changes.purchases, columns=PurchaseRow._fields
             )
 
-    async def _write_obligations(self, rows: list[Any]) -> counts.Tally:
-        """Obligation rows (a row per report) as one upsert of a JSON array of rows (`_json_rows`).
-        The latest row of an obligation the batch wrote twice is the one that stays, as with one
-        upsert per row.
+    async def _write_obligations(self, rows: list[Any], known: set[str]) -> counts.Tally:
+        """Obligation rows (a row per report). The latest row of an obligation the batch wrote twice
+        is the one that stays, as with one upsert per row. Those the batch did not find in the register
+        (`known`: loaded and locked) are new: one `COPY` (most are a report whose payment was not
+        announced, met as it comes). The others are one upsert of a JSON array of rows (`json_rows`).
 
-        Returns how the obligations moved between states (`sinks.counts`), from the same statement:
-        its sub-statements all read the table as it was before the upsert, so `found` holds the states
-        the batch found (the rows are locked since the batch loaded them)."""
+        Returns how the obligations moved between states (`sinks.counts`): a new one enters its
+        state; for the others, from the upsert itself: its sub-statements all read the table as it was
+        before the upsert, so `found` holds the states the batch found (the rows are locked since the
+        batch loaded them).
+
+        Raises:
+            asyncpg.UniqueViolationError: another worker inserted one of the new obligations since the
+                batch loaded them (`sinks.errors`: run the batch again, which then finds it).
+        """
         latest = {row[0]: row for row in rows}
         raw = await self._raw()
-        moved = await raw.fetch(
+        new = [row for oid, row in latest.items() if oid not in known]
+        moved = counts.obligation_moves((), (row.state for row in new))
+        if new:
+            await raw.copy_records_to_table(
+                "obligations", records=new, columns=ObligationRow._fields
+            )
+        found = [row for oid, row in latest.items() if oid in known]
+        if not found:
+            return moved
+        moves = await raw.fetch(
             """WITH incoming AS (
               SELECT (r->>0)::varchar AS obligation_id, (r->>1)::varchar AS kind,
                 (r->>2)::varchar AS reporter, (r->>3)::varchar AS legal_basis,
@@ -705,9 +721,9 @@ class CtrStore(OnTransaction):
             SELECT state, sum(n)::bigint AS n
             FROM (SELECT state, -1 AS n FROM found UNION ALL SELECT state, 1 AS n FROM written) AS moves
             GROUP BY state""",
-            json_rows(list(latest.values())),
+            json_rows(found),
         )
-        return counts.Tally(obligations={r["state"]: int(r["n"]) for r in moved if r["n"]})
+        return moved + counts.Tally(obligations={r["state"]: int(r["n"]) for r in moves if r["n"]})
 
     async def _obligation_moves_sqlite(self, rows: list[Any]) -> counts.Tally:
         """How the obligation rows about to be written move obligations between states: the states

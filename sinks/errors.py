@@ -10,8 +10,15 @@ import sqlite3
 from collections.abc import Iterator
 
 # A unique key that another worker (or a redelivery racing this batch) filled first: "already
-# processed". Retrying reloads the register, where the message now shows as a duplicate.
-_ALREADY_PROCESSED = ("processed_messages", "purchases_report_id", "purchases.report_id")
+# processed". Retrying reloads the register, where the message now shows as a duplicate. An obligation
+# the batch did not find is inserted as new (`CtrStore._write_obligations`): one another worker wrote
+# since is found, locked and updated when the batch runs again.
+_ALREADY_PROCESSED = (
+    "processed_messages",
+    "purchases_report_id",
+    "purchases.report_id",
+    "obligations_pkey",
+)
 _TRANSIENT_CLASSES = ("08", "40", "53", "55", "57", "58", "HV")
 
 

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import event, select
+from sqlalchemy import event, literal, null, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from sinks import outbox
@@ -89,24 +89,46 @@ class RegisterUnitOfWork(OnTransaction):
         self.places = PlacesStore(conn)
 
     async def known_messages(
-        self, ids: Iterable[tuple[str, str]]
+        self, ids: Iterable[tuple[str, str]], by_purchase: Iterable[str] = ()
     ) -> dict[tuple[str, str], tuple[str, bytes | None, int | None]]:
         """Messages already processed, in one round trip: (topic, id) -> (outcome, output kept for it,
-        content hash)."""
+        content hash).
+
+        On the topics `by_purchase` a registered message is known by its purchase row (report id =
+        message id), which holds its content hash; a row registered before that column (hash NULL)
+        has a processed row as well, and that one answers."""
         wanted = set(ids)
         if not wanted:
             return {}
         m = t.processed_messages
-        query = select(
+        query: Any = select(
             m.c.source_topic, m.c.message_id, m.c.outcome, m.c.output, m.c.content_hash
         ).where(self._among(m.c.message_id, "ids"), self._among(m.c.source_topic, "topics"))
         ids = sorted({mid for _, mid in wanted})
         topics = sorted({topic for topic, _ in wanted})
+        params: dict[str, Any] = {"ids": ids, "topics": topics}
+        purchase_topics = sorted(set(by_purchase) & set(topics))
+        if purchase_topics:
+            p = t.purchases
+            rids = sorted({mid for topic, mid in wanted if topic in purchase_topics})
+            query = query.union_all(
+                select(
+                    null().label("source_topic"),
+                    p.c.report_id,
+                    literal("registered").label("outcome"),
+                    null().label("output"),
+                    p.c.content_hash,
+                ).where(self._among(p.c.report_id, "rids"), p.c.content_hash.is_not(None))
+            )
+            params["rids"] = rids
         found = {}
-        for r in await self.conn.execute(query, {"ids": ids, "topics": topics}):
-            if (r.source_topic, r.message_id) in wanted:
+        for r in await self.conn.execute(query, params):
+            if r.source_topic is None:  # a purchase row: the same id on each topic known by rows
+                for topic in purchase_topics:
+                    found.setdefault((topic, r.message_id), (r.outcome, r.output, r.content_hash))
+            elif (r.source_topic, r.message_id) in wanted:
                 found[(r.source_topic, r.message_id)] = (r.outcome, r.output, r.content_hash)
-        return found
+        return {k: v for k, v in found.items() if k in wanted}
 
     async def keep_outputs(self, outputs: list[Outgoing], now: datetime) -> int:
         """The batch's outputs as one outbox row (`sinks.outbox`); returns its id."""
@@ -121,7 +143,8 @@ class RegisterUnitOfWork(OnTransaction):
            purchases, grants and the like, obligations, custody, relations, corrections, scales,
            parked messages);
         4b. the treatment-place register's rows (`PlacesStore.write_rows`);
-        5. processed message ids with their outputs;
+        5. processed message ids with their outputs (a registered dispensing has none: its purchase
+           row, written in step 2 with its content hash, tells it was processed);
         6. the consumed offset per topic-partition, with the log it belongs to;
         7. the counts the dashboard reads (`CtrStore.write_counts`). Last, so their row locks are
            held shortest.

@@ -166,6 +166,7 @@ class PurchaseRow(NamedTuple):
     source_partition: int
     source_offset: int
     registered_at: datetime
+    content_hash: int | None = None  # the report's (`streams.decode.content_hash`)
 
 
 class ProcessedRow(NamedTuple):

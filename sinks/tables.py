@@ -165,6 +165,10 @@ purchases = Table(
     Column("source_partition", Integer, nullable=False),
     Column("source_offset", BigInteger, nullable=False),
     Column("registered_at", DateTime(timezone=True), nullable=False),
+    # the report's content hash (`processed_messages.content_hash`): a registered report is known by
+    # its purchase row, and a resend of its id with other content is a conflict. NULL on rows
+    # registered before the column, whose processed_messages row holds it.
+    Column("content_hash", BigInteger),
 )
 Index("ix_purchases_person_period", purchases.c.person_key, purchases.c.period_start)
 

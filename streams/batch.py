@@ -76,7 +76,10 @@ class Batch:
         self.loaded = loaded
         self.scales = scales
         self.out = out
-        self.changes = BatchChanges(loaded={k: loaded.states.get(k) for k in loaded.states})
+        self.changes = BatchChanges(
+            loaded={k: loaded.states.get(k) for k in loaded.states},
+            known_obligations=set(loaded.obligations),
+        )
         self.outputs: list[Outgoing] = []
         self.new_scales: list[Scale] = []
         self.counts: dict[str, int] = {}
@@ -185,8 +188,14 @@ class Batch:
 
     # -- the merge (called by the pipeline only) ---------------------------------------------------
 
-    def merge(self, d: Decoded, fx: Effects, replaces: bool = False) -> None:
-        """Add one message's effects to the batch. Called only after its handler returned."""
+    def merge(
+        self, d: Decoded, fx: Effects, replaces: bool = False, known_by_purchase: bool = False
+    ) -> None:
+        """Add one message's effects to the batch. Called only after its handler returned.
+
+        A message `known_by_purchase` (`Handler.known_by_purchase`) that registered its purchase gets
+        no processed row: its purchase row, with its content hash, tells it is known. One that replaces
+        a processed row (a parked report replayed) still replaces that row."""
         c = self.changes
         for state in fx.states:
             c.keep(state)
@@ -224,15 +233,22 @@ class Batch:
             self.reject(fx.rejected)
         if fx.outcome is not None:
             where = (d.source.topic, d.message_id)
-            row = ProcessedRow(
-                d.message_id,
-                d.source.topic,
-                fx.outcome,
-                fx.output,
-                self.out.now,
-                self.loaded.hashes.get(where),
+            own_row = (
+                known_by_purchase
+                and not replaces
+                and fx.outcome == "registered"
+                and any(p.report_id == d.message_id for p in fx.purchases)
             )
-            (c.replacing if replaces else c.processed).append(row)
+            if not own_row:
+                row = ProcessedRow(
+                    d.message_id,
+                    d.source.topic,
+                    fx.outcome,
+                    fx.output,
+                    self.out.now,
+                    self.loaded.hashes.get(where),
+                )
+                (c.replacing if replaces else c.processed).append(row)
             self._count(fx.outcome)
             if fx.outcome != "registered":  # a registered report's decision says it all
                 self.outputs.append(self.out.change(d, fx.outcome, fx.reason))

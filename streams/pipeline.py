@@ -238,8 +238,9 @@ class Pipeline:
     def _handle(self, batch: Batch, d: Decoded, ctx: Context) -> None:
         """One message: its handler's effects merged, or, if the handler raised, an `internal_error`."""
         replaces = (d.source.topic, d.message_id) in batch.loaded.known
+        handler = self.handlers[d.spec]
         try:
-            fx = self.handlers[d.spec].handle(batch, d, ctx)
+            fx = handler.handle(batch, d, ctx)
         except Exception:  # a bug on one message never stops the partition
             log.exception(
                 "internal error handling %s at %s/%d",
@@ -249,7 +250,7 @@ class Pipeline:
             )
             batch.reject(Rejected(d.source, "internal_error", d.message_id, d.person_key))
             return
-        batch.merge(d, fx, replaces)
+        batch.merge(d, fx, replaces, known_by_purchase=handler.known_by_purchase)
 
     async def load(
         self, uow: RegisterUnitOfWork, decoded: list[Decoded]
@@ -262,7 +263,10 @@ class Pipeline:
         was parked: that is decided again when it is replayed.
         """
         loaded = Loaded()
-        known = await uow.known_messages((d.source.topic, d.message_id) for d in decoded)
+        known = await uow.known_messages(
+            ((d.source.topic, d.message_id) for d in decoded),
+            {d.source.topic for d in decoded if self.handlers[d.spec].known_by_purchase},
+        )
         loaded.known = {k: v[:2] for k, v in known.items() if v[0] == "parked"}
         fresh: list[Decoded] = []
         duplicates: list[Decoded] = []

@@ -58,6 +58,7 @@ EVERY_REVISION = [
     "0014_read_audit_place",
     "0015_fee_halves_start_alerts",
     "0016_register_counts",
+    "0017_purchase_content_hash",
 ]
 AT = datetime(2024, 5, 2, 9, 30, 15, tzinfo=UTC)
 

@@ -17,13 +17,16 @@ import pytest
 from rich.console import Console
 
 from reghub.compliance_table import print_day
-from sinks import tables
-from streams.compliance import close_day
+from rules.compliance import DaySummary
+from sinks import counts, tables
+from sinks.ctr_store import CtrStore
+from sinks.errors import RegisterUnavailable
+from streams.compliance import close_day, day_summaries
 from streams.decode import Decoded, Source, decode
 from streams.handlers.base import ApplyConfig
 from streams.obligation_watch import raise_missing
 from streams.outputs import Outputs
-from streams.pipeline import BatchResult
+from streams.pipeline import BatchResult, Pipeline
 from streams.topics import (
     ALERTS,
     DECISIONS_MADE,
@@ -35,10 +38,11 @@ from streams.topics import (
 )
 from tests.conftest import settings_for
 from tests.messages import PERSON, report
-from tests.test_handler_atomicity import NAMES
+from tests.test_handler_atomicity import NAMES, two_databases
 from tests.test_person_identity import Hub
 
 pytestmark = pytest.mark.database
+__all__ = ["two_databases"]  # the fixture, shared
 
 PAID = datetime(2024, 5, 2, 10, 0, tzinfo=UTC)
 CONFIG = ApplyConfig("obligations", 60, b"test-pseudonym-key-0123456789")
@@ -341,3 +345,119 @@ async def test_a_cpr_shaped_dispensing_id_is_masked_in_alerts_and_on_monitor(hub
     async with hub.register.engine.connect() as conn:
         view = await obligations_view(conn)
     assert [m["obligation"] for m in view["missing"]] == ["payment:12300:**********"] * 2
+
+
+def _mixed_day() -> list[tuple[int, TopicSpec, dict[str, Any]]]:
+    """A day of obligations of every kind until the watch looks (120 s after PAID): (seconds after PAID
+    it reached the broker, topic, message). r3's report comes after the watch, 5 min late.
+
+    r1 announced then reported on time; r2 announced then reported late; r3 announced, missing, then
+    resolved; r4 announced, missing; r5 announced, its report rejected, missing; r6 reported then
+    announced, on time; r7 reported late, then announced; r8 reported, never announced."""
+    bad = report("bad-5", -10_000, PAID.isoformat(), kind="return", return_of="never-sold")
+    bad["dispensing_id"] = "d-r5"
+    before_watch = [
+        *((0, PAYMENTS, payment(n)) for n in (1, 2, 3, 4, 5)),
+        (5, DISPENSINGS, bad),
+        (10, DISPENSINGS, its_report(6)),
+        (10, DISPENSINGS, its_report(8)),
+        (20, PAYMENTS, payment(6)),
+        (30, DISPENSINGS, its_report(1)),
+        (90, DISPENSINGS, its_report(2)),
+        (90, DISPENSINGS, its_report(7)),
+        (100, PAYMENTS, payment(7)),
+    ]
+    return before_watch
+
+
+@pytest.mark.parametrize("batched", [False, True], ids=["one-by-one", "batched"])
+async def test_compliance_counts_whatever_the_batches(
+    two_databases: tuple[str, str], batched: bool
+) -> None:
+    """The mixed day (`_mixed_day`) as one message per batch and as two batches (before the watch and
+    after it): the same obligations, the same day's summary and `reghub compliance` output, and the
+    gauge's counts by state (`sinks.counts`) equal to a count of the obligations table. A new
+    obligation is written by one path (`COPY`) and a found one by another (the upsert): one batch
+    writes every obligation of the day as new, one message per batch mostly updates found ones."""
+    url = two_databases[0]
+    hub = Clocked(url)
+    await hub.pipeline.start()
+    try:
+        items = []
+        for seconds, spec, message in _mixed_day():
+            hub.offset += 1
+            when = PAID + timedelta(seconds=seconds)
+            source = Source(
+                NAMES(spec), 0, hub.offset, PERSON.encode(), orjson.dumps(message),
+                int(when.timestamp() * 1000),
+            )  # fmt: skip
+            item = decode(source, spec)
+            assert isinstance(item, Decoded), item
+            items.append(item)
+        for batch in [items] if batched else [[item] for item in items]:
+            await hub.pipeline.run(batch, [], {})
+        await hub.watch(PAID + timedelta(seconds=120))
+        await hub.at(PAID + timedelta(minutes=5), DISPENSINGS, its_report(3))
+        assert await hub.states() == {
+            "payment:12300:d-r1": "on_time",
+            "payment:12300:d-r2": "late",
+            "payment:12300:d-r3": "resolved",
+            "payment:12300:d-r4": "missing",
+            "payment:12300:d-r5": "missing",
+            "payment:12300:d-r6": "on_time",
+            "payment:12300:d-r7": "late",
+            "payment:12300:d-r8": "reported",
+        }
+        async with hub.register.engine.connect() as conn:
+            gauge = (await counts.totals(conn)).obligations
+            summaries = await day_summaries(CtrStore(conn), date(2024, 5, 2))
+        assert gauge == {"on_time": 2, "late": 2, "resolved": 1, "missing": 2, "reported": 1}
+        assert summaries == [DaySummary(date(2024, 5, 2), "12300", 2, 2, 2, 1, 240)]
+        console = Console(record=True, width=120)
+        assert await print_day(settings_for("127.0.0.1:1", url, "c."), "2024-05-02", console) == 0
+        shown = [line.split() for line in console.export_text().splitlines() if "12300" in line]
+        assert shown == [
+            ["│", "12300", "│", "2", "│", "2", "│", "2", "│", "1", "│", "4", "min", "│"]
+        ]
+    finally:
+        await hub.register.close()
+
+
+async def test_an_obligation_another_worker_wrote_meanwhile_is_found_when_the_batch_runs_again(
+    database_url: str,
+) -> None:
+    """r1's report finds no obligation and would write it as new; another worker's batch announces
+    r1's payment in between (its row committed after this batch loaded). The batch is not refused: it
+    is retried (`RegisterUnavailable`), and then it meets the announced obligation, on time."""
+    if database_url.startswith("sqlite"):
+        pytest.skip(
+            "SQLite has one writer at a time: nobody comes between a batch's load and write"
+        )
+    other = Clocked(database_url)
+    await other.pipeline.start()
+
+    class Racing(Pipeline):
+        raced = False
+
+        async def load(self, uow: Any, decoded: Any) -> Any:
+            loaded = await super().load(uow, decoded)
+            if not Racing.raced:
+                Racing.raced = True
+                await other.at(PAID, PAYMENTS, payment(1))
+            return loaded
+
+    hub = Clocked(database_url)
+    hub.pipeline = Racing(hub.register, NAMES, CONFIG)
+    await hub.pipeline.start()
+    try:
+        with pytest.raises(RegisterUnavailable):
+            await hub.at(PAID + timedelta(seconds=10), DISPENSINGS, its_report(1))
+        hub.offset -= 1  # the same record again
+        done = await hub.at(PAID + timedelta(seconds=10), DISPENSINGS, its_report(1))
+        assert done.counts == {"registered": 1}
+        assert await hub.states() == {"payment:12300:d-r1": "on_time"}
+        async with hub.register.engine.connect() as conn:
+            assert (await counts.totals(conn)).obligations == {"on_time": 1}
+    finally:
+        await hub.register.close()
+        await other.register.close()

@@ -25,8 +25,8 @@ topic prefix and consumer group, and two `python -m reghub worker` processes con
    schemas) produced to the input topics as fast as the broker takes them; the workers must stay
    alive with /health answering, and every record must be dead-lettered with a reason (matched by
    the source position in its headers), or, if it happens to be valid, be taken: registered or
-   parked (`processed_messages`) or applied (the change feed, for topics that keep no ids). A
-   record identical to an earlier one with the same id is answered by that one's dead letter. In
+   parked (`purchases`, `processed_messages`) or applied (the change feed, for topics that keep no
+   ids). A record identical to an earlier one with the same id is answered by that one's dead letter. In
    this row "registered" counts the valid records taken and "decided" the dispensings among them
    with a decision.
 

@@ -60,7 +60,9 @@ class Fuzz:
                 return lag is not None and lag[0] == 0
 
             async def snapshot() -> tuple[Any, ...]:
-                processed = await hub.sql.scalar("SELECT count(*) FROM processed_messages")  # type: ignore[union-attr]
+                processed = await hub.sql.scalar(  # type: ignore[union-attr]
+                    "SELECT (SELECT count(*) FROM processed_messages) + (SELECT count(*) FROM purchases)"
+                )
                 return processed, hub.tails[0].records, hub.tails[1].records
 
             log("fuzz: produced; waiting until quiet")
@@ -79,7 +81,8 @@ class Fuzz:
                     outcomes.setdefault(c[:2], set()).add(c[2])
 
         # What became of each produced record: dead-lettered (its source position in the headers);
-        # taken, i.e. registered or parked (processed_messages keeps dispensing and correction ids)
+        # taken, i.e. registered or parked (purchases and processed_messages keep dispensing and
+        # correction ids)
         # or applied or parked on the change feed (the other topics keep no ids); answered by the
         # dead letter of an identical record with the same id; or lost.
         dead_at = Counter(d.source for d in truth.dead)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from bench.faults.hub import Hub
 from bench.faults.report import Row
 from bench.faults.topics import DeadLetter, purchase_decision, read_all
-from streams.topics import DEAD_LETTER, DECISIONS
+from streams.topics import DEAD_LETTER, DECISIONS, DISPENSINGS
 
 
 @dataclass
@@ -20,7 +20,9 @@ class Truth:
     saldo_mismatches: int
     decisions: Counter[str]  # report id → decision records on the topic
     dead: list[DeadLetter]
-    processed: set[tuple[str, str]]  # (source topic, message id) in processed_messages
+    # (source topic, message id) in processed_messages, and the dispensings registered as purchases
+    # (known by their purchase row alone)
+    processed: set[tuple[str, str]]
 
 
 async def count_truth(hub: Hub) -> Truth:
@@ -47,7 +49,8 @@ async def count_truth(hub: Hub) -> Truth:
         int(mismatches),
         decisions,
         dead,
-        {(r["source_topic"], r["message_id"]) for r in processed},
+        {(r["source_topic"], r["message_id"]) for r in processed}
+        | {(hub.topic(DISPENSINGS), r["report_id"]) for r in rows},
     )
 
 

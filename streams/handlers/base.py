@@ -128,6 +128,8 @@ class Handler:
     - `first`: whether the message takes effect before the batch's messages of other topics (a
       person's identity before their sales, whatever the topic order of the fetch), asked just before
       it would be handled first; a message it says no to keeps its place.
+    - `known_by_purchase`: a message registered as a purchase is known by its purchase row (report
+      id = message id, with its content hash) and leaves no `processed_messages` row of its own.
     """
 
     handle: HandleFn
@@ -137,6 +139,7 @@ class Handler:
     obligations: Callable[[Decoded], Iterable[str]] | None = None
     places: Callable[[Decoded], tuple[str, tuple[str, ...]]] | None = None
     first: Callable[[BatchView, Decoded], bool] | None = None
+    known_by_purchase: bool = False
 
 
 def person_state(view: BatchView, d: Decoded) -> PersonState:

@@ -451,6 +451,7 @@ def purchase_row(
         d.source.partition,
         d.source.offset,
         ctx.now,
+        d.digest,
     )
 
 
@@ -483,4 +484,5 @@ HANDLER = Handler(
     redecide=redecide,
     history=needs_history,
     obligations=_obligation_id,
+    known_by_purchase=True,
 )
