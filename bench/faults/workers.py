@@ -21,6 +21,7 @@ from reghub.broker import free_port
 REPO = Path(__file__).resolve().parent.parent.parent
 
 HEALTH_GRACE_S = 8.0  # a worker started this recently may not answer /health yet
+START_LIMIT_S = 120.0  # a worker that has not answered /health this long after a start is a miss
 
 
 class Worker:
@@ -33,6 +34,7 @@ class Worker:
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.started_at = 0.0
+        self.answered = False  # /health answered since the last start
         self.starts = 0
         self.last_health: dict[str, Any] = {}
 
@@ -56,6 +58,7 @@ class Worker:
                 start_new_session=True,
             )
         self.started_at = time.monotonic()
+        self.answered = False
         self.starts += 1
 
     @property
@@ -188,20 +191,28 @@ class Pool:
                     w.start()
 
     async def _probe_health(self) -> None:
-        """/health of every live worker once a second (not in its first seconds after a start)."""
+        """/health of every live worker once a second. A worker counts from its first answer after
+        a start: until then it is still starting (its imports alone may take 20 s on a loaded
+        machine), unless it has not answered `START_LIMIT_S` after the start, which is a miss."""
         while True:
             await asyncio.sleep(1.0)
             for w in self.workers:
                 if not w.alive or w.index in self.expected:
                     continue
-                if time.monotonic() - w.started_at < HEALTH_GRACE_S:
+                since = time.monotonic() - w.started_at
+                if since < HEALTH_GRACE_S:
                     continue
-                self.health_probes += 1
                 try:
                     w.last_health = await asyncio.to_thread(w.health)
                 except (OSError, ValueError) as exc:
+                    if not w.answered and since < START_LIMIT_S:
+                        continue  # still starting
+                    self.health_probes += 1
                     if w.alive and not self._stopping:
                         self.health_misses.append(f"worker {w.index}: {exc}")
+                else:
+                    w.answered = True
+                    self.health_probes += 1
 
     async def stop(self) -> list[int | None]:
         self._stopping = True
