@@ -20,6 +20,7 @@ in a fixed order (minutes, then totals), last in the batch's transaction.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -122,8 +123,35 @@ def slot_of(partitions: Iterable[int]) -> int:
     return min(partitions, default=0) % SLOTS
 
 
-def _insert(conn: AsyncConnection) -> Any:
-    return pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+_TOTALS = (
+    "purchases",
+    "subsidy",
+    "deviations",
+    "persons",
+    *(f"obligations_{state}" for state in t.OBLIGATION_STATES),
+)
+
+
+@functools.cache
+def _upserts(dialect: str) -> tuple[Any, Any]:
+    """The two statements `add` runs, built once per dialect: a statement built per batch leaves a
+    cycle of SQLAlchemy objects behind (its `excluded` alias), which only a full collection frees."""
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    m, r = t.register_minutes, t.register_totals
+    minutes = insert(m)
+    minutes = minutes.on_conflict_do_update(
+        index_elements=[m.c.minute, m.c.slot],
+        set_={
+            name: m.c[name] + minutes.excluded[name]
+            for name in ("purchases", "subsidy", "deviations")
+        },
+    )
+    totals = insert(r)
+    totals = totals.on_conflict_do_update(
+        index_elements=[r.c.slot],
+        set_={name: r.c[name] + totals.excluded[name] for name in _TOTALS},
+    )
+    return minutes, totals
 
 
 async def add(
@@ -134,17 +162,10 @@ async def add(
     Called last in the transaction that made the changes (the row locks are held until its commit).
     Writes nothing for empty counts.
     """
+    minutes_upsert, totals_upsert = _upserts(conn.dialect.name)
     if minutes:
-        m = t.register_minutes
-        stmt = _insert(conn)(m)
         await conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=[m.c.minute, m.c.slot],
-                set_={
-                    name: m.c[name] + stmt.excluded[name]
-                    for name in ("purchases", "subsidy", "deviations")
-                },
-            ),
+            minutes_upsert,
             [
                 {
                     "minute": minute,
@@ -157,7 +178,6 @@ async def add(
             ],
         )
     if total:
-        r = t.register_totals
         unknown = total.obligations.keys() - set(t.OBLIGATION_STATES)
         assert not unknown, f"obligation states without a count: {sorted(unknown)}"
         values = {
@@ -171,13 +191,7 @@ async def add(
                 for state in t.OBLIGATION_STATES
             },
         }
-        stmt = _insert(conn)(r).values(**values)
-        await conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=[r.c.slot],
-                set_={name: r.c[name] + stmt.excluded[name] for name in values if name != "slot"},
-            )
-        )
+        await conn.execute(totals_upsert, values)
 
 
 async def totals(conn: AsyncConnection) -> Tally:

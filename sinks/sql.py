@@ -4,6 +4,7 @@ statement (`unnest()` columns, a JSON array)."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import orjson
@@ -58,8 +59,16 @@ class OnTransaction:
 
 
 def upsert(conn: AsyncConnection, table: Table) -> Any:
-    """An insert of `table`'s rows that updates the row with the same primary key."""
-    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    """An insert of `table`'s rows that updates the row with the same primary key.
+
+    Built once per dialect and table: a statement built per batch leaves a cycle of expression objects
+    behind (its `excluded` alias), garbage only a full collection frees (`_among`)."""
+    return _upsert(conn.dialect.name, table)
+
+
+@functools.cache
+def _upsert(dialect: str, table: Table) -> Any:
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
     stmt = insert(table)
     keys = [c.name for c in table.primary_key.columns]
     if table is t.purchases:
