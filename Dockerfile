@@ -23,9 +23,9 @@ RUN pip install --no-cache-dir uv==0.13.9
 WORKDIR /app
 # The locked dependencies first: this layer changes only with pyproject.toml or uv.lock.
 COPY pyproject.toml uv.lock README.md ./
-RUN uv sync --locked --no-install-project --python /usr/local/bin/python
+RUN uv sync --locked --no-install-project --compile-bytecode --python /usr/local/bin/python
 COPY . /app
-RUN uv sync --locked --no-editable --python /usr/local/bin/python \
+RUN uv sync --locked --no-editable --compile-bytecode --python /usr/local/bin/python \
     && chown -R reghub:reghub /app
 
 USER reghub
