@@ -73,3 +73,26 @@ def test_a_cpr_number_inside_a_longer_run_of_digits_is_masked_in_logs() -> None:
         "dispensing 9**********7 at 1765000000000",
         "ordination x********** refused",
     ]
+
+
+def test_a_worker_logging_at_warning_makes_no_debug_records() -> None:
+    """faust's start-up spinner set the root logger to DEBUG at WARNING and above: every library's
+    debug record (aiokafka's, with each request's repr) was made and masked only to be dropped."""
+    import faust
+
+    from reghub.cli import faust_worker
+    from reghub.settings import Settings
+
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    worker = faust_worker(
+        faust.App("t-logs-spinner"),
+        Settings(log_level="warning", pseudonym_key="test-pseudonym-key-0123456789"),
+    )
+    try:
+        worker.on_setup_root_logger(root, logging.WARNING)  # what faust does once it set logging up
+        assert not logging.getLogger("aiokafka.conn").isEnabledFor(logging.DEBUG)
+        assert root.getEffectiveLevel() == logging.WARNING
+    finally:
+        root.setLevel(level)
+        root.handlers[:] = handlers
