@@ -25,7 +25,7 @@ from sinks.ctr_store import CtrStore
 from sinks.errors import RegisterError, RegisterRefused, RegisterUnavailable, classify
 from sinks.places_store import PlacesStore
 from sinks.rows import OffsetRow, Outgoing, ProcessedRow
-from sinks.sql import OnTransaction, columns, upsert
+from sinks.sql import OnTransaction, columns, plain, upsert
 
 __all__ = [
     "Register",
@@ -182,7 +182,7 @@ class RegisterUnitOfWork(OnTransaction):
         raw = await self._raw()
         if changes.processed:
             await raw.copy_records_to_table(
-                "processed_messages", records=changes.processed, columns=ProcessedRow._fields
+                "processed_messages", records=plain(changes.processed), columns=ProcessedRow._fields
             )
         if changes.replacing:
             await raw.execute(
