@@ -8,7 +8,6 @@ reports immediately after payment (or invoicing, when that comes first). A perso
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from functools import cached_property
 from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
@@ -24,6 +23,7 @@ from schemas.common import (
     PharmacySystemId,
     PNumber,
     WireModel,
+    once,
 )
 
 
@@ -63,7 +63,7 @@ class DispensingReport(WireModel):
         default=False, description="own payment goes to a henstand agreement"
     )
 
-    @cached_property
+    @once
     def paid_day(self) -> date:
         """The Danish local date of payment or invoicing (`payment_day`): the day the register books the
         purchase by. Worked out once per report: the handler path asks for it several times. Not a
@@ -72,7 +72,7 @@ class DispensingReport(WireModel):
         assert day is not None  # an `EventTime` lies well inside the calendar
         return day
 
-    @cached_property
+    @once
     def paid_at_utc(self) -> datetime:
         """`paid_or_invoiced_at` in UTC, as the register stores it."""
         return self.paid_or_invoiced_at.astimezone(UTC)
