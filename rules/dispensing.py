@@ -40,7 +40,9 @@ class RulesConfig:
     rights_based_coverage: Decimal = Decimal(100)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(
+    slots=True
+)  # not frozen: built once per report, and a frozen __init__ costs twice as much
 class _Priced:
     """A report's lines reduced to what the scale needs: saldo basis and the amounts beside it."""
 
