@@ -18,6 +18,7 @@ held this object holds the list of lines alone (see `kept`).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import replace
 from datetime import date, datetime
 from typing import Any
@@ -53,6 +54,12 @@ def needs(d: Decoded) -> Needs:
     day = m.paid_day
     if m.return_of:  # its sale may lie in an earlier period
         return Needs(report_ids=(m.return_of,), parked_ids=(m.return_of,), day=day, history=True)
+    return _sale_needs(day)
+
+
+@functools.lru_cache(maxsize=4_096)
+def _sale_needs(day: date) -> Needs:
+    """A sale's needs: its day's scale. One (immutable) value per day, not one per report."""
     return Needs(day=day)
 
 
