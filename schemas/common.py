@@ -13,10 +13,10 @@ and the two types every input topic uses for what no register should keep:
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Annotated, Any, Generic, TypeVar, overload
+from typing import Annotated, Any, Generic, Self, TypeVar, overload
 from zoneinfo import ZoneInfo
 
 from pydantic import (
@@ -74,6 +74,16 @@ class WireModel(BaseModel):
     """Strict, closed and immutable: an unknown field or a wrongly typed value is a rejection, not a guess."""
 
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True, ignored_types=(once,))
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A copy; with `update`, without the values `once` worked out from the fields it changes."""
+        copied = super().model_copy(update=update, deep=deep)
+        if update:
+            for cls in type(self).__mro__:
+                for name, attr in vars(cls).items():
+                    if isinstance(attr, once):
+                        copied.__dict__.pop(name, None)
+        return copied
 
 
 def _p_number(value: str) -> str:

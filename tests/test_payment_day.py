@@ -6,7 +6,7 @@ checked here against the date worked out directly.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -51,3 +51,14 @@ def test_born_after_the_danish_date_of_payment_whatever_the_offset(
         m = DispensingReport.model_validate_json(raw)
         assert m.paid_day == day
         assert m.paid_at_utc == at and m.paid_at_utc.tzinfo is UTC
+
+
+def test_a_copy_with_another_payment_time_has_its_own_day() -> None:
+    """The day and UTC time are worked out once per report; a copy that changes the payment time
+    (`model_copy(update=…)`) works them out again, from its own time."""
+    m = DispensingReport.model_validate_json(orjson.dumps(report("r1", 100)))
+    assert (m.paid_day, m.paid_at_utc) == (date(2024, 4, 2), datetime(2024, 4, 2, 9, tzinfo=UTC))
+    late = datetime(2024, 6, 1, 23, 30, tzinfo=UTC)  # 2 June in Copenhagen
+    copied = m.model_copy(update={"paid_or_invoiced_at": late})
+    assert (copied.paid_day, copied.paid_at_utc) == (date(2024, 6, 2), late)
+    assert m.model_copy().paid_day == date(2024, 4, 2)
