@@ -69,7 +69,7 @@ def needs_history(d: Decoded, loaded: PersonState | None, latest: dict[str, date
     m: DispensingReport = d.message  # type: ignore[assignment]
     key = d.person_key
     assert key is not None
-    paid_at = m.paid_or_invoiced_at
+    paid_at = m.paid_at_utc  # the same instant; UTC times compare without asking for offsets
     period = loaded.period if loaded is not None else None
     before = latest.get(key) or (period.last_paid_at if period is not None else None)
     if before is None or paid_at > before:
