@@ -111,6 +111,8 @@ class RegisterUnitOfWork(OnTransaction):
         if purchase_topics:
             p = t.purchases
             rids = sorted({mid for topic, mid in wanted if topic in purchase_topics})
+            # a batch of reports alone asks for the same ids twice: one list, sent once
+            rids_name = "ids" if rids == ids else "rids"
             query = query.union_all(
                 select(
                     null().label("source_topic"),
@@ -118,9 +120,9 @@ class RegisterUnitOfWork(OnTransaction):
                     literal("registered").label("outcome"),
                     null().label("output"),
                     p.c.content_hash,
-                ).where(self._among(p.c.report_id, "rids"), p.c.content_hash.is_not(None))
+                ).where(self._among(p.c.report_id, rids_name), p.c.content_hash.is_not(None))
             )
-            params["rids"] = rids
+            params[rids_name] = rids
         found = {}
         for r in await self.conn.execute(query, params):
             if r.source_topic is None:  # a purchase row: the same id on each topic known by rows
