@@ -71,4 +71,7 @@ def repay(balances: tuple[Balance, ...], amount: Ore) -> tuple[Ore, tuple[Balanc
 
 
 def open_total(balances: tuple[Balance, ...]) -> Ore:
+    """What the open balancing amounts add up to (+ owed to the person, − owed by the person)."""
+    if not balances:  # the usual purchase: no generator to start
+        return 0
     return sum(b.remaining for b in balances)

@@ -40,7 +40,9 @@ class RulesConfig:
     rights_based_coverage: Decimal = Decimal(100)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(
+    slots=True
+)  # not frozen: built once per report, and a frozen __init__ costs twice as much
 class _Priced:
     """A report's lines reduced to what the scale needs: saldo basis and the amounts beside it."""
 
@@ -106,7 +108,7 @@ def is_late(state: PersonState, report: DispensingReport, day: date) -> bool:
     if day < period.start:
         return True
     latest = period.last_paid_at
-    return latest is not None and report.paid_or_invoiced_at < latest
+    return latest is not None and report.paid_at_utc < latest
 
 
 def apply_dispensing(
@@ -162,7 +164,7 @@ def apply_dispensing(
             saldo_before = period.saldo
             entitled = entitlement(period.saldo, priced.basis, scale, period.under18)
             latest = period.last_paid_at
-            paid_at = report.paid_or_invoiced_at
+            paid_at = report.paid_at_utc  # the same instant; UTC times compare without offsets
             period = Period(
                 period.start,
                 period.end,

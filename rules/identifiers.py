@@ -206,6 +206,8 @@ def person_number_runs(text: str) -> list[tuple[int, int]]:
 
 def contains_person_number(text: str) -> bool:
     """Whether `text` holds a run of ten digits (or DDMMYY-SSSS) that reads as a CPR number."""
+    if len(text) < 10 or _PERSON_NUMBER_SHAPE.search(text) is None:  # most ids: no such run at all
+        return False
     return bool(person_number_spans(text))
 
 

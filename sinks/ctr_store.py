@@ -56,7 +56,7 @@ from sinks.rows import (
     obligation_of,
     utc,
 )
-from sinks.sql import OnTransaction, columns, json_rows, upsert
+from sinks.sql import OnTransaction, columns, json_rows, plain, upsert
 
 Row = dict[str, Any]
 
@@ -668,7 +668,7 @@ class CtrStore(OnTransaction):
             )
         if changes.purchases:
             await raw.copy_records_to_table(
-                "purchases", records=changes.purchases, columns=PurchaseRow._fields
+                "purchases", records=plain(changes.purchases), columns=PurchaseRow._fields
             )
 
     async def _write_obligations(self, rows: list[Any], known: set[str]) -> counts.Tally:
@@ -692,7 +692,7 @@ class CtrStore(OnTransaction):
         moved = counts.obligation_moves((), (row.state for row in new))
         if new:
             await raw.copy_records_to_table(
-                "obligations", records=new, columns=ObligationRow._fields
+                "obligations", records=plain(new), columns=ObligationRow._fields
             )
         found = [row for oid, row in latest.items() if oid in known]
         if not found:

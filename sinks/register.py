@@ -25,7 +25,7 @@ from sinks.ctr_store import CtrStore
 from sinks.errors import RegisterError, RegisterRefused, RegisterUnavailable, classify
 from sinks.places_store import PlacesStore
 from sinks.rows import OffsetRow, Outgoing, ProcessedRow
-from sinks.sql import OnTransaction, columns, upsert
+from sinks.sql import OnTransaction, columns, plain, upsert
 
 __all__ = [
     "Register",
@@ -111,6 +111,8 @@ class RegisterUnitOfWork(OnTransaction):
         if purchase_topics:
             p = t.purchases
             rids = sorted({mid for topic, mid in wanted if topic in purchase_topics})
+            # a batch of reports alone asks for the same ids twice: one list, sent once
+            rids_name = "ids" if rids == ids else "rids"
             query = query.union_all(
                 select(
                     null().label("source_topic"),
@@ -118,9 +120,9 @@ class RegisterUnitOfWork(OnTransaction):
                     literal("registered").label("outcome"),
                     null().label("output"),
                     p.c.content_hash,
-                ).where(self._among(p.c.report_id, "rids"), p.c.content_hash.is_not(None))
+                ).where(self._among(p.c.report_id, rids_name), p.c.content_hash.is_not(None))
             )
-            params["rids"] = rids
+            params[rids_name] = rids
         found = {}
         for r in await self.conn.execute(query, params):
             if r.source_topic is None:  # a purchase row: the same id on each topic known by rows
@@ -182,7 +184,7 @@ class RegisterUnitOfWork(OnTransaction):
         raw = await self._raw()
         if changes.processed:
             await raw.copy_records_to_table(
-                "processed_messages", records=changes.processed, columns=ProcessedRow._fields
+                "processed_messages", records=plain(changes.processed), columns=ProcessedRow._fields
             )
         if changes.replacing:
             await raw.execute(

@@ -29,8 +29,8 @@ class Outgoing:
 def utc(at: datetime | None) -> datetime | None:
     """A time as the register stores it: in UTC. SQLite keeps no offset, so a time read back without
     one is UTC, and a time written is converted to UTC first."""
-    if at is None:
-        return None
+    if at is None or at.tzinfo is UTC:  # most are in UTC already (the hub's clock, broker times)
+        return at
     return at.astimezone(UTC) if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 

@@ -5,6 +5,7 @@ statement (`unnest()` columns, a JSON array)."""
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
@@ -96,3 +97,10 @@ def json_rows(rows: list[Any]) -> str:
 def columns(rows: list[Any]) -> list[list[Any]]:
     """Typed rows as one array per column, for `unnest()`."""
     return [list(column) for column in zip(*rows, strict=True)]
+
+
+def plain(rows: Iterable[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Typed rows (`NamedTuple`s) as plain tuples, for asyncpg's `copy_records_to_table`: it reads a
+    tuple subclass's values through the generic subscript, which cost about 2 µs more per purchase row
+    (35 values) than the copy to a plain tuple does (measured on a batch of 5,000)."""
+    return [tuple(row) for row in rows]

@@ -9,6 +9,7 @@ the producer and to show on the change feed.
 from __future__ import annotations
 
 import hashlib
+import struct
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -224,10 +225,12 @@ def parse(value: bytes, spec: TopicSpec, timestamp_ms: int = 0) -> BaseModel:
         pydantic.ValidationError: the bytes are not a valid message of this topic.
     """
     assert spec.schema is not None
+    # the model's own validator, as `model_validate_json` calls it, without that wrapper's frame
+    validator = spec.schema.__pydantic_validator__
     if timestamp_ms > 0:
         received = datetime.fromtimestamp(timestamp_ms / 1000, UTC)
-        return spec.schema.model_validate_json(value, context={RECEIVED_AT: received})
-    return spec.schema.model_validate_json(value)
+        return validator.validate_json(value, context={RECEIVED_AT: received})
+    return validator.validate_json(value)
 
 
 def record_key(message: BaseModel, spec: TopicSpec) -> str:
@@ -267,8 +270,12 @@ def content_hash(value: bytes | None) -> int:
     return _hash(raw)
 
 
+_SIGNED_64 = struct.Struct(">q").unpack
+"""Eight bytes as a big-endian signed integer: `int.from_bytes(…, "big", signed=True)`, parsed once."""
+
+
 def _hash(raw: bytes) -> int:
-    return int.from_bytes(hashlib.blake2b(raw, digest_size=8).digest(), "big", signed=True)
+    return _SIGNED_64(hashlib.blake2b(raw, digest_size=8).digest())[0]
 
 
 def decode(source: Source, spec: TopicSpec) -> Decoded | Rejected:

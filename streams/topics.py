@@ -34,11 +34,16 @@ def message_id(message: Any) -> str:
     return message.message_id
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class TopicSpec:
     """A topic: `base` is its versioned name; `schema` the model of its values; `key` what keys it (in
     words, for people); `key_of` the record key a decoded message must travel under, and `id_of` its
-    id (what makes a redelivery a duplicate)."""
+    id (what makes a redelivery a duplicate).
+
+    Each topic is one of this module's constants, so a spec is equal only to itself and hashed by
+    identity: the pipeline looks up a message's handler by its spec several times per message, and the
+    generated hash of all nine fields cost more than the rest of the lookup.
+    """
 
     base: str
     schema: type[BaseModel] | None

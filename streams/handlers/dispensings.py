@@ -18,8 +18,9 @@ held this object holds the list of lines alone (see `kept`).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import replace
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 import orjson
@@ -38,7 +39,6 @@ from sinks.rows import Outgoing, ParkedRow, PurchaseRow
 from streams.decode import Decoded
 from streams.effects import Effects, Needs
 from streams.handlers.base import (
-    COPENHAGEN,
     BatchView,
     Context,
     Handler,
@@ -51,9 +51,15 @@ from streams.topics import DECISIONS, DISPENSINGS
 
 def needs(d: Decoded) -> Needs:
     m: DispensingReport = d.message  # type: ignore[assignment]
-    day = m.paid_or_invoiced_at.astimezone(COPENHAGEN).date()
+    day = m.paid_day
     if m.return_of:  # its sale may lie in an earlier period
         return Needs(report_ids=(m.return_of,), parked_ids=(m.return_of,), day=day, history=True)
+    return _sale_needs(day)
+
+
+@functools.lru_cache(maxsize=4_096)
+def _sale_needs(day: date) -> Needs:
+    """A sale's needs: its day's scale. One (immutable) value per day, not one per report."""
     return Needs(day=day)
 
 
@@ -63,12 +69,12 @@ def needs_history(d: Decoded, loaded: PersonState | None, latest: dict[str, date
     m: DispensingReport = d.message  # type: ignore[assignment]
     key = d.person_key
     assert key is not None
-    paid_at = m.paid_or_invoiced_at
+    paid_at = m.paid_at_utc  # the same instant; UTC times compare without asking for offsets
     period = loaded.period if loaded is not None else None
     before = latest.get(key) or (period.last_paid_at if period is not None else None)
     if before is None or paid_at > before:
         latest[key] = paid_at
-    if period is not None and paid_at.astimezone(COPENHAGEN).date() < period.start:
+    if period is not None and m.paid_day < period.start:
         return True
     return before is not None and paid_at < before
 
@@ -76,7 +82,7 @@ def needs_history(d: Decoded, loaded: PersonState | None, latest: dict[str, date
 def handle(view: BatchView, d: Decoded, ctx: Context) -> Effects:
     m: DispensingReport = d.message  # type: ignore[assignment]
     state = person_state(view, d)
-    day = m.paid_or_invoiced_at.astimezone(COPENHAGEN).date()
+    day = m.paid_day
     original = view.purchase(m.return_of, state.key) if m.return_of else None
     replayed: Replayed | None = None
     sale_parked = view.parked(d.source.topic, m.return_of) if m.return_of and not original else None
@@ -124,7 +130,8 @@ def handle(view: BatchView, d: Decoded, ctx: Context) -> Effects:
         outcome = apply_dispensing(state, m, day, view.scales, ctx.config.rules, original)
     outputs: list[Outgoing] = []
     grace = ctx.config.report_grace_seconds
-    if d.source.timestamp_ms / 1000 - m.paid_or_invoiced_at.timestamp() > grace:
+    # the same instant as paid_or_invoiced_at; its UTC copy (kept for the row) converts faster
+    if d.source.timestamp_ms / 1000 - m.paid_at_utc.timestamp() > grace:
         due = due_immediately(m.paid_or_invoiced_at, grace)
         rule = "§ 7 stk. 1: immediately after payment"
         late = ctx.out.late_report(d, due, reporter(m), rule)
@@ -425,7 +432,7 @@ def purchase_row(
         m.pharmacy_site_p_number,
         m.dispensing_id,
         m.ordination_id,
-        m.paid_or_invoiced_at.astimezone(UTC),  # SQLite keeps no offset: stored in UTC
+        m.paid_at_utc,  # SQLite keeps no offset: stored in UTC
         r.day,
         lines,
         p.start if p else None,
