@@ -60,10 +60,16 @@ from streams.topics import INPUTS, TopicNames, TopicSpec
 log = logging.getLogger(__name__)
 
 EMPTY_BEHIND_LIMIT = 3
-"""Polls that bring nothing while the partitions are behind, within `EMPTY_BEHIND_WINDOW_S`, before the
+"""Polls that bring nothing (or too little, `SHORT_POLL_RATIO`) while the partitions are behind, within `EMPTY_BEHIND_WINDOW_S`, before the
 fetch wait is raised. Behind, a poll should never come back empty: the broker has records to give."""
 
 EMPTY_BEHIND_WINDOW_S = 60.0
+
+SHORT_POLL_RATIO = 100
+"""A poll counts with the empty ones when it brought under 1/100 of the batch it could have brought
+(`RegisterProcessor._is_short`): behind, any broker gives whole fetches' worth, so one record at a time
+is the short wait's doing too. Raising the wait costs nothing where the broker has records: it answers
+at once."""
 
 FETCH_WAIT_MAX_MS = 2_000
 """The longest the fetch wait is raised to (`RegisterProcessor.widen_fetch_wait`)."""
@@ -239,6 +245,9 @@ class RegisterProcessor:
         self._ahead: asyncio.Task[Fetched | None] | None = None  # the next batch, prefetched
         self._failed_batch: Fetched | None = None  # the batch `_batch_failed` seeks back over
         self._uncommitted: dict[TopicPartition, int] = {}  # published, not yet committed in Kafka
+        # next offset per partition the register holds, published or not (`stats.committed` follows
+        # the publish)
+        self._registered: dict[tuple[str, int], int] = {}
         self._kafka_committed_at = -math.inf
         self._collected_at = time.monotonic()  # the last full collection (`_collect_when_due`)
         # Set while no batch is in the register or once its write began: the next batch decodes then
@@ -353,10 +362,11 @@ class RegisterProcessor:
         self._ahead = asyncio.create_task(self.fetch())
         if fetched is None:
             self.stats.empty_fetches += 1
-            self._empty_while_behind()
+            self._short_while_behind(0)
             self.steps.enter(LOOP, IDLE_COMMIT)
             await self._commit_when_idle()
             return
+        self._short_while_behind(len(fetched.decoded) + len(fetched.rejected))
         try:
             await self.process(fetched, wait=False)
         except RegisterUnavailable as exc:
@@ -497,6 +507,7 @@ class RegisterProcessor:
                 )
             finally:
                 self._decode_now.set()
+            self._registered.update(offsets)
             seconds = time.perf_counter() - began
             before = self._finishing
             if before is not None and not before.done():
@@ -607,10 +618,11 @@ class RegisterProcessor:
                 self._uncommitted.setdefault(tp, offset)
         self.pipeline.step("commit", started)
 
-    def _empty_while_behind(self) -> None:
-        """A poll brought nothing: if the broker said the partitions hold more than this worker has
-        committed (and no batch of its own is still being published), note it; after
-        `EMPTY_BEHIND_LIMIT` within `EMPTY_BEHIND_WINDOW_S`, ask the broker to wait longer
+    def _short_while_behind(self, got: int) -> None:
+        """A poll brought `got` records: if the broker said the partitions hold more than this worker
+        has registered (a batch still being published counts: its records were fetched) and the poll
+        brought nothing or under 1/`SHORT_POLL_RATIO` of what it could have (`_is_short`), note it;
+        after `EMPTY_BEHIND_LIMIT` within `EMPTY_BEHIND_WINDOW_S`, ask the broker to wait longer
         (`widen_fetch_wait`). Not "in a row": while the wait is just too short, a fetch now and then
         still brings records.
 
@@ -619,16 +631,21 @@ class RegisterProcessor:
         fetch from behind comes back empty, without an error, the high watermark ahead, and the
         consumer asks again forever (the soak's stall at minute 54).
         """
-        finishing = self._finishing
-        if finishing is not None and not finishing.done():
-            return  # its records are behind until it is published
-        paused = self.consumer.paused() if self.consumer is not None else set()
-        behind = sum(
-            lag
-            for (topic, part), lag in self.lag_by_partition().items()
-            if TopicPartition(topic, part) not in paused
-        )
-        if not behind:
+        consumer = self.consumer
+        if consumer is None:
+            return
+        paused = consumer.paused()
+        behind = 0
+        for tp in consumer.assignment():
+            high = consumer.highwater(tp)
+            if high is None or tp in paused:
+                continue
+            key = (tp.topic, tp.partition)
+            # a batch registered and still being published is not behind: its records were fetched
+            done = max(self.stats.committed.get(key, 0), self._registered.get(key, 0))
+            behind += max(0, high - done)
+        behind -= got  # the records this poll brought are not registered yet
+        if behind <= 0 or not self._is_short(got, behind):
             return
         now = time.monotonic()
         self._empty_behind.append(now)
@@ -638,6 +655,13 @@ class RegisterProcessor:
         ):
             self._empty_behind.clear()
             self.widen_fetch_wait(behind)
+
+    def _is_short(self, got: int, behind: int) -> bool:
+        """A poll that brought nothing, or under 1/`SHORT_POLL_RATIO` of the batch it could have
+        brought with `behind` records waiting: a broker that lists only some of a partition's batches
+        within the wait answers one or two at a time."""
+        could = min(behind, self.stats.batch_limit or self.config.max_records)
+        return got * SHORT_POLL_RATIO < could
 
     def widen_fetch_wait(self, behind: int) -> bool:
         """Ask the broker to wait four times as long per fetch (up to `FETCH_WAIT_MAX_MS`); True if it
@@ -653,7 +677,7 @@ class RegisterProcessor:
         fetcher._fetch_max_wait_ms = wider  # type: ignore[union-attr]
         self.stats.fetch_wait_ms = wider
         log.warning(
-            "polls came back empty %d times within %.0f s with %d records behind: the broker's "
+            "polls came back empty or nearly so %d times within %.0f s with %d records behind: the broker's "
             "fetch wait raised from %d to %d ms (a broker that lists a partition within the wait, "
             "as Tansu does, finds nothing when it runs out)",
             EMPTY_BEHIND_LIMIT,
@@ -766,9 +790,11 @@ class RegisterProcessor:
                 if committed is None or committed != offset:
                     self.consumer.seek(tp, offset)
                 self.stats.committed[(tp.topic, tp.partition)] = offset
+                self._registered[(tp.topic, tp.partition)] = offset
                 continue
             self.consumer.seek(tp, starts[tp])
             self.stats.committed[(tp.topic, tp.partition)] = starts[tp]
+            self._registered[(tp.topic, tp.partition)] = starts[tp]
             detail = f"{tp.topic}/{tp.partition}: {problem}; reading it from offset {starts[tp]}"
             log.error("not the log the register read: %s", detail)
             self.stats.incidents.append({"kind": kind, "detail": detail, "at": time.time()})

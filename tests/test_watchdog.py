@@ -140,8 +140,8 @@ async def test_fetches_that_come_back_empty_while_behind_widen_the_fetch_wait(
     wait, and a fetch whose wait ran out first comes back empty, without an error, the high watermark
     ahead. 3,000 batches take about the 1 ms wait asked for here to list, as a partition of the
     soak took more than the worker's 50 ms by minute 43: the worker registered a report now and then
-    between empty answers (58 in 30 s). It now asks for a longer wait after three empty polls in a
-    row while it is behind, and registers every report."""
+    between empty answers (58 in 30 s). It now asks for a longer wait after three polls within a
+    minute that bring nothing or a record or two while it is behind, and registers every report."""
     topic = TopicNames(settings.topic_prefix)(DISPENSINGS)
     await create_topics(broker.bootstrap, TopicNames(settings.topic_prefix), 1)
     reports = [
