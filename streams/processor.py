@@ -60,8 +60,9 @@ from streams.topics import INPUTS, TopicNames, TopicSpec
 log = logging.getLogger(__name__)
 
 EMPTY_BEHIND_LIMIT = 3
-"""Polls that bring nothing (or too little, `SHORT_POLL_RATIO`) while the partitions are behind, within `EMPTY_BEHIND_WINDOW_S`, before the
-fetch wait is raised. Behind, a poll should never come back empty: the broker has records to give."""
+"""Polls that bring nothing (or too little, `SHORT_POLL_RATIO`) while the partitions are behind, within
+`EMPTY_BEHIND_WINDOW_S`, before the fetch wait is raised. Behind, a poll should never come back empty:
+the broker has records to give."""
 
 EMPTY_BEHIND_WINDOW_S = 60.0
 
@@ -677,9 +678,9 @@ class RegisterProcessor:
         fetcher._fetch_max_wait_ms = wider  # type: ignore[union-attr]
         self.stats.fetch_wait_ms = wider
         log.warning(
-            "polls came back empty or nearly so %d times within %.0f s with %d records behind: the broker's "
-            "fetch wait raised from %d to %d ms (a broker that lists a partition within the wait, "
-            "as Tansu does, finds nothing when it runs out)",
+            "polls came back empty or nearly so %d times within %.0f s with %d records behind: the "
+            "broker's fetch wait raised from %d to %d ms (a broker that lists a partition within the "
+            "wait, as Tansu does, finds nothing when it runs out)",
             EMPTY_BEHIND_LIMIT,
             EMPTY_BEHIND_WINDOW_S,
             behind,
