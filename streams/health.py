@@ -77,18 +77,8 @@ class Health:
     def lag(self) -> int | None:
         """Messages in the assigned partitions not yet committed by this worker (from the last fetch's
         high watermarks); None before the first fetch."""
-        consumer = self.processor.consumer
-        if consumer is None:
-            return None
-        total, known = 0, False
-        for tp in consumer.assignment():
-            high = consumer.highwater(tp)
-            if high is None:
-                continue
-            known = True
-            done = self.processor.stats.committed.get((tp.topic, tp.partition), 0)
-            total += max(0, high - done)
-        return total if known else None
+        found = self.processor.lag_by_partition()
+        return sum(found.values()) if found else None
 
     def problems(self) -> list[str]:
         """Why the worker is not ready; empty when it is."""

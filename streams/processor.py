@@ -633,18 +633,14 @@ class RegisterProcessor:
         consumer asks again forever (the soak's stall at minute 54).
         """
         consumer = self.consumer
-        if consumer is None:
-            return
+        if consumer is None or got * SHORT_POLL_RATIO >= self._batch_size():
+            return  # a poll that full is never short, however far behind
         paused = consumer.paused()
-        behind = 0
-        for tp in consumer.assignment():
-            high = consumer.highwater(tp)
-            if high is None or tp in paused:
-                continue
-            key = (tp.topic, tp.partition)
-            # a batch registered and still being published is not behind: its records were fetched
-            done = max(self.stats.committed.get(key, 0), self._registered.get(key, 0))
-            behind += max(0, high - done)
+        behind = sum(
+            lag
+            for (topic, part), lag in self.lag_by_partition(registered=True).items()
+            if TopicPartition(topic, part) not in paused
+        )
         behind -= got  # the records this poll brought are not registered yet
         if behind <= 0 or not self._is_short(got, behind):
             return
@@ -661,8 +657,11 @@ class RegisterProcessor:
         """A poll that brought nothing, or under 1/`SHORT_POLL_RATIO` of the batch it could have
         brought with `behind` records waiting: a broker that lists only some of a partition's batches
         within the wait answers one or two at a time."""
-        could = min(behind, self.stats.batch_limit or self.config.max_records)
-        return got * SHORT_POLL_RATIO < could
+        return got * SHORT_POLL_RATIO < min(behind, self._batch_size())
+
+    def _batch_size(self) -> int:
+        """The most records a poll may bring now."""
+        return self.stats.batch_limit or self.config.max_records
 
     def widen_fetch_wait(self, behind: int) -> bool:
         """Ask the broker to wait four times as long per fetch (up to `FETCH_WAIT_MAX_MS`); True if it
@@ -708,9 +707,10 @@ class RegisterProcessor:
                 moved += 1
         return moved
 
-    def lag_by_partition(self) -> dict[tuple[str, int], int]:
+    def lag_by_partition(self, *, registered: bool = False) -> dict[tuple[str, int], int]:
         """Records in each assigned partition not yet committed (from the last fetch's high
-        watermarks); empty before the first fetch."""
+        watermarks); empty before the first fetch. With `registered`, a batch in the register and
+        still being published counts as done too: its records were fetched."""
         consumer = self.consumer
         if consumer is None:
             return {}
@@ -718,8 +718,11 @@ class RegisterProcessor:
         for tp in consumer.assignment():
             high = consumer.highwater(tp)
             if high is not None:
-                done = self.stats.committed.get((tp.topic, tp.partition), 0)
-                found[(tp.topic, tp.partition)] = max(0, high - done)
+                key = (tp.topic, tp.partition)
+                done = self.stats.committed.get(key, 0)
+                if registered:
+                    done = max(done, self._registered.get(key, 0))
+                found[key] = max(0, high - done)
         return found
 
     def _publish_failed(self, state: RetryCallState) -> None:
