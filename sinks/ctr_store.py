@@ -101,7 +101,11 @@ class CtrStore(OnTransaction):
             return {}, {}
         if self.is_postgres:
             raw = await self._raw()
-            rows = await raw.fetch(_LOAD_STATES if lock else _READ_STATES, keys)
+            if lock:
+                # locked first, read after: a `FOR UPDATE` that waits for another transaction returns
+                # the person's new row but the period it joins as it was before that one committed
+                await raw.execute(_LOCK_PERSONS, keys)
+            rows = await raw.fetch(_READ_STATES, keys)
         else:
             rows = await self.conn.execute(self._states_query(), {"among": keys})
         states: dict[str, PersonState] = {}
@@ -125,7 +129,7 @@ class CtrStore(OnTransaction):
         return states, aliases
 
     def _states_query(self) -> Any:
-        """`_LOAD_STATES` as a SQLAlchemy query, for SQLite (which has no row locks)."""
+        """`_READ_STATES` as a SQLAlchemy query, for SQLite (which has no row locks)."""
         p, sp = t.persons, t.subsidy_periods
         return (
             select(
@@ -813,9 +817,12 @@ _READ_STATES = """SELECT p.person_key, p.birth_date, p.has_extras, p.alias_of, p
 FROM persons p LEFT OUTER JOIN subsidy_periods sp
   ON sp.person_key = p.person_key AND sp.period_start = p.current_period_start
 WHERE p.person_key = ANY($1::varchar[])"""
-_LOAD_STATES = _READ_STATES + " FOR UPDATE OF p"
-"""The persons among $1 with their current periods, on PostgreSQL (asyncpg, positional rows);
-locked unless only read."""
+"""The persons among $1 with their current periods, on PostgreSQL (asyncpg, positional rows)."""
+_LOCK_PERSONS = """SELECT 1 FROM persons WHERE person_key = ANY($1::varchar[])
+ORDER BY person_key FOR UPDATE"""
+"""Lock the persons among $1 for this transaction, in key order (two batches locking the same persons
+take them in the same order), before `_READ_STATES` reads them in a statement of its own: under READ
+COMMITTED a statement that waited for a lock reads the rows it joins as they were when it began."""
 
 
 def _period_of(row: Any) -> Period:
