@@ -74,12 +74,6 @@ class CtrStore(OnTransaction):
 
     # -- reads ------------------------------------------------------------------------------------
 
-    async def load_states(self, keys: Iterable[str]) -> dict[str, PersonState]:
-        """The current state of every known person among `keys` (unknown keys and other numbers of a
-        person are absent)."""
-        states, _ = await self._load_states(list(keys))
-        return states
-
     async def load_persons(
         self, keys: Iterable[str], *, lock: bool = True
     ) -> tuple[dict[str, PersonState], dict[str, Alias]]:
