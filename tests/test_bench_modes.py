@@ -51,3 +51,9 @@ def test_handler_cpu_bench_runs_every_report_through_the_handler() -> None:
     out = bench("-n", "300", "--persons", "30", "--runs", "1", module="bench.handle_cpu")
     assert "300 reports, 30 persons" in out, out
     assert "µs CPU per report (needs" in out, out
+
+
+def test_person_lock_bench_times_both_ways_of_locking() -> None:
+    out = bench("--persons", "500", "--batch", "50", "--rounds", "8", module="bench.person_lock")
+    assert "50 of 500 persons locked and read per transaction, 8 rounds each:" in out, out
+    assert "lock in the read" in out and "lock, then read" in out, out
