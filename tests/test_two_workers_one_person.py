@@ -50,6 +50,8 @@ async def _until_registered(hub: Hub, message: dict[str, Any]) -> tuple[BatchRes
 async def _two_hubs_held_at_one_person(database_url: str) -> AsyncIterator[tuple[Hub, Hub, Any]]:
     """Two pipelines on one register, the person registered by one report (r1, 40,000 øre), and a
     connection holding the person's row locked (released by its rollback)."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite has one writer: two workers share a PostgreSQL register")
     first, second, gate = Hub(database_url), Hub(database_url), Hub(database_url)
     try:
         await first.pipeline.start()
@@ -74,8 +76,6 @@ async def _release_when_both_wait(conn: Any, tasks: list[asyncio.Task[Any]]) -> 
 async def test_two_reports_of_one_person_in_two_workers_batches_at_once_both_reach_the_saldo(
     database_url: str,
 ) -> None:
-    if not database_url.startswith("postgresql"):
-        pytest.skip("SQLite has one writer: two workers share a PostgreSQL register")
     async with _two_hubs_held_at_one_person(database_url) as (first, second, conn):
         both = [
             asyncio.create_task(
@@ -100,8 +100,6 @@ async def test_two_reports_of_one_person_in_two_workers_batches_at_once_both_rea
 async def test_one_report_in_two_workers_batches_at_once_is_registered_once(
     database_url: str,
 ) -> None:
-    if not database_url.startswith("postgresql"):
-        pytest.skip("SQLite has one writer: two workers share a PostgreSQL register")
     async with _two_hubs_held_at_one_person(database_url) as (first, second, conn):
         again = report("r2", 55_000, "2024-02-02T10:00:00+01:00")
         both = [
