@@ -13,11 +13,12 @@ is 24:00 Europe/Copenhagen on the event's local date, daylight saving time inclu
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from rules.deadlines import due_immediately, seconds_late
+from rules.values import value
 
 State = Literal["open", "rejected_open", "reported", "on_time", "late", "missing", "resolved"]
 """`open`: armed, not yet due or not yet checked; `rejected_open`: open, and a report of it came but was
@@ -31,7 +32,7 @@ DEFERRAL_RULE = "§ 7 stk. 4: the same day"
 MUNICIPAL_RULE = "§ 8: immediately after the decision"
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Obligation:
     """One obligation to report: who owes it, on what basis, for which event, by when."""
 

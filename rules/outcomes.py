@@ -7,6 +7,7 @@ from datetime import date, datetime
 
 from rules.money import Ore
 from rules.state import Period, PersonState, Supplement
+from rules.values import value
 from schemas.dispensing import DispensingLine
 
 
@@ -51,7 +52,7 @@ class PurchaseRecord:
     """What the person paid for it, balancing aside: actual − subsidy due − supplements (a return's cap)."""
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class AppliedBalance:
     """One open balancing amount (udligningsbeløb, § 6) as a purchase settled it.
 
@@ -101,7 +102,7 @@ class PurchaseResult:
     """The balancing amounts applied, one per open amount touched; they sum to `balancing_applied`."""
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Applied:
     """The event applied: the person's new state, a purchase's result, and an earlier period it
     changed besides the current one (a return of a previous-period sale)."""

@@ -12,12 +12,13 @@ from decimal import Decimal
 from typing import Literal
 
 from rules.money import Ore
+from rules.values import value
 
 GrantKind = Literal["s145_single", "s148_terminal", "s151_increased"]
 SupplementKind = Literal["health_supplement", "rights_based"]
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Period:
     """A subsidy period (tilskudsperiode): start..end inclusive, its saldo, and the under-18 flag.
 
@@ -103,7 +104,7 @@ class Agreement:
         return self.entered_on <= day and (self.ended_on is None or day <= self.ended_on)
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class PersonState:
     """Everything the rules need about one person; `period` is the current (latest) subsidy period."""
 

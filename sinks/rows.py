@@ -8,15 +8,16 @@ SQL, no engine (handlers import this module).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, NamedTuple
 
 from rules.obligations import Obligation
+from rules.values import value
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Outgoing:
     """A message to publish: a handler's output, kept in the outbox and sent by the relay."""
 

@@ -23,11 +23,12 @@ from pydantic_core import ErrorDetails
 from pydantic_core.core_schema import ErrorType
 
 from rules.identifiers import mask_person_numbers, normalise_person_key
+from rules.values import value
 from schemas.common import RECEIVED_AT, MessageId, WireModel
 from streams.topics import TopicSpec
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Source:
     """Where a message came from: enough to find it again, and the original bytes."""
 
@@ -39,7 +40,7 @@ class Source:
     timestamp_ms: int
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Decoded:
     """A valid message with where it came from; `message_id` is the report id on dispensings, `digest`
     its `content_hash` (computed here, while the batch before waits on the database)."""

@@ -5,6 +5,7 @@ A missing broker or database fails the run with a clear message; it never skips.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -12,13 +13,44 @@ from collections.abc import AsyncIterator, Iterator
 import asyncpg
 import pytest
 
+import rules.obligations
+import rules.outcomes
+import rules.state
+import sinks.rows
+import streams.decode
 from reghub.broker import EmbeddedBroker, create_topics
 from reghub.settings import Settings
+from rules.values import VALUES
 from sinks.migrations import upgrade
 from sinks.register import Register, make_engine
 from streams.topics import TopicNames
 
 PG_ADMIN_DSN = os.environ.get("REGHUB_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+assert {rules.obligations.Obligation, rules.outcomes.Applied, rules.state.PersonState} <= set(
+    VALUES
+)
+assert {sinks.rows.Outgoing, streams.decode.Decoded} <= set(VALUES)
+
+
+def _set_once(self: object, name: str, new: object) -> None:
+    """A `rules.values.value`'s field is set by its `__init__` and never again."""
+    try:
+        getattr(self, name)
+    except AttributeError:
+        object.__setattr__(self, name, new)
+        return
+    raise dataclasses.FrozenInstanceError(f"cannot assign to field {name!r} of a value")
+
+
+def _never_deleted(self: object, name: str) -> None:
+    raise dataclasses.FrozenInstanceError(f"cannot delete field {name!r} of a value")
+
+
+# Every test runs with the values immutable, as frozen dataclasses are: a change to one fails the suite.
+for _cls in VALUES:
+    _cls.__setattr__ = _set_once  # type: ignore[method-assign, assignment]
+    _cls.__delattr__ = _never_deleted  # type: ignore[method-assign, assignment]
 
 
 @pytest.fixture(scope="session")
