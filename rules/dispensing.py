@@ -178,7 +178,8 @@ def apply_dispensing(
         entitled = priced.terminal_cover
     own_on_basis = 0 if priced.terminal_cover else priced.basis - entitled
     health, rights, health_by, rights_by = _supplements(state, day, max(own_on_basis, 0), config)
-    applied, balances, parts = 0, state.balances, ()
+    applied, balances = 0, state.balances
+    parts: tuple[AppliedBalance, ...] = ()
     if state.balances and placement is None:
         room = _balancing_room(
             state, report.lines, day, entitled, terminal=bool(priced.terminal_cover)

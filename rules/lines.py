@@ -96,9 +96,11 @@ def line_charges(
         person pays sum(actual) − subsidy − health_supplement − rights_based.
     """
     if len(actual) == 1:
-        own = actual[0] - subsidy - health_supplement - rights_based
+        own_payment = actual[0] - subsidy - health_supplement - rights_based
         return [
-            LineCharge(actual[0], subsidy, balancing_applied, health_supplement, rights_based, own)
+            LineCharge(
+                actual[0], subsidy, balancing_applied, health_supplement, rights_based, own_payment
+            )
         ]
     n = len(actual)
     scale = apportion(subsidy - balancing_applied, actual if terminal else basis)

@@ -76,9 +76,9 @@ def _year(
     return Scale(
         date(year, 1, 1),
         date(year, 12, 31),
-        _kr(t1),
-        _kr(t2),
-        _kr(t3),
+        t1 * 100,
+        t2 * 100,
+        t3 * 100,
         _kr(t4),
         _kr(t4c),
         _kr(cap),

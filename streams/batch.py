@@ -158,7 +158,7 @@ class Batch:
     def places(self) -> PlaceRows | None:
         return self.loaded.places
 
-    def written(self, row_type: type) -> list[tuple[Any, ...]]:
+    def written(self, row_type: type) -> list[Any]:
         return [row for row in self.changes.rows if type(row) is row_type]
 
     def history(self, person_key: str) -> History:
@@ -213,14 +213,14 @@ class Batch:
         if fx.settled_by:
             c.settled_by.update(fx.settled_by)
         c.corrections.extend(fx.corrections)
-        for row, scale in fx.scales:
-            c.scales.append(row)
+        for scale_row, scale in fx.scales:
+            c.scales.append(scale_row)
             self.scales = self.scales.with_scale(scale)
             self.new_scales.append(scale)
         c.parked.extend(fx.parked)
         c.rows.extend(fx.rows)
-        for row in fx.rows:
-            self._written[(type(row), row[0])] = row
+        for other in fx.rows:
+            self._written[(type(other), other[0])] = other
         for alias, born in fx.aliases:
             c.aliases.append((alias, born))
             self._aliases[alias.key] = alias
@@ -240,7 +240,7 @@ class Batch:
                 and any(p.report_id == d.message_id for p in fx.purchases)
             )
             if not own_row:
-                row = ProcessedRow(
+                processed = ProcessedRow(
                     d.message_id,
                     d.source.topic,
                     fx.outcome,
@@ -248,7 +248,7 @@ class Batch:
                     self.out.now,
                     self.loaded.hashes.get(where),
                 )
-                (c.replacing if replaces else c.processed).append(row)
+                (c.replacing if replaces else c.processed).append(processed)
             self._count(fx.outcome)
             if fx.outcome != "registered":  # a registered report's decision says it all
                 self.outputs.append(self.out.change(d, fx.outcome, fx.reason))

@@ -31,7 +31,7 @@ from rules.history import NewSale, Replayed, place_sale
 from rules.identifiers import mask_person_numbers
 from rules.lines import line_charges
 from rules.obligations import PAYMENT_RULE, payment_obligation_id
-from rules.outcomes import Applied, Parked, PurchaseResult, Refused
+from rules.outcomes import Applied, Parked, PurchaseRecord, PurchaseResult, Refused
 from rules.state import Period, PersonState, Supplement
 from schemas.decisions import PurchaseDecision
 from schemas.dispensing import DispensingReport
@@ -83,7 +83,7 @@ def handle(view: BatchView, d: Decoded, ctx: Context) -> Effects:
     m: DispensingReport = d.message  # type: ignore[assignment]
     state = person_state(view, d)
     day = m.paid_day
-    original = view.purchase(m.return_of, state.key) if m.return_of else None
+    original: PurchaseRecord | None = view.purchase(m.return_of, state.key) if m.return_of else None
     replayed: Replayed | None = None
     sale_parked = view.parked(d.source.topic, m.return_of) if m.return_of and not original else None
     if sale_parked is not None:
