@@ -13,7 +13,7 @@ them (so periods, saldo and balancing carry on as in the register) and no obliga
 Printed: CPU µs per report (`time.process_time`, best of `--runs`), in total and per stage (needs,
 handle, merge), and decoding's apart. Process CPU time, so a benchmark running on another core does not disturb it.
 It is read per chunk of reports, never per report: a clock read costs about a microsecond on these
-machines, and the three per report the bench used to take added some 6 µs to its figure. Handle and
+machines, and the three per report the bench used to take added 3-6 µs to its figure. Handle and
 merge take turns report by report, so their chunk's CPU time is split by their shares of the wall
 clock on one report in `SPLIT_SAMPLE`.
 The garbage collector runs with the worker's settings (`streams.processor.Processor.start`: the objects
@@ -77,9 +77,8 @@ def run(reports: list[Decoded], batch_size: int) -> dict[str, float]:
     states: dict[str, PersonState] = {}
     spent = {"needs": 0.0, "handle": 0.0, "merge": 0.0}
     clock = time.process_time  # a system call: read per chunk, never per report
-    wall = (
-        time.perf_counter_ns
-    )  # only to split the chunk's CPU time, on every SPLIT_SAMPLE-th report
+    # only to split the chunk's CPU time, read on every SPLIT_SAMPLE-th report
+    wall = time.perf_counter_ns
     registered = 0
     for first in range(0, len(reports), batch_size):
         chunk = reports[first : first + batch_size]
