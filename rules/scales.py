@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
+from typing import overload
 
 from rules.money import Ore
 
@@ -66,7 +67,12 @@ def _closed(edges: list[tuple[Ore, int]]) -> tuple[tuple[Ore, Ore | None, int], 
     return tuple((lower, upper, pct) for (lower, pct), upper in zip(edges, uppers, strict=True))
 
 
+@overload
+def _kr(amount: int) -> Ore: ...
+@overload
+def _kr(amount: None) -> None: ...
 def _kr(amount: int | None) -> Ore | None:
+    """Whole kroner (the agency's tables) in øre; None stays None (a threshold the year has not)."""
     return None if amount is None else amount * 100
 
 
@@ -76,9 +82,9 @@ def _year(
     return Scale(
         date(year, 1, 1),
         date(year, 12, 31),
-        t1 * 100,
-        t2 * 100,
-        t3 * 100,
+        _kr(t1),
+        _kr(t2),
+        _kr(t3),
         _kr(t4),
         _kr(t4c),
         _kr(cap),
