@@ -1,5 +1,6 @@
 # Sourced by ./up and ./test: make .venv and install exactly what uv.lock says into it (reghub itself
-# editable, with the `embedded` and `test` extras), again only when pyproject.toml or uv.lock changes.
+# editable, with the `embedded`, `test` and `native` extras), again only when pyproject.toml or uv.lock
+# changes; then compile the dispensing hot path with mypyc, again only when the source changes.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 stamp="$root/.venv/.installed"
@@ -10,7 +11,7 @@ if [ ! -x "$root/.venv/bin/reghub" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$wan
   [ -x "$root/.venv/bin/python" ] || echo "creating .venv…" >&2
   echo "installing locked dependencies (uv.lock)…" >&2
   if ! UV_PROJECT_ENVIRONMENT="$root/.venv" "$root/scripts/uv" sync --project "$root" --locked \
-    --extra embedded --extra test --python "${PYTHON:-python3}" --quiet --compile-bytecode; then
+    --extra embedded --extra test --extra native --python "${PYTHON:-python3}" --quiet --compile-bytecode; then
     echo "setup failed; if uv.lock is out of date with pyproject.toml, run scripts/uv lock" >&2
     return 1 2>/dev/null || exit 1
   fi
@@ -22,3 +23,6 @@ fi
 # them from source at each start
 "$root/.venv/bin/python" -m compileall -q -j 0 "$root"/{reghub,streams,sinks,rules,schemas,api,bench} \
   >/dev/null || true
+# The dispensing hot path compiled with mypyc into .venv (reghub/native.py), only when the source changed
+# since the last build; where it cannot be compiled, the same modules run as plain Python
+"$root/.venv/bin/python" -m reghub.native_build || true

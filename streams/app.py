@@ -24,7 +24,7 @@ from sinks.ctr_store import CtrStore
 from sinks.outbox import purge, purge_interval
 from sinks.register import RegisterUnavailable
 from sinks.retention import daily as retention_daily
-from streams import retrying
+from streams import batch, retrying
 from streams.compliance import close_day, yesterday
 from streams.fee_ledger import refresh_ledger
 from streams.health import Health, HealthConfig
@@ -118,6 +118,11 @@ async def watch_treatment_starts(processor: RegisterProcessor, now: datetime | N
     return len(alerts)
 
 
+def hot_path() -> str:
+    """How the dispensing hot path runs in this process: compiled by mypyc or as plain Python."""
+    return "plain Python" if (batch.__file__ or "").endswith(".py") else "compiled"
+
+
 def create_app(
     processor: RegisterProcessor,
     *,
@@ -163,7 +168,7 @@ def create_app(
         try:
             await wait_for_register(processor, readiness)
             await processor.start()
-            log.info("register consumer started")
+            log.info("register consumer started (dispensing hot path: %s)", hot_path())
             # a stall is logged, mended or ended by an exit (streams.watchdog); not while stopping
             watching = asyncio.create_task(watchdog.run())
             try:

@@ -1,0 +1,110 @@
+"""`python -m reghub.native_build [--force]`: compile `reghub.native.MODULES` with mypyc for this venv.
+
+Run by `scripts/venv.sh` (so by `./test` and `./up`) and by the Dockerfile; compiles again only when the
+source changed (`reghub.native.source_key`). The compiled files go to `<venv>/reghub-native/<key>/`,
+never into the source tree, and a `.pth` file makes every Python process of the venv load them
+(`reghub.native.install`). A failed build leaves the modules to run as plain Python, and says why.
+"""
+
+from __future__ import annotations
+
+import importlib.machinery
+import json
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+from pathlib import Path
+
+from reghub.native import (
+    MANIFEST,
+    MODULES,
+    PTH_NAME,
+    SOURCE_PACKAGES,
+    native_root,
+    read_manifest,
+    source_key,
+    source_root,
+)
+
+
+def _compile(into: Path, root: Path) -> dict[str, str]:
+    """Run mypyc over `MODULES` in a copy of the source; the compiled files, copied into `into`."""
+    with tempfile.TemporaryDirectory(prefix="reghub-native-") as scratch:
+        work = Path(scratch)
+        for package in SOURCE_PACKAGES:
+            shutil.copytree(
+                root / package, work / package, ignore=shutil.ignore_patterns("__pycache__")
+            )
+        paths = [name.replace(".", "/") + ".py" for name in MODULES]
+        done = subprocess.run(
+            [sys.executable, "-m", "mypyc", "--ignore-missing-imports", *paths],
+            cwd=work,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "MYPY_CACHE_DIR": str(work / ".mypy_cache")},
+        )
+        if done.returncode != 0:
+            raise RuntimeError((done.stdout + done.stderr).strip()[-4000:])
+        suffix = importlib.machinery.EXTENSION_SUFFIXES[0]
+        into.mkdir(parents=True)
+        modules: dict[str, str] = {}
+        for name in MODULES:
+            built = work / (name.replace(".", "/") + suffix)
+            target = name + suffix
+            shutil.copy2(built, into / target)
+            modules[name] = target
+        for shared in work.glob(f"*__mypyc{suffix}"):
+            shutil.copy2(shared, into / shared.name)
+        return modules
+
+
+def build(*, force: bool = False, root: Path | None = None, native: Path | None = None) -> int:
+    """Compile `MODULES` for the source under `root` (this one's) into `native` (this venv's), unless
+    done already; 0 when they are ready. A failed build changes nothing there and returns 1."""
+    venv_own = native is None
+    root = root or source_root()
+    native = native or native_root()
+    key = source_key(root)
+    manifest = read_manifest(native)
+    if not force and manifest is not None and manifest.get("key") == key:
+        return 0
+    began = time.monotonic()
+    print("compiling the dispensing hot path with mypyc (about a minute)…", file=sys.stderr)
+    native.mkdir(parents=True, exist_ok=True)
+    staging = native / f"{key}.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        modules = _compile(staging, root)
+    except (OSError, RuntimeError, subprocess.SubprocessError) as error:
+        shutil.rmtree(staging, ignore_errors=True)
+        print(f"mypyc failed; the hot path runs as plain Python:\n{error}", file=sys.stderr)
+        return 1
+    shutil.rmtree(native / key, ignore_errors=True)
+    staging.rename(native / key)
+    written = native / f"{MANIFEST}.partial"
+    written.write_text(json.dumps({"key": key, "modules": modules}, indent=1))
+    written.replace(native / MANIFEST)
+    for old in native.iterdir():
+        if old.is_dir() and old.name != key:
+            shutil.rmtree(old, ignore_errors=True)
+    if venv_own:
+        _write_pth()
+    print(
+        f"done: {len(modules)} modules compiled ({time.monotonic() - began:.0f} s)", file=sys.stderr
+    )
+    return 0
+
+
+def _write_pth() -> None:
+    """The line that makes every Python process of this venv call `install()` at start."""
+    site_packages = Path(sysconfig.get_paths()["purelib"])
+    line = "import reghub.native as n; n.install()\n"
+    (site_packages / PTH_NAME).write_text(line)
+
+
+if __name__ == "__main__":
+    sys.exit(build(force="--force" in sys.argv[1:]))
