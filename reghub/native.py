@@ -65,9 +65,11 @@ def native_root(prefix: str | None = None) -> Path:
 
 
 def source_key(root: Path | None = None) -> str:
-    """A hash of every source file the compiled modules are built from, and of this Python."""
+    """A hash of every source file the compiled modules are built from, of which are compiled, and of
+    this Python."""
     root = root or source_root()
     digest = hashlib.sha256(sys.version.encode())
+    digest.update(" ".join(MODULES).encode())
     for package in SOURCE_PACKAGES:
         for path in sorted((root / package).rglob("*.py")):
             digest.update(str(path.relative_to(root)).encode())

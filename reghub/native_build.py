@@ -9,6 +9,7 @@ never into the source tree, and a `.pth` file makes every Python process of the 
 from __future__ import annotations
 
 import importlib.machinery
+import importlib.metadata
 import json
 import os
 import shutil
@@ -62,6 +63,13 @@ def _compile(into: Path, root: Path) -> dict[str, str]:
         return modules
 
 
+def _mypy_version() -> str | None:
+    try:
+        return importlib.metadata.version("mypy")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
 def build(*, force: bool = False, root: Path | None = None, native: Path | None = None) -> int:
     """Compile `MODULES` for the source under `root` (this one's) into `native` (this venv's), unless
     done already; 0 when they are ready. A failed build changes nothing there and returns 1."""
@@ -70,7 +78,9 @@ def build(*, force: bool = False, root: Path | None = None, native: Path | None 
     native = native or native_root()
     key = source_key(root)
     manifest = read_manifest(native)
-    if not force and manifest is not None and manifest.get("key") == key:
+    compiler = _mypy_version()
+    # a new mypy, after the venv's packages changed, compiles again: its runtime library may differ
+    if not force and manifest and manifest.get("key") == key and manifest.get("mypy") == compiler:
         return 0
     began = time.monotonic()
     print("compiling the dispensing hot path with mypyc (about a minute)…", file=sys.stderr)
@@ -86,7 +96,7 @@ def build(*, force: bool = False, root: Path | None = None, native: Path | None 
     shutil.rmtree(native / key, ignore_errors=True)
     staging.rename(native / key)
     written = native / f"{MANIFEST}.partial"
-    written.write_text(json.dumps({"key": key, "modules": modules}, indent=1))
+    written.write_text(json.dumps({"key": key, "mypy": compiler, "modules": modules}, indent=1))
     written.replace(native / MANIFEST)
     for old in native.iterdir():
         if old.is_dir() and old.name != key:
