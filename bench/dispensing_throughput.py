@@ -53,9 +53,12 @@ into Quix Streams → PostgreSQLSink (`bench/peer_quix.py`, on a topic of its ow
 extra, skipped with a note): per report produce → its row committed, and the ratio of the two p99s,
 reghub's decision over Quix's row.
 
-`--rebuild [N]` (`bench/rebuild.py`, N = 2,000,000 by default): N reports on the topic, then a worker
-in a spawned process replays them into an empty register; its rate and peak RSS
-(`ru_maxrss`). Goal: peak RSS < 300 MB.
+`--rebuild [N] [--rebuild-processes K]` (`bench/rebuild.py`, N = 2,000,000 by default): N reports on
+the topic, then a worker in a spawned process replays them into an empty register; its rate and peak
+RSS (`VmHWM`). Then the hub as deployed replays them into another empty register: the real
+`reghub worker --processes K` (K: the cores by default, as `reghub worker` runs on PostgreSQL; the
+harness of `--compare`'s deployed row); its rate and each worker's peak RSS. Goals: 15,000
+reports/s, peak RSS < 300 MB per worker.
 
 This module is the command line: it parses the arguments and runs one mode's entry point, `run(args)`
 of `bench.throughput` (the default), `bench.throughput_workers` (`--workers N`), `bench.compare`,
@@ -70,6 +73,7 @@ from collections.abc import Awaitable, Callable
 
 from bench import compare, latency, rebuild, throughput, throughput_workers
 from reghub.settings import Settings
+from reghub.supervisor import default_processes
 
 
 def mode(args: argparse.Namespace) -> Callable[[argparse.Namespace], Awaitable[None]]:
@@ -150,6 +154,14 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument(
         "--rounds", type=int, default=2, help="--compare: rounds of every system (default 2)"
+    )
+    p.add_argument(
+        "--rebuild-processes",
+        type=int,
+        default=default_processes("postgresql"),
+        metavar="K",
+        help="--rebuild: then the same replay by `reghub worker --processes K` into a fresh "
+        "register (default: the cores, as `reghub worker` on PostgreSQL; 0: not)",
     )
     p.add_argument("--rate", type=int, default=2_000, help="--latency: reports/s (default 2000)")
     p.add_argument("--seconds", type=int, default=60, help="--latency: seconds (default 60)")

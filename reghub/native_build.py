@@ -31,6 +31,8 @@ from reghub.native import (
     source_root,
 )
 
+PARTIAL = ".partial"
+
 
 def _compile(into: Path, root: Path) -> dict[str, str]:
     """Run mypyc over `MODULES` in a copy of the source; the compiled files, copied into `into`."""
@@ -85,28 +87,37 @@ def build(*, force: bool = False, root: Path | None = None, native: Path | None 
     began = time.monotonic()
     print("compiling the dispensing hot path with mypyc (about a minute)…", file=sys.stderr)
     native.mkdir(parents=True, exist_ok=True)
-    staging = native / f"{key}.partial"
-    shutil.rmtree(staging, ignore_errors=True)
+    # a build of its own in a folder of its own: two at once (two checkouts' ./test) never mix
+    staging = Path(tempfile.mkdtemp(prefix=f"{key}.", suffix=PARTIAL, dir=native))
     try:
-        modules = _compile(staging, root)
+        modules = _compile(staging / "out", root)
+        shutil.rmtree(native / key, ignore_errors=True)
+        (staging / "out").rename(native / key)
     except (OSError, RuntimeError, subprocess.SubprocessError) as error:
-        shutil.rmtree(staging, ignore_errors=True)
         print(f"mypyc failed; the hot path runs as plain Python:\n{error}", file=sys.stderr)
         return 1
-    shutil.rmtree(native / key, ignore_errors=True)
-    staging.rename(native / key)
-    written = native / f"{MANIFEST}.partial"
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    written = staging.with_name(staging.name + ".json")
     written.write_text(json.dumps({"key": key, "mypy": compiler, "modules": modules}, indent=1))
     written.replace(native / MANIFEST)
-    for old in native.iterdir():
-        if old.is_dir() and old.name != key:
-            shutil.rmtree(old, ignore_errors=True)
+    _remove_old_builds(native, key)
     if venv_own:
         _write_pth()
     print(
         f"done: {len(modules)} modules compiled ({time.monotonic() - began:.0f} s)", file=sys.stderr
     )
     return 0
+
+
+def _remove_old_builds(native: Path, key: str) -> None:
+    """Every build but `key`'s, and what a build that was stopped half-way left (after an hour)."""
+    for old in native.iterdir():
+        if not old.is_dir() or old.name == key:
+            continue
+        if old.name.endswith(PARTIAL) and time.time() - old.stat().st_mtime < 3600:
+            continue  # another build, under way
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _write_pth() -> None:

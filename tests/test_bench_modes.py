@@ -41,10 +41,12 @@ def test_latency_prints_percentiles_of_both_measuring_points_and_of_the_quix_pee
     assert out.count("(600 reports;") == 3, out
 
 
-def test_rebuild_prints_the_rate_and_the_workers_peak_rss() -> None:
-    out = bench("--rebuild", "500", "--persons", "50")
-    assert "rebuild:  " in out and "(500 in " in out, out
-    assert "worker peak RSS:" in out, out
+def test_rebuild_prints_the_rate_and_the_workers_peak_rss_alone_and_as_deployed() -> None:
+    out = bench("--rebuild", "500", "--persons", "50", "--rebuild-processes", "2")
+    assert "rebuild, one worker: " in out and "(500 in " in out, out
+    assert "its peak RSS:" in out, out
+    assert "rebuild as deployed (reghub worker --processes 2): " in out, out
+    assert "peak RSS per worker: " in out, out
 
 
 def test_handler_cpu_bench_runs_every_report_through_the_handler() -> None:

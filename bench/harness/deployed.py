@@ -52,6 +52,7 @@ class DeployedResult:
     spread_seconds: float = 0.0  # first → last worker holding partitions (inside the timed run)
     workers: list[int] = field(default_factory=list)  # pids
     worker_cpu: list[float] = field(default_factory=list)  # CPU seconds each, in the timed run
+    peak_mb: list[float] = field(default_factory=list)  # each worker's peak resident set (VmHWM)
     cpu: dict[str, float] = field(default_factory=dict)  # "consumer" = the workers summed
 
     @property
@@ -71,6 +72,15 @@ def _children(pid: int) -> list[int]:
             if ppid == pid:
                 found.append(int(entry.name))
     return sorted(found)
+
+
+def peak_mb(pid: int) -> float:
+    """The peak resident set of process `pid` over its life so far, MB (`VmHWM`, Linux `/proc`)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    raise ValueError(f"no VmHWM for process {pid}")
 
 
 def _assigned(port: int) -> int | None:
@@ -186,6 +196,7 @@ async def run_deployed(
         result.seconds = now - t0
         result.workers = workers
         result.worker_cpu = [process_cpu(w) - c for w, c in zip(workers, worker_cpu0, strict=True)]
+        result.peak_mb = [peak_mb(w) for w in workers]
         result.cpu = {k: cpu1[k] - cpu0[k] for k in cpu1}
         if result.cpu:
             result.cpu["consumer"] = sum(result.worker_cpu)
