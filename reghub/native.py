@@ -2,8 +2,9 @@
 
 `python -m reghub.native_build` compiles `MODULES` (the rules a dispensing report runs through, its
 handler and the batch it is merged into) with mypyc into `<venv>/reghub-native/<key>/`, where `<key>`
-is a hash of every source file of `SOURCE_PACKAGES` and the Python version, and writes a `.pth` file
-into the venv's site-packages that calls `install()` when any Python process of the venv starts.
+is a hash of every source file of `SOURCE_PACKAGES`, of `MODULES` and of the Python version, and writes
+a `.pth` file into the venv's site-packages that calls `install()` when any Python process of the venv
+starts.
 
 `install()` puts an import hook in front of Python's own finders that loads the compiled modules, but
 only when the key they were built for is still that of the source on disk: after any edit of the
