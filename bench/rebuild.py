@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing
+import os
 import queue
 import random
 import resource
@@ -30,7 +31,7 @@ from datetime import timedelta
 from typing import Any
 
 from bench.harness.broker import SESSION_TIMEOUT_MS, assigned_at, produce
-from bench.harness.deployed import run_deployed
+from bench.harness.deployed import peak_mb, run_deployed
 from bench.harness.register import database
 from reghub import synthetic, wiring
 from reghub.broker import EmbeddedBroker, create_topics
@@ -50,11 +51,8 @@ def _peak_mb() -> float:
     forked from (the bench, which held the produced reports), so the kernel's per-image high-water
     mark is the one that tells the worker's own peak."""
     try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024  # kB
-    except OSError:
+        return peak_mb(os.getpid())
+    except (OSError, ValueError):
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
@@ -153,14 +151,14 @@ async def run(args: argparse.Namespace) -> None:
                 "batch_max_records": args.max_records,
             }
             done = await asyncio.to_thread(_spawn, settings, n)
-        _, messages, secs, batches, outcomes, started_mb, peak_mb = done
-        verdict = "within" if peak_mb < GOAL_MB else "over"
+        _, messages, secs, batches, outcomes, started_mb, worker_peak = done
+        verdict = "within" if worker_peak < GOAL_MB else "over"
         print(
             f"rebuild, one worker: {messages / secs:,.0f} reports/s ({messages} in {secs:.2f} s, "
             f"{batches} batches; group join excluded)"
         )
         print(
-            f"  its peak RSS: {peak_mb:,.0f} MB ({started_mb:,.0f} MB after start, before the "
+            f"  its peak RSS: {worker_peak:,.0f} MB ({started_mb:,.0f} MB after start, before the "
             f"first batch; {verdict} the {GOAL_MB:.0f} MB goal)"
         )
         if set(outcomes) - {"registered"}:

@@ -34,14 +34,19 @@ from reghub.native import (
 PARTIAL = ".partial"
 
 
+def copy_source(root: Path, into: Path) -> Path:
+    """The packages of `SOURCE_PACKAGES` under `root`, copied into `into` (bytecode left out)."""
+    for package in SOURCE_PACKAGES:
+        shutil.copytree(
+            root / package, into / package, ignore=shutil.ignore_patterns("__pycache__")
+        )
+    return into
+
+
 def _compile(into: Path, root: Path) -> dict[str, str]:
     """Run mypyc over `MODULES` in a copy of the source; the compiled files, copied into `into`."""
     with tempfile.TemporaryDirectory(prefix="reghub-native-") as scratch:
-        work = Path(scratch)
-        for package in SOURCE_PACKAGES:
-            shutil.copytree(
-                root / package, work / package, ignore=shutil.ignore_patterns("__pycache__")
-            )
+        work = copy_source(root, Path(scratch))
         paths = [name.replace(".", "/") + ".py" for name in MODULES]
         done = subprocess.run(
             [sys.executable, "-m", "mypyc", "--ignore-missing-imports", *paths],

@@ -7,7 +7,6 @@ from __future__ import annotations
 import importlib
 import importlib.machinery
 import os
-import shutil
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -17,15 +16,16 @@ from pathlib import Path
 import pytest
 
 from reghub import native
-from reghub.native_build import build
+from reghub.native_build import build, copy_source
 
 SUFFIX = importlib.machinery.EXTENSION_SUFFIXES[0]
 
 
-def _run(code: str, **env: str) -> str:
-    """`code` in a fresh Python of this venv (its `.pth` file runs at start), with `env` added."""
+def _run(code: str, *args: str, **env: str) -> str:
+    """`code` with `args` in a fresh Python of this venv (its `.pth` file runs at start), with `env`
+    added."""
     done = subprocess.run(
-        [sys.executable, "-c", code],
+        [sys.executable, "-c", code, *args],
         capture_output=True,
         text=True,
         env={**os.environ, **env},
@@ -96,18 +96,8 @@ def test_compiled_and_plain_python_make_the_same_of_the_same_reports() -> None:
     assert compiled[2] == plain[2]
 
 
-def _copy_source(into: Path) -> Path:
-    for package in native.SOURCE_PACKAGES:
-        shutil.copytree(
-            native.source_root() / package,
-            into / package,
-            ignore=shutil.ignore_patterns("__pycache__"),
-        )
-    return into
-
-
 def test_any_change_of_the_source_changes_the_key(tmp_path: Path) -> None:
-    copy = _copy_source(tmp_path)
+    copy = copy_source(native.source_root(), tmp_path)
     assert native.source_key(copy) == native.source_key()
     with (copy / "sinks" / "tables.py").open("a") as f:
         f.write("# a comment is a change too\n")
@@ -115,7 +105,7 @@ def test_any_change_of_the_source_changes_the_key(tmp_path: Path) -> None:
 
 
 def test_a_build_is_loaded_only_for_the_source_it_was_made_from(tmp_path: Path) -> None:
-    copy = _copy_source(tmp_path)
+    copy = copy_source(native.source_root(), tmp_path)
     (copy / "rules" / "periods.py").write_text(
         (copy / "rules" / "periods.py").read_text() + "\nCHANGED = True\n"
     )
@@ -126,22 +116,13 @@ def test_a_build_is_loaded_only_for_the_source_it_was_made_from(tmp_path: Path) 
     )
     # the venv's own start-up hook stays out of it (REGHUB_NATIVE=0); `load` is what it calls
     for root, expected in ((native.source_root(), "True False"), (copy, "False True")):
-        done = subprocess.run(
-            [sys.executable, "-c", code, str(root)],
-            capture_output=True,
-            text=True,
-            env={**os.environ, native.DISABLE_VARIABLE: "0"},
-            cwd=native.source_root(),
-            timeout=60,
-        )
-        assert done.returncode == 0, done.stderr
-        assert done.stdout.strip() == expected, root
+        assert _run(code, str(root), **{native.DISABLE_VARIABLE: "0"}) == expected, root
 
 
 def test_a_failed_build_changes_nothing_and_says_why(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    copy = _copy_source(tmp_path / "source")
+    copy = copy_source(native.source_root(), tmp_path / "source")
     periods = copy / "rules" / "periods.py"
     periods.write_text(periods.read_text() + "\ndef broken() -> int:\n    return 'not an int'\n")
     where = tmp_path / "native"
