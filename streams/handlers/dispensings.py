@@ -423,43 +423,50 @@ def purchase_row(
 ) -> PurchaseRow:
     p = r.period
     lines = orjson.dumps(details).decode()
-    return PurchaseRow(
-        m.report_id,
-        person_key,
-        m.kind,
-        m.return_of,
-        m.pharmacy_number,
-        m.pharmacy_site_p_number,
-        m.dispensing_id,
-        m.ordination_id,
-        m.paid_at_utc,  # SQLite keeps no offset: stored in UTC
-        r.day,
-        lines,
-        p.start if p else None,
-        p.end if p else None,
-        p.previous_end if p else None,
-        p.under18 if p else None,
-        r.terminal,
-        r.basis,
-        r.subsidy_entitled,
-        r.balancing_applied,
-        r.subsidy,
-        r.health_supplement,
-        r.rights_based,
-        r.citizen_pays,
-        r.deferred_to_agreement,
-        r.saldo_after,
-        r.subsidised,
-        r.remaining_balancing,
-        m.granted_subsidy,
-        r.deviation,
-        0,
-        "registered",
-        d.source.partition,
-        d.source.offset,
-        ctx.now,
-        d.digest,
+    # built as the tuple it is: the named tuple's own `__new__` is Python, a frame for 35 arguments
+    return _new_row(
+        PurchaseRow,
+        (
+            m.report_id,
+            person_key,
+            m.kind,
+            m.return_of,
+            m.pharmacy_number,
+            m.pharmacy_site_p_number,
+            m.dispensing_id,
+            m.ordination_id,
+            m.paid_at_utc,  # SQLite keeps no offset: stored in UTC
+            r.day,
+            lines,
+            p.start if p else None,
+            p.end if p else None,
+            p.previous_end if p else None,
+            p.under18 if p else None,
+            r.terminal,
+            r.basis,
+            r.subsidy_entitled,
+            r.balancing_applied,
+            r.subsidy,
+            r.health_supplement,
+            r.rights_based,
+            r.citizen_pays,
+            r.deferred_to_agreement,
+            r.saldo_after,
+            r.subsidised,
+            r.remaining_balancing,
+            m.granted_subsidy,
+            r.deviation,
+            0,
+            "registered",
+            d.source.partition,
+            d.source.offset,
+            ctx.now,
+            d.digest,
+        ),
     )
+
+
+_new_row = tuple.__new__
 
 
 def _obligation_id(d: Decoded) -> list[str]:
