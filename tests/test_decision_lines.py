@@ -293,3 +293,40 @@ def test_a_drug_id_that_reads_as_a_person_number_is_masked_in_the_decision() -> 
     (only,) = orjson.loads(value)["lines"]
     assert only["drug_id"] == "x**********"
     assert (only["subsidy"], only["citizen_pays"]) == (201_975, 198_025)
+
+
+def test_the_handlers_purchase_row_has_every_column() -> None:
+    """The handler builds its purchase row with `tuple.__new__`, which checks no arity: a column added
+    to `PurchaseRow` and not to the handler would make a short row, not a TypeError. Each column the
+    handler copies from the report and its record is where the row's names say."""
+    from bench.handle_cpu import decode_all, records
+    from rules.scales import KNOWN_SCALES, ScaleBook
+    from streams.batch import Batch, Loaded
+    from streams.handlers import HANDLERS
+    from streams.handlers.base import ApplyConfig, Context
+    from streams.outputs import Outputs
+
+    config = ApplyConfig("row-test", 60, b"row-test-pseudonym-key-0123456789")
+    now = datetime(2025, 1, 10, 12, tzinfo=UTC)
+    out = Outputs(TopicNames(), config.pseudonym_secret, now)
+    (d,) = decode_all(records(1, 1, seed=5))
+    effects = HANDLERS[DISPENSINGS].handle(
+        Batch(Loaded(), ScaleBook(KNOWN_SCALES), out), d, Context(now, config, out)
+    )
+    (row,) = effects.purchases
+    assert type(row) is PurchaseRow
+    assert len(row) == len(PurchaseRow._fields)
+    assert row == PurchaseRow(*row)
+    m = d.message
+    assert (row.report_id, row.person_key, row.dispensing_id, row.ordination_id) == (
+        m.report_id,  # type: ignore[attr-defined]
+        d.person_key,
+        m.dispensing_id,  # type: ignore[attr-defined]
+        m.ordination_id,  # type: ignore[attr-defined]
+    )
+    assert (row.source_partition, row.source_offset, row.registered_at) == (
+        d.source.partition,
+        d.source.offset,
+        now,
+    )
+    assert (row.status, row.returned_basis, row.content_hash) == ("registered", 0, d.digest)
