@@ -31,6 +31,7 @@ from bench.harness.register import database
 from sinks.ctr_store import _LOCK_PERSONS, _READ_STATES
 from sinks.migrations import upgrade
 from sinks.register import make_engine
+from sinks.sql import joined
 
 WARM_UP = 5
 
@@ -68,11 +69,12 @@ async def main(persons: int, batch: int, rounds: int) -> None:
             keys = await _fill(conn, persons)
 
             async def in_the_read(batch_keys: list[str]) -> None:
-                await conn.fetch(_READ_STATES + " FOR UPDATE OF p", batch_keys)
+                await conn.fetch(_READ_STATES + " FOR UPDATE OF p", joined(batch_keys))
 
             async def first(batch_keys: list[str]) -> None:
-                await conn.fetchval(_LOCK_PERSONS, batch_keys)
-                await conn.fetch(_READ_STATES, batch_keys)
+                listed = joined(batch_keys)  # as the store binds them
+                await conn.fetchval(_LOCK_PERSONS, listed)
+                await conn.fetch(_READ_STATES, listed)
 
             ways: dict[str, Callable[[list[str]], Awaitable[None]]] = {
                 "lock in the read": in_the_read,

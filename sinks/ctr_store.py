@@ -56,7 +56,7 @@ from sinks.rows import (
     obligation_of,
     utc,
 )
-from sinks.sql import OnTransaction, json_rows, plain, upsert
+from sinks.sql import OnTransaction, joined, json_rows, plain, upsert
 
 Row = dict[str, Any]
 
@@ -95,11 +95,12 @@ class CtrStore(OnTransaction):
             return {}, {}
         if self.is_postgres:
             raw = await self._raw()
+            listed = joined(keys)
             if lock:
                 # locked first, read after: a `FOR UPDATE` that waits for another transaction returns
                 # the person's new row but the period it joins as it was before that one committed
-                await raw.fetchval(_LOCK_PERSONS, keys)
-            rows = await raw.fetch(_READ_STATES, keys)
+                await raw.fetchval(_LOCK_PERSONS, listed)
+            rows = await raw.fetch(_READ_STATES, listed)
         else:
             rows = await self.conn.execute(self._states_query(), {"among": keys})
         states: dict[str, PersonState] = {}
@@ -811,10 +812,11 @@ _READ_STATES = """SELECT p.person_key, p.birth_date, p.has_extras, p.alias_of, p
   sp.saldo, sp.last_paid_at
 FROM persons p LEFT OUTER JOIN subsidy_periods sp
   ON sp.person_key = p.person_key AND sp.period_start = p.current_period_start
-WHERE p.person_key = ANY($1::varchar[])"""
-"""The persons among $1 with their current periods, on PostgreSQL (asyncpg, positional rows)."""
-_LOCK_PERSONS = """SELECT count(*) FROM (SELECT 1 FROM persons WHERE person_key = ANY($1::varchar[])
-  ORDER BY person_key FOR UPDATE) locked"""
+WHERE p.person_key = ANY(string_to_array($1::text, chr(31)))"""
+"""The persons among $1 (`sinks.sql.joined`) with their current periods, on PostgreSQL (asyncpg,
+positional rows)."""
+_LOCK_PERSONS = """SELECT count(*) FROM (SELECT 1 FROM persons
+  WHERE person_key = ANY(string_to_array($1::text, chr(31))) ORDER BY person_key FOR UPDATE) locked"""
 """Lock the persons among $1 for this transaction, in key order (two batches locking the same persons
 take them in the same order), before `_READ_STATES` reads them in a statement of its own: under READ
 COMMITTED a statement that waited for a lock reads the rows it joins as they were when it began. A count,

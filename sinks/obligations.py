@@ -6,13 +6,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import String, any_, bindparam, select
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rules.obligations import OPEN_STATES, Obligation
 from sinks import tables as t
 from sinks.rows import obligation_of
+from sinks.sql import among_joined
 
 
 async def by_id(conn: AsyncConnection, ids: Iterable[str]) -> dict[str, Obligation]:
@@ -23,9 +23,8 @@ async def by_id(conn: AsyncConnection, ids: Iterable[str]) -> dict[str, Obligati
         return {}
     ob = t.obligations
     # the ids are bound when it runs, not built into the statement (`sinks.sql.OnTransaction._among`)
-    if conn.dialect.name == "postgresql":  # one array parameter: the statement text never changes
-        among = ob.c.obligation_id == any_(bindparam("ids", type_=ARRAY(String)))
-        query = select(ob).where(among).with_for_update()
+    if conn.dialect.name == "postgresql":  # one text parameter: the statement text never changes
+        query = select(ob).where(among_joined(ob.c.obligation_id, "ids")).with_for_update()
     else:
         query = select(ob).where(ob.c.obligation_id.in_(bindparam("ids", expanding=True)))
     return {r.obligation_id: obligation_of(r) for r in await conn.execute(query, {"ids": wanted})}
