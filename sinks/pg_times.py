@@ -3,7 +3,7 @@
 asyncpg's own encoder compares every value with two infinity sentinels and converts it to UTC (a new
 datetime) before it subtracts the epoch: with a batch's `COPY` rows carrying four to six times a report
 (the purchase's payment and registration, the obligation's arrival and update, and its event and due
-time once a payment was announced), that was about 8,000 instructions a report of the worker's hot path
+time once a payment was announced), that was about 8,000 instructions a value on the worker's hot path
 (callgrind; README, "What the database driver does with each value"). Here a UTC time, which is
 what the register writes, is one subtraction and one integer division; any other zone is converted
 first, a naive time is taken as local time and `datetime.max` / `datetime.min` (naive) are PostgreSQL's
