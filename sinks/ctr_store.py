@@ -56,7 +56,7 @@ from sinks.rows import (
     obligation_of,
     utc,
 )
-from sinks.sql import OnTransaction, joined, json_rows, plain, upsert
+from sinks.sql import OnTransaction, joined, json_rows, plain, split_sql, upsert
 
 Row = dict[str, Any]
 
@@ -581,10 +581,7 @@ class CtrStore(OnTransaction):
             )
             return
         raw = await self._raw()
-        inserted = await raw.fetch(
-            _INSERT_PERSONS + " ON CONFLICT (person_key) DO NOTHING RETURNING person_key",
-            json_rows(rows),
-        )
+        inserted = await raw.fetch(_INSERT_NEW_PERSONS, json_rows(rows))
         if len(inserted) != len(rows):
             raise RegisterUnavailable(
                 "a person's key was registered by another worker meanwhile: running the batch again"
@@ -640,13 +637,7 @@ class CtrStore(OnTransaction):
     ) -> None:
         raw = await self._raw()
         if person_rows:
-            await raw.execute(
-                _INSERT_PERSONS
-                + """ ON CONFLICT (person_key) DO UPDATE SET current_period_start = EXCLUDED.current_period_start,
-                  has_extras = EXCLUDED.has_extras, updated_at = EXCLUDED.updated_at,
-                  died_on = EXCLUDED.died_on, birth_date = EXCLUDED.birth_date""",
-                json_rows(person_rows),
-            )
+            await raw.execute(_UPSERT_PERSONS, json_rows(person_rows))
         if period_rows:
             await raw.execute(
                 """INSERT INTO subsidy_periods (person_key, period_start, period_end, previous_period_end, under18, saldo, last_paid_at)
@@ -807,16 +798,31 @@ FROM jsonb_array_elements($1::text::jsonb) AS r"""
 """`PersonRow`s from one JSON array (`sinks.sql.json_rows`), in its column order. As `unnest()` arrays
 (nine per person) they cost the driver about 3 µs of CPU a person in its check of each element, 12-13 ms
 of a batch's 4,400 persons, and PostgreSQL 1-5 ms less than parsing the JSON (40 batches of each)."""
-_READ_STATES = """SELECT p.person_key, p.birth_date, p.has_extras, p.alias_of, p.alias_from,
+_INSERT_NEW_PERSONS = _INSERT_PERSONS + " ON CONFLICT (person_key) DO NOTHING RETURNING person_key"
+_UPSERT_PERSONS = (
+    _INSERT_PERSONS
+    + """ ON CONFLICT (person_key) DO UPDATE SET current_period_start = EXCLUDED.current_period_start,
+  has_extras = EXCLUDED.has_extras, updated_at = EXCLUDED.updated_at, died_on = EXCLUDED.died_on,
+  birth_date = EXCLUDED.birth_date"""
+)
+_READ_STATES = (
+    """SELECT p.person_key, p.birth_date, p.has_extras, p.alias_of, p.alias_from,
   p.alias_since, p.died_on, sp.period_start, sp.period_end, sp.previous_period_end, sp.under18,
   sp.saldo, sp.last_paid_at
 FROM persons p LEFT OUTER JOIN subsidy_periods sp
   ON sp.person_key = p.person_key AND sp.period_start = p.current_period_start
-WHERE p.person_key = ANY(string_to_array($1::text, chr(31)))"""
+WHERE p.person_key = ANY("""
+    + split_sql("$1")
+    + ")"
+)
 """The persons among $1 (`sinks.sql.joined`) with their current periods, on PostgreSQL (asyncpg,
 positional rows)."""
-_LOCK_PERSONS = """SELECT count(*) FROM (SELECT 1 FROM persons
-  WHERE person_key = ANY(string_to_array($1::text, chr(31))) ORDER BY person_key FOR UPDATE) locked"""
+_LOCK_PERSONS = (
+    """SELECT count(*) FROM (SELECT 1 FROM persons
+  WHERE person_key = ANY("""
+    + split_sql("$1")
+    + ") ORDER BY person_key FOR UPDATE) locked"
+)
 """Lock the persons among $1 for this transaction, in key order (two batches locking the same persons
 take them in the same order), before `_READ_STATES` reads them in a statement of its own: under READ
 COMMITTED a statement that waited for a lock reads the rows it joins as they were when it began. A count,

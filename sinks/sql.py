@@ -61,6 +61,13 @@ class OnTransaction:
 LIST_SEPARATOR = "\x1f"
 """Between the values of a list bound as one text parameter (`joined`): the unit separator, a control
 character that no key or id the register holds can contain (the schemas refuse them in each)."""
+SEPARATOR_SQL = f"chr({ord(LIST_SEPARATOR)})"
+"""`LIST_SEPARATOR` in SQL."""
+
+
+def split_sql(parameter: str) -> str:
+    """SQL for the text array of a `joined` list bound as `parameter` (`$1`, say)."""
+    return f"string_to_array({parameter}::text, {SEPARATOR_SQL})"
 
 
 def joined(values: Iterable[str]) -> str:
@@ -91,10 +98,9 @@ def among_joined(column: Any, name: str) -> Any:
     """`column = ANY(string_to_array(:name, chr(31)))`: `column` among the list bound as `name`
     (`joined`), on PostgreSQL. With each statement planned for its own parameters, PostgreSQL folds
     the split into the constant array an index scan takes."""
-    return column == any_(func.string_to_array(bindparam(name, type_=JoinedList()), _SEPARATOR_SQL))
-
-
-_SEPARATOR_SQL = literal_column("chr(31)")
+    return column == any_(
+        func.string_to_array(bindparam(name, type_=JoinedList()), literal_column(SEPARATOR_SQL))
+    )
 
 
 def upsert(conn: AsyncConnection, table: Table) -> Any:
