@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
+_ONE_DAY = timedelta(days=1)
+
 
 def period_end(start: date) -> date:
     """Start + 1 year − 1 day, inclusive; a period starting 29 February ends 28 February (DECISION)."""
     if start.month == 2 and start.day == 29:
         return date(start.year + 1, 2, 28)
-    return start.replace(year=start.year + 1) - timedelta(days=1)
+    # built from its parts: `replace(year=…)` and `timedelta(days=1)` parse keywords on every call
+    return date(start.year + 1, start.month, start.day) - _ONE_DAY
 
 
 def age_on(birth: date, day: date) -> int:

@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from rules.deadlines import COPENHAGEN
+from rules.deadlines import COPENHAGEN, danish_date
 from schemas.common import (
     DrugId,
     EventTime,
@@ -67,10 +67,9 @@ class DispensingReport(WireModel):
     def paid_day(self) -> date:
         """The Danish local date of payment or invoicing (`payment_day`): the day the register books the
         purchase by. Worked out once per report: the handler path asks for it several times. Not a
-        field: neither on the wire nor in the JSON Schema."""
-        day = payment_day(self.paid_or_invoiced_at)
-        assert day is not None  # an `EventTime` lies well inside the calendar
-        return day
+        field: neither on the wire nor in the JSON Schema. An `EventTime` lies well inside the
+        calendar, so it always has one."""
+        return danish_date(self.paid_at_utc)
 
     @once
     def paid_at_utc(self) -> datetime:

@@ -255,6 +255,10 @@ def redecide(row: PurchaseRow, ctx: Context) -> Outgoing:
 def kept_details(m: DispensingReport, r: PurchaseResult) -> dict[str, Any]:
     """What the purchase's `lines` column keeps (this module's docstring): the report's lines with each
     one's saldo basis, and the decision's billing, balancing and deferral details."""
+    lines, line_basis = m.lines, r.line_basis
+    # not `zip(…, strict=True)`: compiled, its keyword makes it a generic call of the builtin
+    if len(lines) != len(line_basis):
+        raise ValueError("a purchase result has one basis for each line of its report")
     return {
         "lines": [
             {
@@ -262,9 +266,9 @@ def kept_details(m: DispensingReport, r: PurchaseResult) -> dict[str, Any]:
                 "reimbursement_price": ln.reimbursement_price,
                 "actual_price": ln.actual_price,
                 "generally_reimbursed": ln.generally_reimbursed,
-                "basis": basis,
+                "basis": line_basis[i],
             }
-            for ln, basis in zip(m.lines, r.line_basis, strict=True)
+            for i, ln in enumerate(lines)
         ],
         "health_supplement_billed_to": _billing(r.health_supplement_by),
         "rights_based_billed_to": _billing(r.rights_based_by),
