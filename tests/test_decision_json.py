@@ -1,7 +1,8 @@
 """The decision's JSON, written value by value (`streams.handlers.dispensings.decision`), is byte for byte
 what `orjson.dumps` gives the decision's dict: over generated register rows and kept details, with
-strings that need escaping, non-ASCII text, dates, extreme integers, nulls and nested details, and over
-the rows the handler itself registers (`PurchaseDecision` validates them)."""
+strings that need escaping, non-ASCII text, dates, extreme integers, nulls and nested details. The
+decisions of real reports, through the broker and the worker, are checked against `PurchaseDecision` in
+`tests/test_decision_lines.py`; here one of one line and one of two lines are too."""
 
 from __future__ import annotations
 
