@@ -327,26 +327,14 @@ def _shown_drug_id(drug_id: str) -> str:
 
 
 def decision_lines(row: PurchaseRow, details: dict[str, Any]) -> list[dict[str, Any]]:
-    """The decision's lines: the row's totals apportioned over the kept lines (`rules/lines.py`).
+    """The decision's lines of a report of several: the row's totals apportioned over the kept lines
+    (`rules/lines.py`). One line carries the totals, and `_lines_json` writes it directly.
 
     Apportioned from the subsidy, balancing, supplements and own payment the purchase was charged with,
     so the lines add up to the decision's totals also when a later correction changed the row's
     `subsidy_entitled` (the difference became a balancing amount, § 6).
     """
     lines = details["lines"]
-    if len(lines) == 1:  # the hot path: the one line carries the totals (rules/lines.py)
-        actual = lines[0]["actual_price"]
-        return [
-            {
-                "drug_id": _shown_drug_id(lines[0]["drug_id"]),
-                "actual_price": actual,
-                "subsidy": row.subsidy,
-                "balancing_applied": row.balancing_applied,
-                "health_supplement": row.health_supplement,
-                "rights_based": row.rights_based,
-                "citizen_pays": actual - row.subsidy - row.health_supplement - row.rights_based,
-            }
-        ]
     charges = line_charges(
         [ln["actual_price"] for ln in lines],
         [ln["basis"] for ln in lines],
@@ -414,7 +402,8 @@ def decision(row: PurchaseRow, status: str, details: dict[str, Any]) -> bytes:
 
 
 def _lines_json(row: PurchaseRow, details: dict[str, Any]) -> str:
-    """`decision_lines` as JSON; the one line of the hot path written without its dict."""
+    """The decision's lines as JSON: one line (the hot path) carries the row's totals and is written
+    without a dict; several are apportioned by `decision_lines`."""
     lines = details["lines"]
     if len(lines) != 1:
         return orjson.dumps(decision_lines(row, details)).decode()
